@@ -1,0 +1,238 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BackupSource says which instance a backup reads from.
+// +kubebuilder:validation:Enum=PreferReplica;Replica;Primary
+type BackupSource string
+
+const (
+	// BackupSourcePreferReplica reads from a healthy replica, or the primary when there is none.
+	BackupSourcePreferReplica BackupSource = "PreferReplica"
+	// BackupSourceReplica reads only from a healthy replica and waits otherwise.
+	BackupSourceReplica BackupSource = "Replica"
+	// BackupSourcePrimary reads from the primary.
+	BackupSourcePrimary BackupSource = "Primary"
+)
+
+// BackupOptions are the settings shared by a Backup and a BackupSchedule's backups.
+type BackupOptions struct {
+	// Cluster names the MySQLCluster in the same namespace to back up.
+	// +kubebuilder:validation:MinLength=1
+	Cluster string `json:"cluster"`
+	// Method: logical (SQL dump, portable across versions) or physical (data files, fast to
+	// restore).
+	// +kubebuilder:default=logical
+	// +optional
+	Method BackupMethod `json:"method,omitempty"`
+	// Storage is where the backup is written.
+	Storage BackupStorage `json:"storage"`
+	// Compression of the backup stream.
+	// +kubebuilder:default=zstd
+	// +optional
+	Compression Compression `json:"compression,omitempty"`
+	// Source says which instance to read from.
+	// +kubebuilder:default=PreferReplica
+	// +optional
+	Source BackupSource `json:"source,omitempty"`
+	// Databases limits a logical backup to these schemas; empty means all. A backup limited to
+	// some databases cannot seed a new cluster or a point-in-time restore.
+	// +kubebuilder:validation:XValidation:rule="self.all(d, !(d in ['mysql', 'sys', 'information_schema', 'performance_schema']))",message="databases: system schemas cannot be listed"
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=64
+	// +optional
+	Databases []string `json:"databases,omitempty"`
+	// ActiveDeadlineSeconds bounds how long the backup Job may run.
+	// +kubebuilder:default=21600
+	// +kubebuilder:validation:Minimum=60
+	// +optional
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+	// Resources of the backup Job's container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// BackupSpec is a request for one backup. It cannot be changed once created.
+// +kubebuilder:validation:XValidation:rule="self.method == 'logical' || !has(self.databases) || size(self.databases) == 0",message="spec.databases: only logical backups can be limited to some databases"
+type BackupSpec struct {
+	BackupOptions `json:",inline"`
+}
+
+// BackupPhase is the lifecycle stage of a Backup.
+type BackupPhase string
+
+const (
+	BackupPending   BackupPhase = "Pending"
+	BackupRunning   BackupPhase = "Running"
+	BackupCompleted BackupPhase = "Completed"
+	BackupFailed    BackupPhase = "Failed"
+)
+
+// BackupStatus is the observed state of a Backup.
+type BackupStatus struct {
+	// ObservedGeneration is the spec generation the operator last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase: Pending, Running, Completed or Failed.
+	// +optional
+	Phase BackupPhase `json:"phase,omitempty"`
+	// Conditions: Complete and Failed.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// JobName is the Job that runs the backup.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+	// SourceInstance is the Pod the backup read from.
+	// +optional
+	SourceInstance string `json:"sourceInstance,omitempty"`
+	// StartTime and CompletionTime of the backup.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// SnapshotTime is the moment the backup is consistent with.
+	// +optional
+	SnapshotTime *metav1.Time `json:"snapshotTime,omitempty"`
+	// GTIDPosition is the executed GTID set the backup is consistent with.
+	// +optional
+	GTIDPosition string `json:"gtidPosition,omitempty"`
+	// BinlogPosition is the source binlog file and position, where the tool reports one.
+	// +optional
+	BinlogPosition string `json:"binlogPosition,omitempty"`
+	// Location is the URL of the backup (s3://bucket/key or pvc://claim/path).
+	// +optional
+	Location string `json:"location,omitempty"`
+	// SizeBytes is the stored (compressed) size.
+	// +optional
+	SizeBytes int64 `json:"sizeBytes,omitempty"`
+	// SHA256 is the checksum of the stored object.
+	// +optional
+	SHA256 string `json:"sha256,omitempty"`
+	// Engine and EngineVersion of the server backed up.
+	// +optional
+	Engine Engine `json:"engine,omitempty"`
+	// +optional
+	EngineVersion string `json:"engineVersion,omitempty"`
+	// Message explains a failure.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// Backup is one logical or physical backup of a MySQLCluster.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mbk,categories=kura
+// +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="spec is immutable; create a new Backup instead"
+// +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.cluster`
+// +kubebuilder:printcolumn:name="Method",type=string,JSONPath=`.spec.method`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Source",type=string,JSONPath=`.status.sourceInstance`
+// +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.sizeBytes`
+// +kubebuilder:printcolumn:name="GTID",type=string,JSONPath=`.status.gtidPosition`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Backup struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   BackupSpec   `json:"spec"`
+	Status BackupStatus `json:"status,omitempty"`
+}
+
+// BackupList is a list of Backup.
+//
+// +kubebuilder:object:root=true
+type BackupList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Backup `json:"items"`
+}
+
+// RetentionPolicy says which scheduled backups to keep. A backup that the oldest point-in-time
+// recovery still needs is never deleted.
+type RetentionPolicy struct {
+	// KeepLast keeps this many completed backups.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	KeepLast *int32 `json:"keepLast,omitempty"`
+	// MaxAge deletes completed backups older than this (for example "168h"), keeping at least one.
+	// +optional
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+}
+
+// BackupScheduleSpec creates Backups on a cron schedule.
+type BackupScheduleSpec struct {
+	BackupOptions `json:",inline"`
+	// Schedule in cron syntax ("0 3 * * *", or a descriptor such as "@daily"). It is parsed
+	// by the operator; a bad one is reported in the Ready condition.
+	// +kubebuilder:validation:MinLength=1
+	Schedule string `json:"schedule"`
+	// TimeZone of the schedule, as an IANA name ("Europe/Paris"). Defaults to UTC.
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
+	// Retention of the backups this schedule created.
+	// +optional
+	Retention RetentionPolicy `json:"retention,omitempty"`
+	// Suspend stops creating new backups; existing ones are kept.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// BackupScheduleStatus is the observed state of a BackupSchedule.
+type BackupScheduleStatus struct {
+	// ObservedGeneration is the spec generation the operator last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready (the schedule parses and its CronJob is in place).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// NextScheduleTime is when the next backup will be created.
+	// +optional
+	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
+	// LastScheduleTime is when the last backup was created.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+	// LastSuccessfulBackup names the newest completed Backup.
+	// +optional
+	LastSuccessfulBackup string `json:"lastSuccessfulBackup,omitempty"`
+}
+
+// BackupSchedule takes Backups of a MySQLCluster on a cron schedule and applies retention.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mbs,categories=kura
+// +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.cluster`
+// +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Last",type=string,JSONPath=`.status.lastSuccessfulBackup`
+// +kubebuilder:printcolumn:name="Next",type=date,JSONPath=`.status.nextScheduleTime`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BackupSchedule struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   BackupScheduleSpec   `json:"spec"`
+	Status BackupScheduleStatus `json:"status,omitempty"`
+}
+
+// BackupScheduleList is a list of BackupSchedule.
+//
+// +kubebuilder:object:root=true
+type BackupScheduleList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BackupSchedule `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Backup{}, &BackupList{}, &BackupSchedule{}, &BackupScheduleList{})
+}

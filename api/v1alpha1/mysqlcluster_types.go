@@ -1,0 +1,558 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MySQLClusterSpec is the desired state of a replicated MySQL-family database.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.image) || !has(self.version) || (self.engine == 'mariadb' && self.version in ['10.11', '11.4']) || (self.engine == 'mysql' && self.version == '8.4')",message="spec.version: mariadb supports 10.11 or 11.4 and mysql supports 8.4; set spec.image to run another build"
+// +kubebuilder:validation:XValidation:rule="!has(self.switchover) || self.switchover.target < self.replicas",message="spec.switchover.target: must be an instance ordinal below spec.replicas"
+type MySQLClusterSpec struct {
+	// Engine is the database server: mariadb or mysql. It cannot be changed after creation.
+	// +kubebuilder:default=mariadb
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.engine is immutable; restore a backup into a new cluster to change engines"
+	// +optional
+	Engine Engine `json:"engine,omitempty"`
+
+	// Version is the engine's release line: "10.11" or "11.4" for mariadb, "8.4" for mysql.
+	// Empty means the engine's newest supported line (11.4 for mariadb, 8.4 for mysql).
+	// Upgrades roll replicas first; downgrades are refused.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf || (oldSelf == '10.11' && self == '11.4')",message="spec.version: downgrades and unsupported upgrade paths are refused; only 10.11 -> 11.4 is allowed"
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// Image overrides the container image of the database server. When empty the engine's
+	// official image for Version is used ("mariadb:<version>" or "mysql:<version>").
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// ImagePullPolicy for every container of the cluster's Pods.
+	// +kubebuilder:default=IfNotPresent
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// ImagePullSecrets for private registries.
+	// +optional
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// Replicas is the number of instances, primary included (1 to 9). Scale-down never
+	// removes the primary: it is switched over first.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=9
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// Storage is each instance's data volume.
+	Storage StorageSpec `json:"storage"`
+
+	// Resources of the database container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// MySQLD tunes the database server.
+	// +optional
+	MySQLD MySQLDSpec `json:"mysqld,omitempty"`
+
+	// Replication tunes replication, failover and the read service.
+	// +optional
+	Replication ReplicationSpec `json:"replication,omitempty"`
+
+	// PrimaryService customises the Service that always points at the primary.
+	// +optional
+	PrimaryService ServiceTemplate `json:"primaryService,omitempty"`
+
+	// ReplicaService customises the Service that points at healthy replicas within maxLag.
+	// +optional
+	ReplicaService ServiceTemplate `json:"replicaService,omitempty"`
+
+	// Pod customises placement and metadata of the instance Pods.
+	// +optional
+	Pod PodTemplate `json:"pod,omitempty"`
+
+	// CredentialsSecret names a Secret holding the accounts' passwords (keys "root-password",
+	// "admin-password", "replication-password", "agent-password", "backup-password"). When
+	// empty, Kura generates "<cluster>-credentials" with strong random passwords once and
+	// never overwrites it.
+	// +optional
+	CredentialsSecret *corev1.LocalObjectReference `json:"credentialsSecret,omitempty"`
+
+	// Bootstrap seeds a new cluster from a backup instead of an empty database.
+	// It cannot be changed after creation.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.bootstrap is immutable"
+	// +optional
+	Bootstrap *BootstrapSpec `json:"bootstrap,omitempty"`
+
+	// BinlogArchive continuously archives the primary's binary logs, which point-in-time
+	// recovery needs.
+	// +optional
+	BinlogArchive *BinlogArchiveSpec `json:"binlogArchive,omitempty"`
+
+	// Switchover requests a planned change of primary. Set a new id to ask again.
+	// +optional
+	Switchover *SwitchoverRequest `json:"switchover,omitempty"`
+
+	// DeletionPolicy says what happens to the data volumes when the MySQLCluster is deleted:
+	// Retain keeps the PersistentVolumeClaims, Delete removes them.
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// Paused stops every change the operator would make to this cluster's objects and
+	// replication topology, failover included. Status is still observed.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+}
+
+// OperatorOwnedConfigKeys are the my.cnf settings replication safety depends on. Kura renders
+// them itself; the CRD refuses them in spec.mysqld.config (written with '_' or '-').
+var OperatorOwnedConfigKeys = []string{
+	"server_id",
+	"gtid_mode",
+	"enforce_gtid_consistency",
+	"gtid_strict_mode",
+	"gtid_domain_id",
+	"log_bin",
+	"log_slave_updates",
+	"log_replica_updates",
+	"sync_binlog",
+	"innodb_flush_log_at_trx_commit",
+	"read_only",
+	"super_read_only",
+	"skip_slave_start",
+	"skip_replica_start",
+	"binlog_format",
+	"relay_log",
+	"relay_log_index",
+	"relay_log_recovery",
+	"log_bin_index",
+	"datadir",
+	"socket",
+	"port",
+	"bind_address",
+	"report_host",
+	"pid_file",
+	"rpl_semi_sync_master_enabled",
+	"rpl_semi_sync_slave_enabled",
+	"rpl_semi_sync_master_timeout",
+	"rpl_semi_sync_master_wait_point",
+	"rpl_semi_sync_source_enabled",
+	"rpl_semi_sync_replica_enabled",
+	"rpl_semi_sync_source_timeout",
+	"rpl_semi_sync_source_wait_point",
+	"rpl_semi_sync_source_wait_for_replica_count",
+}
+
+// DeletionPolicy says what happens to data volumes when a cluster is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+const (
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+)
+
+// StorageSpec is an instance's data volume.
+type StorageSpec struct {
+	// Size of each instance's volume. It may grow (when the StorageClass allows expansion)
+	// but never shrink.
+	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('0'))",message="spec.storage.size must be positive"
+	// +kubebuilder:validation:XValidation:rule="quantity(self).compareTo(quantity(oldSelf)) >= 0",message="spec.storage.size cannot shrink; volumes can only grow"
+	Size resource.Quantity `json:"size"`
+	// StorageClassName of the volumes; empty uses the default class. Immutable.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.storage.storageClassName is immutable"
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// MySQLDSpec tunes the database server.
+type MySQLDSpec struct {
+	// Config holds my.cnf settings for the [mysqld] section, merged over Kura's defaults.
+	// Settings that replication safety depends on are owned by Kura and refused here.
+	// Dynamic variables are applied with SET GLOBAL; static ones roll the instances.
+	// +kubebuilder:validation:XValidation:rule="!('server_id' in self) && !('server-id' in self)",message="spec.mysqld.config: server_id is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('gtid_mode' in self) && !('gtid-mode' in self)",message="spec.mysqld.config: gtid_mode is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('enforce_gtid_consistency' in self) && !('enforce-gtid-consistency' in self)",message="spec.mysqld.config: enforce_gtid_consistency is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('gtid_strict_mode' in self) && !('gtid-strict-mode' in self)",message="spec.mysqld.config: gtid_strict_mode is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('gtid_domain_id' in self) && !('gtid-domain-id' in self)",message="spec.mysqld.config: gtid_domain_id is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('log_bin' in self) && !('log-bin' in self)",message="spec.mysqld.config: log_bin is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('log_slave_updates' in self) && !('log-slave-updates' in self)",message="spec.mysqld.config: log_slave_updates is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('log_replica_updates' in self) && !('log-replica-updates' in self)",message="spec.mysqld.config: log_replica_updates is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('sync_binlog' in self) && !('sync-binlog' in self)",message="spec.mysqld.config: sync_binlog is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('innodb_flush_log_at_trx_commit' in self) && !('innodb-flush-log-at-trx-commit' in self)",message="spec.mysqld.config: innodb_flush_log_at_trx_commit is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('read_only' in self) && !('read-only' in self)",message="spec.mysqld.config: read_only is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('super_read_only' in self) && !('super-read-only' in self)",message="spec.mysqld.config: super_read_only is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('skip_slave_start' in self) && !('skip-slave-start' in self)",message="spec.mysqld.config: skip_slave_start is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('skip_replica_start' in self) && !('skip-replica-start' in self)",message="spec.mysqld.config: skip_replica_start is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('binlog_format' in self) && !('binlog-format' in self)",message="spec.mysqld.config: binlog_format is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('relay_log' in self) && !('relay-log' in self)",message="spec.mysqld.config: relay_log is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('relay_log_index' in self) && !('relay-log-index' in self)",message="spec.mysqld.config: relay_log_index is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('relay_log_recovery' in self) && !('relay-log-recovery' in self)",message="spec.mysqld.config: relay_log_recovery is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('log_bin_index' in self) && !('log-bin-index' in self)",message="spec.mysqld.config: log_bin_index is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('datadir' in self) && !('datadir' in self)",message="spec.mysqld.config: datadir is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('socket' in self) && !('socket' in self)",message="spec.mysqld.config: socket is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('port' in self) && !('port' in self)",message="spec.mysqld.config: port is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('bind_address' in self) && !('bind-address' in self)",message="spec.mysqld.config: bind_address is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('report_host' in self) && !('report-host' in self)",message="spec.mysqld.config: report_host is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('pid_file' in self) && !('pid-file' in self)",message="spec.mysqld.config: pid_file is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_master_enabled' in self) && !('rpl-semi-sync-master-enabled' in self)",message="spec.mysqld.config: rpl_semi_sync_master_enabled is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_slave_enabled' in self) && !('rpl-semi-sync-slave-enabled' in self)",message="spec.mysqld.config: rpl_semi_sync_slave_enabled is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_master_timeout' in self) && !('rpl-semi-sync-master-timeout' in self)",message="spec.mysqld.config: rpl_semi_sync_master_timeout is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_master_wait_point' in self) && !('rpl-semi-sync-master-wait-point' in self)",message="spec.mysqld.config: rpl_semi_sync_master_wait_point is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_enabled' in self) && !('rpl-semi-sync-source-enabled' in self)",message="spec.mysqld.config: rpl_semi_sync_source_enabled is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_replica_enabled' in self) && !('rpl-semi-sync-replica-enabled' in self)",message="spec.mysqld.config: rpl_semi_sync_replica_enabled is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_timeout' in self) && !('rpl-semi-sync-source-timeout' in self)",message="spec.mysqld.config: rpl_semi_sync_source_timeout is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_wait_point' in self) && !('rpl-semi-sync-source-wait-point' in self)",message="spec.mysqld.config: rpl_semi_sync_source_wait_point is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_wait_for_replica_count' in self) && !('rpl-semi-sync-source-wait-for-replica-count' in self)",message="spec.mysqld.config: rpl_semi_sync_source_wait_for_replica_count is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:MaxProperties=200
+	// +optional
+	Config map[string]string `json:"config,omitempty"`
+}
+
+// ErrantReplicaPolicy says what happens to a replica holding transactions the primary lacks.
+// +kubebuilder:validation:Enum=Manual;Reclone
+type ErrantReplicaPolicy string
+
+const (
+	// ErrantReplicaManual removes the replica from the read service and leaves it for a human.
+	ErrantReplicaManual ErrantReplicaPolicy = "Manual"
+	// ErrantReplicaReclone keeps the replica's data aside and clones it afresh from a donor.
+	ErrantReplicaReclone ErrantReplicaPolicy = "Reclone"
+)
+
+// ReplicationSpec tunes replication, failover and the read service.
+type ReplicationSpec struct {
+	// SemiSync makes the primary wait, after syncing each commit to its binlog, until a replica
+	// has received it before acknowledging the client (loss-less, AFTER_SYNC). Turning it off
+	// trades the no-lost-writes promise for lower commit latency.
+	// +kubebuilder:default=true
+	// +optional
+	SemiSync *bool `json:"semiSync,omitempty"`
+
+	// MaxLag is the replication delay beyond which a replica leaves the replicas Service.
+	// +kubebuilder:default="30s"
+	// +optional
+	MaxLag *metav1.Duration `json:"maxLag,omitempty"`
+
+	// FailoverGracePeriod is how long the operator's own probes must find the primary
+	// unreachable before it fails over. Shorter fails over faster; longer tolerates brief
+	// network blips without a change of primary.
+	// +kubebuilder:default="3s"
+	// +optional
+	FailoverGracePeriod *metav1.Duration `json:"failoverGracePeriod,omitempty"`
+
+	// ApplyTimeout bounds how long a failover candidate may take to apply the transactions it
+	// has received before being promoted, and how long a switchover waits for the target to
+	// catch up.
+	// +kubebuilder:default="60s"
+	// +optional
+	ApplyTimeout *metav1.Duration `json:"applyTimeout,omitempty"`
+
+	// ErrantReplicaPolicy: Manual leaves an errant replica for a human (out of the read
+	// service); Reclone keeps its data aside and re-clones it from a healthy donor.
+	// +kubebuilder:default=Manual
+	// +optional
+	ErrantReplicaPolicy ErrantReplicaPolicy `json:"errantReplicaPolicy,omitempty"`
+
+	// AutoFailover may be turned off to let a human decide every change of primary.
+	// +kubebuilder:default=true
+	// +optional
+	AutoFailover *bool `json:"autoFailover,omitempty"`
+}
+
+// ServiceTemplate customises a Service the operator owns.
+type ServiceTemplate struct {
+	// Type of the Service.
+	// +kubebuilder:default=ClusterIP
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	// +optional
+	Type corev1.ServiceType `json:"type,omitempty"`
+	// Annotations added to the Service.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Labels added to the Service.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// LoadBalancerSourceRanges restricts a LoadBalancer Service to these CIDRs.
+	// +optional
+	LoadBalancerSourceRanges []string `json:"loadBalancerSourceRanges,omitempty"`
+	// ExternalTrafficPolicy of a NodePort or LoadBalancer Service.
+	// +optional
+	ExternalTrafficPolicy corev1.ServiceExternalTrafficPolicy `json:"externalTrafficPolicy,omitempty"`
+}
+
+// PodTemplate customises the instance Pods.
+type PodTemplate struct {
+	// Labels added to every instance Pod.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations added to every instance Pod.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Affinity replaces the default, which prefers to spread instances across nodes
+	// (kubernetes.io/hostname).
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// AntiAffinity is the strength of the default spread across nodes when Affinity is empty:
+	// Preferred (default) or Required.
+	// +kubebuilder:default=Preferred
+	// +kubebuilder:validation:Enum=Preferred;Required;None
+	// +optional
+	AntiAffinity string `json:"antiAffinity,omitempty"`
+	// Tolerations of the instance Pods.
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// NodeSelector of the instance Pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// TopologySpreadConstraints of the instance Pods.
+	// +optional
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// PriorityClassName of the instance Pods.
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// TerminationGracePeriodSeconds of the instance Pods; mysqld gets this long to shut down
+	// cleanly.
+	// +kubebuilder:default=60
+	// +kubebuilder:validation:Minimum=5
+	// +optional
+	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
+	// AgentResources are the resources of the kura agent sidecar.
+	// +optional
+	AgentResources corev1.ResourceRequirements `json:"agentResources,omitempty"`
+}
+
+// BootstrapSpec seeds a new cluster from a backup.
+type BootstrapSpec struct {
+	// Backup names a completed Backup in the same namespace.
+	// +kubebuilder:validation:MinLength=1
+	Backup string `json:"backup"`
+	// PointInTime replays archived binlogs after the backup up to this point.
+	// +optional
+	PointInTime *PointInTime `json:"pointInTime,omitempty"`
+}
+
+// BinlogArchiveSpec configures continuous binlog archiving from the primary.
+type BinlogArchiveSpec struct {
+	// Storage is where binlog files are uploaded.
+	Storage BackupStorage `json:"storage"`
+	// Compression of each archived file.
+	// +kubebuilder:default=zstd
+	// +optional
+	Compression Compression `json:"compression,omitempty"`
+	// MaxDelay bounds how long a written transaction may wait before its binlog file is
+	// closed (FLUSH BINARY LOGS) and archived.
+	// +kubebuilder:default="1m"
+	// +optional
+	MaxDelay *metav1.Duration `json:"maxDelay,omitempty"`
+}
+
+// SwitchoverRequest asks for a planned change of primary. The operator acts once per id.
+type SwitchoverRequest struct {
+	// Target is the ordinal of the instance to promote (0 for "<cluster>-0").
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=8
+	Target int32 `json:"target"`
+	// ID identifies this request; change it (for example to a timestamp) to request another
+	// switchover. The outcome is reported in status.switchover under the same id.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	ID string `json:"id"`
+}
+
+// ClusterState summarises the replication topology.
+type ClusterState string
+
+const (
+	StateBootstrapping ClusterState = "Bootstrapping"
+	StateHealthy       ClusterState = "Healthy"
+	StateDegraded      ClusterState = "Degraded"
+	StateFailed        ClusterState = "Failed"
+	StateLost          ClusterState = "Lost"
+	StatePaused        ClusterState = "Paused"
+	StateSwitching     ClusterState = "Switching"
+)
+
+// InstanceRole is the part an instance plays.
+type InstanceRole string
+
+const (
+	RolePrimary InstanceRole = "primary"
+	RoleReplica InstanceRole = "replica"
+	RoleErrant  InstanceRole = "errant"
+	RoleCloning InstanceRole = "cloning"
+	RoleUnknown InstanceRole = "unknown"
+)
+
+// InstanceStatus is what the operator last observed of one instance.
+type InstanceStatus struct {
+	// Name of the instance's Pod.
+	Name string `json:"name"`
+	// Role of the instance.
+	Role InstanceRole `json:"role"`
+	// Reachable is true when the operator could query it over SQL.
+	Reachable bool `json:"reachable"`
+	// Healthy is true for a writable primary, or for a replica that replicates from the
+	// primary within maxLag.
+	Healthy bool `json:"healthy"`
+	// ReadOnly is the instance's read-only state.
+	// +optional
+	ReadOnly bool `json:"readOnly,omitempty"`
+	// GTIDExecuted is the instance's executed GTID set.
+	// +optional
+	GTIDExecuted string `json:"gtidExecuted,omitempty"`
+	// LagSeconds is the replication delay reported by the instance.
+	// +optional
+	LagSeconds *int64 `json:"lagSeconds,omitempty"`
+	// ErrantGTIDs lists transactions this instance has and the primary lacks.
+	// +optional
+	ErrantGTIDs string `json:"errantGTIDs,omitempty"`
+	// Reason explains an unhealthy instance.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
+// TopologyChange records one failover or switchover.
+type TopologyChange struct {
+	// Term is the failover number after this change.
+	Term int64 `json:"term"`
+	// Kind is Failover or Switchover.
+	Kind string `json:"kind"`
+	// From is the previous primary.
+	// +optional
+	From string `json:"from,omitempty"`
+	// To is the new primary.
+	To string `json:"to"`
+	// Reason says why.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Time the change completed.
+	Time metav1.Time `json:"time"`
+	// WriteUnavailableMillis is how long writes were refused during the change, as measured by
+	// the operator (from fencing to promotion).
+	// +optional
+	WriteUnavailableMillis int64 `json:"writeUnavailableMillis,omitempty"`
+}
+
+// SwitchoverStatus reports the outcome of the last switchover request.
+type SwitchoverStatus struct {
+	// ID of the request.
+	ID string `json:"id"`
+	// Target ordinal of the request.
+	Target int32 `json:"target"`
+	// Phase: Pending, Running, Completed or Refused.
+	Phase string `json:"phase"`
+	// Message explains a refusal or the current step.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// BinlogArchiveStatus reports continuous binlog archiving.
+type BinlogArchiveStatus struct {
+	// LastArchivedFile is the newest binlog file in storage.
+	// +optional
+	LastArchivedFile string `json:"lastArchivedFile,omitempty"`
+	// LastRecoverableTime is the newest moment a point-in-time restore can reach.
+	// +optional
+	LastRecoverableTime *metav1.Time `json:"lastRecoverableTime,omitempty"`
+	// FirstRecoverableTime is the oldest moment a point-in-time restore can reach (the
+	// oldest kept full backup).
+	// +optional
+	FirstRecoverableTime *metav1.Time `json:"firstRecoverableTime,omitempty"`
+}
+
+// MySQLClusterStatus is the observed state of a MySQLCluster.
+type MySQLClusterStatus struct {
+	// ObservedGeneration is the spec generation the operator last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Reconciled (objects match the spec), Available (primary accepts writes),
+	// Healthy (every instance replicates correctly) and Degraded.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// State summarises the topology: Bootstrapping, Healthy, Degraded, Failed, Lost, Paused.
+	// +optional
+	State ClusterState `json:"state,omitempty"`
+	// Engine and Version currently running.
+	// +optional
+	Engine Engine `json:"engine,omitempty"`
+	// +optional
+	Version string `json:"version,omitempty"`
+	// Replicas is the number of instance Pods that exist.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// ReadyReplicas is the number of instance Pods that are ready.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// Ready is ReadyReplicas/spec.replicas, for display.
+	// +optional
+	Ready string `json:"ready,omitempty"`
+	// CurrentPrimary is the Pod name of the primary.
+	// +optional
+	CurrentPrimary string `json:"currentPrimary,omitempty"`
+	// CurrentPrimaryIndex is the ordinal of the primary.
+	// +optional
+	CurrentPrimaryIndex *int32 `json:"currentPrimaryIndex,omitempty"`
+	// Term increases by one with every change of primary.
+	// +optional
+	Term int64 `json:"term,omitempty"`
+	// Instances as last observed.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Instances []InstanceStatus `json:"instances,omitempty"`
+	// History of the last changes of primary, newest last (at most 20).
+	// +optional
+	History []TopologyChange `json:"history,omitempty"`
+	// Switchover reports the outcome of the last switchover request.
+	// +optional
+	Switchover *SwitchoverStatus `json:"switchover,omitempty"`
+	// CredentialsSecret is the Secret holding the accounts' passwords.
+	// +optional
+	CredentialsSecret string `json:"credentialsSecret,omitempty"`
+	// ConfigHash is the hash of the rendered my.cnf the Pods run with.
+	// +optional
+	ConfigHash string `json:"configHash,omitempty"`
+	// BinlogArchive reports continuous binlog archiving.
+	// +optional
+	BinlogArchive *BinlogArchiveStatus `json:"binlogArchive,omitempty"`
+}
+
+// MySQLCluster is a replicated MySQL-family database: one writable primary and
+// semi-synchronous GTID replicas, with automatic failover.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=myc;mysql,categories=kura
+// +kubebuilder:printcolumn:name="Engine",type=string,JSONPath=`.spec.engine`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`
+// +kubebuilder:printcolumn:name="Primary",type=string,JSONPath=`.status.currentPrimary`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="Term",type=integer,JSONPath=`.status.term`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type MySQLCluster struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   MySQLClusterSpec   `json:"spec"`
+	Status MySQLClusterStatus `json:"status,omitempty"`
+}
+
+// MySQLClusterList is a list of MySQLCluster.
+//
+// +kubebuilder:object:root=true
+type MySQLClusterList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MySQLCluster `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&MySQLCluster{}, &MySQLClusterList{})
+}
