@@ -1,0 +1,227 @@
+// Package mycnf renders the my.cnf each instance runs with. The settings that durability and
+// replication safety depend on (docs/clustering.md, "Durability") are owned here; users may set
+// anything else through spec.mysqld.config.
+package mycnf
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+)
+
+// Paths inside an instance Pod.
+const (
+	DataDir         = "/var/lib/mysql"
+	ConfigDir       = "/etc/kura/config"
+	ConfigFile      = ConfigDir + "/my.cnf"
+	InstanceDir     = "/etc/kura/instance"
+	InstanceFile    = InstanceDir + "/instance.cnf"
+	RunDir          = "/run/mysqld"
+	Socket          = RunDir + "/mysqld.sock"
+	PidFile         = RunDir + "/mysqld.pid"
+	Port            = 3306
+	ServerIDBase    = 1000
+	includeLine     = "!include " + InstanceFile
+	semiSyncTimeout = "4294967295" // milliseconds; about 49 days: the primary never falls back to async
+)
+
+// setting is one rendered line.
+type setting struct{ key, value string }
+
+// owned returns the settings Kura enforces for an engine.
+func owned(engine kurav1alpha1.Engine, semiSync bool) []setting {
+	common := []setting{
+		{"datadir", DataDir},
+		{"socket", Socket},
+		{"pid_file", PidFile},
+		{"port", fmt.Sprint(Port)},
+		{"bind_address", "*"},
+		// Durability: every commit is on disk in the binlog and the redo log before it is acknowledged.
+		{"sync_binlog", "1"},
+		{"innodb_flush_log_at_trx_commit", "1"},
+		{"binlog_format", "ROW"},
+		{"log_bin", "mysql-bin"},
+		{"log_bin_index", "mysql-bin.index"},
+		{"relay_log", "relay-bin"},
+		{"relay_log_index", "relay-bin.index"},
+		// Everything starts read-only with replication stopped; only the operator changes that.
+		{"read_only", "ON"},
+		{"skip_slave_start", "ON"},
+	}
+	switch engine {
+	case kurav1alpha1.EngineMySQL:
+		common = replace(common, "skip_slave_start", setting{"skip_replica_start", "ON"})
+		s := append(common,
+			setting{"super_read_only", "ON"},
+			setting{"gtid_mode", "ON"},
+			setting{"enforce_gtid_consistency", "ON"},
+			setting{"log_replica_updates", "ON"},
+			// relay_log_recovery=ON would discard received-but-unapplied relay logs at startup and
+			// re-fetch them from the source; after a primary crash those transactions may exist
+			// nowhere else, so they are kept (dba rule 1).
+			setting{"relay_log_recovery", "OFF"},
+			setting{"relay_log_purge", "ON"},
+			setting{"plugin_load_add", "semisync_source.so;semisync_replica.so"},
+			setting{"rpl_semi_sync_source_enabled", "OFF"},
+			setting{"rpl_semi_sync_replica_enabled", onOff(semiSync)},
+			setting{"rpl_semi_sync_source_wait_point", "AFTER_SYNC"},
+			setting{"rpl_semi_sync_source_timeout", semiSyncTimeout},
+		)
+		return s
+	default:
+		return append(common,
+			setting{"gtid_strict_mode", "ON"},
+			setting{"gtid_domain_id", "0"},
+			setting{"log_slave_updates", "ON"},
+			// Keep received relay logs across restarts (see the MySQL branch).
+			setting{"relay_log_recovery", "OFF"},
+			// Semi-sync is built into MariaDB. The primary role is switched on at runtime by the
+			// operator; every instance is configured as a semi-sync replica from the start.
+			setting{"rpl_semi_sync_master_enabled", "OFF"},
+			setting{"rpl_semi_sync_slave_enabled", onOff(semiSync)},
+			setting{"rpl_semi_sync_master_wait_point", "AFTER_SYNC"},
+			setting{"rpl_semi_sync_master_timeout", semiSyncTimeout},
+		)
+	}
+}
+
+// defaults are Kura's recommended settings; users may override them.
+func defaults(engine kurav1alpha1.Engine) []setting {
+	d := []setting{
+		{"character_set_server", "utf8mb4"},
+		{"collation_server", "utf8mb4_unicode_ci"},
+		{"skip_name_resolve", "ON"},
+		{"max_connections", "500"},
+		{"innodb_buffer_pool_size", "128M"},
+		{"innodb_log_file_size", "128M"},
+		{"max_allowed_packet", "64M"},
+		{"binlog_expire_logs_seconds", "604800"},
+		{"slave_net_timeout", "10"},
+		{"thread_cache_size", "32"},
+	}
+	if engine == kurav1alpha1.EngineMySQL {
+		d = replace(d, "slave_net_timeout", setting{"replica_net_timeout", "10"})
+	}
+	return d
+}
+
+func replace(in []setting, key string, with setting) []setting {
+	out := make([]setting, 0, len(in))
+	for _, s := range in {
+		if s.key == key {
+			out = append(out, with)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func onOff(b bool) string {
+	if b {
+		return "ON"
+	}
+	return "OFF"
+}
+
+// NormalizeKey returns the canonical spelling of an option name: lower case with '_'.
+func NormalizeKey(k string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(k)), "-", "_")
+}
+
+// ValidateOverrides checks spec.mysqld.config beyond what the CRD can: keys written in any case
+// or with '-' that are owned by Kura, and values that would break the file.
+func ValidateOverrides(cfg map[string]string) error {
+	ownedKeys := map[string]bool{}
+	for _, k := range kurav1alpha1.OperatorOwnedConfigKeys {
+		ownedKeys[k] = true
+	}
+	for _, k := range []string{"plugin_load_add", "relay_log_purge", "user", "skip_networking", "init_file"} {
+		ownedKeys[k] = true
+	}
+	var bad []string
+	for k, v := range cfg {
+		nk := NormalizeKey(k)
+		switch {
+		case nk == "" || strings.ContainsAny(nk, " =[]#\n\r\t"):
+			return fmt.Errorf("spec.mysqld.config: %q is not a valid option name", k)
+		case strings.ContainsAny(v, "\n\r"):
+			return fmt.Errorf("spec.mysqld.config.%s: value must be a single line", k)
+		case ownedKeys[nk]:
+			bad = append(bad, k)
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return fmt.Errorf("spec.mysqld.config: %s is managed by Kura and cannot be overridden; remove it", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// SemiSyncEnabled reports whether spec.replication.semiSync is on (the default).
+func SemiSyncEnabled(c *kurav1alpha1.MySQLCluster) bool {
+	return c.Spec.Replication.SemiSync == nil || *c.Spec.Replication.SemiSync
+}
+
+// Render returns the my.cnf text for a cluster: Kura's defaults, then the user's overrides,
+// then the settings Kura owns, then the per-instance include. Later lines win in MySQL option
+// files, so the owned settings cannot be overridden even if validation were bypassed.
+func Render(c *kurav1alpha1.MySQLCluster) (string, error) {
+	if err := ValidateOverrides(c.Spec.MySQLD.Config); err != nil {
+		return "", err
+	}
+	engine := c.Spec.Engine
+	if engine == "" {
+		engine = kurav1alpha1.EngineMariaDB
+	}
+	var b strings.Builder
+	b.WriteString("# Rendered by Kura for MySQLCluster " + c.Namespace + "/" + c.Name + ". Do not edit: changes are overwritten.\n")
+	b.WriteString("[mysqld]\n")
+	b.WriteString("# Defaults (override through spec.mysqld.config)\n")
+	userSet := map[string]bool{}
+	for k := range c.Spec.MySQLD.Config {
+		userSet[NormalizeKey(k)] = true
+	}
+	for _, s := range defaults(engine) {
+		if !userSet[s.key] {
+			fmt.Fprintf(&b, "%s = %s\n", s.key, s.value)
+		}
+	}
+	if len(c.Spec.MySQLD.Config) > 0 {
+		b.WriteString("# spec.mysqld.config\n")
+		keys := make([]string, 0, len(c.Spec.MySQLD.Config))
+		for k := range c.Spec.MySQLD.Config {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s = %s\n", NormalizeKey(k), c.Spec.MySQLD.Config[k])
+		}
+	}
+	b.WriteString("# Owned by Kura (replication safety and durability)\n")
+	for _, s := range owned(engine, SemiSyncEnabled(c)) {
+		fmt.Fprintf(&b, "%s = %s\n", s.key, s.value)
+	}
+	b.WriteString(includeLine + "\n")
+	return b.String(), nil
+}
+
+// IncludeLine is the last line of a rendered my.cnf; tests that run mysqld outside a Pod
+// replace it with their own per-instance settings.
+func IncludeLine() string { return includeLine }
+
+// Instance returns the per-instance settings written by `kura init` to InstanceFile.
+func Instance(engine kurav1alpha1.Engine, ordinal int32, reportHost string) string {
+	return fmt.Sprintf("[mysqld]\nserver_id = %d\nreport_host = %s\nreport_port = %d\n", ServerIDBase+int(ordinal), reportHost, Port)
+}
+
+// Hash returns a short stable hash of a rendered config; Pods carry it in an annotation so a
+// change rolls them.
+func Hash(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:8])
+}
