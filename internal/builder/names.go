@@ -1,0 +1,134 @@
+// Package builder builds every Kubernetes object a MySQLCluster owns, as pure functions of the
+// cluster and a few operator options. Reconcilers fetch, build and apply; nothing here does I/O.
+package builder
+
+import (
+	"fmt"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+)
+
+// Label keys and values.
+const (
+	LabelName      = "app.kubernetes.io/name"
+	LabelInstance  = "app.kubernetes.io/instance"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelComponent = "app.kubernetes.io/component"
+	LabelCluster   = "kura.dev/cluster"
+	// LabelRole is set by the clustering loop on each Pod: primary, replica or none. The
+	// primary and replicas Services select on it.
+	LabelRole = "kura.dev/role"
+
+	RolePrimary = "primary"
+	RoleReplica = "replica"
+	RoleNone    = "none"
+
+	AnnotationConfigHash = "kura.dev/config-hash"
+	// AnnotationAppliedHash on an owned object is the hash of what Kura last applied; an equal
+	// hash skips the write.
+	AnnotationAppliedHash = "kura.dev/applied-hash"
+
+	FieldOwner = "kura"
+
+	MySQLPortName = "mysql"
+	AgentPortName = "agent"
+	AgentPort     = 8080
+)
+
+// Default versions per engine, used when spec.version is empty.
+var DefaultVersion = map[kurav1alpha1.Engine]string{
+	kurav1alpha1.EngineMariaDB: "11.4",
+	kurav1alpha1.EngineMySQL:   "8.4",
+}
+
+// Options are the operator-wide inputs of the builders.
+type Options struct {
+	// KuraImage is the image holding the kura binary at /kura.
+	KuraImage string
+}
+
+// Names of owned objects.
+func StatefulSetName(c *kurav1alpha1.MySQLCluster) string  { return c.Name }
+func HeadlessServiceName(c *kurav1alpha1.MySQLCluster) string {
+	return c.Name + "-instances"
+}
+func PrimaryServiceName(c *kurav1alpha1.MySQLCluster) string  { return c.Name + "-primary" }
+func ReplicasServiceName(c *kurav1alpha1.MySQLCluster) string { return c.Name + "-replicas" }
+func ConfigMapName(c *kurav1alpha1.MySQLCluster) string       { return c.Name + "-config" }
+func ServiceAccountName(c *kurav1alpha1.MySQLCluster) string  { return c.Name + "-mysql" }
+func PDBName(c *kurav1alpha1.MySQLCluster) string             { return c.Name }
+
+// CredentialsSecretName is the Secret holding the cluster's passwords: the user's, or the
+// generated "<cluster>-credentials".
+func CredentialsSecretName(c *kurav1alpha1.MySQLCluster) string {
+	if c.Spec.CredentialsSecret != nil && c.Spec.CredentialsSecret.Name != "" {
+		return c.Spec.CredentialsSecret.Name
+	}
+	return c.Name + "-credentials"
+}
+
+// PodName is the name of instance ordinal n.
+func PodName(c *kurav1alpha1.MySQLCluster, n int32) string { return fmt.Sprintf("%s-%d", c.Name, n) }
+
+// InstanceHost is the stable DNS name of instance n.
+func InstanceHost(c *kurav1alpha1.MySQLCluster, n int32) string {
+	return fmt.Sprintf("%s.%s.%s.svc.cluster.local", PodName(c, n), HeadlessServiceName(c), c.Namespace)
+}
+
+// Engine returns the cluster's engine with the default applied.
+func Engine(c *kurav1alpha1.MySQLCluster) kurav1alpha1.Engine {
+	if c.Spec.Engine == "" {
+		return kurav1alpha1.EngineMariaDB
+	}
+	return c.Spec.Engine
+}
+
+// Version returns the cluster's engine version with the default applied.
+func Version(c *kurav1alpha1.MySQLCluster) string {
+	if c.Spec.Version != "" {
+		return c.Spec.Version
+	}
+	return DefaultVersion[Engine(c)]
+}
+
+// EngineImage is the database server image.
+func EngineImage(c *kurav1alpha1.MySQLCluster) string {
+	if c.Spec.Image != "" {
+		return c.Spec.Image
+	}
+	return fmt.Sprintf("%s:%s", Engine(c), Version(c))
+}
+
+// Replicas returns spec.replicas with the default applied.
+func Replicas(c *kurav1alpha1.MySQLCluster) int32 {
+	if c.Spec.Replicas == 0 {
+		return 3
+	}
+	return c.Spec.Replicas
+}
+
+// SelectorLabels select every instance Pod of a cluster.
+func SelectorLabels(c *kurav1alpha1.MySQLCluster) map[string]string {
+	return map[string]string{
+		LabelName:     "mysql",
+		LabelInstance: c.Name,
+		LabelCluster:  c.Name,
+	}
+}
+
+// CommonLabels are set on every owned object.
+func CommonLabels(c *kurav1alpha1.MySQLCluster) map[string]string {
+	l := SelectorLabels(c)
+	l[LabelManagedBy] = "kura"
+	return l
+}
+
+func merge(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,290 @@
+package builder
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/mycnf"
+)
+
+// Volume names and mount paths inside instance Pods.
+const (
+	VolumeData     = "data"
+	VolumeConfig   = "config"
+	VolumeKuraBin  = "kura-bin"
+	VolumeRun      = "run"
+	VolumeInstance = "instance"
+	VolumeTmp      = "tmp"
+
+	KuraBinDir  = "/opt/kura/bin"
+	KuraBinPath = KuraBinDir + "/kura"
+
+	// MySQLUID is the mysql user and group of the official engine images.
+	MySQLUID = 999
+
+	ContainerMySQLD   = "mysqld"
+	ContainerAgent    = "agent"
+	ContainerKuraCopy = "kura-copy"
+	ContainerKuraInit = "kura-init"
+)
+
+// serverCommand is the database server binary of each engine's official image.
+func serverCommand(e kurav1alpha1.Engine) string {
+	if e == kurav1alpha1.EngineMySQL {
+		return "mysqld"
+	}
+	return "mariadbd"
+}
+
+// StatefulSet builds the instances' StatefulSet. Updates use OnDelete: Kubernetes never
+// restarts an instance on its own; the clustering loop rolls replicas first, switches over,
+// then restarts the old primary (docs/clustering.md, "Rolling changes"). Pods start in
+// parallel; the clustering loop, not start order, decides the topology.
+func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) *appsv1.StatefulSet {
+	whenDeleted := appsv1.RetainPersistentVolumeClaimRetentionPolicyType
+	if c.Spec.DeletionPolicy == kurav1alpha1.DeletionPolicyDelete {
+		whenDeleted = appsv1.DeletePersistentVolumeClaimRetentionPolicyType
+	}
+	sts := &appsv1.StatefulSet{
+		TypeMeta:   typeMeta("apps/v1", "StatefulSet"),
+		ObjectMeta: objectMeta(c, StatefulSetName(c), nil, nil),
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr.To(Replicas(c)),
+			ServiceName:         HeadlessServiceName(c),
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType},
+			Selector:            &metav1.LabelSelector{MatchLabels: SelectorLabels(c)},
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+				WhenDeleted: whenDeleted,
+				// A scaled-down replica's volume is kept: scaling up again reuses it and the
+				// replica only catches up (or is re-cloned if it turns out errant).
+				WhenScaled: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+			},
+			Template: podTemplate(c, configHash, opts),
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+				ObjectMeta: metav1.ObjectMeta{Name: VolumeData, Labels: SelectorLabels(c)},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					StorageClassName: c.Spec.Storage.StorageClassName,
+					Resources: corev1.VolumeResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceStorage: c.Spec.Storage.Size},
+					},
+				},
+			}},
+		},
+	}
+	StampHash(&sts.ObjectMeta, sts.Spec)
+	return sts
+}
+
+func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) corev1.PodTemplateSpec {
+	p := c.Spec.Pod
+	grace := p.TerminationGracePeriodSeconds
+	if grace == nil {
+		grace = ptr.To[int64](60)
+	}
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{
+			Labels:      merge(p.Labels, SelectorLabels(c)),
+			Annotations: merge(p.Annotations, map[string]string{AnnotationConfigHash: configHash}),
+		},
+		Spec: corev1.PodSpec{
+			ServiceAccountName:            ServiceAccountName(c),
+			AutomountServiceAccountToken:  ptr.To(false),
+			EnableServiceLinks:            ptr.To(false),
+			TerminationGracePeriodSeconds: grace,
+			ImagePullSecrets:              c.Spec.ImagePullSecrets,
+			Affinity:                      affinity(c),
+			Tolerations:                   p.Tolerations,
+			NodeSelector:                  p.NodeSelector,
+			TopologySpreadConstraints:     p.TopologySpreadConstraints,
+			PriorityClassName:             p.PriorityClassName,
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsUser:           ptr.To[int64](MySQLUID),
+				RunAsGroup:          ptr.To[int64](MySQLUID),
+				FSGroup:             ptr.To[int64](MySQLUID),
+				RunAsNonRoot:        ptr.To(true),
+				FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
+				SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			InitContainers: []corev1.Container{kuraCopyContainer(c, opts), kuraInitContainer(c)},
+			Containers:     []corev1.Container{mysqldContainer(c), agentContainer(c)},
+			Volumes: []corev1.Volume{
+				{Name: VolumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(c)},
+					DefaultMode:          ptr.To[int32](0o444),
+				}}},
+				emptyDir(VolumeKuraBin),
+				emptyDir(VolumeRun),
+				emptyDir(VolumeInstance),
+				emptyDir(VolumeTmp),
+			},
+		},
+	}
+}
+
+func emptyDir(name string) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+}
+
+// affinity spreads instances across nodes unless the user gave an affinity of their own.
+func affinity(c *kurav1alpha1.MySQLCluster) *corev1.Affinity {
+	if c.Spec.Pod.Affinity != nil {
+		return c.Spec.Pod.Affinity
+	}
+	term := corev1.PodAffinityTerm{
+		LabelSelector: &metav1.LabelSelector{MatchLabels: SelectorLabels(c)},
+		TopologyKey:   corev1.LabelHostname,
+	}
+	switch c.Spec.Pod.AntiAffinity {
+	case "None":
+		return nil
+	case "Required":
+		return &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{term},
+		}}
+	default:
+		return &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{Weight: 100, PodAffinityTerm: term}},
+		}}
+	}
+}
+
+func restrictedSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		RunAsNonRoot:             ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+}
+
+// instanceEnv is the environment every engine-image container gets: who it is and the
+// passwords, from the credentials Secret (never rendered into the Pod spec).
+func instanceEnv(c *kurav1alpha1.MySQLCluster) []corev1.EnvVar {
+	field := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+	}
+	env := []corev1.EnvVar{
+		field("POD_NAME", "metadata.name"),
+		field("POD_NAMESPACE", "metadata.namespace"),
+		field("POD_IP", "status.podIP"),
+		{Name: "CLUSTER_NAME", Value: c.Name},
+		{Name: "ENGINE", Value: string(Engine(c))},
+		{Name: "KURA_INSTANCES_SERVICE", Value: HeadlessServiceName(c)},
+	}
+	for _, k := range CredentialKeys {
+		env = append(env, corev1.EnvVar{Name: k.Env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsSecretName(c)},
+			Key:                  k.Key,
+		}}})
+	}
+	return env
+}
+
+func mounts(names ...string) []corev1.VolumeMount {
+	paths := map[string]string{
+		VolumeData:     mycnf.DataDir,
+		VolumeConfig:   mycnf.ConfigDir,
+		VolumeKuraBin:  KuraBinDir,
+		VolumeRun:      mycnf.RunDir,
+		VolumeInstance: mycnf.InstanceDir,
+		VolumeTmp:      "/tmp",
+	}
+	out := make([]corev1.VolumeMount, 0, len(names))
+	for _, n := range names {
+		m := corev1.VolumeMount{Name: n, MountPath: paths[n]}
+		if n == VolumeConfig {
+			m.ReadOnly = true
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func smallResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+	}
+}
+
+// kuraCopyContainer copies the kura binary from the operator image into a shared emptyDir, so
+// the engine's official image can run it: no custom database image is needed.
+func kuraCopyContainer(c *kurav1alpha1.MySQLCluster, opts Options) corev1.Container {
+	return corev1.Container{
+		Name:            ContainerKuraCopy,
+		Image:           opts.KuraImage,
+		ImagePullPolicy: c.Spec.ImagePullPolicy,
+		Command:         []string{"/kura", "copy-binary", KuraBinPath},
+		VolumeMounts:    mounts(VolumeKuraBin),
+		SecurityContext: restrictedSecurityContext(),
+		Resources:       smallResources(),
+	}
+}
+
+// kuraInitContainer writes the per-instance config and, on an empty volume, initialises the
+// data directory and creates the accounts with binary logging off.
+func kuraInitContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
+	return corev1.Container{
+		Name:            ContainerKuraInit,
+		Image:           EngineImage(c),
+		ImagePullPolicy: c.Spec.ImagePullPolicy,
+		Command:         []string{KuraBinPath, "init"},
+		Env:             instanceEnv(c),
+		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+		SecurityContext: restrictedSecurityContext(),
+		Resources:       c.Spec.Resources,
+	}
+}
+
+func mysqldContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
+	tcp := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString(MySQLPortName)}}
+	return corev1.Container{
+		Name:            ContainerMySQLD,
+		Image:           EngineImage(c),
+		ImagePullPolicy: c.Spec.ImagePullPolicy,
+		Command:         []string{serverCommand(Engine(c)), "--defaults-file=" + mycnf.ConfigFile},
+		Ports:           []corev1.ContainerPort{{Name: MySQLPortName, ContainerPort: mycnf.Port, Protocol: corev1.ProtocolTCP}},
+		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeRun, VolumeInstance, VolumeTmp),
+		Resources:       c.Spec.Resources,
+		SecurityContext: restrictedSecurityContext(),
+		// Crash recovery of a large instance can take long: the startup probe allows an hour
+		// before liveness starts counting.
+		StartupProbe:   &corev1.Probe{ProbeHandler: tcp, PeriodSeconds: 2, FailureThreshold: 1800, TimeoutSeconds: 2},
+		LivenessProbe:  &corev1.Probe{ProbeHandler: tcp, PeriodSeconds: 10, FailureThreshold: 6, TimeoutSeconds: 5},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: tcp, PeriodSeconds: 2, FailureThreshold: 2, TimeoutSeconds: 2},
+	}
+}
+
+func agentContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
+	res := c.Spec.Pod.AgentResources
+	if len(res.Requests) == 0 && len(res.Limits) == 0 {
+		res = corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+		}
+	}
+	http := func(path string) corev1.ProbeHandler {
+		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(AgentPortName)}}
+	}
+	return corev1.Container{
+		Name:            ContainerAgent,
+		Image:           EngineImage(c),
+		ImagePullPolicy: c.Spec.ImagePullPolicy,
+		Command:         []string{KuraBinPath, "agent"},
+		Env:             instanceEnv(c),
+		Ports:           []corev1.ContainerPort{{Name: AgentPortName, ContainerPort: AgentPort, Protocol: corev1.ProtocolTCP}},
+		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+		Resources:       res,
+		SecurityContext: restrictedSecurityContext(),
+		// No readiness probe: Pod readiness (and so Service endpoints) follows mysqld only; an
+		// agent restart must never take the primary out of its Service.
+		LivenessProbe: &corev1.Probe{ProbeHandler: http("/healthz"), PeriodSeconds: 10, FailureThreshold: 6, TimeoutSeconds: 5},
+	}
+}
