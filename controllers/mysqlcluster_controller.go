@@ -1,0 +1,167 @@
+// Package controllers holds one reconciler per Kura kind. Each reconcile is a short named list
+// of steps; the objects they apply are built by the pure functions of internal/builder.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/events"
+)
+
+// ClusterLoops hosts the clustering loop of each MySQLCluster (internal/clustering). The
+// reconciler starts a loop once the cluster's objects exist and stops it when the cluster goes.
+type ClusterLoops interface {
+	Ensure(ctx context.Context, c *kurav1alpha1.MySQLCluster)
+	Forget(key types.NamespacedName)
+}
+
+// MySQLClusterReconciler makes a MySQLCluster's Kubernetes objects match its spec.
+type MySQLClusterReconciler struct {
+	Client   client.Client
+	Options  builder.Options
+	Recorder events.Recorder
+	Loops    ClusterLoops
+}
+
+// errBlocked marks a step that cannot go on until the user fixes something; the reason is in
+// the Reconciled condition and no error is returned (no crash loop, no hot requeue).
+type errBlocked struct{ reason, message string }
+
+func (e *errBlocked) Error() string { return e.message }
+
+// errWaiting marks a step waiting on Kubernetes itself (for example the garbage collector);
+// the pass ends and is retried shortly.
+type errWaiting struct{ reason, message string }
+
+func (e *errWaiting) Error() string { return e.message }
+
+// pass carries what one reconcile learns from step to step.
+type pass struct {
+	cluster    *kurav1alpha1.MySQLCluster
+	configHash string
+	sts        *appsv1.StatefulSet
+}
+
+type step struct {
+	name string
+	run  func(ctx context.Context, p *pass) error
+}
+
+// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile runs the steps in order. A failing step stops the pass and is named in the
+// Reconciled condition.
+func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	c := &kurav1alpha1.MySQLCluster{}
+	if err := r.Client.Get(ctx, req.NamespacedName, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			if r.Loops != nil {
+				r.Loops.Forget(req.NamespacedName)
+			}
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("failed to get MySQLCluster: %w", err)
+	}
+	if !c.DeletionTimestamp.IsZero() {
+		if r.Loops != nil {
+			r.Loops.Forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, nil
+	}
+	p := &pass{cluster: c}
+	if c.Spec.Paused {
+		return ctrl.Result{}, r.writeStatus(ctx, p, condPaused())
+	}
+	steps := []step{
+		{"Config", r.reconcileConfig},
+		{"Credentials", r.reconcileCredentials},
+		{"ServiceAccount", r.reconcileServiceAccount},
+		{"Services", r.reconcileServices},
+		{"PodDisruptionBudget", r.reconcilePDB},
+		{"StatefulSet", r.reconcileStatefulSet},
+	}
+	for _, s := range steps {
+		if err := s.run(ctx, p); err != nil {
+			var blocked *errBlocked
+			var waiting *errWaiting
+			if errors.As(err, &waiting) {
+				return ctrl.Result{RequeueAfter: time.Second}, r.writeStatus(ctx, p, condWaiting(waiting))
+			}
+			if errors.As(err, &blocked) {
+				logger.Info("reconcile blocked", "step", s.name, "reason", blocked.reason, "message", blocked.message)
+				return ctrl.Result{}, r.writeStatus(ctx, p, condBlocked(blocked))
+			}
+			r.Recorder.Emit(c, events.Warning, events.ReconcileFailed, "step %s failed: %v", s.name, err)
+			if serr := r.writeStatus(ctx, p, condFailed(s.name, err)); serr != nil {
+				logger.Error(serr, "failed to write status")
+			}
+			return ctrl.Result{}, fmt.Errorf("failed to reconcile %s: %w", s.name, err)
+		}
+	}
+	if r.Loops != nil {
+		r.Loops.Ensure(ctx, c)
+	}
+	return ctrl.Result{}, r.writeStatus(ctx, p, condReconciled())
+}
+
+// SetupWithManager watches the cluster and everything it owns, and user-named credentials
+// Secrets (so fixing a Secret unblocks the cluster at once).
+func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kurav1alpha1.MySQLCluster{}, credentialsSecretIndex,
+		func(o client.Object) []string {
+			return []string{builder.CredentialsSecretName(o.(*kurav1alpha1.MySQLCluster))}
+		}); err != nil {
+		return fmt.Errorf("failed to index credentials secrets: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&kurav1alpha1.MySQLCluster{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingSecret)).
+		Named("mysqlcluster").
+		Complete(r)
+}
+
+const credentialsSecretIndex = "spec.credentialsSecret"
+
+func (r *MySQLClusterReconciler) clustersUsingSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list kurav1alpha1.MySQLClusterList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{credentialsSecretIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, c := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
+	}
+	return out
+}
