@@ -1,0 +1,241 @@
+package clustering
+
+import (
+	"fmt"
+	"strings"
+)
+
+// errnoBinlogGone is the receiver error a replica reports when its source no longer has the
+// binary logs it needs (ER_MASTER_FATAL_ERROR_READING_BINLOG); only a clone repairs it.
+const errnoBinlogGone = 1236
+
+// replicaVerdict is the assessment of one non-primary instance against a reachable primary.
+type replicaVerdict struct {
+	status InstanceStatus
+	// repair is true when pointing it at the primary again may fix it.
+	repair bool
+	// reclone is the reason to clone it afresh, or empty.
+	reclone string
+	// ackable is true when it can acknowledge the primary's commits now.
+	ackable bool
+}
+
+// baseStatus is the status every instance starts from.
+func baseStatus(in Instance) InstanceStatus {
+	st := InstanceStatus{Ordinal: in.Ordinal, Name: in.Name, Role: RoleUnknown, Label: LabelNone, Reachable: in.SQL != nil}
+	if in.SQL != nil {
+		st.ReadOnly, st.Executed = in.SQL.ReadOnly, in.SQL.Executed
+		if in.SQL.Replica != nil {
+			st.Lag = in.SQL.Replica.Lag
+		}
+	}
+	return st
+}
+
+// unreachableReason explains an instance without SQL facts.
+func unreachableReason(in Instance) string {
+	switch {
+	case !in.Pod.Exists:
+		return "Pod does not exist"
+	case in.Error != "":
+		return fmt.Sprintf("unreachable for %s: %s", fmtDuration(in.UnreachableFor), in.Error)
+	default:
+		return fmt.Sprintf("unreachable for %s", fmtDuration(in.UnreachableFor))
+	}
+}
+
+// assessReplica judges a non-primary instance against a reachable primary (rules 12, 13, 15).
+func (d *decider) assessReplica(primary, in Instance) replicaVerdict {
+	v := replicaVerdict{status: baseStatus(in)}
+	st := &v.status
+	st.Role = RoleReplica
+	if in.SQL == nil {
+		st.Reason = unreachableReason(in)
+		return v
+	}
+	if extra := in.SQL.Executed.Subtract(primary.SQL.Executed); !extra.IsEmpty() {
+		st.Role, st.Errant = RoleErrant, extra
+		st.Reason = fmt.Sprintf("errant: has transactions the primary lacks (%s)", extra)
+		if d.o.Spec.ErrantPolicy == ErrantReclone && !in.Cloning {
+			v.reclone = st.Reason
+		}
+		return v
+	}
+	if in.Cloning {
+		st.Role, st.Reason = RoleCloning, "being cloned from a donor"
+		return v
+	}
+	r := in.SQL.Replica
+	switch {
+	case in.Ordinal >= d.o.Spec.Replicas:
+		st.Reason = "beyond spec.replicas: leaving the cluster"
+		return v
+	case in.Pod.Terminating:
+		st.Reason = "Pod is being deleted"
+		return v
+	case r == nil:
+		st.Reason, v.repair = "not configured as a replica", true
+		return v
+	case r.SourceHost != primary.Host || r.SourcePort != primary.Port:
+		st.Reason, v.repair = fmt.Sprintf("replicates from %s:%d, not the primary", r.SourceHost, r.SourcePort), true
+		return v
+	}
+	v.ackable = r.IORunning && in.SQL.SemiSync.ReplicaEnabled
+	switch {
+	case r.IOErrno == errnoBinlogGone:
+		st.Reason = fmt.Sprintf("replication receiver error %d: %s", r.IOErrno, r.IOError)
+		v.reclone = "the primary no longer has the binary logs this replica needs"
+	case r.SQLErrno != 0 || r.SQLError != "":
+		st.Reason = fmt.Sprintf("replication applier error %d: %s", r.SQLErrno, r.SQLError)
+	case r.IOConnecting:
+		st.Reason = "replication receiver is connecting to the primary"
+		if r.IOError != "" {
+			st.Reason += fmt.Sprintf(" (error %d: %s)", r.IOErrno, r.IOError)
+		}
+	case !r.IORunning || !r.SQLRunning:
+		st.Reason, v.repair = "replication is stopped", true
+		if r.IOError != "" {
+			st.Reason += fmt.Sprintf(" (receiver error %d: %s)", r.IOErrno, r.IOError)
+		}
+	case r.Lag != nil && d.o.Spec.MaxLag > 0 && *r.Lag > d.o.Spec.MaxLag:
+		st.Reason = fmt.Sprintf("lags %s behind the primary (maxLag %s)", fmtDuration(*r.Lag), d.o.Spec.MaxLag)
+	default:
+		st.Healthy, st.Label = true, LabelReplica
+		if in.SQL.SemiSync.ReplicaEnabled != d.o.Spec.SemiSync {
+			v.repair = true
+		}
+	}
+	return v
+}
+
+// primaryReachable handles every state with a reachable recorded primary: Healthy, Degraded,
+// Switching, and the fencing of instances that must not accept writes.
+func (d *decider) primaryReachable(primary Instance) {
+	pst := baseStatus(primary)
+	pst.Role, pst.Label = RolePrimary, LabelPrimary
+	pst.Healthy = !primary.SQL.ReadOnly && primary.SQL.Replica == nil
+	verdicts := map[int]replicaVerdict{}
+	for _, in := range d.o.Instances {
+		if in.Ordinal != primary.Ordinal {
+			verdicts[in.Ordinal] = d.assessReplica(primary, in)
+		}
+	}
+
+	// Rule 3: anything writable besides the primary is fenced before anything else happens.
+	if d.fenceWritable(primary.Ordinal) {
+		d.setStatuses(pst, verdicts)
+		d.state(StateDegraded, "InstanceFenced", "%s", strings.Join(d.problems, "; "))
+		d.p.Continue = true
+		return
+	}
+	if d.switchoverRequested(primary, verdicts) || d.plannedSwitchover(primary, verdicts) {
+		d.setStatuses(pst, verdicts)
+		return
+	}
+	d.maintain(primary, &pst, verdicts)
+	d.setStatuses(pst, verdicts)
+	if len(d.problems) > 0 {
+		d.state(StateDegraded, "InstancesUnhealthy", "%s", strings.Join(d.problems, "; "))
+		return
+	}
+	d.state(StateHealthy, "AllInstancesHealthy", "%s is the primary and every replica replicates from it within maxLag", primary.Name)
+	if !d.rollReplica(primary, verdicts) {
+		d.rollPrimary(primary, verdicts)
+	}
+}
+
+func (d *decider) setStatuses(primary InstanceStatus, verdicts map[int]replicaVerdict) {
+	d.p.Instances = append(d.p.Instances[:0], primary)
+	for _, v := range verdicts {
+		d.p.Instances = append(d.p.Instances, v.status)
+	}
+}
+
+// maintain keeps a healthy topology so and repairs what is repairable (Degraded).
+func (d *decider) maintain(primary Instance, pst *InstanceStatus, verdicts map[int]replicaVerdict) {
+	if primary.SQL.Replica != nil {
+		d.add(Promote{Instance: primary.Ordinal})
+		d.problems = append(d.problems, fmt.Sprintf("primary %s was configured as a replica of %s:%d (replication stopped)",
+			primary.Name, primary.SQL.Replica.SourceHost, primary.SQL.Replica.SourcePort))
+	}
+	ackable := 0
+	for _, in := range d.o.Instances {
+		v, ok := verdicts[in.Ordinal]
+		if !ok {
+			continue
+		}
+		if v.ackable {
+			ackable++
+		}
+		switch {
+		case v.reclone != "":
+			donor := d.donor(primary, in.Ordinal, verdicts)
+			d.add(Optional{SetRoleLabel{Instance: in.Ordinal, Role: LabelNone}},
+				RecloneInstance{Instance: in.Ordinal, Donor: donor, Reason: v.reclone})
+			d.event(false, EventInstanceCloneStarted, "cloning %s from %s: %s", in.Name, d.name(donor), v.reclone)
+		case v.repair:
+			d.add(Optional{ConfigureReplica{Instance: in.Ordinal, Source: primary.Ordinal, SemiSync: d.o.Spec.SemiSync}})
+			d.event(false, EventReplicaConfigured, "pointed %s at the primary %s (%s)", in.Name, primary.Name, v.status.Reason)
+		}
+		if v.status.Role == RoleErrant {
+			d.event(true, EventErrantReplicaDetected, "%s %s; policy %s", in.Name, v.status.Reason, d.o.Spec.ErrantPolicy)
+		}
+		if !v.status.Healthy && in.Ordinal < d.o.Spec.Replicas {
+			d.problems = append(d.problems, in.Name+": "+v.status.Reason)
+		}
+	}
+	k := d.ackCount(ackable)
+	if s := d.configureSemiSync(primary, k, false); s != nil {
+		d.add(s)
+	}
+	if k == 0 && d.desiredAcks() > 0 {
+		d.problems = append(d.problems, "no replica can acknowledge commits: writes are acknowledged without a copy on a replica")
+	}
+	if primary.SQL.ReadOnly {
+		d.add(SetReadOnly{Instance: primary.Ordinal, ReadOnly: false})
+		d.problems = append(d.problems, fmt.Sprintf("primary %s was read-only (made writable)", primary.Name))
+	}
+}
+
+// donor picks the instance a clone copies from: a healthy replica when there is one (lowest
+// ordinal), else the primary.
+func (d *decider) donor(primary Instance, except int, verdicts map[int]replicaVerdict) int {
+	for _, in := range d.o.Instances {
+		if v, ok := verdicts[in.Ordinal]; ok && in.Ordinal != except && v.status.Healthy {
+			return in.Ordinal
+		}
+	}
+	return primary.Ordinal
+}
+
+// rollReplica restarts one outdated replica when every replica is healthy (rule 14). It reports
+// whether a replica is outdated.
+func (d *decider) rollReplica(primary Instance, verdicts map[int]replicaVerdict) bool {
+	outdated := -1
+	for _, in := range d.o.Instances {
+		if in.Ordinal == primary.Ordinal || in.Ordinal >= d.o.Spec.Replicas || !in.outdated() {
+			continue
+		}
+		if outdated < in.Ordinal {
+			outdated = in.Ordinal // the highest ordinal first, as a StatefulSet would
+		}
+	}
+	if outdated < 0 {
+		return false
+	}
+	in, _ := d.o.instance(outdated)
+	d.state(StateDegraded, "RollingChange", "restarting replica %s to run revision %s", in.Name, in.DesiredRevision)
+	d.add(RestartInstance{Instance: outdated, Reason: fmt.Sprintf("run revision %s", in.DesiredRevision)})
+	d.event(false, EventInstanceRestarted, "restarting replica %s to run revision %s", in.Name, in.DesiredRevision)
+	for i := range d.p.Instances {
+		if d.p.Instances[i].Ordinal == outdated {
+			d.p.Instances[i].Label, d.p.Instances[i].Reason = LabelNone, "restarting to run revision "+in.DesiredRevision
+		}
+	}
+	return true
+}
+
+// outdated reports whether the instance runs another revision than it should.
+func (i Instance) outdated() bool {
+	return i.Revision != "" && i.DesiredRevision != "" && i.Revision != i.DesiredRevision
+}

@@ -1,0 +1,379 @@
+package clustering
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// want is what a case expects of a plan. steps lists the plan's steps as String() gives them,
+// leaving out events and role labels (checked through events and labels).
+type want struct {
+	state   State
+	reason  string
+	steps   []string
+	events  []string
+	primary *int
+	term    int64
+	cont    bool
+	// labels maps ordinals to the label status must give them.
+	labels map[int]string
+	// check runs extra assertions.
+	check func(t *testing.T, p Plan)
+}
+
+func ord(i int) *int { return &i }
+
+const s = time.Second
+
+var decideCases = []struct {
+	name string
+	f    *fx
+	w    want
+}{
+	// Bootstrapping (docs/clustering.md, "Bootstrap").
+	{"bootstrap: instance 0 becomes primary, replicas follow", cluster(3).fresh(), want{state: StateBootstrapping, reason: "Bootstrapping", primary: ord(0), term: 1, cont: true,
+		steps:  []string{"record-Bootstrap(term 1, -1 -> 0: first primary of a new cluster)", "optional configure-replica(1, source 0, semi-sync true)", "optional configure-replica(2, source 0, semi-sync true)", "configure-semi-sync(0, true, wait 1)", "set-read-only(0, false)"},
+		events: []string{EventBootstrapped}}},
+	{"bootstrap waits for instance 0", cluster(3).fresh().down(0, 2*s, "connection refused"), want{state: StateBootstrapping, reason: "WaitingForFirstInstance", primary: ord(NoPrimary)}},
+	{"bootstrap refuses when another instance has data instance 0 lacks", cluster(3).fresh().errant(2, "0-1002-7"), want{state: StateBootstrapping, reason: "DataOutsideFirstInstance", primary: ord(NoPrimary)}},
+	{"bootstrap of a single-instance cluster waits for no acknowledgement", cluster(1).fresh(), want{state: StateBootstrapping, reason: "Bootstrapping", primary: ord(0), term: 1, cont: true,
+		steps: []string{"record-Bootstrap(term 1, -1 -> 0: first primary of a new cluster)", "configure-semi-sync(0, false, wait 0)", "set-read-only(0, false)"}, events: []string{EventBootstrapped}}},
+	{"bootstrap with replicas not up yet: no ack until one is", cluster(3).fresh().down(1, s, "refused").down(2, s, "refused"), want{state: StateBootstrapping, reason: "Bootstrapping", primary: ord(0), term: 1, cont: true,
+		steps: []string{"record-Bootstrap(term 1, -1 -> 0: first primary of a new cluster)", "configure-semi-sync(0, false, wait 0)", "set-read-only(0, false)"}, events: []string{EventBootstrapped}}},
+
+	// Healthy.
+	{"healthy three", cluster(3).primary(0), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1, labels: map[int]string{0: LabelPrimary, 1: LabelReplica, 2: LabelReplica}}},
+	{"healthy single instance", cluster(1).primary(0), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1}},
+	{"MySQL five waits for two acknowledgements", cluster(5).mysqlAcks().primary(0), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
+		steps: []string{"configure-semi-sync(0, true, wait 2)"}}},
+	{"MariaDB five waits for one acknowledgement", cluster(5).primary(0), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1}},
+	{"missing labels are set", cluster(3).primary(0).label(1, "").label(0, LabelReplica), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
+		check: func(t *testing.T, p Plan) {
+			if got := labelSteps(p); got != "optional set-role-label(0, primary),optional set-role-label(1, replica)" {
+				t.Errorf("label steps: %s", got)
+			}
+		}}},
+
+	// Degraded: repair what is repairable, keep the read set to replicas within maxLag.
+	{"lagging replica leaves the read set", cluster(3).primary(0).lagging(2, 45*s), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		labels: map[int]string{1: LabelReplica, 2: LabelNone}, check: reasonHas(2, "lags 45s")}},
+	{"replica down", cluster(3).primary(0).down(2, 10*s, "dial tcp: connection refused"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		labels: map[int]string{2: LabelNone}, check: reasonHas(2, "connection refused")}},
+	{"replica with an applier error is reported, not skipped", cluster(3).primary(0).sqlError(1, 1062, "Duplicate entry '7' for key 'PRIMARY'"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		labels: map[int]string{1: LabelNone}, check: reasonHas(1, "applier error 1062")}},
+	{"stopped replica is restarted", cluster(3).primary(0).stopped(2), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"optional configure-replica(2, source 0, semi-sync true)"}, events: []string{EventReplicaConfigured}}},
+	{"replica of the wrong source is repointed", cluster(3).primary(0).source(2, 1), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"optional configure-replica(2, source 0, semi-sync true)"}, events: []string{EventReplicaConfigured}}},
+	{"unconfigured replica is configured", cluster(3).primary(0).unconfigured(1), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"optional configure-replica(1, source 0, semi-sync true)"}, events: []string{EventReplicaConfigured}}},
+	{"errant replica, Manual: out of the read set, reported with its GTIDs", cluster(3).primary(0).errant(1, "0-1002-5"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		events: []string{EventErrantReplicaDetected}, labels: map[int]string{1: LabelNone},
+		check: func(t *testing.T, p Plan) {
+			st, _ := p.InstanceStatus(1)
+			if st.Role != RoleErrant || st.Errant.String() != "0-1002-5" {
+				t.Errorf("instance 1: role %s errant %q", st.Role, st.Errant)
+			}
+		}}},
+	{"errant replica, Reclone: cloned from a healthy replica", cluster(3).primary(0).errant(1, "0-1002-5").reclonePolicy(), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps:  []string{"reclone(1 from 2: errant: has transactions the primary lacks (0-1002-5))"},
+		events: []string{EventInstanceCloneStarted, EventErrantReplicaDetected}}},
+	{"replica whose binlogs are gone is recloned", cluster(3).primary(0).ioError(2, 1236, "Could not find GTID state requested by slave in any binlog files"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"reclone(2 from 1: the primary no longer has the binary logs this replica needs)"}, events: []string{EventInstanceCloneStarted}}},
+	{"cloning replica is not waited for", cluster(3).mysqlAcks().primary(0).cloning(2), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		labels: map[int]string{2: LabelNone}}},
+	{"MySQL five with two replicas down still waits for two", cluster(5).mysqlAcks().primary(0).down(3, s, "x").down(4, s, "x"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"configure-semi-sync(0, true, wait 2)"}}},
+	{"MySQL five with three replicas down waits for the one left", cluster(5).mysqlAcks().primary(0).down(2, s, "x").down(3, s, "x").down(4, s, "x"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1}},
+	{"no replica can acknowledge: semi-sync off rather than stalled", cluster(3).primary(0).down(1, 9*s, "refused").down(2, 9*s, "refused"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"configure-semi-sync(0, false, wait 0)"}, check: messageHas("no replica can acknowledge")}},
+	{"semi-sync is turned back on when a replica returns", cluster(3).primary(0).semiSyncOff(0), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
+		steps: []string{"configure-semi-sync(0, true, wait 1)"}}},
+	{"semi-sync off in the spec switches the replica side off", cluster(2).specSemiSync(false).primary(0), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
+		steps: []string{"optional configure-replica(1, source 0, semi-sync false)"}, events: []string{EventReplicaConfigured}}},
+
+	// Fencing (rule 3).
+	{"writable non-primary is fenced first", cluster(3).primary(0).writable(2), want{state: StateDegraded, reason: "InstanceFenced", primary: ord(0), term: 1, cont: true,
+		steps: []string{"set-read-only(2, true)", "kill-connections(2)"}, events: []string{EventInstanceFenced}}},
+	{"primary reachable but read-only is made writable", cluster(3).primary(0).readOnly(0), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"set-read-only(0, false)"}}},
+	{"primary configured as a replica stops replicating", cluster(3).primary(0).source(0, 2).label(0, LabelPrimary), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"promote(0)"}}},
+
+	// Failed and Lost (rules 7-9).
+	{"primary unreachable for less than the grace period: wait", cluster(3).primary(0).down(0, time.Second, "i/o timeout"), want{state: StateDegraded, reason: "PrimaryUnreachable", primary: ord(0), term: 1,
+		check: func(t *testing.T, p Plan) {
+			if p.RequeueAfter != 2*time.Second {
+				t.Errorf("RequeueAfter %s, want 2s", p.RequeueAfter)
+			}
+		}}},
+	{"failover stage 1: fence every receiver", cluster(3).primary(0).down(0, 4*s, "connection refused"), want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
+		steps: []string{"fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone}}},
+	{"failover stage 2: the replica holding everything is promoted", cluster(3).primary(0).down(0, 4*s, "connection refused").has(1, "0-1000-100", "0-1000-105").has(2, "0-1000-103", "0-1000-103").fenced(1).fenced(2),
+		want{state: StateFailed, reason: "FailingOver", primary: ord(1), term: 2, events: []string{EventFailoverCompleted},
+			steps: []string{"wait-applied(1, \"0-1000-105\", 1m0s)", "promote(1)", "record-Failover(term 2, 0 -> 1: primary db-0 unreachable for 4s: connection refused)", "optional configure-replica(2, source 1, semi-sync true)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"}}},
+	{"failover tie: the fully applied replica wins", cluster(3).primary(0).down(0, 4*s, "x").has(1, "0-1000-100", "0-1000-105").has(2, "0-1000-105", "0-1000-105").fenced(1).fenced(2), want{state: StateFailed, reason: "FailingOver", primary: ord(2), term: 2, events: []string{EventFailoverCompleted},
+		steps: []string{"wait-applied(2, \"0-1000-105\", 1m0s)", "promote(2)", "record-Failover(term 2, 0 -> 2: primary db-0 unreachable for 4s: x)", "optional configure-replica(1, source 2, semi-sync true)", "configure-semi-sync(2, true, wait 1)", "set-read-only(2, false)"}}},
+	{"failover tie: the lowest ordinal wins", cluster(3).primary(0).down(0, 4*s, "x").fenced(1).fenced(2), want{state: StateFailed, reason: "FailingOver", primary: ord(1), term: 2, events: []string{EventFailoverCompleted},
+		steps: []string{"wait-applied(1, \"0-1000-100\", 1m0s)", "promote(1)", "record-Failover(term 2, 0 -> 1: primary db-0 unreachable for 4s: x)", "optional configure-replica(2, source 1, semi-sync true)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"}}},
+	{"failover refused: incomparable replica sets", cluster(3).primary(0).down(0, 4*s, "x").has(1, "0-1000-105", "0-1000-105").has(2, "0-1000-103,1-1000-7", "0-1000-103,1-1000-7").fenced(1).fenced(2),
+		want{state: StateFailed, reason: "NoSafeCandidate", primary: ord(0), term: 1, events: []string{EventFailoverRefused}, check: messageHas("lacks")}},
+	{"failover skips the errant replica even when it is the most advanced", cluster(3).primary(0).down(0, 4*s, "x").recordedErrant(1, "0-1002-5").has(1, "0-1000-105,0-1002-5", "0-1000-105").has(2, "0-1000-105", "0-1000-105").fenced(1).fenced(2),
+		want{state: StateFailed, reason: "FailingOver", primary: ord(2), term: 2, events: []string{EventFailoverCompleted},
+			steps: []string{"wait-applied(2, \"0-1000-105\", 1m0s)", "promote(2)", "record-Failover(term 2, 0 -> 2: primary db-0 unreachable for 4s: x)", "configure-semi-sync(2, false, wait 0)", "set-read-only(2, false)"}}},
+	{"failover refused: only the errant replica has some acknowledged writes", cluster(3).primary(0).down(0, 4*s, "x").recordedErrant(1, "0-1002-5").has(1, "0-1000-107,0-1002-5", "0-1000-107").has(2, "0-1000-105", "0-1000-105").fenced(1).fenced(2),
+		want{state: StateFailed, reason: "NoSafeCandidate", primary: ord(0), term: 1, events: []string{EventFailoverRefused}}},
+	{"failover refused: the most advanced replica cannot apply", cluster(3).primary(0).down(0, 4*s, "x").has(1, "0-1000-100", "0-1000-105").has(2, "0-1000-103", "0-1000-103").sqlError(1, 1062, "Duplicate entry").fenced(1).fenced(2),
+		want{state: StateFailed, reason: "NoSafeCandidate", primary: ord(0), term: 1, events: []string{EventFailoverRefused}, check: messageHas("cannot apply")}},
+	{"two-instance cluster fails over to its only replica", cluster(2).primary(0).down(0, 5*s, "x").fenced(1), want{state: StateFailed, reason: "FailingOver", primary: ord(1), term: 2, events: []string{EventFailoverCompleted},
+		steps: []string{"wait-applied(1, \"0-1000-100\", 1m0s)", "promote(1)", "record-Failover(term 2, 0 -> 1: primary db-0 unreachable for 5s: x)", "configure-semi-sync(1, false, wait 0)", "set-read-only(1, false)"}}},
+	{"majority unobservable: Lost, nothing destructive", cluster(3).primary(0).down(0, 10*s, "x").down(2, 10*s, "no route to host"), want{state: StateLost, reason: "TooFewInstances", primary: ord(0), term: 1,
+		events: []string{EventClusterLost}, check: messageHas("db-2")}},
+	{"MariaDB five with one replica unobservable is Lost (one ack may be on it)", cluster(5).primary(0).down(0, 10*s, "x").down(4, 10*s, "x"), want{state: StateLost, reason: "TooFewInstances", primary: ord(0), term: 1, events: []string{EventClusterLost}}},
+	{"MySQL five with one replica unobservable fails over (two acks)", cluster(5).mysqlAcks().primary(0).down(0, 10*s, "x").down(4, 10*s, "x"), want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
+		steps: []string{"fence-io-threads(1)", "fence-io-threads(2)", "fence-io-threads(3)"}, events: []string{EventFailoverStarted}}},
+	{"wrong credentials everywhere: Lost, with the error", cluster(3).primary(0).down(0, 10*s, "Error 1045: Access denied for user 'kura-admin'").down(1, 10*s, "Error 1045: Access denied").down(2, 10*s, "Error 1045: Access denied"),
+		want{state: StateLost, reason: "TooFewInstances", primary: ord(0), term: 1, events: []string{EventClusterLost}, check: messageHas("Access denied")}},
+	{"auto-failover off: report, do nothing", cluster(3).primary(0).down(0, 10*s, "x").autoFailover(false), want{state: StateFailed, reason: "AutoFailoverDisabled", primary: ord(0), term: 1}},
+	{"auto-failover off: a switchover request fails over by hand to a safe target", cluster(3).primary(0).down(0, 10*s, "x").autoFailover(false).switchover("m1", 2).fenced(1).fenced(2),
+		want{state: StateFailed, reason: "FailingOver", primary: ord(2), term: 2, events: []string{EventFailoverCompleted},
+			steps: []string{"wait-applied(2, \"0-1000-100\", 1m0s)", "promote(2)", "record-Failover(term 2, 0 -> 2: primary db-0 unreachable for 10s: x; requested by spec.switchover (id m1))",
+				"record-switchover(m1, target 2, Completed: failed over to db-2 (term 2): the primary was unreachable)", "optional configure-replica(1, source 2, semi-sync true)", "configure-semi-sync(2, true, wait 1)", "set-read-only(2, false)"}}},
+	{"single-instance primary down: nothing to fail over to", cluster(1).primary(0).down(0, 10*s, "x"), want{state: StateFailed, reason: "SingleInstance", primary: ord(0), term: 1}},
+	{"writable replica is fenced even while the primary is down", cluster(3).primary(0).down(0, time.Second, "x").writable(1), want{state: StateDegraded, reason: "PrimaryUnreachable", primary: ord(0), term: 1,
+		steps: []string{"set-read-only(1, true)", "kill-connections(1)"}, events: []string{EventInstanceFenced}}},
+
+	// The old primary returns (rule 10).
+	{"returning old primary, writable: fenced first", cluster(3).primary(1).term(2).unconfigured(0).writable(0), want{state: StateDegraded, reason: "InstanceFenced", primary: ord(1), term: 2, cont: true,
+		steps: []string{"set-read-only(0, true)", "kill-connections(0)"}, events: []string{EventInstanceFenced}}},
+	{"returning old primary, clean: rejoins as a replica", cluster(3).primary(1).term(2).unconfigured(0), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2,
+		steps: []string{"optional configure-replica(0, source 1, semi-sync true)"}, events: []string{EventReplicaConfigured}}},
+	{"returning old primary with writes nobody received: errant, never merged", cluster(3).primary(1).term(2).unconfigured(0).errant(0, "0-1000-101"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2,
+		events: []string{EventErrantReplicaDetected}, labels: map[int]string{0: LabelNone}, check: reasonHas(0, "0-1000-101")}},
+
+	// Switchover (rule 11).
+	{"switchover by request", cluster(3).primary(0).switchover("s1", 1), want{state: StateSwitching, reason: "Switchover", primary: ord(1), term: 2,
+		steps: []string{"set-read-only(0, true)", "kill-connections(0)", "wait-caught-up(1, source 0, 1m0s)", "promote(1)", "record-Switchover(term 2, 0 -> 1: requested by spec.switchover (id s1))",
+			"record-switchover(s1, target 1, Completed: db-1 is the primary (term 2))", "optional configure-replica(2, source 1, semi-sync true)", "optional configure-replica(0, source 1, semi-sync true)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"},
+		events: []string{EventSwitchoverStarted, EventSwitchoverCompleted},
+		check: func(t *testing.T, p Plan) {
+			if len(p.OnFailure) == 0 || p.OnFailure[0].String() != "set-read-only(0, false)" {
+				t.Errorf("OnFailure must make the old primary writable again: %v", p.OnFailure)
+			}
+		}}},
+	{"switchover to a lagging target is refused", cluster(3).primary(0).lagging(1, 45*s).switchover("s1", 1), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"record-switchover(s1, target 1, Refused: refused: target db-1 is not a healthy replica: lags 45s behind the primary (maxLag 30s))"}, events: []string{EventSwitchoverRefused}}},
+	{"switchover to an errant target is refused", cluster(3).primary(0).errant(2, "0-1002-1").switchover("s1", 2), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		events: []string{EventSwitchoverRefused, EventErrantReplicaDetected}, steps: []string{"record-switchover(s1, target 2, Refused: refused: target db-2 is not a healthy replica: errant: has transactions the primary lacks (0-1002-1))"}}},
+	{"switchover to an unreachable target is refused", cluster(3).primary(0).down(2, 5*s, "refused").switchover("s1", 2), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		events: []string{EventSwitchoverRefused}, steps: []string{"record-switchover(s1, target 2, Refused: refused: target db-2 is not a healthy replica: unreachable for 5s: refused)"}}},
+	{"switchover to an absent ordinal is refused", cluster(3).primary(0).switchover("s1", 5), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
+		events: []string{EventSwitchoverRefused}, steps: []string{"record-switchover(s1, target 5, Refused: refused: target db-5 is not an instance of the cluster (spec.replicas 3))"}}},
+	{"switchover to self completes at once", cluster(3).primary(0).switchover("s1", 0), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
+		steps: []string{"record-switchover(s1, target 0, Completed: db-0 is already the primary)"}, events: []string{EventSwitchoverCompleted}}},
+	{"handled switchover request is not repeated", cluster(3).primary(1).term(2).switchover("s1", 1).handled("s1"), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(1), term: 2}},
+	{"primary Pod terminating: switch over to the least lagging replica", cluster(3).primary(0).terminating(0).lagging(1, 10*s), want{state: StateSwitching, reason: "Switchover", primary: ord(2), term: 2,
+		events: []string{EventSwitchoverStarted, EventSwitchoverCompleted},
+		steps: []string{"set-read-only(0, true)", "kill-connections(0)", "wait-caught-up(2, source 0, 1m0s)", "promote(2)", "record-Switchover(term 2, 0 -> 2: the primary's Pod is being deleted)",
+			"optional configure-replica(1, source 2, semi-sync true)", "optional configure-replica(0, source 2, semi-sync true)", "configure-semi-sync(2, true, wait 1)", "set-read-only(2, false)"}}},
+	{"primary Pod terminating with no healthy replica: Degraded, no switchover", cluster(3).primary(0).terminating(0).down(1, s, "x").down(2, s, "x"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"configure-semi-sync(0, false, wait 0)"}, check: messageHas("no healthy replica can take over")}},
+	{"scale-down of the primary's ordinal switches over first", cluster(3).primary(2).replicas(2), want{state: StateSwitching, reason: "Switchover", primary: ord(0), term: 2,
+		events: []string{EventSwitchoverStarted, EventSwitchoverCompleted},
+		steps: []string{"set-read-only(2, true)", "kill-connections(2)", "wait-caught-up(0, source 2, 1m0s)", "promote(0)", "record-Switchover(term 2, 2 -> 0: scale-down to 2 instances removes the primary's ordinal)",
+			"optional configure-replica(1, source 0, semi-sync true)", "optional configure-replica(2, source 0, semi-sync true)", "configure-semi-sync(0, true, wait 1)", "set-read-only(0, false)"},
+		check: func(t *testing.T, p Plan) {
+			if p.MinInstances != 3 {
+				t.Errorf("MinInstances %d, want 3 until the primary has moved", p.MinInstances)
+			}
+		}}},
+	{"scale-down of a replica: it leaves the read set, nothing else", cluster(3).primary(0).replicas(2), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
+		labels: map[int]string{2: LabelNone}, check: func(t *testing.T, p Plan) {
+			if p.MinInstances != 2 {
+				t.Errorf("MinInstances %d, want 2", p.MinInstances)
+			}
+		}}},
+
+	// Rolling changes (rule 14).
+	{"rolling: replicas first, the highest ordinal first", cluster(3).primary(0).revision("r2", 0, 1, 2), want{state: StateDegraded, reason: "RollingChange", primary: ord(0), term: 1,
+		steps: []string{"restart(2: run revision r2)"}, events: []string{EventInstanceRestarted}, labels: map[int]string{2: LabelNone}}},
+	{"rolling: one at a time, waiting until the last one caught up", cluster(3).primary(0).revision("r2", 0, 1).lagging(2, 40*s), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1}},
+	{"rolling: replicas done, then switch over from the primary", cluster(3).primary(0).revision("r2", 0), want{state: StateSwitching, reason: "Switchover", primary: ord(1), term: 2,
+		events: []string{EventSwitchoverStarted, EventSwitchoverCompleted},
+		steps: []string{"set-read-only(0, true)", "kill-connections(0)", "wait-caught-up(1, source 0, 1m0s)", "promote(1)", "record-Switchover(term 2, 0 -> 1: rolling change to revision r2)",
+			"optional configure-replica(2, source 1, semi-sync true)", "optional configure-replica(0, source 1, semi-sync true)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"}}},
+	{"rolling: the old primary is restarted as a replica last", cluster(3).primary(1).term(2).revision("r2", 0), want{state: StateDegraded, reason: "RollingChange", primary: ord(1), term: 2,
+		steps: []string{"restart(0: run revision r2)"}, events: []string{EventInstanceRestarted}}},
+
+	// Paused.
+	{"paused: observe only, even with a failed primary", cluster(3).primary(0).down(0, 30*s, "x").paused(), want{state: StatePaused, reason: "Paused", primary: ord(0), term: 1,
+		check: messageHas("fence-io-threads(1), fence-io-threads(2)")}},
+	{"paused: a switchover request waits", cluster(3).primary(0).switchover("s1", 1).paused(), want{state: StatePaused, reason: "Paused", primary: ord(0), term: 1}},
+}
+
+func TestDecide(t *testing.T) {
+	for _, c := range decideCases {
+		t.Run(c.name, func(t *testing.T) {
+			obs := c.f.obs()
+			p := Decide(obs)
+			w := c.w
+			if p.State != w.state || p.Reason != w.reason {
+				t.Fatalf("state %s/%s, want %s/%s\nmessage: %s\nsteps: %s", p.State, p.Reason, w.state, w.reason, p.Message, actionSteps(p))
+			}
+			if p.Message == "" {
+				t.Errorf("plan has no message")
+			}
+			if got, want := actionSteps(p), strings.Join(w.steps, "\n"); got != want {
+				t.Errorf("steps:\n%s\nwant:\n%s", got, want)
+			}
+			if got, want := strings.Join(eventReasons(p), ","), strings.Join(w.events, ","); got != want {
+				t.Errorf("events %q, want %q", got, want)
+			}
+			if w.primary != nil && p.Primary != *w.primary {
+				t.Errorf("primary %d, want %d", p.Primary, *w.primary)
+			}
+			if w.term != 0 && p.Term != w.term {
+				t.Errorf("term %d, want %d", p.Term, w.term)
+			}
+			if p.Continue != w.cont {
+				t.Errorf("continue %t, want %t", p.Continue, w.cont)
+			}
+			for o, l := range w.labels {
+				st, ok := p.InstanceStatus(o)
+				if !ok || st.Label != l {
+					t.Errorf("instance %d label %q, want %q (reason %q)", o, st.Label, l, st.Reason)
+				}
+			}
+			if len(p.Instances) != len(obs.Instances) {
+				t.Errorf("%d instance statuses for %d instances", len(p.Instances), len(obs.Instances))
+			}
+			checkConditions(t, p)
+			if w.check != nil {
+				w.check(t, p)
+			}
+		})
+	}
+}
+
+// TestDecideDoesNotMutate runs every case on a deep copy and compares it with the input.
+func TestDecideDoesNotMutate(t *testing.T) {
+	for _, c := range decideCases {
+		in := c.f.obs()
+		before := deepCopy(in)
+		Decide(in)
+		if !reflect.DeepEqual(before, in) {
+			t.Errorf("%s: Decide changed its input", c.name)
+		}
+		// Deciding twice on the same observation gives the same plan (no hidden state).
+		if a, b := Decide(in), Decide(in); !reflect.DeepEqual(a, b) {
+			t.Errorf("%s: Decide is not deterministic", c.name)
+		}
+	}
+}
+
+// TestEveryStateHasACase keeps the table honest against the state table of docs/clustering.md.
+func TestEveryStateHasACase(t *testing.T) {
+	seen := map[State]bool{}
+	for _, c := range decideCases {
+		seen[c.w.state] = true
+	}
+	for _, s := range []State{StateBootstrapping, StateHealthy, StateDegraded, StateFailed, StateLost, StateSwitching, StatePaused} {
+		if !seen[s] {
+			t.Errorf("no case ends in state %s", s)
+		}
+	}
+	if len(decideCases) < 30 {
+		t.Errorf("%d cases; the table must cover at least 30", len(decideCases))
+	}
+}
+
+func checkConditions(t *testing.T, p Plan) {
+	t.Helper()
+	for _, ct := range []string{ConditionAvailable, ConditionHealthy, ConditionDegraded} {
+		c, ok := p.Condition(ct)
+		if !ok || c.Reason == "" || c.Message == "" {
+			t.Errorf("condition %s missing or without reason/message: %+v", ct, c)
+		}
+	}
+	h, _ := p.Condition(ConditionHealthy)
+	if (h.Status == ConditionTrue) != (p.State == StateHealthy) {
+		t.Errorf("Healthy=%s in state %s", h.Status, p.State)
+	}
+}
+
+func actionSteps(p Plan) string {
+	var out []string
+	for _, s := range p.Steps {
+		inner := s
+		if o, ok := s.(Optional); ok {
+			inner = o.Step
+		}
+		switch inner.(type) {
+		case EmitEvent, SetRoleLabel:
+			continue
+		}
+		out = append(out, s.String())
+	}
+	return strings.Join(out, "\n")
+}
+
+func labelSteps(p Plan) string {
+	var out []string
+	for _, s := range p.Steps {
+		if o, ok := s.(Optional); ok {
+			if _, ok := o.Step.(SetRoleLabel); ok {
+				out = append(out, s.String())
+			}
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+func eventReasons(p Plan) []string {
+	var out []string
+	for _, s := range p.Steps {
+		if e, ok := s.(EmitEvent); ok {
+			out = append(out, e.Reason)
+		}
+	}
+	return out
+}
+
+func hasStep(p Plan, prefix string) bool {
+	for _, s := range p.Steps {
+		if strings.Contains(s.String(), prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func stepHas(sub string) func(*testing.T, Plan) {
+	return func(t *testing.T, p Plan) {
+		t.Helper()
+		if !hasStep(p, sub) {
+			t.Errorf("no step contains %q:\n%s", sub, actionSteps(p))
+		}
+	}
+}
+
+func messageHas(sub string) func(*testing.T, Plan) {
+	return func(t *testing.T, p Plan) {
+		t.Helper()
+		if !strings.Contains(p.Message, sub) {
+			t.Errorf("message %q lacks %q", p.Message, sub)
+		}
+	}
+}
+
+func reasonHas(ordinal int, sub string) func(*testing.T, Plan) {
+	return func(t *testing.T, p Plan) {
+		t.Helper()
+		st, _ := p.InstanceStatus(ordinal)
+		if !strings.Contains(st.Reason, sub) {
+			t.Errorf("instance %d reason %q lacks %q", ordinal, st.Reason, sub)
+		}
+	}
+}

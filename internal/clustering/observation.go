@@ -1,0 +1,192 @@
+package clustering
+
+import (
+	"time"
+
+	"github.com/kura-db/kura/internal/gtid"
+)
+
+// NoPrimary is the ordinal used when there is no primary (a fresh cluster).
+const NoPrimary = -1
+
+// Observation is everything Decide may look at: the spec, what status recorded, and what one
+// observe pass found on every instance. It is a value: Decide and Act never change it, and the
+// tests check that Decide leaves it untouched.
+type Observation struct {
+	// Cluster names the cluster in messages.
+	Cluster string
+	// Spec holds the knobs of the cluster's spec that clustering uses.
+	Spec Spec
+	// Recorded is what status recorded in earlier passes (the durable memory of the loop).
+	Recorded Recorded
+	// Engine describes what the engine can do (it never names the engine).
+	Engine EngineTraits
+	// Instances in ordinal order: every ordinal below Spec.Replicas, plus any instance whose
+	// Pod still exists above it (scale-down in progress).
+	Instances []Instance
+}
+
+// Spec holds the clustering knobs of a MySQLCluster spec (docs/clustering.md, "Tunables").
+type Spec struct {
+	// Replicas is the desired number of instances, primary included.
+	Replicas int
+	// SemiSync turns loss-less semi-synchronous replication on.
+	SemiSync bool
+	// MaxLag is the delay beyond which a replica leaves the read set.
+	MaxLag time.Duration
+	// FailoverGrace is how long the operator's own probes must fail before failover.
+	FailoverGrace time.Duration
+	// ApplyTimeout bounds the wait for a candidate or switchover target to apply what it has.
+	ApplyTimeout time.Duration
+	// ErrantPolicy says what happens to an errant replica.
+	ErrantPolicy ErrantPolicy
+	// AutoFailover allows failover without a human.
+	AutoFailover bool
+	// Paused makes the loop observe and report only.
+	Paused bool
+	// Switchover is a pending request for a planned change of primary, or nil.
+	Switchover *SwitchoverRequest
+}
+
+// ErrantPolicy says what happens to a replica holding transactions the primary lacks.
+type ErrantPolicy string
+
+const (
+	// ErrantManual leaves the replica out of the read set for a human.
+	ErrantManual ErrantPolicy = "Manual"
+	// ErrantReclone keeps its data aside and clones it afresh from a donor.
+	ErrantReclone ErrantPolicy = "Reclone"
+)
+
+// SwitchoverRequest asks for a planned change of primary; the loop acts once per ID.
+type SwitchoverRequest struct {
+	ID     string
+	Target int
+}
+
+// Recorded is what the cluster's status says; Decide treats it as the truth about who the
+// primary is.
+type Recorded struct {
+	// Primary is the ordinal of the recorded primary, or NoPrimary.
+	Primary int
+	// Term is the number of changes of primary so far.
+	Term int64
+	// SwitchoverHandled is the ID of the last switchover request that completed or was refused.
+	SwitchoverHandled string
+	// Errant holds, per ordinal, the errant transactions status last reported. During a
+	// failover the old primary cannot be asked, so this memory keeps errant replicas out of the
+	// candidates and tells their legitimate transactions from the errant ones.
+	Errant map[int]gtid.Set
+}
+
+// EngineTraits are the engine differences clustering must know about, as capabilities.
+type EngineTraits struct {
+	// MaxAckCount is the most acknowledgements a primary can wait for per commit (MariaDB: 1);
+	// 0 means no limit (MySQL's rpl_semi_sync_source_wait_for_replica_count).
+	MaxAckCount int
+}
+
+// Instance is one instance as observed.
+type Instance struct {
+	Ordinal int
+	// Name is the Pod name.
+	Name string
+	// Host and Port are the address replicas use to reach this instance as their source.
+	Host string
+	Port int
+	// Pod holds what the orchestrator reports about the instance's Pod.
+	Pod PodFacts
+	// SQL holds what the instance reported over SQL; nil when it could not be reached.
+	SQL *SQLFacts
+	// Error says why SQL is nil.
+	Error string
+	// UnreachableFor is how long the operator's own probes have failed to reach the instance
+	// without a success in between (0 when reachable).
+	UnreachableFor time.Duration
+	// Cloning is true while the orchestrator is cloning the instance from a donor.
+	Cloning bool
+	// Revision is the config/version hash the instance runs with and DesiredRevision the one
+	// it should run with; they differ during a rolling change. Empty values never differ.
+	Revision        string
+	DesiredRevision string
+}
+
+// PodFacts are what the orchestrator knows about the instance's Pod.
+type PodFacts struct {
+	Exists bool
+	// Phase is the Pod phase (Pending, Running, ...).
+	Phase string
+	Ready bool
+	// Terminating is true once the Pod is being deleted.
+	Terminating bool
+	// RoleLabel is the current value of the role label (primary, replica, none or empty).
+	RoleLabel string
+}
+
+// SQLFacts are what an instance reported over SQL in one pass.
+type SQLFacts struct {
+	ServerID uint32
+	// ReadOnly is true when ordinary accounts cannot write.
+	ReadOnly bool
+	// Executed is the set of transactions the instance has committed.
+	Executed gtid.Set
+	// Retrieved is the set of transactions its replication receiver has received (including
+	// those not applied yet); empty when it is not a replica.
+	Retrieved gtid.Set
+	// Replica describes the instance's replication from a source; nil when none is configured.
+	Replica *ReplicaFacts
+	// SemiSync is the instance's semi-synchronous replication state.
+	SemiSync SemiSyncFacts
+}
+
+// ReplicaFacts describe replication from a source.
+type ReplicaFacts struct {
+	SourceHost string
+	SourcePort int
+	// IORunning is true when the receiver thread is running and connected.
+	IORunning bool
+	// IOConnecting is true when the receiver runs but has not connected (yet).
+	IOConnecting bool
+	// SQLRunning is true when the applier thread is running.
+	SQLRunning bool
+	IOErrno    int
+	IOError    string
+	SQLErrno   int
+	SQLError   string
+	// Lag is the replication delay; nil when the engine does not know it.
+	Lag *time.Duration
+}
+
+// SemiSyncFacts is an instance's semi-sync state.
+type SemiSyncFacts struct {
+	SourceEnabled  bool
+	ReplicaEnabled bool
+	// WaitCount is the number of acknowledgements the source waits for.
+	WaitCount int
+	// AfterSync is true when the source waits after syncing the binlog (loss-less).
+	AfterSync bool
+}
+
+// holds returns every transaction the instance has, applied or only received.
+func (f *SQLFacts) holds() gtid.Set {
+	return f.Executed.Union(f.Retrieved)
+}
+
+// reachable reports whether the instance answered over SQL.
+func (i Instance) reachable() bool { return i.SQL != nil }
+
+// replicatingFrom reports whether the instance replicates from src with both threads running.
+func (i Instance) replicatingFrom(src Instance) bool {
+	return i.SQL != nil && i.SQL.Replica != nil && i.SQL.Replica.IORunning && i.SQL.Replica.SQLRunning &&
+		i.SQL.Replica.SourceHost == src.Host && i.SQL.Replica.SourcePort == src.Port
+}
+
+// instance returns the instance with the given ordinal.
+func (o Observation) instance(ordinal int) (Instance, bool) {
+	for _, in := range o.Instances {
+		if in.Ordinal == ordinal {
+			return in, true
+		}
+	}
+	return Instance{}, false
+}

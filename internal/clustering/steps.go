@@ -1,0 +1,197 @@
+package clustering
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/kura-db/kura/internal/gtid"
+)
+
+// Step is one idempotent action of a Plan. Each is a small value; Act knows how to run each
+// kind. Running a step twice has the effect of running it once.
+type Step interface {
+	// String describes the step for logs and status.
+	String() string
+	isStep()
+}
+
+// Optional wraps a step whose failure must not stop the plan (fencing an old primary that may
+// be gone, repointing a replica the next pass can repair).
+type Optional struct{ Step Step }
+
+// FenceIOThreads stops the replication receiver of a replica, so the primary it replicated
+// from can no longer collect its acknowledgement (docs/clustering.md, "Failover" step 1).
+type FenceIOThreads struct{ Instance int }
+
+// SetReadOnly makes an instance refuse writes (ReadOnly true) or accept them.
+type SetReadOnly struct {
+	Instance int
+	ReadOnly bool
+}
+
+// KillConnections closes every client connection of an instance except the operator's own
+// and replication's. A commit waiting for a semi-sync acknowledgement is not acknowledged.
+type KillConnections struct{ Instance int }
+
+// WaitApplied waits until an instance has executed GTIDs, at most Timeout.
+type WaitApplied struct {
+	Instance int
+	GTIDs    gtid.Set
+	Timeout  time.Duration
+}
+
+// WaitCaughtUp reads the executed set of Source when the step runs (after Source was made
+// read-only), then waits until Instance has executed it, at most Timeout.
+type WaitCaughtUp struct {
+	Instance int
+	Source   int
+	Timeout  time.Duration
+}
+
+// Promote stops replication on an instance and forgets its source. It stays read-only; a later
+// SetReadOnly makes it writable once the new topology is recorded.
+type Promote struct{ Instance int }
+
+// ConfigureReplica points an instance at Source with GTID auto-positioning and starts both
+// replication threads. It turns the semi-sync source role off and the replica role on
+// (when SemiSync).
+type ConfigureReplica struct {
+	Instance int
+	Source   int
+	SemiSync bool
+}
+
+// ConfigureSemiSync sets the semi-sync source role of a primary: enabled, waiting after sync
+// for WaitCount acknowledgements.
+type ConfigureSemiSync struct {
+	Instance  int
+	Enabled   bool
+	WaitCount int
+}
+
+// SetRoleLabel sets the role label the Services select on.
+type SetRoleLabel struct {
+	Instance int
+	Role     string
+}
+
+// RestartInstance restarts an instance so it runs its desired revision (rolling changes).
+type RestartInstance struct {
+	Instance int
+	Reason   string
+}
+
+// RecloneInstance keeps an instance's data aside and clones it afresh from Donor.
+type RecloneInstance struct {
+	Instance int
+	Donor    int
+	Reason   string
+}
+
+// RecordTopologyChange durably records a new primary and term in status. It runs before the
+// new primary becomes writable, so a crash never leaves a writable instance status does not
+// name.
+type RecordTopologyChange struct {
+	Term   int64
+	Kind   string
+	From   int
+	To     int
+	Reason string
+}
+
+// Topology change kinds.
+const (
+	KindBootstrap  = "Bootstrap"
+	KindFailover   = "Failover"
+	KindSwitchover = "Switchover"
+)
+
+// RecordSwitchover records the outcome of a switchover request.
+type RecordSwitchover struct {
+	ID      string
+	Target  int
+	Phase   string
+	Message string
+}
+
+// Switchover phases.
+const (
+	SwitchoverCompleted = "Completed"
+	SwitchoverRefused   = "Refused"
+)
+
+// EmitEvent emits one Event for an action the loop chose.
+type EmitEvent struct {
+	Warning bool
+	Reason  string
+	Message string
+}
+
+// Event reasons, the clustering part of the operator's event catalogue.
+const (
+	EventBootstrapped          = "Bootstrapped"
+	EventFailoverStarted       = "FailoverStarted"
+	EventFailoverCompleted     = "FailoverCompleted"
+	EventFailoverRefused       = "FailoverRefused"
+	EventSwitchoverStarted     = "SwitchoverStarted"
+	EventSwitchoverCompleted   = "SwitchoverCompleted"
+	EventSwitchoverRefused     = "SwitchoverRefused"
+	EventInstanceFenced        = "InstanceFenced"
+	EventReplicaConfigured     = "ReplicaConfigured"
+	EventErrantReplicaDetected = "ErrantReplicaDetected"
+	EventInstanceRestarted     = "InstanceRestarted"
+	EventInstanceCloneStarted  = "InstanceCloneStarted"
+	EventClusterLost           = "ClusterLost"
+)
+
+func (Optional) isStep()             {}
+func (FenceIOThreads) isStep()       {}
+func (SetReadOnly) isStep()          {}
+func (KillConnections) isStep()      {}
+func (WaitApplied) isStep()          {}
+func (WaitCaughtUp) isStep()         {}
+func (Promote) isStep()              {}
+func (ConfigureReplica) isStep()     {}
+func (ConfigureSemiSync) isStep()    {}
+func (SetRoleLabel) isStep()         {}
+func (RestartInstance) isStep()      {}
+func (RecloneInstance) isStep()      {}
+func (RecordTopologyChange) isStep() {}
+func (RecordSwitchover) isStep()     {}
+func (EmitEvent) isStep()            {}
+
+func (s Optional) String() string       { return "optional " + s.Step.String() }
+func (s FenceIOThreads) String() string { return fmt.Sprintf("fence-io-threads(%d)", s.Instance) }
+func (s SetReadOnly) String() string {
+	return fmt.Sprintf("set-read-only(%d, %t)", s.Instance, s.ReadOnly)
+}
+func (s KillConnections) String() string { return fmt.Sprintf("kill-connections(%d)", s.Instance) }
+func (s WaitApplied) String() string {
+	return fmt.Sprintf("wait-applied(%d, %q, %s)", s.Instance, s.GTIDs.String(), s.Timeout)
+}
+func (s WaitCaughtUp) String() string {
+	return fmt.Sprintf("wait-caught-up(%d, source %d, %s)", s.Instance, s.Source, s.Timeout)
+}
+func (s Promote) String() string { return fmt.Sprintf("promote(%d)", s.Instance) }
+func (s ConfigureReplica) String() string {
+	return fmt.Sprintf("configure-replica(%d, source %d, semi-sync %t)", s.Instance, s.Source, s.SemiSync)
+}
+func (s ConfigureSemiSync) String() string {
+	return fmt.Sprintf("configure-semi-sync(%d, %t, wait %d)", s.Instance, s.Enabled, s.WaitCount)
+}
+func (s SetRoleLabel) String() string {
+	return fmt.Sprintf("set-role-label(%d, %s)", s.Instance, s.Role)
+}
+func (s RestartInstance) String() string {
+	return fmt.Sprintf("restart(%d: %s)", s.Instance, s.Reason)
+}
+func (s RecloneInstance) String() string {
+	return fmt.Sprintf("reclone(%d from %d: %s)", s.Instance, s.Donor, s.Reason)
+}
+func (s RecordTopologyChange) String() string {
+	return fmt.Sprintf("record-%s(term %d, %d -> %d: %s)", s.Kind, s.Term, s.From, s.To, s.Reason)
+}
+func (s RecordSwitchover) String() string {
+	return fmt.Sprintf("record-switchover(%s, target %d, %s: %s)", s.ID, s.Target, s.Phase, s.Message)
+}
+func (s EmitEvent) String() string { return fmt.Sprintf("event(%s: %s)", s.Reason, s.Message) }
