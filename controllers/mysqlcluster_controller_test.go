@@ -433,3 +433,21 @@ func TestMySQLClusterStorageGrows(t *testing.T) {
 func storageClass(name string, expand bool) *storagev1.StorageClass {
 	return &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Provisioner: "kura.dev/test", AllowVolumeExpansion: &expand}
 }
+
+// The schema refuses owned keys in their canonical spellings; any other spelling is caught by
+// the operator before anything is applied.
+func TestMySQLClusterRefusesOwnedKeyInAnyCase(t *testing.T) {
+	ns := newNamespace(t)
+	if err := k8s.Create(context.Background(), newMySQLCluster(ns, "shop", func(c *kurav1alpha1.MySQLCluster) {
+		c.Spec.MySQLD.Config = map[string]string{"Sync_Binlog": "0"}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	c := waitReconciled(t, ns, "shop", metav1.ConditionFalse, "InvalidConfig")
+	if !strings.Contains(reconciledCondition(c).Message, "Sync_Binlog") {
+		t.Errorf("message: %s", reconciledCondition(c).Message)
+	}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "shop-config"}, &corev1.ConfigMap{}); err == nil {
+		t.Error("a ConfigMap was written from an invalid config")
+	}
+}
