@@ -1,15 +1,90 @@
-// Command kura is the single Kura binary: the operator, the in-pod agent, and the backup and
-// restore runners, each as a subcommand.
+// Command kura is the single Kura binary: the operator, the in-pod agent and init step, and
+// the backup and restore runners, each as a subcommand.
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
-	_ "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/operator"
 )
 
+const usage = `kura — MySQL-family databases on Kubernetes
+
+usage: kura <command> [flags]
+
+commands:
+  operator      run the operator (controllers, clustering loops)
+  copy-binary   copy this binary to a path (used by the instance Pods' init container)
+  version       print the version
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
-	fmt.Fprintln(os.Stderr, "kura: not yet wired")
-	os.Exit(2)
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "kura:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("a command is required")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	switch args[0] {
+	case "operator":
+		return operator.Run(ctx, args[1:])
+	case "copy-binary":
+		if len(args) != 2 {
+			return fmt.Errorf("usage: kura copy-binary <destination>")
+		}
+		return copyBinary(args[1])
+	case "version":
+		fmt.Println(version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// copyBinary copies the running executable to dst atomically, executable by everyone.
+func copyBinary(dst string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("failed to find the running binary: %w", err)
+	}
+	in, err := os.Open(self)
+	if err != nil {
+		return fmt.Errorf("failed to open %s: %w", self, err)
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return fmt.Errorf("failed to create %s: %w", tmp, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("failed to copy to %s: %w", tmp, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("failed to write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("failed to move %s into place: %w", dst, err)
+	}
+	return nil
 }

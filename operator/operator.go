@@ -1,0 +1,155 @@
+// Package operator wires Kura's controllers into a controller-runtime manager: flags, leader
+// election, health and readiness endpoints, metrics, structured logs and the namespaces to
+// watch.
+package operator
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/controllers"
+	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/events"
+)
+
+// Options are the operator's flags.
+type Options struct {
+	Namespaces             []string
+	ClusteringInterval     time.Duration
+	LeaderElect            bool
+	LeaderElectionID       string
+	LeaderElectionNS       string
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	KuraImage              string
+	ZapOptions             zap.Options
+}
+
+// ParseFlags parses the operator's command line.
+func ParseFlags(args []string) (Options, error) {
+	fs := flag.NewFlagSet("kura operator", flag.ContinueOnError)
+	var o Options
+	var namespaces string
+	fs.StringVar(&namespaces, "namespaces", os.Getenv("KURA_WATCH_NAMESPACES"), "comma-separated namespaces to watch; empty watches all namespaces")
+	fs.DurationVar(&o.ClusteringInterval, "clustering-interval", time.Second, "how often each cluster's topology is observed when nothing else wakes its loop")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader so that only one operator replica acts at a time")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "kura-operator.kura.dev", "name of the leader election Lease")
+	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the operator's own)")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8443", "address of the Prometheus metrics endpoint (plain HTTP); 0 disables it")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&o.KuraImage, "kura-image", os.Getenv("KURA_IMAGE"), "image holding the kura binary at /kura, copied into every instance Pod (required)")
+	o.ZapOptions = zap.Options{Development: false, TimeEncoder: zapcore.RFC3339NanoTimeEncoder}
+	o.ZapOptions.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for _, n := range strings.Split(namespaces, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			o.Namespaces = append(o.Namespaces, n)
+		}
+	}
+	if o.KuraImage == "" {
+		return o, errors.New("--kura-image (or KURA_IMAGE) is required: the image holding the kura binary that instance Pods copy")
+	}
+	if o.ClusteringInterval < 100*time.Millisecond {
+		return o, fmt.Errorf("--clustering-interval %s is too short; use at least 100ms", o.ClusteringInterval)
+	}
+	return o, nil
+}
+
+// Scheme returns the scheme the operator uses.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := kurav1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// NewManager builds a manager with every controller registered.
+func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	mo := ctrl.Options{
+		Scheme:                        Scheme(),
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+	}
+	if len(o.Namespaces) > 0 {
+		mo.Cache.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range o.Namespaces {
+			mo.Cache.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, mo)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create manager: %w", err)
+	}
+	rec := events.Recorder{R: mgr.GetEventRecorder("kura-operator")}
+	loops := newClusterLoops(mgr, o, rec)
+	if err := (&controllers.MySQLClusterReconciler{
+		Client:   mgr.GetClient(),
+		Options:  builder.Options{KuraImage: o.KuraImage},
+		Recorder: rec,
+		Loops:    loops,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("failed to set up the MySQLCluster controller: %w", err)
+	}
+	if err := (&controllers.BackupScheduleReconciler{Client: mgr.GetClient(), Recorder: rec}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("failed to set up the BackupSchedule controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("failed to add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("informers", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return errors.New("informer caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("failed to add readiness check: %w", err)
+	}
+	return mgr, nil
+}
+
+// Run runs the operator until ctx ends.
+func Run(ctx context.Context, args []string) error {
+	o, err := ParseFlags(args)
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.ZapOptions)))
+	log := ctrl.Log.WithName("operator")
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("failed to load a kubeconfig: %w", err)
+	}
+	mgr, err := NewManager(cfg, o)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "namespaces", o.Namespaces, "clusteringInterval", o.ClusteringInterval, "kuraImage", o.KuraImage, "leaderElect", o.LeaderElect)
+	return mgr.Start(ctx)
+}
