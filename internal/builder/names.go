@@ -48,7 +48,7 @@ type Options struct {
 }
 
 // Names of owned objects.
-func StatefulSetName(c *kurav1alpha1.MySQLCluster) string  { return c.Name }
+func StatefulSetName(c *kurav1alpha1.MySQLCluster) string { return c.Name }
 func HeadlessServiceName(c *kurav1alpha1.MySQLCluster) string {
 	return c.Name + "-instances"
 }
