@@ -1,0 +1,232 @@
+package clustering
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// DefaultInterval is the time between passes when nothing asks for one sooner (the operator's
+// --clustering-interval).
+const DefaultInterval = time.Second
+
+// maxContinues bounds back-to-back passes, so a plan that keeps asking for another pass
+// cannot spin.
+const maxContinues = 5
+
+// Options tune a Loop; zero values take the defaults.
+type Options struct {
+	// Interval between passes (DefaultInterval).
+	Interval time.Duration
+	// ObserveTimeout bounds the query of one instance (DefaultObserveTimeout).
+	ObserveTimeout time.Duration
+	// StepTimeout bounds each step but the waits (DefaultStepTimeout).
+	StepTimeout time.Duration
+	// Log receives one line per pass and per failed step, with the operation id.
+	Log logr.Logger
+	// Now is the clock (time.Now).
+	Now func() time.Time
+}
+
+// Loop runs observe → decide → act passes for one cluster. Loops share nothing, so one
+// cluster's slow pass never delays another's.
+type Loop struct {
+	src  Source
+	sink Sink
+	opts Options
+	poke chan struct{}
+
+	probes probes
+	passes int
+	mu     sync.Mutex
+	// lastEvents holds the events of the previous pass; an event repeated pass after pass is
+	// emitted once.
+	lastEvents map[string]bool
+	last       Report
+}
+
+// NewLoop builds a loop over src and sink.
+func NewLoop(src Source, sink Sink, opts Options) *Loop {
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Loop{src: src, sink: sink, opts: opts, poke: make(chan struct{}, 1)}
+}
+
+// Poke asks for a pass as soon as the current one ends (an instance Pod changed, the spec
+// changed). It never blocks.
+func (l *Loop) Poke() {
+	select {
+	case l.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Last returns the report of the last pass.
+func (l *Loop) Last() Report {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// Run runs passes until ctx is done, then returns ctx's error.
+func (l *Loop) Run(ctx context.Context) error {
+	continues := 0
+	for {
+		r, err := l.Pass(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := l.opts.Interval
+		switch {
+		case err != nil:
+		case r.Plan.Continue && r.Result.Err == nil && continues < maxContinues:
+			continues++
+			wait = 0
+		case r.Plan.RequeueAfter > 0 && r.Plan.RequeueAfter < wait:
+			wait = r.Plan.RequeueAfter
+		}
+		if wait > 0 {
+			continues = 0
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-l.poke:
+				t.Stop()
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// Pass runs one observe → decide → act pass and publishes its report.
+func (l *Loop) Pass(ctx context.Context) (Report, error) {
+	l.passes++
+	op := operationID(l.passes)
+	log := l.opts.Log.WithValues("operation", op)
+	snap, err := l.src.Snapshot(ctx)
+	if err != nil {
+		log.Error(err, "failed to read the cluster's spec and instances")
+		return Report{OperationID: op}, fmt.Errorf("failed to read the cluster's spec and instances: %w", err)
+	}
+	log = log.WithValues("cluster", snap.Cluster)
+	start := l.opts.Now()
+	ins := Observe(ctx, snap, l.opts.ObserveTimeout)
+	l.probes.track(ins, start)
+	obs := Observation{Cluster: snap.Cluster, Spec: snap.Spec, Recorded: snap.Recorded, Engine: snap.Engine, Instances: ins}
+	plan := Decide(obs)
+
+	targets := map[int]Target{}
+	for _, t := range snap.Targets {
+		targets[t.Ordinal] = t
+	}
+	actor := &Actor{Targets: targets, Connect: snap.Connect, Sink: &dedupSink{Sink: l.sink, loop: l, op: op},
+		StepTimeout: l.opts.StepTimeout, Now: l.opts.Now}
+	l.beginEvents()
+	res := actor.Act(ctx, plan)
+	l.endEvents()
+
+	kv := []any{"state", plan.State, "reason", plan.Reason, "primary", plan.Primary, "term", plan.Term,
+		"observeMillis", l.opts.Now().Sub(start).Milliseconds()}
+	if len(plan.Steps) > 0 {
+		var steps []string
+		for _, s := range res.Steps {
+			steps = append(steps, s.Step)
+		}
+		kv = append(kv, "steps", strings.Join(steps, "; "))
+	}
+	for _, s := range res.Steps {
+		if s.Err != nil {
+			log.Info("step failed", "step", s.Step, "error", s.Err.Error())
+		}
+	}
+	if res.Err != nil {
+		log.Error(res.Err, "plan stopped", kv...)
+	} else if len(plan.Steps) > 0 || plan.State != StateHealthy {
+		log.Info("pass", append(kv, "message", plan.Message)...)
+	} else {
+		log.V(1).Info("pass", kv...)
+	}
+	r := Report{OperationID: op, Plan: plan, Result: res, Observation: obs}
+	if err := l.sink.Publish(ctx, r); err != nil {
+		log.Error(err, "failed to publish status")
+	}
+	l.mu.Lock()
+	l.last = r
+	l.mu.Unlock()
+	return r, nil
+}
+
+func operationID(n int) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%d-%s", n, hex.EncodeToString(b))
+}
+
+// Event de-duplication across passes.
+
+func (l *Loop) beginEvents() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lastEvents == nil {
+		l.lastEvents = map[string]bool{}
+	}
+	for k := range l.lastEvents {
+		if strings.HasPrefix(k, "new:") {
+			delete(l.lastEvents, k)
+		}
+	}
+}
+
+func (l *Loop) endEvents() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next := map[string]bool{}
+	for k := range l.lastEvents {
+		if strings.HasPrefix(k, "new:") {
+			next[strings.TrimPrefix(k, "new:")] = true
+		}
+	}
+	l.lastEvents = next
+}
+
+// seen records an event of this pass and reports whether the previous pass emitted it too.
+func (l *Loop) seen(e EmitEvent) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// Durations and counts change from pass to pass; the same event with other numbers is
+	// the same event.
+	k := e.Reason + "\x00" + strings.Map(func(r rune) rune {
+		if (r >= '0' && r <= '9') || r == '.' {
+			return -1
+		}
+		return r
+	}, e.Message)
+	l.lastEvents["new:"+k] = true
+	return l.lastEvents[k]
+}
+
+type dedupSink struct {
+	Sink
+	loop *Loop
+	op   string
+}
+
+func (s *dedupSink) Event(ctx context.Context, e EmitEvent) {
+	if s.loop.seen(e) {
+		return
+	}
+	e.Message = fmt.Sprintf("%s (operation %s)", e.Message, s.op)
+	s.Sink.Event(ctx, e)
+}

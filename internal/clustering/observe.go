@@ -1,0 +1,130 @@
+package clustering
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// DefaultObserveTimeout bounds the query of one instance in one pass: a frozen (SIGSTOPped)
+// or overloaded server costs the pass this long and no more.
+const DefaultObserveTimeout = time.Second
+
+// Observe queries every target concurrently, each bounded by timeout, and returns the
+// instances in the targets' order (rule 4). Then it reads the recorded primary's executed set
+// once more: replicas were read before it, so a replica is never judged errant because the
+// primary's set was read a moment earlier than the replica's. If that second read fails the
+// primary counts as unreachable in this pass.
+func Observe(ctx context.Context, snap Snapshot, timeout time.Duration) []Instance {
+	if timeout <= 0 {
+		timeout = DefaultObserveTimeout
+	}
+	out := make([]Instance, len(snap.Targets))
+	var wg sync.WaitGroup
+	for i, t := range snap.Targets {
+		out[i] = Instance{Ordinal: t.Ordinal, Name: t.Name, Host: t.Host, Port: t.Port, Pod: t.Pod,
+			Cloning: t.Cloning, Revision: t.Revision, DesiredRevision: t.DesiredRevision}
+		if !t.Pod.Exists {
+			out[i].Error = "Pod does not exist"
+			continue
+		}
+		wg.Add(1)
+		go func(i int, t Target) {
+			defer wg.Done()
+			facts, err := query(ctx, snap, t, timeout)
+			if err != nil {
+				out[i].Error = err.Error()
+				return
+			}
+			out[i].SQL = facts
+		}(i, t)
+	}
+	wg.Wait()
+	for i := range out {
+		if out[i].Ordinal != snap.Recorded.Primary || out[i].SQL == nil {
+			continue
+		}
+		c, err := snap.Connect(snap.Targets[i])
+		if err == nil {
+			qctx, cancel := context.WithTimeout(ctx, timeout)
+			set, rerr := c.Executed(qctx)
+			cancel()
+			if err = rerr; err == nil {
+				facts := *out[i].SQL
+				facts.Executed = set
+				out[i].SQL = &facts
+			}
+		}
+		if err != nil {
+			out[i].SQL, out[i].Error = nil, fmt.Sprintf("failed to read the executed GTID set: %v", err)
+		}
+	}
+	return out
+}
+
+func query(ctx context.Context, snap Snapshot, t Target, timeout time.Duration) (*SQLFacts, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := snap.Connect(t)
+	if err != nil {
+		return nil, fmt.Errorf("failed to connect: %w", err)
+	}
+	type answer struct {
+		f   *SQLFacts
+		err error
+	}
+	// The driver honours ctx, but a server that accepted the TCP connection and then froze
+	// can hold a handshake; the select makes the bound hard whatever the driver does.
+	ch := make(chan answer, 1)
+	go func() {
+		f, err := c.Facts(ctx)
+		ch <- answer{f, err}
+	}()
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return nil, a.err
+		}
+		return a.f, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no answer within %s: %w", timeout, ctx.Err())
+	}
+}
+
+// probes remembers, per instance, since when the operator's own probes have failed, so a
+// pass can tell how long an instance has been unreachable (the failover grace period counts
+// this, not Pod readiness).
+type probes struct {
+	mu        sync.Mutex
+	failingAt map[string]time.Time
+}
+
+// track sets UnreachableFor on every instance, given the time the pass started.
+func (p *probes) track(ins []Instance, passStart time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failingAt == nil {
+		p.failingAt = map[string]time.Time{}
+	}
+	seen := map[string]bool{}
+	for i := range ins {
+		name := ins[i].Name
+		seen[name] = true
+		if ins[i].SQL != nil {
+			delete(p.failingAt, name)
+			continue
+		}
+		since, ok := p.failingAt[name]
+		if !ok {
+			since = passStart
+			p.failingAt[name] = since
+		}
+		ins[i].UnreachableFor = passStart.Sub(since)
+	}
+	for name := range p.failingAt {
+		if !seen[name] {
+			delete(p.failingAt, name)
+		}
+	}
+}
