@@ -177,3 +177,26 @@ half a change. Each is pinned by a test.
 | storage growth on a StorageClass without expansion | ` + "`Reconciled=False`" + `, reason ` + "`VolumeExpansionRefused`" + ` | ` + "`internal/mycnf`" + `, ` + "`TestMySQLClusterStorageGrows`" + ` |
 | a BackupSchedule with a bad cron expression or time zone | BackupSchedule ` + "`Ready=False`" + `, reason ` + "`InvalidSchedule`" + `, message names ` + "`spec.schedule`" + ` or ` + "`spec.timeZone`" + ` and shows a valid example | ` + "`TestBackupScheduleReportsBadCron`" + ` |
 `
+
+// Every sample in docs/samples is accepted by the API server.
+func TestSamplesAreAccepted(t *testing.T) {
+	ns := newNamespace(t)
+	files, err := filepath.Glob(filepath.Join("..", "docs", "samples", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(b), "\n---\n") {
+			if strings.TrimSpace(doc) == "" {
+				continue
+			}
+			if err := k8s.Create(context.Background(), decode(t, ns, doc)); err != nil {
+				t.Errorf("%s refused: %v", f, err)
+			}
+		}
+	}
+}
