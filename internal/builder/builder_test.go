@@ -200,3 +200,18 @@ func TestPDBAndServiceAccount(t *testing.T) {
 		t.Errorf("service account %+v", sa)
 	}
 }
+
+func TestScaleDownKeepsThePrimary(t *testing.T) {
+	c := newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Replicas = 2 })
+	if got := StatefulSetReplicas(c); got != 2 {
+		t.Errorf("no primary recorded: %d", got)
+	}
+	c.Status.CurrentPrimaryIndex = ptr.To[int32](1)
+	if got := StatefulSetReplicas(c); got != 2 {
+		t.Errorf("primary inside the range: %d", got)
+	}
+	c.Status.CurrentPrimaryIndex = ptr.To[int32](4)
+	if got := *StatefulSet(c, "h", opts).Spec.Replicas; got != 5 {
+		t.Errorf("primary at ordinal 4 must be kept until switched over, got %d instances", got)
+	}
+}

@@ -54,7 +54,7 @@ func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 		TypeMeta:   typeMeta("apps/v1", "StatefulSet"),
 		ObjectMeta: objectMeta(c, StatefulSetName(c), nil, nil),
 		Spec: appsv1.StatefulSetSpec{
-			Replicas:            ptr.To(Replicas(c)),
+			Replicas:            ptr.To(StatefulSetReplicas(c)),
 			ServiceName:         HeadlessServiceName(c),
 			PodManagementPolicy: appsv1.ParallelPodManagement,
 			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType},
@@ -80,6 +80,17 @@ func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 	}
 	StampHash(&sts.ObjectMeta, sts.Spec)
 	return sts
+}
+
+// StatefulSetReplicas is spec.replicas, raised to keep the recorded primary's ordinal while a
+// scale-down waits for the clustering loop to switch over: scale-down never removes the
+// primary (docs/clustering.md).
+func StatefulSetReplicas(c *kurav1alpha1.MySQLCluster) int32 {
+	n := Replicas(c)
+	if p := c.Status.CurrentPrimaryIndex; p != nil && *p >= n {
+		return *p + 1
+	}
+	return n
 }
 
 func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) corev1.PodTemplateSpec {
