@@ -1,0 +1,201 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+)
+
+// InitMarker is written into a data directory once InitDataDir has completed.
+const InitMarker = ".kura-initialized"
+
+// InitOptions tune InitDataDir. The zero value suits both the init container and tests.
+type InitOptions struct {
+	// OSUser is passed as --user. Empty means "root" when the process runs as root (the
+	// servers refuse to run as root unless told so explicitly) and no --user otherwise (in a
+	// Pod, the container already runs as the mysql user).
+	OSUser string
+	// Installer and Server are program paths; empty means FindProgram.
+	Installer string
+	Server    string
+	// Output receives the programs' output; by default it is kept and its tail is returned in
+	// the error when a program fails.
+	Output io.Writer
+}
+
+// FindProgram looks a server program up in PATH and then in the directories the Debian
+// packages and the official images use.
+func FindProgram(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/mysql/bin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("failed to find %s in PATH or /usr/sbin, /usr/bin: run make deps", name)
+}
+
+// Initialized reports whether InitDataDir has completed on datadir.
+func Initialized(datadir string) bool {
+	_, err := os.Stat(filepath.Join(datadir, InitMarker))
+	return err == nil
+}
+
+// InitDataDir initialises an empty data directory and creates the accounts with binary
+// logging off, so no instance ever holds GTIDs of its own from initialisation. MariaDB:
+// mariadb-install-db, then mariadbd --bootstrap reading the account script from stdin. MySQL
+// (experimental): mysqld --initialize-insecure with the script as --init-file. It returns
+// false without doing anything when the directory is already initialised; a directory whose
+// earlier initialisation stopped after the system tables were created only gets the account
+// script again (it is idempotent).
+func InitDataDir(ctx context.Context, kind kurav1alpha1.Engine, datadir string, accounts []Account, opts InitOptions) (bool, error) {
+	if Initialized(datadir) {
+		return false, nil
+	}
+	d, err := dialectFor(kind)
+	if err != nil {
+		return false, err
+	}
+	script, err := bootstrapSQL(d, accounts)
+	if err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(datadir, 0o750); err != nil {
+		return false, fmt.Errorf("failed to create data directory %s: %w", datadir, err)
+	}
+	user := opts.OSUser
+	if user == "" && os.Geteuid() == 0 {
+		user = "root"
+	}
+	var userFlag []string
+	if user != "" {
+		userFlag = []string{"--user=" + user}
+	}
+	if d.engine() == kurav1alpha1.EngineMySQL {
+		err = initMySQL(ctx, datadir, script, userFlag, opts)
+	} else {
+		err = initMariaDB(ctx, datadir, script, userFlag, opts)
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := writeMarker(datadir); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func initMariaDB(ctx context.Context, datadir, script string, userFlag []string, opts InitOptions) error {
+	installer, server := opts.Installer, opts.Server
+	var err error
+	if installer == "" {
+		if installer, err = FindProgram("mariadb-install-db"); err != nil {
+			return err
+		}
+	}
+	if server == "" {
+		if server, err = FindProgram("mariadbd"); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(datadir, "mysql")); errors.Is(err, os.ErrNotExist) {
+		args := append([]string{"--no-defaults", "--datadir=" + datadir, "--skip-test-db"}, userFlag...)
+		if err := run(ctx, opts.Output, "", installer, args...); err != nil {
+			return fmt.Errorf("failed to initialise data directory %s: %w", datadir, err)
+		}
+	}
+	args := append([]string{"--no-defaults", "--datadir=" + datadir, "--bootstrap", "--skip-log-bin"}, userFlag...)
+	if err := run(ctx, opts.Output, script, server, args...); err != nil {
+		return fmt.Errorf("failed to create accounts in %s: %w", datadir, err)
+	}
+	return nil
+}
+
+func initMySQL(ctx context.Context, datadir, script string, userFlag []string, opts InitOptions) error {
+	server := opts.Server
+	if server == "" {
+		var err error
+		if server, err = FindProgram("mysqld"); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(datadir, "mysql")); err == nil {
+		return fmt.Errorf("failed to initialise data directory %s: it holds system tables but no %s; empty it first", datadir, InitMarker)
+	}
+	f, err := os.CreateTemp("", "kura-init-*.sql")
+	if err != nil {
+		return fmt.Errorf("failed to write account script: %w", err)
+	}
+	defer func() { _ = os.Remove(f.Name()) }()
+	if _, err := f.WriteString(script); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("failed to write account script: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("failed to write account script: %w", err)
+	}
+	args := append([]string{"--no-defaults", "--datadir=" + datadir, "--initialize-insecure", "--init-file=" + f.Name()}, userFlag...)
+	if err := run(ctx, opts.Output, "", server, args...); err != nil {
+		return fmt.Errorf("failed to initialise data directory %s: %w", datadir, err)
+	}
+	return nil
+}
+
+func run(ctx context.Context, out io.Writer, stdin, prog string, args ...string) error {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	var buf bytes.Buffer
+	if out != nil {
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(out, &buf), io.MultiWriter(out, &buf)
+	} else {
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+	}
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w: %s", filepath.Base(prog), err, tail(buf.String(), 2000))
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		s = "..." + s[len(s)-n:]
+	}
+	return strings.TrimSpace(s)
+}
+
+func writeMarker(datadir string) error {
+	p := filepath.Join(datadir, InitMarker)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("failed to write %s: %w", p, err)
+	}
+	if _, err := f.WriteString("initialised by kura\n"); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("failed to write %s: %w", p, err)
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("failed to write %s: %w", p, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("failed to write %s: %w", p, err)
+	}
+	if dir, err := os.Open(datadir); err == nil {
+		_ = dir.Sync()
+		_ = dir.Close()
+	}
+	return nil
+}

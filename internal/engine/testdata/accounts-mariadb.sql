@@ -1,0 +1,15 @@
+SET SESSION sql_log_bin = 0;
+FLUSH PRIVILEGES;
+CREATE USER IF NOT EXISTS 'kura-admin'@'%' IDENTIFIED BY 'adm\'in';
+ALTER USER 'kura-admin'@'%' IDENTIFIED BY 'adm\'in';
+GRANT ALL PRIVILEGES ON *.* TO 'kura-admin'@'%' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'kura-repl'@'%' IDENTIFIED BY 're\\pl';
+ALTER USER 'kura-repl'@'%' IDENTIFIED BY 're\\pl';
+GRANT REPLICATION SLAVE ON *.* TO 'kura-repl'@'%';
+CREATE USER IF NOT EXISTS 'kura-agent'@'%' IDENTIFIED BY 'agent\"pw';
+ALTER USER 'kura-agent'@'%' IDENTIFIED BY 'agent\"pw';
+GRANT SELECT, RELOAD, PROCESS, LOCK TABLES, SHOW VIEW, EVENT, TRIGGER, BINLOG MONITOR, REPLICATION SLAVE, SLAVE MONITOR ON *.* TO 'kura-agent'@'%';
+CREATE USER IF NOT EXISTS 'root'@'localhost' IDENTIFIED BY 'root\npw';
+ALTER USER 'root'@'localhost' IDENTIFIED BY 'root\npw';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;
+DROP USER IF EXISTS 'mysql'@'localhost';
