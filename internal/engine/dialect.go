@@ -90,7 +90,7 @@ type replicaColumns struct {
 // semiSyncNames names the semi-sync variables and status counters.
 type semiSyncNames struct {
 	sourceEnabled, timeout, waitPoint, waitCount, replicaEnabled string
-	sourceStatus, clients, yesTx, noTx, replicaStatus               string
+	sourceStatus, clients, yesTx, noTx, replicaStatus            string
 }
 
 // dialect is everything engine-specific: statement text, variable and column names and how

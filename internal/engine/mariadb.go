@@ -80,8 +80,10 @@ func (mariadbDialect) changeSource(src Source) stmt {
 	}
 }
 
-func (mariadbDialect) startThreads(t Thread) stmt { return stmt{Query: "START SLAVE" + threadClause(t)} }
-func (mariadbDialect) stopThreads(t Thread) stmt  { return stmt{Query: "STOP SLAVE" + threadClause(t)} }
+func (mariadbDialect) startThreads(t Thread) stmt {
+	return stmt{Query: "START SLAVE" + threadClause(t)}
+}
+func (mariadbDialect) stopThreads(t Thread) stmt { return stmt{Query: "STOP SLAVE" + threadClause(t)} }
 
 func (mariadbDialect) resetReplica() []stmt {
 	return []stmt{{Query: "STOP SLAVE"}, {Query: "RESET SLAVE ALL"}}

@@ -78,8 +78,10 @@ func (mysqlDialect) changeSource(src Source) stmt {
 	}
 }
 
-func (mysqlDialect) startThreads(t Thread) stmt { return stmt{Query: "START REPLICA" + threadClause(t)} }
-func (mysqlDialect) stopThreads(t Thread) stmt  { return stmt{Query: "STOP REPLICA" + threadClause(t)} }
+func (mysqlDialect) startThreads(t Thread) stmt {
+	return stmt{Query: "START REPLICA" + threadClause(t)}
+}
+func (mysqlDialect) stopThreads(t Thread) stmt { return stmt{Query: "STOP REPLICA" + threadClause(t)} }
 
 func (mysqlDialect) resetReplica() []stmt {
 	return []stmt{{Query: "STOP REPLICA"}, {Query: "RESET REPLICA ALL"}}
