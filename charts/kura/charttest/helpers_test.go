@@ -56,6 +56,7 @@ func chartDir() string { return filepath.Join(testenv.RepoRoot(), "charts", "kur
 // renderOpts selects what the simulated cluster serves.
 type renderOpts struct {
 	apiVersions []string
+	namespace   string // the release namespace; default releaseNamespace
 }
 
 // rendered is one client-side install of the chart.
@@ -87,6 +88,9 @@ func renderChart(vals map[string]any, o renderOpts) (*rendered, error) {
 	inst.DryRunStrategy = action.DryRunClient
 	inst.ReleaseName = releaseName
 	inst.Namespace = releaseNamespace
+	if o.namespace != "" {
+		inst.Namespace = o.namespace
+	}
 	inst.APIVersions = common.VersionSet(o.apiVersions)
 	kv, err := kubeVersion()
 	if err != nil {
