@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/kura-db/kura/internal/agent"
+	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/operator"
 )
 
@@ -19,6 +21,8 @@ usage: kura <command> [flags]
 
 commands:
   operator      run the operator (controllers, clustering loops)
+  init          prepare an instance Pod: per-instance config, data directory, accounts
+  agent         run the instance sidecar (health endpoints on :8080)
   copy-binary   copy this binary to a path (used by the instance Pods' init container)
   version       print the version
 `
@@ -43,6 +47,10 @@ func run(args []string) error {
 	switch args[0] {
 	case "operator":
 		return operator.Run(ctx, args[1:])
+	case "init":
+		return agent.RunInit(ctx)
+	case "agent":
+		return agent.Run(ctx, fmt.Sprintf(":%d", builder.AgentPort))
 	case "copy-binary":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: kura copy-binary <destination>")
