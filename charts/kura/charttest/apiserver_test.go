@@ -198,7 +198,7 @@ func TestRBACGrantsOnlyWhatTheModeSays(t *testing.T) {
 		{"get", "", "secrets", ns, false},
 		{"update", "coordination.k8s.io", "leases", ns, true},
 		{"update", "coordination.k8s.io", "leases", "team-a", false},
-		{"create", "authentication.k8s.io", "tokenreviews", "", true},
+		{"create", "authentication.k8s.io", "tokenreviews", "", false},
 		{"delete", "", "namespaces", "", false},
 		{"escalate", "rbac.authorization.k8s.io", "roles", "team-a", false},
 	} {

@@ -176,16 +176,6 @@ var options = []option{
 			t.Errorf("terminationGracePeriodSeconds = %v", d.Spec.Template.Spec.TerminationGracePeriodSeconds)
 		}
 	}},
-	{value: "metrics.secure", sets: []string{"metrics.secure=false", "metrics.serviceMonitor.enabled=true"}, api: []string{serviceMonitorAPI}, check: func(t *testing.T, r *rendered) {
-		for _, n := range []string{"kura-metrics-auth", "kura-metrics-reader"} {
-			if r.find("ClusterRole", "", n) != nil {
-				t.Errorf("metrics.secure=false renders ClusterRole %s", n)
-			}
-		}
-		if ep := endpoint(t, r); ep["scheme"] != "http" || ep["bearerTokenFile"] != nil || ep["tlsConfig"] != nil {
-			t.Errorf("ServiceMonitor endpoint = %v, want plain http", ep)
-		}
-	}},
 	{value: "metrics.service.type", sets: []string{"metrics.service.type=NodePort"}, check: func(t *testing.T, r *rendered) {
 		if s := get[corev1.Service](t, r, "Service", releaseNamespace, "kura-metrics"); s.Spec.Type != corev1.ServiceTypeNodePort {
 			t.Errorf("type = %q", s.Spec.Type)
@@ -208,8 +198,7 @@ var options = []option{
 			t.Fatalf("no ServiceMonitor rendered: %v", r.keys())
 		}
 		ep := endpoint(t, r)
-		if ep["port"] != "metrics" || ep["scheme"] != "https" || ep["interval"] != "30s" ||
-			ep["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" {
+		if ep["port"] != "metrics" || ep["scheme"] != "http" || ep["path"] != "/metrics" || ep["interval"] != "30s" {
 			t.Errorf("ServiceMonitor endpoint = %v", ep)
 		}
 	}},
@@ -227,12 +216,6 @@ var options = []option{
 		sm := r.find("ServiceMonitor", releaseNamespace, "kura")
 		if sm == nil || sm.GetLabels()["release"] != "prom" {
 			t.Errorf("ServiceMonitor = %v", sm)
-		}
-	}},
-	{value: "metrics.serviceMonitor.insecureSkipVerify", sets: []string{"metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.insecureSkipVerify=false"}, api: []string{serviceMonitorAPI}, check: func(t *testing.T, r *rendered) {
-		tls, _ := endpoint(t, r)["tlsConfig"].(map[string]any)
-		if tls == nil || tls["insecureSkipVerify"] != false {
-			t.Errorf("tlsConfig = %v", tls)
 		}
 	}},
 }

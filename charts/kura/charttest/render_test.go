@@ -30,10 +30,7 @@ func TestDefaultObjects(t *testing.T) {
 	r := render(t, renderOpts{})
 	want := []string{
 		"ClusterRole//kura",
-		"ClusterRole//kura-metrics-auth",
-		"ClusterRole//kura-metrics-reader",
 		"ClusterRoleBinding//kura",
-		"ClusterRoleBinding//kura-metrics-auth",
 		"Deployment/kura-system/kura",
 		"Role/kura-system/kura-leader-election",
 		"RoleBinding/kura-system/kura-leader-election",

@@ -186,7 +186,8 @@ func lintErrors(res *action.LintResult) []string {
 func TestLintStrict(t *testing.T) {
 	for name, sets := range map[string][]string{
 		"defaults":   nil,
-		"namespaced": {"watchNamespaces={team-a,team-b}", "metrics.secure=false"},
+		"namespaced": {"watchNamespaces={team-a,team-b}"},
+		"no rbac":    {"rbac.create=false", "serviceAccount.create=false", "serviceAccount.name=kura-op"},
 		"everything": {"replicaCount=2", "metrics.serviceMonitor.enabled=true", "image.digest=" + testDigest,
 			"imagePullSecrets[0].name=regcred", "priorityClassName=high", "extraArgs={--x=y}"},
 	} {
