@@ -72,7 +72,7 @@ func TestMySQLClusterCreatesEveryOwnedObject(t *testing.T) {
 
 	// Defaults from the schema.
 	if c.Spec.Engine != "mariadb" || c.Spec.Replicas != 3 || c.Spec.DeletionPolicy != "Retain" || *c.Spec.Replication.SemiSync != true ||
-		c.Spec.Replication.FailoverGracePeriod.Duration.Seconds() != 3 || c.Spec.Replication.ErrantReplicaPolicy != "Manual" {
+		c.Spec.Replication.FailoverGracePeriod.Seconds() != 3 || c.Spec.Replication.ErrantReplicaPolicy != "Manual" {
 		t.Errorf("schema defaults not applied: %+v", c.Spec)
 	}
 	if c.Status.Ready != "0/3" || c.Status.Engine != "mariadb" || c.Status.Version != "11.4" || c.Status.CredentialsSecret != "shop-credentials" || c.Status.ConfigHash == "" {

@@ -234,5 +234,5 @@ type BackupScheduleList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Backup{}, &BackupList{}, &BackupSchedule{}, &BackupScheduleList{})
+	register(&Backup{}, &BackupList{}, &BackupSchedule{}, &BackupScheduleList{})
 }

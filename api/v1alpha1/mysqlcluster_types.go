@@ -554,5 +554,5 @@ type MySQLClusterList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&MySQLCluster{}, &MySQLClusterList{})
+	register(&MySQLCluster{}, &MySQLClusterList{})
 }

@@ -66,7 +66,7 @@ func main() {
 				continue
 			}
 			fmt.Fprintf(&b, "\n### %s.%s\n\n| field | type | default | description |\n| --- | --- | --- | --- |\n", crd.Spec.Names.Kind, part)
-			walk(&b, part, p, map[string]bool{})
+			walk(&b, part, p)
 		}
 	}
 	fmt.Print(b.String())
@@ -80,7 +80,7 @@ var opaque = map[string]bool{
 	"spec.imagePullSecrets": true, "status.conditions": true,
 }
 
-func walk(b *strings.Builder, path string, s apiextensionsv1.JSONSchemaProps, required map[string]bool) {
+func walk(b *strings.Builder, path string, s apiextensionsv1.JSONSchemaProps) {
 	keys := make([]string, 0, len(s.Properties))
 	for k := range s.Properties {
 		keys = append(keys, k)
@@ -93,60 +93,71 @@ func walk(b *strings.Builder, path string, s apiextensionsv1.JSONSchemaProps, re
 	for _, k := range keys {
 		p := s.Properties[k]
 		fp := path + "." + k
-		typ := p.Type
-		if p.Type == "array" && p.Items != nil && p.Items.Schema != nil {
-			typ = "[]" + p.Items.Schema.Type
-		}
-		if p.XIntOrString {
-			typ = "int-or-string"
-		}
-		if len(p.Enum) > 0 {
-			var vals []string
-			for _, e := range p.Enum {
-				vals = append(vals, strings.Trim(string(e.Raw), `"`))
-			}
-			typ += " (" + strings.Join(vals, ", ") + ")"
-		}
-		if req[k] {
-			typ += ", required"
-		}
-		def := ""
-		if p.Default != nil {
-			def = "`" + string(p.Default.Raw) + "`"
-		}
-		desc := oneLine(p.Description)
-		var rules []string
-		if p.Minimum != nil {
-			rules = append(rules, fmt.Sprintf("min %v", *p.Minimum))
-		}
-		if p.Maximum != nil {
-			rules = append(rules, fmt.Sprintf("max %v", *p.Maximum))
-		}
-		for _, r := range p.XValidations {
-			if strings.HasPrefix(r.Message, "spec.mysqld.config: ") && strings.HasSuffix(r.Message, "remove it") {
-				continue // summarised below
-			}
-			if r.Message != "" {
-				rules = append(rules, r.Message)
-			}
-		}
-		if fp == "spec.mysqld.config" {
-			rules = append(rules, fmt.Sprintf("refuses the %d operator-owned keys (listed in docs/configuration.md) in either spelling", countOwned(p)))
-		}
-		if len(rules) > 0 {
-			desc += " *Rules: " + strings.Join(rules, "; ") + ".*"
-		}
-		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", fp, typ, def, strings.ReplaceAll(desc, "|", "\\|"))
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", fp, typeOf(p, req[k]), defaultOf(p), strings.ReplaceAll(describe(fp, p), "|", "\\|"))
 		if opaque[fp] {
 			continue
 		}
 		if p.Type == "object" && len(p.Properties) > 0 {
-			walk(b, fp, p, nil)
+			walk(b, fp, p)
 		}
 		if p.Type == "array" && p.Items != nil && p.Items.Schema != nil && len(p.Items.Schema.Properties) > 0 {
-			walk(b, fp+"[]", *p.Items.Schema, nil)
+			walk(b, fp+"[]", *p.Items.Schema)
 		}
 	}
+}
+
+func typeOf(p apiextensionsv1.JSONSchemaProps, required bool) string {
+	typ := p.Type
+	if p.Type == "array" && p.Items != nil && p.Items.Schema != nil {
+		typ = "[]" + p.Items.Schema.Type
+	}
+	if p.XIntOrString {
+		typ = "int-or-string"
+	}
+	if len(p.Enum) > 0 {
+		var vals []string
+		for _, e := range p.Enum {
+			vals = append(vals, strings.Trim(string(e.Raw), `"`))
+		}
+		typ += " (" + strings.Join(vals, ", ") + ")"
+	}
+	if required {
+		typ += ", required"
+	}
+	return typ
+}
+
+func defaultOf(p apiextensionsv1.JSONSchemaProps) string {
+	if p.Default == nil {
+		return ""
+	}
+	return "`" + string(p.Default.Raw) + "`"
+}
+
+func describe(fp string, p apiextensionsv1.JSONSchemaProps) string {
+	desc := oneLine(p.Description)
+	var rules []string
+	if p.Minimum != nil {
+		rules = append(rules, fmt.Sprintf("min %v", *p.Minimum))
+	}
+	if p.Maximum != nil {
+		rules = append(rules, fmt.Sprintf("max %v", *p.Maximum))
+	}
+	for _, r := range p.XValidations {
+		if strings.HasPrefix(r.Message, "spec.mysqld.config: ") && strings.HasSuffix(r.Message, "remove it") {
+			continue // summarised below
+		}
+		if r.Message != "" {
+			rules = append(rules, r.Message)
+		}
+	}
+	if fp == "spec.mysqld.config" {
+		rules = append(rules, fmt.Sprintf("refuses the %d operator-owned keys (listed in docs/configuration.md) in either spelling", countOwned(p)))
+	}
+	if len(rules) > 0 {
+		desc += " *Rules: " + strings.Join(rules, "; ") + ".*"
+	}
+	return desc
 }
 
 func countOwned(p apiextensionsv1.JSONSchemaProps) int {

@@ -46,7 +46,7 @@ func Run(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("failed to open the local instance: %w", err)
 	}
-	defer inst.Close()
+	defer func() { _ = inst.Close() }()
 	srv := &http.Server{Addr: addr, Handler: (&Server{Instance: inst}).Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
