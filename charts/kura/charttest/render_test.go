@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v4/pkg/chart/loader"
+	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -192,5 +194,25 @@ func TestNotes(t *testing.T) {
 	}
 	if _, err := sampleCluster(r.notes); err != nil {
 		t.Error(err)
+	}
+}
+
+// The chart as Helm loads (and packages) it carries no test code.
+func TestChartHoldsNoTestCode(t *testing.T) {
+	ch, err := loader.Load(chartDir())
+	if err != nil {
+		t.Fatalf("failed to load chart: %v", err)
+	}
+	c, ok := ch.(*chartv2.Chart)
+	if !ok {
+		t.Fatalf("unexpected chart type %T", ch)
+	}
+	if len(c.Files) == 0 || len(c.Templates) == 0 {
+		t.Fatalf("loaded %d files and %d templates, want some of each", len(c.Files), len(c.Templates))
+	}
+	for _, f := range append(c.Files, c.Templates...) {
+		if strings.HasPrefix(f.Name, "charttest/") || strings.HasSuffix(f.Name, ".go") {
+			t.Errorf("the chart carries %s; .helmignore must leave it out", f.Name)
+		}
 	}
 }
