@@ -26,6 +26,9 @@ type InitOptions struct {
 	// Installer and Server are program paths; empty means FindProgram.
 	Installer string
 	Server    string
+	// ServerArgs are extra server options for both steps, e.g. a smaller
+	// --innodb-log-file-size; they must agree with the configuration the server later runs with.
+	ServerArgs []string
 	// Output receives the programs' output; by default it is kept and its tail is returned in
 	// the error when a program fails.
 	Output io.Writer
@@ -111,11 +114,13 @@ func initMariaDB(ctx context.Context, datadir, script string, userFlag []string,
 	}
 	if _, err := os.Stat(filepath.Join(datadir, "mysql")); errors.Is(err, os.ErrNotExist) {
 		args := append([]string{"--no-defaults", "--datadir=" + datadir, "--skip-test-db"}, userFlag...)
+		args = append(args, opts.ServerArgs...)
 		if err := run(ctx, opts.Output, "", installer, args...); err != nil {
 			return fmt.Errorf("failed to initialise data directory %s: %w", datadir, err)
 		}
 	}
 	args := append([]string{"--no-defaults", "--datadir=" + datadir, "--bootstrap", "--skip-log-bin"}, userFlag...)
+	args = append(args, opts.ServerArgs...)
 	if err := run(ctx, opts.Output, script, server, args...); err != nil {
 		return fmt.Errorf("failed to create accounts in %s: %w", datadir, err)
 	}
@@ -146,6 +151,7 @@ func initMySQL(ctx context.Context, datadir, script string, userFlag []string, o
 		return fmt.Errorf("failed to write account script: %w", err)
 	}
 	args := append([]string{"--no-defaults", "--datadir=" + datadir, "--initialize-insecure", "--init-file=" + f.Name()}, userFlag...)
+	args = append(args, opts.ServerArgs...)
 	if err := run(ctx, opts.Output, "", server, args...); err != nil {
 		return fmt.Errorf("failed to initialise data directory %s: %w", datadir, err)
 	}
@@ -164,7 +170,7 @@ func run(ctx context.Context, out io.Writer, stdin, prog string, args ...string)
 		cmd.Stdin = strings.NewReader(stdin)
 	}
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %w: %s", filepath.Base(prog), err, tail(buf.String(), 2000))
+		return fmt.Errorf("%s: %w: %s", filepath.Base(prog), err, tail(buf.String(), 6000))
 	}
 	return nil
 }

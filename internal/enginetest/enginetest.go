@@ -1,0 +1,440 @@
+// Package enginetest starts real mariadbd processes on loopback for the engine tier: each
+// instance gets a free port, a temporary data directory initialised by engine.InitDataDir and
+// the my.cnf that mycnf.Render produces for a cluster, with the include line replaced by the
+// instance's own settings. Instances can be killed, paused, stopped and restarted on the same
+// data directory and port. Everything is removed when the test ends.
+//
+// Running as root (as CI does): mariadbd refuses to run as root unless told to, so the
+// servers get --user=root; the data directories stay owned by root under the test's
+// temporary directory. As any other user, no --user is passed.
+package enginetest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/engine"
+	"github.com/kura-db/kura/internal/mycnf"
+)
+
+// Passwords of the accounts every instance has.
+const (
+	AdminPassword       = "admin-pw"
+	ReplicationPassword = "repl-pw"
+	AgentPassword       = "agent-pw"
+	RootPassword        = "root-pw"
+)
+
+// Accounts are the accounts created in every data directory.
+func Accounts() []engine.Account {
+	return engine.StandardAccounts(AdminPassword, ReplicationPassword, AgentPassword, RootPassword)
+}
+
+// Instances are sized for a shared 2-core test machine: a small redo log (less to write and
+// copy) and buffer pool. Nothing else of the rendered configuration is changed.
+const redoLogSize = "16M"
+
+var sizing = []string{
+	"innodb_log_file_size = " + redoLogSize,
+	"innodb_buffer_pool_size = 64M",
+}
+
+// Options tune Start.
+type Options struct {
+	// Cluster is rendered by mycnf.Render; nil means a default MariaDB cluster.
+	Cluster *kurav1alpha1.MySQLCluster
+	// ExtraConfig lines are appended to every instance's [mysqld] group.
+	ExtraConfig []string
+	// ReadyTimeout bounds the wait for each instance to accept connections (default 60s).
+	ReadyTimeout time.Duration
+}
+
+// Cluster is a set of running instances.
+type Cluster struct {
+	Instances []*Instance
+}
+
+// Instance is one mariadbd process.
+type Instance struct {
+	Index    int
+	Host     string
+	Port     int
+	ServerID uint32
+	// Dir holds my.cnf, the data directory (Dir/data), the socket and the error log.
+	Dir     string
+	DataDir string
+
+	t       testing.TB
+	server  string
+	args    []string
+	timeout time.Duration
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the current process has exited
+}
+
+// Binaries returns the paths of mariadbd and mariadb-install-db, or an error saying how to
+// install them.
+func Binaries() (server, installer string, err error) {
+	if server, err = engine.FindProgram("mariadbd"); err != nil {
+		return "", "", err
+	}
+	if installer, err = engine.FindProgram("mariadb-install-db"); err != nil {
+		return "", "", err
+	}
+	return server, installer, nil
+}
+
+// Start starts n instances and waits until each accepts connections. The engine tier is not
+// run under -short (the unit tier); a missing server binary fails the test.
+func Start(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("engine tier: needs real mariadbd processes; not run with -short")
+	}
+	server, installer, err := Binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 60 * time.Second
+	}
+	cnf, err := renderConfig(opts.Cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	// One data directory is initialised; the others are copies of it, made before any server
+	// has started, so every instance starts from the same empty state with no GTIDs.
+	template := filepath.Join(root, "template")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	initOpts := engine.InitOptions{Installer: installer, Server: server, ServerArgs: []string{"--innodb-log-file-size=" + redoLogSize}}
+	if _, err := engine.InitDataDir(ctx, kurav1alpha1.EngineMariaDB, template, Accounts(), initOpts); err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{}
+	for i := 0; i < n; i++ {
+		inst, err := prepare(t, root, i, template, cnf, opts, server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Instances = append(c.Instances, inst)
+	}
+	for _, inst := range c.Instances {
+		if err := inst.launch(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, inst := range c.Instances {
+		if err := inst.WaitReady(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+func renderConfig(c *kurav1alpha1.MySQLCluster) (string, error) {
+	if c == nil {
+		c = &kurav1alpha1.MySQLCluster{
+			ObjectMeta: metav1.ObjectMeta{Name: "enginetest", Namespace: "test"},
+			Spec:       kurav1alpha1.MySQLClusterSpec{Engine: kurav1alpha1.EngineMariaDB},
+		}
+	}
+	text, err := mycnf.Render(c)
+	if err != nil {
+		return "", fmt.Errorf("failed to render my.cnf: %w", err)
+	}
+	if !strings.Contains(text, mycnf.IncludeLine()) {
+		return "", fmt.Errorf("failed to render my.cnf: no %q line to replace", mycnf.IncludeLine())
+	}
+	return text, nil
+}
+
+func prepare(t testing.TB, root string, i int, template, cnf string, opts Options, server string) (*Instance, error) {
+	dir := filepath.Join(root, fmt.Sprintf("i%d", i))
+	inst := &Instance{Index: i, Host: "127.0.0.1", ServerID: uint32(mycnf.ServerIDBase + i), Dir: dir,
+		DataDir: filepath.Join(dir, "data"), t: t, server: server, timeout: opts.ReadyTimeout}
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o750); err != nil {
+		return nil, fmt.Errorf("failed to create %s: %w", dir, err)
+	}
+	if out, err := exec.Command("cp", "-a", template, inst.DataDir).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("failed to copy the data directory: %w: %s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	inst.Port = port
+	lines := []string{
+		"# per-instance settings (enginetest)",
+		"datadir = " + inst.DataDir,
+		"socket = " + filepath.Join(dir, "mysqld.sock"),
+		"pid_file = " + filepath.Join(dir, "mysqld.pid"),
+		"log_error = " + filepath.Join(dir, "error.log"),
+		"tmpdir = " + filepath.Join(dir, "tmp"),
+		fmt.Sprintf("port = %d", port),
+		"bind_address = 127.0.0.1",
+		fmt.Sprintf("server_id = %d", inst.ServerID),
+		"report_host = 127.0.0.1",
+		fmt.Sprintf("report_port = %d", port),
+	}
+	lines = append(lines, sizing...)
+	lines = append(lines, opts.ExtraConfig...)
+	text := strings.Replace(cnf, mycnf.IncludeLine(), strings.Join(lines, "\n"), 1)
+	path := filepath.Join(dir, "my.cnf")
+	if err := os.WriteFile(path, []byte(text), 0o640); err != nil {
+		return nil, fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	inst.args = []string{"--defaults-file=" + path}
+	if os.Geteuid() == 0 {
+		inst.args = append(inst.args, "--user=root")
+	}
+	t.Cleanup(inst.destroy)
+	return inst, nil
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("failed to find a free port: %w", err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (i *Instance) launch() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.cmd != nil && !i.exited() {
+		return fmt.Errorf("instance %d is already running", i.Index)
+	}
+	out, err := os.OpenFile(filepath.Join(i.Dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("failed to open the output log: %w", err)
+	}
+	cmd := exec.Command(i.server, i.args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		_ = out.Close()
+		return fmt.Errorf("failed to start mariadbd for instance %d: %w", i.Index, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		_ = out.Close()
+		close(done)
+	}()
+	i.cmd, i.done = cmd, done
+	return nil
+}
+
+func (i *Instance) exited() bool {
+	select {
+	case <-i.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitReady polls until the instance accepts the admin account, failing early if the
+// process exits.
+func (i *Instance) WaitReady() error {
+	db, err := sql.Open("mysql", engine.DSN(i.Endpoint(engine.AdminUser, AdminPassword), engine.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
+	if err != nil {
+		return fmt.Errorf("failed to open a connection pool: %w", err)
+	}
+	defer func() { _ = db.Close() }()
+	deadline := time.Now().Add(i.timeout)
+	i.mu.Lock()
+	done := i.done
+	i.mu.Unlock()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err = db.PingContext(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("mariadbd of instance %d exited during startup: %s", i.Index, i.ErrorLog())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("instance %d did not accept connections within %s (last error: %v): %s", i.Index, i.timeout, err, i.ErrorLog())
+		}
+	}
+}
+
+// ErrorLog returns the tail of the instance's error log.
+func (i *Instance) ErrorLog() string {
+	b, _ := os.ReadFile(filepath.Join(i.Dir, "error.log"))
+	s := string(b)
+	if len(s) > 3000 {
+		s = s[len(s)-3000:]
+	}
+	return s
+}
+
+// Endpoint returns the instance's address with the given credentials.
+func (i *Instance) Endpoint(user, password string) engine.Endpoint {
+	return engine.Endpoint{Host: i.Host, Port: i.Port, User: user, Password: password}
+}
+
+// Admin returns the endpoint of the admin account.
+func (i *Instance) Admin() engine.Endpoint { return i.Endpoint(engine.AdminUser, AdminPassword) }
+
+// ReplicationSource returns the Source replicas use to replicate from this instance.
+func (i *Instance) ReplicationSource() engine.Source {
+	return engine.Source{Host: i.Host, Port: i.Port, User: engine.ReplicationUser, Password: ReplicationPassword}
+}
+
+// Open returns an engine.Instance for the admin account, closed when the test ends.
+func (i *Instance) Open(opts engine.Options) engine.Instance {
+	inst, err := engine.Open(kurav1alpha1.EngineMariaDB, i.Admin(), opts)
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	i.t.Cleanup(func() { _ = inst.Close() })
+	return inst
+}
+
+// DB returns a plain connection pool for the admin account, closed when the test ends.
+func (i *Instance) DB() *sql.DB {
+	db, err := sql.Open("mysql", engine.DSN(i.Admin(), engine.Options{}))
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	i.t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func (i *Instance) signal(sig syscall.Signal) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.cmd == nil || i.exited() {
+		return fmt.Errorf("instance %d is not running", i.Index)
+	}
+	if err := syscall.Kill(i.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("failed to send %v to instance %d: %w", sig, i.Index, err)
+	}
+	return nil
+}
+
+func (i *Instance) waitExit(timeout time.Duration) error {
+	i.mu.Lock()
+	done := i.done
+	i.mu.Unlock()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("instance %d did not exit within %s", i.Index, timeout)
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to exit: a crash.
+func (i *Instance) Kill() {
+	i.t.Helper()
+	_ = i.signal(syscall.SIGCONT)
+	if err := i.signal(syscall.SIGKILL); err != nil {
+		i.t.Fatal(err)
+	}
+	if err := i.waitExit(30 * time.Second); err != nil {
+		i.t.Fatal(err)
+	}
+}
+
+// Pause sends SIGSTOP: the server keeps its port open but answers nothing.
+func (i *Instance) Pause() {
+	i.t.Helper()
+	if err := i.signal(syscall.SIGSTOP); err != nil {
+		i.t.Fatal(err)
+	}
+}
+
+// Resume sends SIGCONT.
+func (i *Instance) Resume() {
+	i.t.Helper()
+	if err := i.signal(syscall.SIGCONT); err != nil {
+		i.t.Fatal(err)
+	}
+}
+
+// Stop shuts the server down cleanly (SIGTERM) and waits for it to exit.
+func (i *Instance) Stop() {
+	i.t.Helper()
+	_ = i.signal(syscall.SIGCONT)
+	if err := i.signal(syscall.SIGTERM); err != nil {
+		i.t.Fatal(err)
+	}
+	if err := i.waitExit(60 * time.Second); err != nil {
+		i.t.Fatal(err)
+	}
+}
+
+// Restart starts a stopped or killed instance again on the same data directory and port and
+// waits until it accepts connections.
+func (i *Instance) Restart() {
+	i.t.Helper()
+	if err := i.launch(); err != nil {
+		i.t.Fatal(err)
+	}
+	if err := i.WaitReady(); err != nil {
+		i.t.Fatal(err)
+	}
+}
+
+// Running reports whether the process is alive.
+func (i *Instance) Running() bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.cmd != nil && !i.exited()
+}
+
+// Close kills every instance now instead of when the test ends.
+func (c *Cluster) Close() {
+	for _, inst := range c.Instances {
+		inst.destroy()
+	}
+}
+
+func (i *Instance) destroy() {
+	i.mu.Lock()
+	cmd, done := i.cmd, i.done
+	i.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
+	_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		i.t.Errorf("instance %d did not exit after SIGKILL", i.Index)
+	}
+}
+
