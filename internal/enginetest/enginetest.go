@@ -437,4 +437,3 @@ func (i *Instance) destroy() {
 		i.t.Errorf("instance %d did not exit after SIGKILL", i.Index)
 	}
 }
-
