@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"fmt"
+	"hash/fnv"
+	"path/filepath"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kura-db/kura/test/localcluster"
+)
+
+// ipam hands out Pod addresses: node-N allocates 10.244.N.2 .. 10.244.N.254.
+type ipam struct {
+	mu   sync.Mutex
+	used map[string]bool
+}
+
+func newIPAM() *ipam { return &ipam{used: map[string]bool{}} }
+
+func (p *ipam) allocate(nodeIndex int) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for host := 2; host < 255; host++ {
+		ip := fmt.Sprintf("10.244.%d.%d", nodeIndex, host)
+		if !p.used[ip] {
+			p.used[ip] = true
+			return ip, nil
+		}
+	}
+	return "", fmt.Errorf("no free pod address on node-%d", nodeIndex)
+}
+
+func (p *ipam) release(ip string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.used, ip)
+}
+
+// sandbox is a Pod's network: a named network namespace with a veth pair onto the bridge.
+type sandbox struct {
+	netns string // name under /run/netns; empty for hostNetwork Pods
+	veth  string
+	ip    string
+}
+
+func (s *sandbox) netnsPath() string {
+	if s.netns == "" {
+		return ""
+	}
+	return filepath.Join("/run/netns", s.netns)
+}
+
+func shortID(uid types.UID) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(uid))
+	return fmt.Sprintf("%08x", h.Sum32())
+}
+
+// createSandbox builds the Pod's network namespace, attaches it to the bridge and gives it ip.
+func createSandbox(uid types.UID, ip string) (*sandbox, error) {
+	id := shortID(uid)
+	s := &sandbox{netns: localcluster.NetNSPrefix + id, veth: localcluster.VethPrefix + id, ip: ip}
+	steps := [][]string{
+		{"netns", "add", s.netns},
+		{"link", "add", s.veth, "type", "veth", "peer", "name", "eth0", "netns", s.netns},
+		{"link", "set", s.veth, "master", localcluster.BridgeName, "up"},
+		{"-n", s.netns, "link", "set", "lo", "up"},
+		{"-n", s.netns, "addr", "add", ip + "/16", "dev", "eth0"},
+		{"-n", s.netns, "link", "set", "eth0", "up"},
+		{"-n", s.netns, "route", "add", "default", "via", localcluster.HostIP},
+	}
+	for _, st := range steps {
+		if err := localcluster.IP(st...); err != nil {
+			s.destroy()
+			return nil, fmt.Errorf("failed to create pod network: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// destroy removes the namespace (which removes the veth pair with it).
+func (s *sandbox) destroy() {
+	if s.netns == "" {
+		return
+	}
+	_ = localcluster.IP("link", "delete", s.veth)
+	_ = localcluster.IP("netns", "delete", s.netns)
+}
