@@ -26,12 +26,13 @@ generate:
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=charts/kura/crds
 	$(CONTROLLER_GEN) rbac:roleName=kura-operator paths=./controllers/... paths=./internal/... output:rbac:dir=hack/generated
+	go test ./charts/kura/charttest -count=1 -run TestRBACRulesMatchMarkers -update >/dev/null
 	go run ./hack/gendocs > docs/api.md
 
 # Fails when generated files differ from what the markers produce.
 verify-generated: generate
-	@if ! git diff --quiet -- api charts/kura/crds hack/generated docs/api.md; then \
-	  git --no-pager diff --stat -- api charts/kura/crds hack/generated docs/api.md; \
+	@if ! git diff --quiet -- api charts/kura/crds charts/kura/files hack/generated docs/api.md; then \
+	  git --no-pager diff --stat -- api charts/kura/crds charts/kura/files hack/generated docs/api.md; \
 	  echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 fmt:

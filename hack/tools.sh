@@ -14,6 +14,7 @@ for t in "$@"; do
   case "$t" in
     controller-gen) install controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0 ;;
     golangci-lint) install golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 ;;
+    helm) install helm helm.sh/helm/v4/cmd/helm@v4.3.1 ;;
     *) echo "unknown tool $t" >&2; exit 1 ;;
   esac
 done

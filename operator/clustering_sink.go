@@ -1,0 +1,182 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/apply"
+	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/clustering"
+	"github.com/kura-db/kura/internal/events"
+)
+
+// Field owners of the status parts the clustering loop writes. Each write applies every field
+// its owner owns, so they are split by how often they change.
+const (
+	ownerTopology   = "kura-clustering-topology"   // currentPrimary, term, history
+	ownerSwitchover = "kura-clustering-switchover" // switchover
+	ownerObserved   = "kura-clustering"            // state, instances, Available/Healthy/Degraded
+	historyLimit    = 20
+)
+
+// kubeSink carries one cluster's clustering decisions to Kubernetes.
+type kubeSink struct {
+	client client.Client
+	// reader reads straight from the API server: topology records must build on the latest
+	// history, not on a cache that may lag.
+	reader client.Reader
+	key    types.NamespacedName
+	rec    events.Recorder
+}
+
+func (s *kubeSink) fresh(ctx context.Context) (*kurav1alpha1.MySQLCluster, error) {
+	c := &kurav1alpha1.MySQLCluster{}
+	if err := s.reader.Get(ctx, s.key, c); err != nil {
+		return nil, fmt.Errorf("failed to get MySQLCluster: %w", err)
+	}
+	return c, nil
+}
+
+// RecordTopologyChange persists the new primary and term before the new primary is made
+// writable. Recording a term that is already recorded is a no-op.
+func (s *kubeSink) RecordTopologyChange(ctx context.Context, ch clustering.TopologyChange) error {
+	c, err := s.fresh(ctx)
+	if err != nil {
+		return err
+	}
+	if c.Status.Term >= ch.Term && c.Status.CurrentPrimaryIndex != nil && int(*c.Status.CurrentPrimaryIndex) == ch.To {
+		return nil
+	}
+	history := append([]kurav1alpha1.TopologyChange(nil), c.Status.History...)
+	history = append(history, kurav1alpha1.TopologyChange{
+		Term: ch.Term, Kind: ch.Kind, From: ch.FromName, To: ch.ToName, Reason: ch.Reason,
+		Time: metav1.NewTime(ch.Time),
+	})
+	if len(history) > historyLimit {
+		history = history[len(history)-historyLimit:]
+	}
+	st := struct {
+		CurrentPrimary      string                        `json:"currentPrimary"`
+		CurrentPrimaryIndex *int32                        `json:"currentPrimaryIndex"`
+		Term                int64                         `json:"term"`
+		History             []kurav1alpha1.TopologyChange `json:"history"`
+	}{ch.ToName, ptr.To(int32(ch.To)), ch.Term, history}
+	return apply.Status(ctx, s.client, c, st, ownerTopology)
+}
+
+// RecordSwitchover persists the outcome of a switchover request.
+func (s *kubeSink) RecordSwitchover(ctx context.Context, r clustering.RecordSwitchover) error {
+	c, err := s.fresh(ctx)
+	if err != nil {
+		return err
+	}
+	st := struct {
+		Switchover kurav1alpha1.SwitchoverStatus `json:"switchover"`
+	}{kurav1alpha1.SwitchoverStatus{ID: r.ID, Target: int32(r.Target), Phase: r.Phase, Message: r.Message}}
+	return apply.Status(ctx, s.client, c, st, ownerSwitchover)
+}
+
+// SetRoleLabel sets kura.dev/role on the instance's Pod; the primary and replicas Services
+// select on it.
+func (s *kubeSink) SetRoleLabel(ctx context.Context, t clustering.Target, role string) error {
+	pod := &corev1.Pod{}
+	if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: t.Name}, pod); err != nil {
+		return fmt.Errorf("failed to get Pod %s: %w", t.Name, err)
+	}
+	if pod.Labels[builder.LabelRole] == role {
+		return nil
+	}
+	patch := client.MergeFrom(pod.DeepCopy())
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[builder.LabelRole] = role
+	if err := s.client.Patch(ctx, pod, patch); err != nil {
+		return fmt.Errorf("failed to label Pod %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// RestartInstance deletes the Pod; the StatefulSet re-creates it from the current template.
+func (s *kubeSink) RestartInstance(ctx context.Context, t clustering.Target, reason string) error {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: s.key.Namespace, Name: t.Name}}
+	if err := s.client.Delete(ctx, pod); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to delete Pod %s: %w", t.Name, err)
+	}
+	if c, err := s.fresh(ctx); err == nil {
+		s.rec.Emit(c, events.Normal, events.InstanceRestarted, "restarted %s: %s", t.Name, reason)
+	}
+	return nil
+}
+
+// RecloneInstance is done by the instance's agent (docs/clustering.md, "Cloning").
+func (s *kubeSink) RecloneInstance(_ context.Context, t, donor clustering.Target, reason string) error {
+	return fmt.Errorf("re-cloning %s from %s (%s) needs the agent's clone endpoint, which this build does not have", t.Name, donor.Name, reason)
+}
+
+// Event emits one Event about the cluster.
+func (s *kubeSink) Event(ctx context.Context, e clustering.EmitEvent) {
+	c := &kurav1alpha1.MySQLCluster{}
+	if err := s.client.Get(ctx, s.key, c); err != nil {
+		return
+	}
+	typ := events.Normal
+	if e.Warning {
+		typ = events.Warning
+	}
+	s.rec.Emit(c, typ, e.Reason, "%s", e.Message)
+}
+
+// Publish writes the pass's state, instances and conditions.
+func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
+	c := &kurav1alpha1.MySQLCluster{}
+	if err := s.client.Get(ctx, s.key, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to get MySQLCluster: %w", err)
+	}
+	p := r.Plan
+	conds := append([]metav1.Condition(nil), c.Status.Conditions...)
+	var mine []metav1.Condition
+	for _, pc := range p.Conditions {
+		meta.SetStatusCondition(&conds, metav1.Condition{
+			Type: pc.Type, Status: metav1.ConditionStatus(pc.Status), Reason: pc.Reason,
+			Message: pc.Message, ObservedGeneration: c.Generation,
+		})
+		mine = append(mine, *meta.FindStatusCondition(conds, pc.Type))
+	}
+	instances := make([]kurav1alpha1.InstanceStatus, 0, len(p.Instances))
+	for _, in := range p.Instances {
+		is := kurav1alpha1.InstanceStatus{
+			Name: in.Name, Role: kurav1alpha1.InstanceRole(in.Role), Reachable: in.Reachable,
+			Healthy: in.Healthy, ReadOnly: in.ReadOnly, Reason: in.Reason,
+		}
+		if !in.Executed.IsEmpty() {
+			is.GTIDExecuted = in.Executed.String()
+		}
+		if !in.Errant.IsEmpty() {
+			is.ErrantGTIDs = in.Errant.String()
+		}
+		if in.Lag != nil {
+			is.LagSeconds = ptr.To(int64(in.Lag.Round(time.Second) / time.Second))
+		}
+		instances = append(instances, is)
+	}
+	st := struct {
+		State      kurav1alpha1.ClusterState     `json:"state"`
+		Conditions []metav1.Condition            `json:"conditions"`
+		Instances  []kurav1alpha1.InstanceStatus `json:"instances"`
+	}{kurav1alpha1.ClusterState(p.State), mine, instances}
+	return apply.Status(ctx, s.client, c, st, ownerObserved)
+}

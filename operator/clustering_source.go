@@ -1,0 +1,218 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/clustering"
+	"github.com/kura-db/kura/internal/engine"
+	"github.com/kura-db/kura/internal/gtid"
+	"github.com/kura-db/kura/internal/mycnf"
+)
+
+// kubeSource reports one MySQLCluster to its clustering loop: the spec knobs, what status
+// recorded, and every instance from its Pod. The operator reaches instances at their Pod IPs;
+// replicas reach their source at its stable DNS name under the headless Service.
+type kubeSource struct {
+	client client.Client
+	key    types.NamespacedName
+	// engineOptions bound every SQL call.
+	engineOptions engine.Options
+
+	mu    sync.Mutex
+	conns map[string]*pooled // by pod name
+}
+
+type pooled struct {
+	addr, password string
+	sql            *clustering.EngineSQL
+}
+
+func (s *kubeSource) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.conns {
+		_ = p.sql.Instance.Close()
+	}
+	s.conns = nil
+}
+
+// Snapshot implements clustering.Source.
+func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) {
+	c := &kurav1alpha1.MySQLCluster{}
+	if err := s.client.Get(ctx, s.key, c); err != nil {
+		return clustering.Snapshot{}, fmt.Errorf("failed to get MySQLCluster: %w", err)
+	}
+	secret := &corev1.Secret{}
+	if err := s.client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: builder.CredentialsSecretName(c)}, secret); err != nil {
+		return clustering.Snapshot{}, fmt.Errorf("failed to get the credentials Secret: %w", err)
+	}
+	if missing := builder.MissingCredentialKeys(secret); len(missing) > 0 {
+		return clustering.Snapshot{}, fmt.Errorf("credentials Secret %s lacks %s", secret.Name, strings.Join(missing, ", "))
+	}
+	var pods corev1.PodList
+	if err := s.client.List(ctx, &pods, client.InNamespace(c.Namespace), client.MatchingLabels(builder.SelectorLabels(c))); err != nil {
+		return clustering.Snapshot{}, fmt.Errorf("failed to list Pods: %w", err)
+	}
+	sts := &appsv1.StatefulSet{}
+	desiredRevision := ""
+	if err := s.client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: builder.StatefulSetName(c)}, sts); err == nil {
+		desiredRevision = sts.Status.UpdateRevision
+	}
+	byOrdinal := map[int]*corev1.Pod{}
+	maxOrdinal := int(builder.Replicas(c)) - 1
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		n, ok := ordinalOf(c.Name, p.Name)
+		if !ok {
+			continue
+		}
+		byOrdinal[n] = p
+		if n > maxOrdinal {
+			maxOrdinal = n
+		}
+	}
+	snap := clustering.Snapshot{
+		Cluster:  c.Namespace + "/" + c.Name,
+		Spec:     specOf(c),
+		Recorded: recordedOf(c),
+		Engine:   clustering.Traits(builder.Engine(c)),
+	}
+	ips := map[string]string{}
+	for n := 0; n <= maxOrdinal; n++ {
+		t := clustering.Target{
+			Ordinal:         n,
+			Name:            builder.PodName(c, int32(n)),
+			Host:            builder.InstanceHost(c, int32(n)),
+			Port:            mycnf.Port,
+			DesiredRevision: desiredRevision,
+		}
+		if p, ok := byOrdinal[n]; ok {
+			t.Pod = clustering.PodFacts{
+				Exists:      true,
+				Phase:       string(p.Status.Phase),
+				Ready:       podReady(p),
+				Terminating: p.DeletionTimestamp != nil,
+				RoleLabel:   p.Labels[builder.LabelRole],
+			}
+			t.Revision = p.Labels[appsv1.ControllerRevisionHashLabelKey]
+			ips[t.Name] = p.Status.PodIP
+		}
+		snap.Targets = append(snap.Targets, t)
+	}
+	kind := builder.Engine(c)
+	admin := string(secret.Data[builder.KeyAdminPassword])
+	repl := string(secret.Data[builder.KeyReplicationPassword])
+	snap.Connect = func(t clustering.Target) (clustering.SQL, error) {
+		ip := ips[t.Name]
+		if ip == "" {
+			return nil, fmt.Errorf("pod %s has no IP yet", t.Name)
+		}
+		return s.connect(kind, t.Name, ip, admin, repl)
+	}
+	return snap, nil
+}
+
+// connect returns a pooled connection, re-opened when the Pod's IP or the password changed.
+func (s *kubeSource) connect(kind kurav1alpha1.Engine, name, ip, admin, repl string) (clustering.SQL, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = map[string]*pooled{}
+	}
+	if p, ok := s.conns[name]; ok {
+		if p.addr == ip && p.password == admin {
+			return p.sql, nil
+		}
+		_ = p.sql.Instance.Close()
+		delete(s.conns, name)
+	}
+	inst, err := engine.Open(kind, engine.Endpoint{Host: ip, Port: mycnf.Port, User: engine.AdminUser, Password: admin}, s.engineOptions)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open %s: %w", name, err)
+	}
+	sql := &clustering.EngineSQL{
+		Instance:            inst,
+		ReplicationUser:     engine.ReplicationUser,
+		ReplicationPassword: repl,
+		KeepUsers:           []string{engine.AdminUser, engine.AgentUser},
+	}
+	s.conns[name] = &pooled{addr: ip, password: admin, sql: sql}
+	return sql, nil
+}
+
+func ordinalOf(cluster, pod string) (int, bool) {
+	rest, ok := strings.CutPrefix(pod, cluster+"-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil && n >= 0
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// specOf maps the cluster's spec (with schema defaults, and fallbacks for objects created
+// before a default existed) to the clustering knobs.
+func specOf(c *kurav1alpha1.MySQLCluster) clustering.Spec {
+	r := c.Spec.Replication
+	s := clustering.Spec{
+		Replicas:      int(builder.Replicas(c)),
+		SemiSync:      r.SemiSync == nil || *r.SemiSync,
+		MaxLag:        durationOr(r.MaxLag, defaultMaxLag),
+		FailoverGrace: durationOr(r.FailoverGracePeriod, defaultFailoverGrace),
+		ApplyTimeout:  durationOr(r.ApplyTimeout, defaultApplyTimeout),
+		ErrantPolicy:  clustering.ErrantManual,
+		AutoFailover:  r.AutoFailover == nil || *r.AutoFailover,
+		Paused:        c.Spec.Paused,
+	}
+	if r.ErrantReplicaPolicy == kurav1alpha1.ErrantReplicaReclone {
+		s.ErrantPolicy = clustering.ErrantReclone
+	}
+	if sw := c.Spec.Switchover; sw != nil {
+		s.Switchover = &clustering.SwitchoverRequest{ID: sw.ID, Target: int(sw.Target)}
+	}
+	return s
+}
+
+// recordedOf reads the loop's durable memory from status.
+func recordedOf(c *kurav1alpha1.MySQLCluster) clustering.Recorded {
+	rec := clustering.Recorded{Primary: clustering.NoPrimary, Term: c.Status.Term, Errant: map[int]gtid.Set{}}
+	if p := c.Status.CurrentPrimaryIndex; p != nil {
+		rec.Primary = int(*p)
+	}
+	if sw := c.Status.Switchover; sw != nil && (sw.Phase == clustering.SwitchoverCompleted || sw.Phase == clustering.SwitchoverRefused) {
+		rec.SwitchoverHandled = sw.ID
+	}
+	flavor := engine.FlavorOf(builder.Engine(c))
+	for _, in := range c.Status.Instances {
+		if in.ErrantGTIDs == "" {
+			continue
+		}
+		n, ok := ordinalOf(c.Name, in.Name)
+		if !ok {
+			continue
+		}
+		if set, err := gtid.Parse(flavor, in.ErrantGTIDs); err == nil {
+			rec.Errant[n] = set
+		}
+	}
+	return rec
+}
