@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/testenv"
+	kuratestenv "github.com/kura-db/kura/internal/testenv"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -47,7 +47,7 @@ func freePort(t *testing.T) string {
 // The whole manager, as `kura operator` runs it, against a real API server: it serves health,
 // readiness and metrics, and only acts in the namespaces it watches.
 func TestManagerServesAndWatchesOnlyItsNamespaces(t *testing.T) {
-	env := testenv.Start(t)
+	env := testenv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, n := range []string{"watched", "ignored"} {
@@ -118,3 +118,5 @@ func getOK(url string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func testenv(t *testing.T) *kuratestenv.Env { return kuratestenv.Start(t) }

@@ -1,0 +1,86 @@
+package operator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/apply"
+	"github.com/kura-db/kura/internal/clustering"
+)
+
+// The reconciler and the clustering loop write status under separate field owners; no writer
+// may erase another's fields, and a topology change is recorded once per term.
+func TestStatusWritersDoNotClobberEachOther(t *testing.T) {
+	env := testenv(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "sink-"}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	c := &kurav1alpha1.MySQLCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "shop"},
+		Spec:       kurav1alpha1.MySQLClusterSpec{Storage: kurav1alpha1.StorageSpec{Size: resource.MustParse("1Gi")}},
+	}
+	if err := env.Client.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: ns.Name, Name: "shop"}
+	sink := &kubeSink{client: env.Client, reader: env.Client, key: key}
+
+	// The reconciler's part.
+	rst := struct {
+		Conditions []metav1.Condition `json:"conditions"`
+		Ready      string             `json:"ready"`
+	}{[]metav1.Condition{{Type: kurav1alpha1.ConditionReconciled, Status: metav1.ConditionTrue, Reason: "Reconciled", LastTransitionTime: metav1.Now()}}, "3/3"}
+	if err := apply.Status(ctx, env.Client, c, rst, "kura-reconciler"); err != nil {
+		t.Fatal(err)
+	}
+	change := clustering.TopologyChange{Term: 1, Kind: "Bootstrap", From: clustering.NoPrimary, To: 0, ToName: "shop-0", Reason: "fresh cluster", Time: time.Now()}
+	if err := sink.RecordTopologyChange(ctx, change); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.RecordTopologyChange(ctx, change); err != nil {
+		t.Fatal(err)
+	}
+	report := clustering.Report{Plan: clustering.Plan{
+		State:      clustering.StateHealthy,
+		Conditions: []clustering.Condition{{Type: clustering.ConditionAvailable, Status: clustering.ConditionTrue, Reason: "PrimaryWritable", Message: "shop-0 accepts writes"}},
+		Instances:  []clustering.InstanceStatus{{Ordinal: 0, Name: "shop-0", Role: clustering.RolePrimary, Reachable: true, Healthy: true}},
+	}}
+	if err := sink.Publish(ctx, report); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.RecordSwitchover(ctx, clustering.RecordSwitchover{ID: "a", Target: 0, Phase: clustering.SwitchoverCompleted}); err != nil {
+		t.Fatal(err)
+	}
+
+	got := &kurav1alpha1.MySQLCluster{}
+	if err := env.Client.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	s := got.Status
+	if s.Ready != "3/3" || meta.FindStatusCondition(s.Conditions, kurav1alpha1.ConditionReconciled) == nil {
+		t.Errorf("the reconciler's fields were erased: %+v", s)
+	}
+	if s.CurrentPrimary != "shop-0" || s.CurrentPrimaryIndex == nil || *s.CurrentPrimaryIndex != 0 || s.Term != 1 || len(s.History) != 1 {
+		t.Errorf("topology: primary %q term %d history %d", s.CurrentPrimary, s.Term, len(s.History))
+	}
+	if s.State != kurav1alpha1.StateHealthy || !meta.IsStatusConditionTrue(s.Conditions, kurav1alpha1.ConditionAvailable) || len(s.Instances) != 1 {
+		t.Errorf("observed state: %+v", s)
+	}
+	if s.Switchover == nil || s.Switchover.ID != "a" {
+		t.Errorf("switchover: %+v", s.Switchover)
+	}
+	rec := recordedOf(got)
+	if rec.Primary != 0 || rec.Term != 1 || rec.SwitchoverHandled != "a" {
+		t.Errorf("the loop's memory read back from status: %+v", rec)
+	}
+}
