@@ -10,9 +10,16 @@ ETCD := /usr/bin/etcd
 ASSETS := $(BIN)/envtest-assets
 GO_TEST_FLAGS ?=
 
-.PHONY: all build generate verify-generated lint unit test envtest-assets deps e2e clean fmt vet
+ generate verify-generated lint unit test envtest-assets deps e2e clean fmt vet
 
 all: build
+
+# The README's first command: the product on the built-in local cluster.
+demo:
+	hack/demo.sh
+
+demo-down:
+	hack/local-down.sh
 
 build:
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kura ./cmd/kura
