@@ -10,7 +10,7 @@ ETCD := /usr/bin/etcd
 ASSETS := $(BIN)/envtest-assets
 GO_TEST_FLAGS ?=
 
- generate verify-generated lint unit test envtest-assets deps e2e clean fmt vet
+.PHONY: demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e clean fmt vet
 
 all: build
 
