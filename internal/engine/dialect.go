@@ -119,6 +119,9 @@ type dialect interface {
 	resetGTIDState(state gtid.Set) []stmt
 	grants(role AccountRole) (privileges []string, grantOption bool)
 	disableBinlog() stmt
+	// applyRelayLog starts the SQL thread over the relay log at file:pos with the I/O thread
+	// stopped, keeping the relay log.
+	applyRelayLog(file string, pos int64) []stmt
 	// rejoinStatements run before changeSource, with the threads stopped.
 	rejoinStatements() []stmt
 }

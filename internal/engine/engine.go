@@ -131,6 +131,12 @@ type Instance interface {
 	// StartReplication and StopReplication start or stop one or both threads.
 	StartReplication(ctx context.Context, t Thread) error
 	StopReplication(ctx context.Context, t Thread) error
+	// ApplyRelayLog applies what the instance has already received without contacting the
+	// source again: it stops the I/O thread and runs the SQL thread over the relay log kept
+	// on disk. This is how a failover candidate applies its retrieved set after the primary is
+	// gone. (On MariaDB, StartReplication with both threads stopped would discard the relay
+	// log in GTID mode; see docs/engines.md.) WaitForGTID then waits for the result.
+	ApplyRelayLog(ctx context.Context) error
 	// StopReplicaAndReset stops replication and forgets the source (not the GTID position).
 	StopReplicaAndReset(ctx context.Context) error
 	// WaitForGTID waits until the instance has executed every transaction of set, or fails

@@ -278,6 +278,25 @@ func (i *instance) StopReplication(ctx context.Context, t Thread) error {
 	return i.exec(ctx, "stop replication", i.d.stopThreads(t))
 }
 
+func (i *instance) ApplyRelayLog(ctx context.Context) error {
+	rows, err := i.queryRows(ctx, i.d.replicaStatusQuery())
+	if err != nil {
+		return fmt.Errorf("failed to read replica status of %s: %w", i.ep.Address(), err)
+	}
+	if len(rows) == 0 {
+		return nil // not a replica: nothing received
+	}
+	c := i.d.columns()
+	if rows[0][c.sql] == string(ThreadRunning) {
+		return i.exec(ctx, "stop the I/O thread", i.d.stopThreads(IOThread))
+	}
+	file, pos := rows[0]["Relay_Log_File"], parseInt(rows[0]["Relay_Log_Pos"])
+	if file == "" || pos <= 0 {
+		return fmt.Errorf("failed to apply the relay log on %s: no relay log position", i.ep.Address())
+	}
+	return i.exec(ctx, "apply the relay log", i.d.applyRelayLog(file, pos)...)
+}
+
 func (i *instance) StopReplicaAndReset(ctx context.Context) error {
 	return i.exec(ctx, "reset replication", i.d.resetReplica()...)
 }

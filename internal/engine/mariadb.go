@@ -150,3 +150,16 @@ func (mariadbDialect) disableBinlog() stmt { return stmt{Query: "SET SESSION sql
 func (mariadbDialect) rejoinStatements() []stmt {
 	return []stmt{{Query: "SET GLOBAL gtid_slave_pos = @@gtid_current_pos"}}
 }
+
+// applyRelayLog: with MASTER_USE_GTID=slave_pos, starting replication with both threads
+// stopped deletes the relay log and fetches again from gtid_slave_pos (measured on 10.11).
+// Switching to file positions with an explicit relay log position keeps the relay log; the
+// GTID events in it still advance gtid_slave_pos. The next ConfigureReplica switches back.
+func (mariadbDialect) applyRelayLog(file string, pos int64) []stmt {
+	return []stmt{
+		{Query: "STOP SLAVE IO_THREAD"},
+		{Query: "STOP SLAVE SQL_THREAD"},
+		{Query: "CHANGE MASTER TO MASTER_USE_GTID = no, RELAY_LOG_FILE = ?, RELAY_LOG_POS = ?", Args: []any{file, pos}},
+		{Query: "START SLAVE SQL_THREAD"},
+	}
+}

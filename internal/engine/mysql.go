@@ -143,3 +143,9 @@ func (mysqlDialect) disableBinlog() stmt { return stmt{Query: "SET SESSION sql_l
 
 // rejoinStatements: auto-positioning sends what gtid_executed lacks; nothing to prepare.
 func (mysqlDialect) rejoinStatements() []stmt { return nil }
+
+// applyRelayLog: MySQL keeps the relay log when only the SQL thread starts
+// (relay_log_recovery=OFF), so the position is not needed.
+func (mysqlDialect) applyRelayLog(string, int64) []stmt {
+	return []stmt{{Query: "STOP REPLICA IO_THREAD"}, {Query: "START REPLICA SQL_THREAD"}}
+}

@@ -36,6 +36,7 @@ func renderStatements(d dialect) string {
 	section("ConfigureReplica (connect retry 2.5s)", d.changeSource(Source{Host: "10.0.0.1", Port: 3307, User: "r", Password: "p", ConnectRetry: 2500 * time.Millisecond}))
 	section("StartReplication", d.startThreads(BothThreads), d.startThreads(IOThread), d.startThreads(SQLThread))
 	section("StopReplication", d.stopThreads(BothThreads), d.stopThreads(IOThread), d.stopThreads(SQLThread))
+	section("ApplyRelayLog (SQL thread stopped)", d.applyRelayLog("relay-bin.000002", 910)...)
 	section("StopReplicaAndReset", d.resetReplica()...)
 	section("WaitForGTID", d.waitGTID(set, 9))
 	section("SetReadOnly(true)", d.readOnly(true)...)
