@@ -48,7 +48,7 @@ type server struct {
 
 // rig is a cluster of real servers plus an in-memory Source and Sink.
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	servers []*server
 	mu      sync.Mutex
 	spec    Spec
@@ -91,7 +91,7 @@ func newRig(t testing.TB, n int) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t.(*testing.T), labels: map[int]string{}, sqls: map[int]*EngineSQL{}, rec: Recorded{Primary: NoPrimary},
+	r := &rig{t: t, labels: map[int]string{}, sqls: map[int]*EngineSQL{}, rec: Recorded{Primary: NoPrimary},
 		spec: Spec{Replicas: n, SemiSync: true, MaxLag: 30 * time.Second, FailoverGrace: 3 * time.Second,
 			ApplyTimeout: 60 * time.Second, ErrantPolicy: ErrantManual, AutoFailover: true}}
 	base := t.TempDir()
@@ -140,7 +140,7 @@ func newRig(t testing.TB, n int) *rig {
 	for _, s := range r.servers {
 		r.waitUp(s.ord)
 	}
-	r.loop = NewLoop(r, r, Options{Log: testr.NewWithOptions(r.t, testr.Options{Verbosity: 0})})
+	r.loop = NewLoop(r, r, Options{Log: testr.NewWithInterface(r.t, testr.Options{Verbosity: 0})})
 	return r
 }
 

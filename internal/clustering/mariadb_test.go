@@ -23,6 +23,7 @@ type writer struct {
 	acked   []int64
 	lastOK  time.Time
 	maxGap  time.Duration
+	ackAt   []time.Time
 	stop    chan struct{}
 	done    chan struct{}
 	dbs     map[int]*sql.DB
@@ -57,6 +58,7 @@ func (w *writer) run() {
 		w.mu.Lock()
 		if err == nil {
 			w.acked = append(w.acked, id)
+			w.ackAt = append(w.ackAt, now)
 			if gap := now.Sub(w.lastOK); gap > w.maxGap {
 				w.maxGap = gap
 			}
@@ -129,7 +131,7 @@ func sampleWritable(r *rig) (stop func() (samples int, violation string)) {
 }
 
 // missing returns the acknowledged ids absent from an instance.
-func missing(t *testing.T, r *rig, o int, acked []int64) []int64 {
+func missing(t testing.TB, r *rig, o int, acked []int64) []int64 {
 	t.Helper()
 	db := r.db(o, engine.AdminUser, adminPassword, 10*time.Second)
 	have := map[int64]bool{}
@@ -154,7 +156,7 @@ func missing(t *testing.T, r *rig, o int, acked []int64) []int64 {
 	return out
 }
 
-func bootstrapped(t *testing.T) *rig {
+func bootstrapped(t testing.TB) *rig {
 	r := newRig(t, 3)
 	r.run()
 	r.until("healthy after bootstrap", 30*time.Second, r.healthy)
@@ -348,4 +350,29 @@ func TestEngineStoppedReplicaCatchesUp(t *testing.T) {
 	if lost := missing(t, r, 2, ids); len(lost) > 0 {
 		t.Fatalf("replica 2 lacks %v after catching up", lost)
 	}
+}
+
+// firstAckAfter returns the first acknowledged write after t.
+func (w *writer) firstAckAfter(t time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range w.ackAt {
+		if a.After(t) {
+			return a
+		}
+	}
+	return time.Time{}
+}
+
+// resetGap starts measuring the longest gap between acknowledged writes afresh.
+func (w *writer) resetGap() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.maxGap, w.lastOK = 0, time.Now()
+}
+
+func (w *writer) gap() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.maxGap
 }
