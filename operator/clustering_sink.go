@@ -18,6 +18,7 @@ import (
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/clustering"
 	"github.com/kura-db/kura/internal/events"
+	"github.com/kura-db/kura/internal/metrics"
 )
 
 // Field owners of the status parts the clustering loop writes. Each write applies every field
@@ -71,7 +72,12 @@ func (s *kubeSink) RecordTopologyChange(ctx context.Context, ch clustering.Topol
 		Term                int64                         `json:"term"`
 		History             []kurav1alpha1.TopologyChange `json:"history"`
 	}{ch.ToName, ptr.To(int32(ch.To)), ch.Term, history}
-	return apply.Status(ctx, s.client, c, st, ownerTopology)
+	if err := apply.Status(ctx, s.client, c, st, ownerTopology); err != nil {
+		return err
+	}
+	metrics.TopologyChanges.WithLabelValues(s.key.Namespace, s.key.Name, ch.Kind).Inc()
+	metrics.Term.WithLabelValues(s.key.Namespace, s.key.Name).Set(float64(ch.Term))
+	return nil
 }
 
 // RecordSwitchover persists the outcome of a switchover request.
@@ -173,10 +179,34 @@ func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
 		}
 		instances = append(instances, is)
 	}
+	publishMetrics(s.key, p)
+	outcome := "ok"
+	if r.Result.Err != nil {
+		outcome = "error"
+	}
+	metrics.Passes.WithLabelValues(s.key.Namespace, s.key.Name, outcome).Inc()
 	st := struct {
 		State      kurav1alpha1.ClusterState     `json:"state"`
 		Conditions []metav1.Condition            `json:"conditions"`
 		Instances  []kurav1alpha1.InstanceStatus `json:"instances"`
 	}{kurav1alpha1.ClusterState(p.State), mine, instances}
 	return apply.Status(ctx, s.client, c, st, ownerObserved)
+}
+
+func publishMetrics(key types.NamespacedName, p clustering.Plan) {
+	ns, name := key.Namespace, key.Name
+	metrics.SetState(ns, name, string(p.State))
+	avail := 0.0
+	if c, ok := p.Condition(clustering.ConditionAvailable); ok && c.Status == clustering.ConditionTrue {
+		avail = 1
+	}
+	metrics.ClusterAvailable.WithLabelValues(ns, name).Set(avail)
+	metrics.Term.WithLabelValues(ns, name).Set(float64(p.Term))
+	metrics.ResetInstances(ns, name)
+	for _, in := range p.Instances {
+		metrics.Instances.WithLabelValues(ns, name, string(in.Role), fmt.Sprint(in.Healthy)).Add(1)
+		if in.Lag != nil {
+			metrics.ReplicaLag.WithLabelValues(ns, name, in.Name).Set(in.Lag.Seconds())
+		}
+	}
 }

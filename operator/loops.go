@@ -16,6 +16,7 @@ import (
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/clustering"
 	"github.com/kura-db/kura/internal/events"
+	"github.com/kura-db/kura/internal/metrics"
 )
 
 // Defaults used when a stored object predates a schema default.
@@ -87,6 +88,7 @@ func (l *clusterLoops) Forget(key types.NamespacedName) {
 		r.cancel()
 		delete(l.running, key)
 	}
+	metrics.Forget(key.Namespace, key.Name)
 }
 
 // stopAll stops every loop (operator shutdown or lost leadership).

@@ -1,0 +1,87 @@
+// Package metrics holds every Prometheus metric the operator exports, labelled by the
+// MySQLCluster's namespace and name and deleted when the cluster goes (docs/metrics.md).
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+const namespace = "kura"
+
+var (
+	// ClusterState is 1 for the cluster's current state and 0 for the others.
+	ClusterState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "cluster_state",
+		Help: "1 for the MySQLCluster's current clustering state (Bootstrapping, Healthy, Degraded, Failed, Lost, Switching, Paused), 0 otherwise.",
+	}, []string{"namespace", "cluster", "state"})
+	// ClusterAvailable is 1 while the primary accepts writes.
+	ClusterAvailable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "cluster_available",
+		Help: "1 while the MySQLCluster's primary accepts writes (condition Available), 0 otherwise.",
+	}, []string{"namespace", "cluster"})
+	// Instances counts instances by role and health.
+	Instances = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "cluster_instances",
+		Help: "Instances of the MySQLCluster by role (primary, replica, errant, cloning, unknown) and health.",
+	}, []string{"namespace", "cluster", "role", "healthy"})
+	// ReplicaLag is each replica's replication delay.
+	ReplicaLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "instance_replication_lag_seconds",
+		Help: "Replication delay reported by each replica.",
+	}, []string{"namespace", "cluster", "instance"})
+	// Term is the number of changes of primary.
+	Term = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "cluster_term",
+		Help: "Number of changes of primary of the MySQLCluster (status.term).",
+	}, []string{"namespace", "cluster"})
+	// TopologyChanges counts failovers and switchovers this operator process performed.
+	TopologyChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "topology_changes_total",
+		Help: "Changes of primary recorded by this operator process, by kind (Bootstrap, Failover, Switchover).",
+	}, []string{"namespace", "cluster", "kind"})
+	// Passes counts clustering passes by outcome.
+	Passes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "clustering_passes_total",
+		Help: "Clustering passes by outcome (ok, error).",
+	}, []string{"namespace", "cluster", "outcome"})
+)
+
+var all = []*prometheus.MetricVec{
+	ClusterState.MetricVec, ClusterAvailable.MetricVec, Instances.MetricVec, ReplicaLag.MetricVec,
+	Term.MetricVec, TopologyChanges.MetricVec, Passes.MetricVec,
+}
+
+func init() {
+	crmetrics.Registry.MustRegister(ClusterState, ClusterAvailable, Instances, ReplicaLag, Term, TopologyChanges, Passes)
+}
+
+// States are the values of the state label.
+var States = []string{"Bootstrapping", "Healthy", "Degraded", "Failed", "Lost", "Switching", "Paused"}
+
+// SetState sets the state gauge: 1 for state, 0 for the others.
+func SetState(ns, cluster, state string) {
+	for _, s := range States {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		ClusterState.WithLabelValues(ns, cluster, s).Set(v)
+	}
+}
+
+// ResetInstances drops the per-instance series of a cluster before a pass republishes them,
+// so instances that went away do not linger.
+func ResetInstances(ns, cluster string) {
+	l := prometheus.Labels{"namespace": ns, "cluster": cluster}
+	Instances.DeletePartialMatch(l)
+	ReplicaLag.DeletePartialMatch(l)
+}
+
+// Forget deletes every series of a cluster.
+func Forget(ns, cluster string) {
+	l := prometheus.Labels{"namespace": ns, "cluster": cluster}
+	for _, v := range all {
+		v.DeletePartialMatch(l)
+	}
+}
