@@ -106,6 +106,7 @@ func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) 
 				RoleLabel:   p.Labels[builder.LabelRole],
 			}
 			t.Revision = p.Labels[appsv1.ControllerRevisionHashLabelKey]
+			t.Cloning = initRunning(p, builder.ContainerKuraInit)
 			ips[t.Name] = p.Status.PodIP
 		}
 		snap.Targets = append(snap.Targets, t)
@@ -215,4 +216,15 @@ func recordedOf(c *kurav1alpha1.MySQLCluster) clustering.Recorded {
 		}
 	}
 	return rec
+}
+
+// initRunning reports whether an init container is running: kura init clones an empty
+// instance from a donor, which can take long, and the loop must not treat that as a failure.
+func initRunning(p *corev1.Pod, name string) bool {
+	for _, s := range p.Status.InitContainerStatuses {
+		if s.Name == name && s.State.Running != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -15,6 +15,7 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/clustering"
+	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/events"
 	"github.com/kura-db/kura/internal/metrics"
 )
@@ -66,7 +67,9 @@ func (l *clusterLoops) Ensure(ctx context.Context, c *kurav1alpha1.MySQLCluster)
 		r.loop.Poke()
 		return
 	}
-	src := &kubeSource{client: l.mgr.GetClient(), key: key}
+	// A short connect timeout: an unreachable primary costs each pass at most this much,
+	// which keeps failover detection fine-grained (docs/clustering.md, "Tunables").
+	src := &kubeSource{client: l.mgr.GetClient(), key: key, engineOptions: engine.Options{ConnectTimeout: 500 * time.Millisecond}}
 	sink := &kubeSink{client: l.mgr.GetClient(), reader: l.mgr.GetAPIReader(), key: key, rec: l.rec}
 	loop := clustering.NewLoop(src, sink, clustering.Options{
 		Interval: l.o.ClusteringInterval,
