@@ -14,12 +14,11 @@ import (
 )
 
 // NsenterArgs are the arguments of nsenter(1) that run argv in the network, mount and UTS
-// namespaces (and root) of process pid, as uid/gid with groups, in workdir.
-func NsenterArgs(pid int, uid, gid uint32, groups []uint32, workdir string, argv []string) []string {
-	args := []string{"-t", strconv.Itoa(pid), "-n", "-m", "-u", "-r"}
-	if workdir != "" {
-		args = append(args, "--wd="+workdir)
-	}
+// namespaces (and root) of process pid, as uid/gid with groups, in its working directory.
+func NsenterArgs(pid int, uid, gid uint32, groups []uint32, argv []string) []string {
+	// -r and -w take the root and working directory of the target process, that is the
+	// container's root and workingDir (nsenter would resolve an explicit dir on the host).
+	args := []string{"-t", strconv.Itoa(pid), "-n", "-m", "-u", "-r", "-w"}
 	args = append(args, "--", "setpriv", "--reuid="+strconv.Itoa(int(uid)), "--regid="+strconv.Itoa(int(gid)))
 	if len(groups) == 0 {
 		args = append(args, "--clear-groups")
@@ -59,7 +58,7 @@ func (c *Config) ExecCommand(ctx context.Context, namespace, pod, container stri
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, "nsenter", NsenterArgs(pid, spec.UID, spec.GID, spec.Groups, spec.WorkingDir, argv)...)
+	cmd := exec.CommandContext(ctx, "nsenter", NsenterArgs(pid, spec.UID, spec.GID, spec.Groups, argv)...)
 	cmd.Env = spec.Env
 	return cmd, nil
 }

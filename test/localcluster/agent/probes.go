@@ -267,7 +267,7 @@ func (w *podWorker) execInContainer(ctx context.Context, pod *corev1.Pod, c *cor
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, "nsenter", localcluster.NsenterArgs(pid, uid, gid, groups, c.WorkingDir, argv)...)
+	cmd := exec.CommandContext(ctx, "nsenter", localcluster.NsenterArgs(pid, uid, gid, groups, argv)...)
 	cmd.Env = env
 	cmd.WaitDelay = time.Second
 	return cmd.CombinedOutput()

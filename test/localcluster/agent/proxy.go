@@ -143,8 +143,11 @@ func (p *serviceProxy) render() string {
 	b.WriteString("\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tjump services\n\t}\n")
 	fmt.Fprintf(&b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority 100; policy accept;\n\t\tip saddr %s ct status dnat masquerade\n\t}\n", localcluster.PodCIDR)
 	// Connections to a Service without ready endpoints are refused at once, as with kube-proxy.
-	b.WriteString("\tchain filter-output {\n\t\ttype filter hook output priority 0; policy accept;\n\t\tip daddr . meta l4proto . th dport @no-endpoints reject\n\t}\n")
-	b.WriteString("\tchain filter-forward {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tip daddr . meta l4proto . th dport @no-endpoints reject\n\t}\n")
+	// TCP gets a reset (an ICMP error for forwarded Pod traffic is not delivered back).
+	reject := "\t\tmeta l4proto tcp ip daddr . meta l4proto . th dport @no-endpoints reject with tcp reset\n" +
+		"\t\tip daddr . meta l4proto . th dport @no-endpoints reject\n"
+	b.WriteString("\tchain filter-output {\n\t\ttype filter hook output priority 0; policy accept;\n" + reject + "\t}\n")
+	b.WriteString("\tchain filter-forward {\n\t\ttype filter hook forward priority 0; policy accept;\n" + reject + "\t}\n")
 	b.WriteString("}\n")
 	return b.String()
 }

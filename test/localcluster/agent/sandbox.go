@@ -65,7 +65,10 @@ func createSandbox(uid types.UID, ip string) (*sandbox, error) {
 	steps := [][]string{
 		{"netns", "add", s.netns},
 		{"link", "add", s.veth, "type", "veth", "peer", "name", "eth0", "netns", s.netns},
-		{"link", "set", s.veth, "master", localcluster.BridgeName, "up"},
+		{"link", "set", s.veth, "master", localcluster.BridgeName},
+		// Hairpin lets a Pod reach itself through its own Service's ClusterIP.
+		{"link", "set", "dev", s.veth, "type", "bridge_slave", "hairpin", "on"},
+		{"link", "set", s.veth, "up"},
 		{"-n", s.netns, "link", "set", "lo", "up"},
 		{"-n", s.netns, "addr", "add", ip + "/16", "dev", "eth0"},
 		{"-n", s.netns, "link", "set", "eth0", "up"},
