@@ -76,8 +76,15 @@ func (e *EngineSQL) Executed(ctx context.Context) (gtid.Set, error) {
 	return e.Instance.ExecutedGTID(ctx)
 }
 
-// StopReceiver stops the I/O thread.
+// StopReceiver stops the I/O thread and keeps every received transaction: when the applier is
+// stopped too, it is restarted on the relay log by file position (engine ApplyRelayLog), because
+// on MariaDB a later START SLAVE in GTID mode would discard the relay log — and with the primary
+// gone, that relay log may be the only copy of an acknowledged write (docs/engines.md).
 func (e *EngineSQL) StopReceiver(ctx context.Context) error {
+	if err := e.Instance.ApplyRelayLog(ctx); err == nil {
+		return nil
+	}
+	// Nothing to apply by position (never received anything): stopping the receiver is enough.
 	return e.Instance.StopReplication(ctx, engine.IOThread)
 }
 

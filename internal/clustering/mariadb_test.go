@@ -376,3 +376,38 @@ func (w *writer) gap() time.Duration {
 	defer w.mu.Unlock()
 	return w.maxGap
 }
+
+// Acknowledged writes that the replicas received but had not applied (their appliers were
+// stopped) survive a failover: fencing keeps the relay log and applies it by position rather
+// than letting a GTID-mode restart of replication discard it.
+func TestEngineFailoverKeepsReceivedButUnappliedWrites(t *testing.T) {
+	r := bootstrapped(t)
+	// Hold the loop's hand: paused, it observes without repairing the stopped appliers.
+	r.mu.Lock()
+	r.spec.Paused = true
+	r.mu.Unlock()
+	for _, o := range []int{1, 2} {
+		if _, err := r.db(o, engine.AdminUser, adminPassword, 5*time.Second).Exec("STOP SLAVE SQL_THREAD"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app := r.db(0, appUser, appPassword, 5*time.Second)
+	var acked []int64
+	for id := int64(1000); id < 1020; id++ {
+		if _, err := app.Exec("INSERT INTO app.t (id) VALUES (?)", id); err != nil {
+			t.Fatalf("write %d: %v", id, err)
+		}
+		acked = append(acked, id)
+	}
+	// The writes are only in the replicas' relay logs.
+	if got := missing(t, r, 1, acked); len(got) != len(acked) {
+		t.Fatalf("replica 1 applied %d writes with its applier stopped", len(acked)-len(got))
+	}
+	r.kill(0)
+	r.mu.Lock()
+	r.spec.Paused = false
+	r.mu.Unlock()
+	r.until("a new primary", 30*time.Second, func() bool { return r.recorded().Primary != 0 })
+	p := r.recorded().Primary
+	r.until("the relay log applied on the new primary", 30*time.Second, func() bool { return len(missing(t, r, p, acked)) == 0 })
+}
