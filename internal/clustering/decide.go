@@ -18,8 +18,8 @@ import (
 // docs/clustering.md, "Passes".
 func Decide(obs Observation) Plan {
 	d := &decider{o: obs, p: Plan{Primary: obs.Recorded.Primary, Term: obs.Recorded.Term}}
-	switch {
-	case obs.Recorded.Primary == NoPrimary:
+	switch obs.Recorded.Primary {
+	case NoPrimary:
 		d.bootstrap()
 	default:
 		primary, ok := obs.instance(obs.Recorded.Primary)

@@ -132,14 +132,14 @@ func (d *decider) primaryReachable(primary Instance) {
 		d.setStatuses(pst, verdicts)
 		return
 	}
-	d.maintain(primary, &pst, verdicts)
+	d.maintain(primary, verdicts)
 	d.setStatuses(pst, verdicts)
 	if len(d.problems) > 0 {
 		d.state(StateDegraded, "InstancesUnhealthy", "%s", strings.Join(d.problems, "; "))
 		return
 	}
 	d.state(StateHealthy, "AllInstancesHealthy", "%s is the primary and every replica replicates from it within maxLag", primary.Name)
-	if !d.rollReplica(primary, verdicts) {
+	if !d.rollReplica(primary) {
 		d.rollPrimary(primary, verdicts)
 	}
 }
@@ -152,7 +152,7 @@ func (d *decider) setStatuses(primary InstanceStatus, verdicts map[int]replicaVe
 }
 
 // maintain keeps a healthy topology so and repairs what is repairable (Degraded).
-func (d *decider) maintain(primary Instance, pst *InstanceStatus, verdicts map[int]replicaVerdict) {
+func (d *decider) maintain(primary Instance, verdicts map[int]replicaVerdict) {
 	if primary.SQL.Replica != nil {
 		d.add(Promote{Instance: primary.Ordinal})
 		d.problems = append(d.problems, fmt.Sprintf("primary %s was configured as a replica of %s:%d (replication stopped)",
@@ -210,7 +210,7 @@ func (d *decider) donor(primary Instance, except int, verdicts map[int]replicaVe
 
 // rollReplica restarts one outdated replica when every replica is healthy (rule 14). It reports
 // whether a replica is outdated.
-func (d *decider) rollReplica(primary Instance, verdicts map[int]replicaVerdict) bool {
+func (d *decider) rollReplica(primary Instance) bool {
 	outdated := -1
 	for _, in := range d.o.Instances {
 		if in.Ordinal == primary.Ordinal || in.Ordinal >= d.o.Spec.Replicas || !in.outdated() {

@@ -55,7 +55,7 @@ func (d *decider) plannedSwitchover(primary Instance, verdicts map[int]replicaVe
 	default:
 		return false
 	}
-	t := d.bestTarget(primary, verdicts, false)
+	t := d.bestTarget(verdicts, false)
 	if t < 0 {
 		d.problems = append(d.problems, reason+", but no healthy replica can take over")
 		return false
@@ -70,7 +70,7 @@ func (d *decider) rollPrimary(primary Instance, verdicts map[int]replicaVerdict)
 	if !primary.outdated() {
 		return
 	}
-	t := d.bestTarget(primary, verdicts, true)
+	t := d.bestTarget(verdicts, true)
 	if t < 0 {
 		d.state(StateDegraded, "RollingChange", "primary %s runs an outdated revision and no up-to-date healthy replica can take over", primary.Name)
 		return
@@ -80,7 +80,7 @@ func (d *decider) rollPrimary(primary Instance, verdicts map[int]replicaVerdict)
 
 // bestTarget picks the healthy replica with the lowest lag, then the lowest ordinal; with
 // upToDate, only replicas running their desired revision. -1 when there is none.
-func (d *decider) bestTarget(primary Instance, verdicts map[int]replicaVerdict, upToDate bool) int {
+func (d *decider) bestTarget(verdicts map[int]replicaVerdict, upToDate bool) int {
 	best, bestLag := -1, time.Duration(0)
 	for _, in := range d.o.Instances {
 		v, ok := verdicts[in.Ordinal]

@@ -341,24 +341,6 @@ func eventReasons(p Plan) []string {
 	return out
 }
 
-func hasStep(p Plan, prefix string) bool {
-	for _, s := range p.Steps {
-		if strings.Contains(s.String(), prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-func stepHas(sub string) func(*testing.T, Plan) {
-	return func(t *testing.T, p Plan) {
-		t.Helper()
-		if !hasStep(p, sub) {
-			t.Errorf("no step contains %q:\n%s", sub, actionSteps(p))
-		}
-	}
-}
-
 func messageHas(sub string) func(*testing.T, Plan) {
 	return func(t *testing.T, p Plan) {
 		t.Helper()

@@ -118,12 +118,6 @@ func (f *fx) down(i int, d time.Duration, err string) *fx {
 	return f
 }
 
-func (f *fx) noPod(i int) *fx {
-	in := f.in(i)
-	in.Pod, in.SQL, in.Error = PodFacts{}, nil, "Pod does not exist"
-	return f
-}
-
 func (f *fx) writable(i int) *fx        { f.in(i).SQL.ReadOnly = false; return f }
 func (f *fx) readOnly(i int) *fx        { f.in(i).SQL.ReadOnly = true; return f }
 func (f *fx) terminating(i int) *fx     { f.in(i).Pod.Terminating = true; return f }

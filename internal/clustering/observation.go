@@ -175,12 +175,6 @@ func (f *SQLFacts) holds() gtid.Set {
 // reachable reports whether the instance answered over SQL.
 func (i Instance) reachable() bool { return i.SQL != nil }
 
-// replicatingFrom reports whether the instance replicates from src with both threads running.
-func (i Instance) replicatingFrom(src Instance) bool {
-	return i.SQL != nil && i.SQL.Replica != nil && i.SQL.Replica.IORunning && i.SQL.Replica.SQLRunning &&
-		i.SQL.Replica.SourceHost == src.Host && i.SQL.Replica.SourcePort == src.Port
-}
-
 // instance returns the instance with the given ordinal.
 func (o Observation) instance(ordinal int) (Instance, bool) {
 	for _, in := range o.Instances {
