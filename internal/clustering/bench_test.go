@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Benchmarks of the engine tier; see docs/benchmarks-clustering.md. Each runs its trials once
+// Benchmarks of the engine tier; see docs/benchmarks.md ("Clustering"). Each runs its trials once
 // whatever b.N (a trial takes seconds) and reports p50 and max. KURA_BENCH_TRIALS overrides
 // the number of trials (10).
 
