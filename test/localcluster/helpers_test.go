@@ -28,7 +28,7 @@ type env struct {
 
 const engineImage = "mariadb:11.4"
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -47,7 +47,7 @@ func repoRoot(t *testing.T) string {
 }
 
 // newConfig builds kura-local and points the config at the built Kubernetes binaries.
-func newConfig(t *testing.T) *localcluster.Config {
+func newConfig(t testing.TB) *localcluster.Config {
 	t.Helper()
 	root := repoRoot(t)
 	bin := t.TempDir()

@@ -229,7 +229,25 @@ func (e *env) testImages(t *testing.T) {
 	op.Spec.Containers[0].Command = []string{"/kura"}
 	op.Spec.Containers[0].Args = []string{"copy-binary", "/x"}
 	op.Spec.RestartPolicy = corev1.RestartPolicyNever
+	// The chart's hardening: non-root, read-only root filesystem.
+	op.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(int64(65532)), RunAsGroup: ptr.To(int64(65532))}
+	op.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr.To(true)}
 	e.createPod(t, op)
+	ro := shPod(ns, "readonly", "touch /etc/kura-local-ro-test")
+	ro.Spec.RestartPolicy = corev1.RestartPolicyNever
+	ro.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr.To(true)}
+	e.createPod(t, ro)
+	e.waitPod(t, ns, "readonly", "to fail", time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if got := readLog(t, e.cfg, ns, "readonly", "main"); !strings.Contains(got, "Read-only file system") {
+		t.Errorf("write to a read-only root: log %q", got)
+	}
+	root := shPod(ns, "nonroot", "true")
+	root.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}
+	e.createPod(t, root)
+	e.waitPod(t, ns, "nonroot", "to report CreateContainerConfigError", time.Minute, func(p *corev1.Pod) bool {
+		s := p.Status.ContainerStatuses
+		return len(s) == 1 && s[0].State.Waiting != nil && s[0].State.Waiting.Reason == "CreateContainerConfigError"
+	})
 	e.waitPod(t, ns, "operator", "to succeed", time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
 	if got := readLog(t, e.cfg, ns, "operator", "main"); got != "kura-stand-in copy-binary /x\n" {
 		t.Errorf("operator image log = %q", got)

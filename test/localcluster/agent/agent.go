@@ -139,6 +139,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.mu.Unlock()
 	a.wg.Wait()
+	log.Printf("agent stopped")
 	return nil
 }
 

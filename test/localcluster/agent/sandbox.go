@@ -11,21 +11,27 @@ import (
 	"github.com/kura-db/kura/test/localcluster"
 )
 
-// ipam hands out Pod addresses: node-N allocates 10.244.N.2 .. 10.244.N.254.
+// ipam hands out Pod addresses: node-N allocates 10.244.N.2 .. 10.244.N.254, round robin, so
+// a new Pod does not inherit an address whose old MAC address peers still have cached.
 type ipam struct {
 	mu   sync.Mutex
 	used map[string]bool
+	next map[int]int
 }
 
-func newIPAM() *ipam { return &ipam{used: map[string]bool{}} }
+func newIPAM() *ipam { return &ipam{used: map[string]bool{}, next: map[int]int{}} }
 
 func (p *ipam) allocate(nodeIndex int) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for host := 2; host < 255; host++ {
+	const first, count = 2, 253
+	start := p.next[nodeIndex]
+	for i := 0; i < count; i++ {
+		host := first + (start+i)%count
 		ip := fmt.Sprintf("10.244.%d.%d", nodeIndex, host)
 		if !p.used[ip] {
 			p.used[ip] = true
+			p.next[nodeIndex] = (start + i + 1) % count
 			return ip, nil
 		}
 	}
@@ -80,6 +86,8 @@ func createSandbox(uid types.UID, ip string) (*sandbox, error) {
 			return nil, fmt.Errorf("failed to create pod network: %w", err)
 		}
 	}
+	// Forget whatever MAC address the host last saw for this IP (after wrap-around).
+	_ = localcluster.IP("neigh", "flush", "to", ip, "dev", localcluster.BridgeName)
 	return s, nil
 }
 

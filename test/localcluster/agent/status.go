@@ -63,6 +63,9 @@ func (w *podWorker) publishStatus(ctx context.Context) {
 		if apierrors.IsNotFound(err) {
 			return
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		if !apierrors.IsConflict(err) {
 			w.logf("status update: %v", err)
 			time.Sleep(200 * time.Millisecond)

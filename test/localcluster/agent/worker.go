@@ -139,9 +139,11 @@ func (w *podWorker) run() {
 		}
 		stopRefresh()
 	}
+	stopped := time.Now()
 	w.teardown()
 	stopStatus()
 	<-statusDone
+	w.logf("stopped (teardown %s)", time.Since(stopped).Round(time.Millisecond))
 
 	w.mu.Lock()
 	stopping, final := w.stopping, w.finalPhase
