@@ -10,7 +10,7 @@ ETCD := /usr/bin/etcd
 ASSETS := $(BIN)/envtest-assets
 GO_TEST_FLAGS ?=
 
-.PHONY: demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e clean fmt vet
+.PHONY: demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e clean fmt vet
 
 all: build
 
@@ -62,9 +62,23 @@ unit:
 	go test $(GO_TEST_FLAGS) -short ./...
 
 # Every tier that fits the CI budget: unit, envtest (real kube-apiserver + etcd) and engine
-# (real mariadbd processes), after static checks and a check that generated code is current.
+# (real mariadbd processes), after static checks and a check that generated code is current;
+# then the local cluster's own tests and the end-to-end suite, one at a time (one local cluster
+# per machine).
 test: deps verify-generated lint envtest-assets
-	KUBEBUILDER_ASSETS=$(ASSETS) KURA_REQUIRE_SERVERS=1 go test $(GO_TEST_FLAGS) -count=1 -timeout 40m ./...
+	KUBEBUILDER_ASSETS=$(ASSETS) go test $(GO_TEST_FLAGS) -count=1 -timeout 40m $$(go list ./... | grep -v -e /test/e2e -e /test/localcluster)
+	go test $(GO_TEST_FLAGS) -count=1 -p 1 -timeout 30m ./test/localcluster/...
+	$(MAKE) e2e
+
+# The end-to-end suite on the local cluster (needs root).
+e2e:
+	hack/build-k8s.sh >/dev/null
+	go test $(GO_TEST_FLAGS) -count=1 -timeout 45m -v ./test/e2e/
+
+# End-to-end benchmarks (docs/benchmarks.md).
+bench-e2e:
+	hack/build-k8s.sh >/dev/null
+	go test -count=1 -timeout 90m -run '^$$' -bench . -benchtime 1x -v ./test/e2e/
 
 clean:
 	rm -rf $(BIN)/kura $(ASSETS)

@@ -1,0 +1,292 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/builder"
+)
+
+const (
+	appUser     = "app"
+	appPassword = "app-secret-e2e"
+)
+
+func needCluster(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("e2e tier: not run with -short")
+	}
+}
+
+func newNamespace(t testing.TB, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func newCluster(ns, name string, replicas int32) *kurav1alpha1.MySQLCluster {
+	return &kurav1alpha1.MySQLCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: kurav1alpha1.MySQLClusterSpec{
+			Engine:   kurav1alpha1.EngineMariaDB,
+			Replicas: replicas,
+			Storage:  kurav1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
+			MySQLD:   kurav1alpha1.MySQLDSpec{Config: map[string]string{"innodb_buffer_pool_size": "32M", "innodb_log_file_size": "16M"}},
+			Pod:      kurav1alpha1.PodTemplate{TerminationGracePeriodSeconds: ptrInt64(20)},
+		},
+	}
+}
+
+func ptrInt64(v int64) *int64 { return &v }
+
+func get(t testing.TB, ns, name string) *kurav1alpha1.MySQLCluster {
+	t.Helper()
+	c := &kurav1alpha1.MySQLCluster{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// update applies mut to the latest version of the cluster, retrying on conflicts.
+func update(t testing.TB, ns, name string, mut func(*kurav1alpha1.MySQLCluster)) {
+	t.Helper()
+	waitFor(t, "update of "+name, 30*time.Second, func() error {
+		c := get(t, ns, name)
+		mut(c)
+		return k8s.Update(context.Background(), c)
+	})
+}
+
+// waitFor polls cond until it returns nil, failing with its last error at the deadline.
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+}
+
+// healthy reports nil once the cluster is Healthy with n healthy instances, one primary.
+func healthy(t testing.TB, ns, name string, n int) func() error {
+	return func() error {
+		c := get(t, ns, name)
+		if c.Status.State != kurav1alpha1.StateHealthy {
+			return fmt.Errorf("state %s (%s)", c.Status.State, conditionSummary(c))
+		}
+		if !meta.IsStatusConditionTrue(c.Status.Conditions, kurav1alpha1.ConditionAvailable) {
+			return fmt.Errorf("not Available: %s", conditionSummary(c))
+		}
+		ok := 0
+		for _, in := range c.Status.Instances {
+			if in.Healthy {
+				ok++
+			}
+		}
+		if ok != n || len(c.Status.Instances) != n {
+			return fmt.Errorf("%d of %d instances healthy: %+v", ok, n, c.Status.Instances)
+		}
+		return nil
+	}
+}
+
+func conditionSummary(c *kurav1alpha1.MySQLCluster) string {
+	var parts []string
+	for _, cond := range c.Status.Conditions {
+		parts = append(parts, fmt.Sprintf("%s=%s/%s: %s", cond.Type, cond.Status, cond.Reason, cond.Message))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func adminPassword(t testing.TB, ns, name string) string {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name + "-credentials"}, s); err != nil {
+		t.Fatal(err)
+	}
+	return string(s.Data[builder.KeyAdminPassword])
+}
+
+func serviceIP(t testing.TB, ns, svc string) string {
+	t.Helper()
+	s := &corev1.Service{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: svc}, s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Spec.ClusterIP
+}
+
+func podIP(t testing.TB, ns, pod string) string {
+	t.Helper()
+	p := &corev1.Pod{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: pod}, p); err != nil {
+		t.Fatal(err)
+	}
+	return p.Status.PodIP
+}
+
+func openDB(host, user, password string) *sql.DB {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", host+":3306"
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		panic(err) // FormatDSN output always parses
+	}
+	db.SetMaxOpenConns(1)
+	return db
+}
+
+// setupApp creates the application's database and account through the primary Service, as an
+// application team would with the admin account.
+func setupApp(t testing.TB, ns, name string) {
+	t.Helper()
+	db := openDB(serviceIP(t, ns, name+"-primary"), "kura-admin", adminPassword(t, ns, name))
+	defer func() { _ = db.Close() }()
+	for _, q := range []string{
+		"CREATE DATABASE IF NOT EXISTS app",
+		"CREATE TABLE IF NOT EXISTS app.t (id BIGINT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))",
+		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'", appUser, appPassword),
+		fmt.Sprintf("GRANT ALL ON app.* TO '%s'@'%%'", appUser),
+	} {
+		waitFor(t, q, 30*time.Second, func() error { _, err := db.Exec(q); return err })
+	}
+}
+
+// writer inserts unique ids through the primary Service and records each acknowledged one.
+type writer struct {
+	host       string
+	mu         sync.Mutex
+	acked      []int64
+	next       int64
+	lastOK     time.Time
+	stop, done chan struct{}
+}
+
+func startWriter(host string, first int64) *writer {
+	w := &writer{host: host, next: first, stop: make(chan struct{}), done: make(chan struct{}), lastOK: time.Now()}
+	go w.run()
+	return w
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	db := openDB(w.host, appUser, appPassword)
+	defer func() { _ = db.Close() }()
+	for {
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
+		id := w.next
+		w.next++
+		if _, err := db.Exec("INSERT INTO app.t (id) VALUES (?)", id); err != nil {
+			// A write whose outcome is unknown is not counted as acknowledged. Reconnect:
+			// the Service may point elsewhere now.
+			_ = db.Close()
+			db = openDB(w.host, appUser, appPassword)
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		w.mu.Lock()
+		w.acked = append(w.acked, id)
+		w.lastOK = time.Now()
+		w.mu.Unlock()
+	}
+}
+
+func (w *writer) ackedSince(t0 time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastOK.After(t0)
+}
+
+func (w *writer) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+func (w *writer) halt() []int64 {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]int64(nil), w.acked...)
+}
+
+// missingOnPrimary returns the acknowledged ids the current primary lacks.
+func missingOnPrimary(t testing.TB, ns, name string, acked []int64) []int64 {
+	t.Helper()
+	db := openDB(serviceIP(t, ns, name+"-primary"), "kura-admin", adminPassword(t, ns, name))
+	defer func() { _ = db.Close() }()
+	have := map[int64]bool{}
+	waitFor(t, "reading the rows back", 30*time.Second, func() error {
+		rows, err := db.Query("SELECT id FROM app.t")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rows.Close() }()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			have[id] = true
+		}
+		return rows.Err()
+	})
+	var lost []int64
+	for _, id := range acked {
+		if !have[id] {
+			lost = append(lost, id)
+		}
+	}
+	return lost
+}
+
+// killContainer sends SIGKILL to a container's process group, as a crash would.
+func killContainer(t testing.TB, ns, pod, container string) {
+	t.Helper()
+	p := &corev1.Pod{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: pod}, p); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(lc.PodProcessGroupFile(string(p.UID), container))
+	if err != nil {
+		t.Fatalf("no process group recorded for %s/%s: %v", pod, container, err)
+	}
+	pgid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pgid <= 1 {
+		t.Fatalf("bad process group %q", data)
+	}
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil {
+		t.Fatalf("failed to kill %s/%s: %v", pod, container, err)
+	}
+}
