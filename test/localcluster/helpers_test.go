@@ -76,10 +76,11 @@ func newConfig(t testing.TB) *localcluster.Config {
 	if err := cfg.Defaults(); err != nil {
 		t.Fatal(err)
 	}
+	selfBin = self
 	if err := cfg.CheckPrerequisites(); err != nil {
 		t.Fatalf("%v (run make deps, or hack/local-up.sh once)", err)
 	}
-	for _, tool := range []string{"mariadbd", "mariadb-install-db", "python3", "curl", "getent"} {
+	for _, tool := range []string{"mariadbd", "mariadb-install-db", "getent"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("missing %s: run make deps", tool)
 		}
@@ -210,9 +211,13 @@ func shPod(ns, name, script string) *corev1.Pod {
 	}
 }
 
+// selfBin is the kura-local binary; Pods see the host's filesystem, so its http-serve and
+// http-get commands stand in for a web server and client inside Pods.
+var selfBin string
+
 // httpServer is a script serving the container's host name on 8080 from dir.
 func httpServer(dir string) string {
-	return fmt.Sprintf("mkdir -p %[1]s && cd %[1]s && hostname > index.html && exec python3 -m http.server 8080", dir)
+	return fmt.Sprintf("mkdir -p %[1]s && hostname > %[1]s/index.html && exec %[2]s http-serve %[1]s :8080", dir, selfBin)
 }
 
 func readLog(t *testing.T, cfg *localcluster.Config, ns, pod, container string) string {

@@ -172,12 +172,12 @@ func (e *env) testVolumes(t *testing.T) {
 	if got := e.exec(t, ns, "volpod", "", "cat", sa+"/namespace"); got != ns {
 		t.Errorf("service account namespace = %q", got)
 	}
-	script := `curl -s -o /dev/null -w '%{http_code}' --cacert ` + sa + `/ca.crt -H "Authorization: Bearer $(cat ` + sa + `/token)" ` +
+	script := selfBin + ` http-get -code -cacert ` + sa + `/ca.crt -token-file ` + sa + `/token ` +
 		`https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/` + ns + `/pods/volpod`
 	if code := e.exec(t, ns, "volpod", "", "sh", "-c", script); code != "200" {
 		t.Errorf("GET own pod with the projected token = HTTP %s, want 200", code)
 	}
-	noToken := `curl -s -o /dev/null -w '%{http_code}' --cacert ` + sa + `/ca.crt https://kubernetes.default.svc/api/v1/namespaces/` + ns + `/pods/volpod`
+	noToken := selfBin + ` http-get -code -cacert ` + sa + `/ca.crt https://kubernetes.default.svc/api/v1/namespaces/` + ns + `/pods/volpod`
 	if code := e.exec(t, ns, "volpod", "", "sh", "-c", noToken); code != "403" && code != "401" {
 		t.Errorf("GET own pod without a token = HTTP %s, want 401 or 403", code)
 	}

@@ -19,7 +19,9 @@ import (
 )
 
 func httpGet(url string) (string, error) {
-	c := &http.Client{Timeout: 2 * time.Second}
+	// A new connection each time: an established connection stays with its endpoint (as with
+	// kube-proxy), and following the Service is about new connections.
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get(url)
 	if err != nil {
 		return "", err
@@ -120,14 +122,14 @@ func (e *env) testStatefulSet(t *testing.T) {
 		}
 	}
 	// Pod to pod, by IP and by FQDN; DNS of pods and Services.
-	if got := e.exec(t, ns, "web-0", "", "curl", "-s", "-m", "3", "http://"+ips["web-1"]+":8080/"); strings.TrimSpace(got) != "web-1" {
+	if got := e.exec(t, ns, "web-0", "", selfBin, "http-get", "http://"+ips["web-1"]+":8080/"); strings.TrimSpace(got) != "web-1" {
 		t.Errorf("web-0 -> web-1 by IP = %q", got)
 	}
 	fqdn := "web-2.web." + ns + ".svc.cluster.local"
 	if got := e.exec(t, ns, "web-0", "", "getent", "hosts", fqdn); !strings.HasPrefix(got, ips["web-2"]+" ") {
 		t.Errorf("getent hosts %s = %q, want %s", fqdn, got, ips["web-2"])
 	}
-	if got := e.exec(t, ns, "web-0", "", "curl", "-s", "-m", "3", "http://web-1.web:8080/"); strings.TrimSpace(got) != "web-1" {
+	if got := e.exec(t, ns, "web-0", "", selfBin, "http-get", "http://web-1.web:8080/"); strings.TrimSpace(got) != "web-1" {
 		t.Errorf("web-0 -> web-1.web (search path) = %q", got)
 	}
 	if got := e.exec(t, ns, "web-1", "", "hostname"); strings.TrimSpace(got) != "web-1" {
@@ -169,7 +171,7 @@ func (e *env) testStatefulSet(t *testing.T) {
 		})
 		t.Logf("ClusterIP followed the label to %s in %s", target, time.Since(moved).Round(time.Millisecond))
 		for _, from := range []string{"web-1", target} {
-			got := e.exec(t, ns, from, "", "curl", "-s", "-m", "3", "http://web-primary/")
+			got := e.exec(t, ns, from, "", selfBin, "http-get", "http://web-primary/")
 			if strings.TrimSpace(got) != target {
 				t.Errorf("%s -> web-primary = %q, want %q", from, got, target)
 			}

@@ -52,6 +52,10 @@ func main() {
 		err = logs(args)
 	case "exec":
 		err = execCmd(args)
+	case "http-serve":
+		err = httpServe(args)
+	case "http-get":
+		err = httpGet(args)
 	default:
 		usage()
 	}
@@ -70,7 +74,9 @@ func usage() {
   up      start the local cluster (control plane + node agent) in the background
   down    stop it and remove every process, mount, namespace, link, rule and file it made
   logs    [-f] <namespace>/<pod> [container]   print a container's log
-  exec    <namespace>/<pod> [-c container] -- command...   run a command in a container`)
+  exec    <namespace>/<pod> [-c container] -- command...   run a command in a container
+  http-serve <dir> [addr]          serve a directory over HTTP (a web server for test Pods)
+  http-get [-code] [-cacert f] [-token-file f] <url>   fetch a URL (a client for test Pods)`)
 	os.Exit(2)
 }
 
