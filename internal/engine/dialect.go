@@ -124,6 +124,9 @@ type dialect interface {
 	applyRelayLog(file string, pos int64) []stmt
 	// rejoinStatements run before changeSource, with the threads stopped.
 	rejoinStatements() []stmt
+	// cloneFrom copies a donor's data into this server with the CLONE plugin; nil when the
+	// engine clones by stream instead.
+	cloneFrom(donor Endpoint) []stmt
 }
 
 // threadClause renders the optional IO_THREAD / SQL_THREAD of START/STOP.

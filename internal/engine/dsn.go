@@ -4,7 +4,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-// driverConfig is the connection configuration of every pool: TCP with connect, read and
+// driverConfig is the connection configuration of every pool: TCP (or the Unix socket when
+// the endpoint names one) with connect, read and
 // write timeouts, client-side interpolation of '?' arguments, no multi-statements.
 func driverConfig(ep Endpoint, o Options) *mysql.Config {
 	o = o.withDefaults()
@@ -13,6 +14,9 @@ func driverConfig(ep Endpoint, o Options) *mysql.Config {
 	c.Passwd = ep.Password
 	c.Net = "tcp"
 	c.Addr = ep.Address()
+	if ep.Socket != "" {
+		c.Net, c.Addr = "unix", ep.Socket
+	}
 	c.Timeout = o.ConnectTimeout
 	c.ReadTimeout = o.ReadTimeout
 	c.WriteTimeout = o.WriteTimeout

@@ -20,10 +20,18 @@ type Endpoint struct {
 	Port     int
 	User     string
 	Password string
+	// Socket, when set, is a Unix socket used instead of Host and Port (a server started
+	// privately with --skip-networking).
+	Socket string
 }
 
-// Address returns host:port.
-func (e Endpoint) Address() string { return joinHostPort(e.Host, e.Port) }
+// Address returns host:port, or the socket path.
+func (e Endpoint) Address() string {
+	if e.Socket != "" {
+		return e.Socket
+	}
+	return joinHostPort(e.Host, e.Port)
+}
 
 // Options bound every network operation. Zero fields take the defaults below.
 type Options struct {

@@ -29,6 +29,10 @@ type InitOptions struct {
 	// ServerArgs are extra server options for both steps, e.g. a smaller
 	// --innodb-log-file-size; they must agree with the configuration the server later runs with.
 	ServerArgs []string
+	// TmpDir is the servers' --tmpdir. Empty means a private directory created for the call
+	// and removed afterwards: the programs never share a temporary directory with other
+	// processes (a shared /tmp made initialisation fail when other processes used it).
+	TmpDir string
 	// Output receives the programs' output; by default it is kept and its tail is returned in
 	// the error when a program fails.
 	Output io.Writer
@@ -85,6 +89,13 @@ func InitDataDir(ctx context.Context, kind kurav1alpha1.Engine, datadir string, 
 	if user != "" {
 		userFlag = []string{"--user=" + user}
 	}
+	tmp, cleanup, err := privateTmpDir(opts.TmpDir, "kura-init-")
+	if err != nil {
+		return false, err
+	}
+	defer cleanup()
+	opts.TmpDir = tmp
+	opts.ServerArgs = append([]string{"--tmpdir=" + tmp}, opts.ServerArgs...)
 	if d.engine() == kurav1alpha1.EngineMySQL {
 		err = initMySQL(ctx, datadir, script, userFlag, opts)
 	} else {
@@ -138,7 +149,7 @@ func initMySQL(ctx context.Context, datadir, script string, userFlag []string, o
 	if _, err := os.Stat(filepath.Join(datadir, "mysql")); err == nil {
 		return fmt.Errorf("failed to initialise data directory %s: it holds system tables but no %s; empty it first", datadir, InitMarker)
 	}
-	f, err := os.CreateTemp("", "kura-init-*.sql")
+	f, err := os.CreateTemp(opts.TmpDir, "kura-init-*.sql")
 	if err != nil {
 		return fmt.Errorf("failed to write account script: %w", err)
 	}
@@ -156,6 +167,22 @@ func initMySQL(ctx context.Context, datadir, script string, userFlag []string, o
 		return fmt.Errorf("failed to initialise data directory %s: %w", datadir, err)
 	}
 	return nil
+}
+
+// privateTmpDir returns dir when set, else a new private directory (mode 0700) and a function
+// that removes it.
+func privateTmpDir(dir, prefix string) (string, func(), error) {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", nil, fmt.Errorf("failed to create temporary directory %s: %w", dir, err)
+		}
+		return dir, func() {}, nil
+	}
+	d, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, fmt.Errorf("failed to create a temporary directory: %w", err)
+	}
+	return d, func() { _ = os.RemoveAll(d) }, nil
 }
 
 func run(ctx context.Context, out io.Writer, stdin, prog string, args ...string) error {

@@ -163,3 +163,6 @@ func (mariadbDialect) applyRelayLog(file string, pos int64) []stmt {
 		{Query: "START SLAVE SQL_THREAD"},
 	}
 }
+
+// cloneFrom: MariaDB has no CLONE plugin; it clones by streaming mariadb-backup (clone.go).
+func (mariadbDialect) cloneFrom(Endpoint) []stmt { return nil }

@@ -149,3 +149,16 @@ func (mysqlDialect) rejoinStatements() []stmt { return nil }
 func (mysqlDialect) applyRelayLog(string, int64) []stmt {
 	return []stmt{{Query: "STOP REPLICA IO_THREAD"}, {Query: "START REPLICA SQL_THREAD"}}
 }
+
+// cloneFrom (experimental, never run against a server here) follows the MySQL 8.4 reference
+// of the CLONE plugin: the donor must be listed in clone_valid_donor_list, and CLONE INSTANCE
+// replaces this server's data with the donor's, including gtid_executed and gtid_purged, so
+// no GTID state is set afterwards. The donor account needs BACKUP_ADMIN, this server's
+// account CLONE_ADMIN; both servers need the plugin loaded.
+func (mysqlDialect) cloneFrom(donor Endpoint) []stmt {
+	return []stmt{
+		{Query: "SET GLOBAL clone_valid_donor_list = ?", Args: []any{donor.Address()}},
+		{Query: "CLONE INSTANCE FROM ?@?:" + fmt.Sprint(donor.Port) + " IDENTIFIED BY ? REQUIRE NO SSL",
+			Args: []any{donor.User, donor.Host, donor.Password}},
+	}
+}

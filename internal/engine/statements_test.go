@@ -47,6 +47,7 @@ func renderStatements(d dialect) string {
 	section("ConfigureSemiSync(none, 30s)", d.semiSyncStatements(SemiSyncConfig{Role: RoleNone, Timeout: 30 * time.Second})...)
 	section("FlushBinaryLogs", d.flushBinaryLogs())
 	section("ResetGTIDState", d.resetGTIDState(set)...)
+	section("CloneFrom", d.cloneFrom(Endpoint{Host: "shop-1.shop-instances.prod.svc.cluster.local", Port: 3306, User: AgentUser, Password: `ag'ent`})...)
 	for _, a := range testAccounts {
 		section("EnsureAccounts: "+a.name(), accountStatements(d, a)...)
 	}

@@ -57,6 +57,7 @@ FLUSH BINARY LOGS;
 RESET MASTER;
 SET GLOBAL gtid_binlog_state = '0-1001-42,0-1002-50,1-1001-7';
 SET GLOBAL gtid_slave_pos = '0-1002-50,1-1001-7';
+-- CloneFrom
 -- EnsureAccounts: 'kura-admin'@'%'
 CREATE USER IF NOT EXISTS 'kura-admin'@'%' IDENTIFIED BY 'adm\'in';
 ALTER USER 'kura-admin'@'%' IDENTIFIED BY 'adm\'in';

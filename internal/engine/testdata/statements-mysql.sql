@@ -58,6 +58,9 @@ FLUSH BINARY LOGS;
 -- ResetGTIDState
 RESET BINARY LOGS AND GTIDS;
 SET GLOBAL gtid_purged = '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42:web:1-3';
+-- CloneFrom
+SET GLOBAL clone_valid_donor_list = 'shop-1.shop-instances.prod.svc.cluster.local:3306';
+CLONE INSTANCE FROM 'kura-agent'@'shop-1.shop-instances.prod.svc.cluster.local':3306 IDENTIFIED BY 'ag\'ent' REQUIRE NO SSL;
 -- EnsureAccounts: 'kura-admin'@'%'
 CREATE USER IF NOT EXISTS 'kura-admin'@'%' IDENTIFIED BY 'adm\'in';
 ALTER USER 'kura-admin'@'%' IDENTIFIED BY 'adm\'in';
