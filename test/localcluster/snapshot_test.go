@@ -1,6 +1,7 @@
 package localcluster_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,7 +83,21 @@ func takeSnapshot(t *testing.T) snapshot {
 	return s
 }
 
-func (s snapshot) compare(t *testing.T, after snapshot) {
+// reporter is the part of testing.T that compare uses.
+type reporter interface {
+	Helper()
+	Errorf(format string, args ...any)
+}
+
+// recorder counts reported problems.
+type recorder struct{ problems []string }
+
+func (r *recorder) Helper() {}
+func (r *recorder) Errorf(format string, args ...any) {
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+func (s snapshot) compare(t reporter, after snapshot) {
 	t.Helper()
 	diff := func(what string, a, b []string) {
 		if strings.Join(a, "\n") != strings.Join(b, "\n") {
@@ -103,5 +118,26 @@ func (s snapshot) compare(t *testing.T, after snapshot) {
 		if _, ok := s.foreignNet[pid]; !ok {
 			t.Errorf("process %d (%s) in a non-host network namespace is left after teardown", pid, cmd)
 		}
+	}
+}
+
+// TestSnapshotCompareReportsLeftovers checks the teardown comparison itself can fail.
+func TestSnapshotCompareReportsLeftovers(t *testing.T) {
+	before := snapshot{links: []string{"eth0", "lo"}, ipForward: "0", foreignNet: map[int]string{}}
+	after := before
+	after.links = []string{"eth0", "kura0", "lo"}
+	after.netns = []string{"kl-1234"}
+	after.nftables = "table ip kura_local {}"
+	after.ipForward = "1"
+	after.foreignNet = map[int]string{42: "sleep 100"}
+	rec := &recorder{}
+	before.compare(rec, after)
+	if len(rec.problems) != 5 {
+		t.Errorf("compare reported %d problems, want 5 (link, netns, rules, ip_forward, process): %q", len(rec.problems), rec.problems)
+	}
+	clean := &recorder{}
+	before.compare(clean, before)
+	if len(clean.problems) != 0 {
+		t.Errorf("compare reported leftovers between identical snapshots: %q", clean.problems)
 	}
 }
