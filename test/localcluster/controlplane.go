@@ -104,7 +104,7 @@ func (c *Config) Up(ctx context.Context) (Timings, error) {
 func (c *Config) startEtcd(ctx context.Context) error {
 	client := fmt.Sprintf("http://127.0.0.1:%d", EtcdClientPort)
 	peer := fmt.Sprintf("http://127.0.0.1:%d", EtcdPeerPort)
-	if _, err := c.startDaemon("etcd", []string{c.Etcd,
+	if err := c.startDaemon("etcd", []string{c.Etcd,
 		"--name=kura-local",
 		"--data-dir=" + c.Path("etcd"),
 		"--listen-client-urls=" + client, "--advertise-client-urls=" + client,
@@ -120,7 +120,7 @@ func (c *Config) startEtcd(ctx context.Context) error {
 		}
 		resp, err := http.Get(client + "/health")
 		if err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // polling: etcd is not serving yet
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil
@@ -129,7 +129,7 @@ func (c *Config) startEtcd(ctx context.Context) error {
 
 func (c *Config) startAPIServer(ctx context.Context) error {
 	pki := c.Path("pki")
-	if _, err := c.startDaemon("kube-apiserver", []string{filepath.Join(c.K8sBinDir, "kube-apiserver"),
+	if err := c.startDaemon("kube-apiserver", []string{filepath.Join(c.K8sBinDir, "kube-apiserver"),
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", EtcdClientPort),
 		"--bind-address=" + HostIP, "--advertise-address=" + HostIP,
 		"--secure-port=" + strconv.Itoa(APIServerPort),
@@ -165,7 +165,7 @@ func (c *Config) startAPIServer(ctx context.Context) error {
 func (c *Config) startControllers() error {
 	pki := c.Path("pki")
 	kc := c.Kubeconfig()
-	if _, err := c.startDaemon("kube-controller-manager", []string{filepath.Join(c.K8sBinDir, "kube-controller-manager"),
+	if err := c.startDaemon("kube-controller-manager", []string{filepath.Join(c.K8sBinDir, "kube-controller-manager"),
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1", "--secure-port=0",
 		"--leader-elect=false",
@@ -177,7 +177,7 @@ func (c *Config) startControllers() error {
 	}, nil); err != nil {
 		return err
 	}
-	if _, err := c.startDaemon("kube-scheduler", []string{filepath.Join(c.K8sBinDir, "kube-scheduler"),
+	if err := c.startDaemon("kube-scheduler", []string{filepath.Join(c.K8sBinDir, "kube-scheduler"),
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1", "--secure-port=0",
 		"--leader-elect=false",
@@ -199,7 +199,7 @@ func (c *Config) startAgent() error {
 	for _, p := range c.KuraImages {
 		args = append(args, "--kura-image="+p)
 	}
-	_, err := c.startDaemon("agent", args, nil)
+	err := c.startDaemon("agent", args, nil)
 	return err
 }
 
@@ -215,7 +215,7 @@ func (c *Config) WaitNodesReady(ctx context.Context, timeout time.Duration) erro
 		}
 		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // polling: the API server may not answer yet
 		}
 		ready := 0
 		for _, n := range nodes.Items {

@@ -15,15 +15,15 @@ import (
 
 // startDaemon starts a long-running process in its own session, with its output appended to
 // logs/<name>.log and its pid written to run/<name>.pid. It survives the caller's exit.
-func (c *Config) startDaemon(name string, argv []string, env []string) (int, error) {
+func (c *Config) startDaemon(name string, argv []string, env []string) error {
 	for _, d := range []string{c.LogDir(), c.Path("run")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return 0, fmt.Errorf("failed to create %s: %w", d, err)
+			return fmt.Errorf("failed to create %s: %w", d, err)
 		}
 	}
 	logf, err := os.OpenFile(filepath.Join(c.LogDir(), name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return 0, fmt.Errorf("failed to open log of %s: %w", name, err)
+		return fmt.Errorf("failed to open log of %s: %w", name, err)
 	}
 	defer logf.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -32,15 +32,15 @@ func (c *Config) startDaemon(name string, argv []string, env []string) (int, err
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("failed to start %s: %w", name, err)
+		return fmt.Errorf("failed to start %s: %w", name, err)
 	}
 	pid := cmd.Process.Pid
 	// Reap it if it exits while this process lives (tests); otherwise init adopts it.
 	go func() { _ = cmd.Wait() }()
 	if err := os.WriteFile(c.PidFile(name), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		return 0, fmt.Errorf("failed to write pidfile of %s: %w", name, err)
+		return fmt.Errorf("failed to write pidfile of %s: %w", name, err)
 	}
-	return pid, nil
+	return nil
 }
 
 // daemonPid returns the pid of a daemon from its pidfile if that process still runs the same

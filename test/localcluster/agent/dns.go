@@ -40,13 +40,13 @@ func (d *dnsServer) start(ctx context.Context) error {
 	}
 	ln, err := net.Listen("tcp4", addr)
 	if err != nil {
-		pc.Close()
+		_ = pc.Close()
 		return fmt.Errorf("failed to listen for DNS on %s/tcp: %w", addr, err)
 	}
 	go func() {
 		<-ctx.Done()
-		pc.Close()
-		ln.Close()
+		_ = pc.Close()
+		_ = ln.Close()
 	}()
 	go d.serveUDP(pc)
 	go d.serveTCP(ln)

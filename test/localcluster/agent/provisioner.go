@@ -173,7 +173,7 @@ func (p *provisioner) resize(ctx context.Context, c *corev1.PersistentVolumeClai
 	}
 	pv, err := p.a.pvs.Get(c.Spec.VolumeName)
 	if err != nil || pv.Annotations[annProvisionedBy] != ProvisionerName {
-		return nil
+		return nil //nolint:nilerr // not a volume of ours (or not cached yet): nothing to expand
 	}
 	if cur := pv.Spec.Capacity[corev1.ResourceStorage]; cur.Cmp(want) < 0 {
 		upd := pv.DeepCopy()

@@ -74,7 +74,7 @@ func Run(s *Spec) error {
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("failed to join network namespace %s: %w", s.NetNS, err)
 		}
-		unix.Close(fd)
+		_ = unix.Close(fd)
 	}
 	if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 		return fmt.Errorf("failed to set hostname: %w", err)

@@ -248,7 +248,7 @@ func execCmd(args []string) error {
 		rest = rest[1:]
 	}
 	if target == "" || len(rest) == 0 {
-		return fmt.Errorf("usage: kura-local exec <namespace>/<pod> [-c container] -- command...")
+		return fmt.Errorf("usage: kura-local exec <namespace>/<pod> [-c container] -- <command> [args]")
 	}
 	if err := c.Defaults(); err != nil {
 		return err
