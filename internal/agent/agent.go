@@ -2,24 +2,48 @@ package agent
 
 import (
 	"context"
+	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/mycnf"
 )
 
 // Server is the agent's HTTP API. /healthz says the agent runs; /readyz says the local mysqld
-// accepts the agent's credentials.
+// accepts the agent's credentials. Everything under /v1 needs `Authorization: Bearer <agent
+// password>`.
 type Server struct {
 	Instance engine.Instance
+	// Engine of the local instance (default MariaDB).
+	Engine kurav1alpha1.Engine
+	// Token is the agent password; when empty every /v1 request is refused.
+	Token string
+	// PodName names this instance in clone headers.
+	PodName string
+	// DataDir is the local data directory (initialised marker, re-clone marker).
+	DataDir string
+	// Backup says how to copy the local instance.
+	Backup engine.BackupOptions
+	// Log receives one line per clone served and the backup program's log (default stderr).
+	Log io.Writer
+
+	cloning chan struct{}
 }
 
 // Handler returns the agent's routes.
 func (s *Server) Handler() http.Handler {
+	s.cloning = make(chan struct{}, 1)
+	if s.Log == nil {
+		s.Log = os.Stderr
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -33,7 +57,75 @@ func (s *Server) Handler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /v1/state", s.auth(http.HandlerFunc(s.serveState)))
+	mux.Handle("GET /v1/clone", s.auth(http.HandlerFunc(s.serveClone)))
+	mux.Handle("POST /v1/reclone", s.auth(http.HandlerFunc(s.serveReclone)))
 	return mux
+}
+
+// auth checks the bearer token in constant time.
+func (s *Server) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || s.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kura-agent"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// State is what GET /v1/state reports.
+type State struct {
+	Pod    string `json:"pod"`
+	Engine string `json:"engine"`
+	// Initialized: the data directory carries the initialised marker.
+	Initialized bool `json:"initialized"`
+	// Reachable: the local server answered; the fields below are only meaningful then.
+	Reachable bool   `json:"reachable"`
+	ReadOnly  bool   `json:"readOnly"`
+	Executed  string `json:"executed"`
+	ServerID  uint32 `json:"serverID"`
+	Version   string `json:"version"`
+	Error     string `json:"error,omitempty"`
+}
+
+func (s *Server) state(ctx context.Context) State {
+	st := State{Pod: s.PodName, Engine: string(s.engine()), Initialized: s.DataDir != "" && engine.Initialized(s.DataDir)}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	es := s.Instance.Status(ctx)
+	st.Reachable = es.Reachable && es.Error == ""
+	st.Error = es.Error
+	if !es.Reachable && es.Error == "" {
+		st.Error = "mysqld is not reachable"
+	}
+	st.ReadOnly, st.ServerID, st.Version = es.ReadOnly, es.ServerID, es.Version
+	st.Executed = es.ExecutedGTID.String()
+	return st
+}
+
+func (s *Server) engine() kurav1alpha1.Engine {
+	if s.Engine == "" {
+		return kurav1alpha1.EngineMariaDB
+	}
+	return s.Engine
+}
+
+func (s *Server) serveState(w http.ResponseWriter, r *http.Request) {
+	st := s.state(r.Context())
+	code := http.StatusOK
+	if !st.Reachable {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, st)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // Run is `kura agent`: it serves until ctx ends.
@@ -42,12 +134,16 @@ func Run(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	inst, err := engine.Open(e.Engine, engine.Endpoint{Host: "127.0.0.1", Port: mycnf.Port, User: engine.AgentUser, Password: e.AgentPassword}, engine.Options{})
+	ep := engine.Endpoint{Host: "127.0.0.1", Port: mycnf.Port, User: engine.AgentUser, Password: e.AgentPassword}
+	inst, err := engine.Open(e.Engine, ep, engine.Options{})
 	if err != nil {
 		return fmt.Errorf("failed to open the local instance: %w", err)
 	}
 	defer func() { _ = inst.Close() }()
-	srv := &http.Server{Addr: addr, Handler: (&Server{Instance: inst}).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	api := &Server{Instance: inst, Engine: e.Engine, Token: e.AgentPassword, PodName: e.PodName, DataDir: mycnf.DataDir,
+		Backup: engine.BackupOptions{DefaultsFile: mycnf.ConfigFile, Endpoint: ep}}
+	// No write timeout: a clone stream lasts as long as the copy.
+	srv := &http.Server{Addr: addr, Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	fmt.Fprintf(os.Stderr, "kura agent: serving on %s for %s\n", addr, e.PodName)

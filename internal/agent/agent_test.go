@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kura-db/kura/internal/engine"
 )
@@ -57,9 +58,11 @@ func TestInitInitialisesOnce(t *testing.T) {
 	}
 	dir := t.TempDir()
 	paths := InitPaths{DataDir: filepath.Join(dir, "data"), InstanceFile: filepath.Join(dir, "instance", "instance.cnf")}
-	done, err := Init(context.Background(), e, paths, engine.InitOptions{})
-	if err != nil || !done {
-		t.Fatalf("first init: %v %v", done, err)
+	// No peer answers: after the (short) wait the instance is initialised empty.
+	opts := InitOptions{Peers: []Peer{}, DiscoveryWait: time.Millisecond}
+	out, err := Init(context.Background(), e, paths, opts)
+	if err != nil || out != Initialised {
+		t.Fatalf("first init: %v %v", out, err)
 	}
 	cnf, err := os.ReadFile(paths.InstanceFile)
 	if err != nil || !strings.Contains(string(cnf), "server_id = 1001") || !strings.Contains(string(cnf), "report_host = shop-1.shop-instances.prod.svc.cluster.local") {
@@ -68,9 +71,9 @@ func TestInitInitialisesOnce(t *testing.T) {
 	if !engine.Initialized(paths.DataDir) {
 		t.Error("data directory not marked initialised")
 	}
-	done, err = Init(context.Background(), e, paths, engine.InitOptions{})
-	if err != nil || done {
-		t.Fatalf("second init must keep the data: %v %v", done, err)
+	out, err = Init(context.Background(), e, paths, opts)
+	if err != nil || out != Kept {
+		t.Fatalf("second init must keep the data: %v %v", out, err)
 	}
 }
 

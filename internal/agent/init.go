@@ -1,17 +1,20 @@
 // Package agent is what runs inside an instance Pod: `kura init` (the init container that
-// prepares the instance) and `kura agent` (the sidecar serving health and, later, clone and
-// backup endpoints).
+// prepares the instance, cloning it from a peer when the cluster holds data) and `kura agent`
+// (the sidecar serving health, state, clone and re-clone endpoints). See docs/cloning.md.
 package agent
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/mycnf"
 )
@@ -68,18 +71,167 @@ type InitPaths struct {
 // DefaultInitPaths are the paths inside an instance Pod.
 var DefaultInitPaths = InitPaths{DataDir: mycnf.DataDir, InstanceFile: mycnf.InstanceFile}
 
-// Init writes the per-instance config and initialises an empty data directory with the
-// accounts (binary logging off). It is idempotent: a restarted Pod keeps its data.
-func Init(ctx context.Context, e Env, paths InitPaths, opts engine.InitOptions) (initialised bool, err error) {
+// InitOptions tune Init. The zero value is what `kura init` uses in a Pod.
+type InitOptions struct {
+	// Engine tunes the initialisation of an empty data directory.
+	Engine engine.InitOptions
+	// Peers are asked for a donor; nil means PeersOf(env) (ordinals 0..8 but this one).
+	Peers []Peer
+	// DefaultsFile is the server's option file (default mycnf.ConfigFile).
+	DefaultsFile string
+	// AskTimeout bounds one peer's answer (default 2s).
+	AskTimeout time.Duration
+	// DiscoveryWait is how long an instance other than ordinal 0 waits for at least one peer
+	// to answer before it concludes the cluster is new (default 60s): in a new cluster every
+	// instance starts at once and instance 0 answers once it is up.
+	DiscoveryWait time.Duration
+	// Clone tunes the copy (engine, defaults file and admin password are filled in).
+	Clone CloneOptions
+	// Log receives progress lines (default stderr).
+	Log io.Writer
+	// Now is the clock for the aside directory's name (default time.Now).
+	Now func() time.Time
+}
+
+// Outcome says what Init did with the data directory.
+type Outcome string
+
+// Outcomes of Init.
+const (
+	Kept        Outcome = "kept"
+	Initialised Outcome = "initialised"
+	Cloned      Outcome = "cloned"
+)
+
+// Init writes the per-instance config and prepares the data directory (docs/cloning.md):
+//   - a directory carrying the cloning marker holds a partial copy: it is emptied and cloned
+//     again;
+//   - a directory carrying the re-clone marker is moved aside and cloned afresh from the
+//     named donor (or the best one);
+//   - an initialised directory is kept;
+//   - an empty one is cloned from the best donor when a peer holds data, and initialised
+//     empty (accounts, binary logging off) when none does.
+func Init(ctx context.Context, e Env, paths InitPaths, opts InitOptions) (Outcome, error) {
+	opts = opts.withDefaults(e)
 	if err := os.MkdirAll(filepath.Dir(paths.InstanceFile), 0o755); err != nil {
-		return false, fmt.Errorf("failed to create %s: %w", filepath.Dir(paths.InstanceFile), err)
+		return "", fmt.Errorf("failed to create %s: %w", filepath.Dir(paths.InstanceFile), err)
 	}
 	text := mycnf.Instance(e.Engine, e.Ordinal, e.Host())
 	if err := os.WriteFile(paths.InstanceFile, []byte(text), 0o644); err != nil {
-		return false, fmt.Errorf("failed to write %s: %w", paths.InstanceFile, err)
+		return "", fmt.Errorf("failed to write %s: %w", paths.InstanceFile, err)
+	}
+	dir := paths.DataDir
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("failed to create %s: %w", dir, err)
+	}
+	var cloning cloningState
+	partial, err := readMarker(dir, CloningMarker, &cloning)
+	if err != nil {
+		return "", err
+	}
+	if partial {
+		fmt.Fprintf(opts.Log, "kura init: %s holds a partial copy from %s; starting over\n", dir, cloning.Donor)
+		if err := clearData(dir); err != nil {
+			return "", err
+		}
+		return cloneFromPeers(ctx, e, dir, opts, cloning.Donor, true)
+	}
+	var reclone RecloneRequest
+	requested, err := readMarker(dir, RecloneMarker, &reclone)
+	if err != nil {
+		return "", err
+	}
+	if requested {
+		fmt.Fprintf(opts.Log, "kura init: re-clone requested (donor %q, reason %q)\n", reclone.Donor, reclone.Reason)
+		return cloneFromPeers(ctx, e, dir, opts, reclone.Donor, true)
+	}
+	if engine.Initialized(dir) {
+		return Kept, nil
+	}
+	out, err := cloneFromPeers(ctx, e, dir, opts, "", false)
+	if err != nil || out != "" {
+		return out, err
 	}
 	accounts := engine.StandardAccounts(e.AdminPassword, e.ReplicationPassword, e.AgentPassword, e.RootPassword)
-	return engine.InitDataDir(ctx, e.Engine, paths.DataDir, accounts, opts)
+	if _, err := engine.InitDataDir(ctx, e.Engine, dir, accounts, opts.Engine); err != nil {
+		return "", err
+	}
+	return Initialised, nil
+}
+
+func (o InitOptions) withDefaults(e Env) InitOptions {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Peers == nil {
+		o.Peers = PeersOf(e, builder.AgentPort)
+	}
+	if o.DefaultsFile == "" {
+		o.DefaultsFile = mycnf.ConfigFile
+	}
+	if o.AskTimeout <= 0 {
+		o.AskTimeout = 2 * time.Second
+	}
+	if o.DiscoveryWait <= 0 {
+		o.DiscoveryWait = 60 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.Clone.Engine = e.Engine
+	o.Clone.DefaultsFile = o.DefaultsFile
+	o.Clone.AdminPassword = e.AdminPassword
+	if o.Clone.Log == nil {
+		o.Clone.Log = o.Log
+	}
+	return o
+}
+
+// cloneFromPeers asks the peers for a donor and clones from it. Without a donor it returns
+// "" (initialise empty) — or an error when a clone is required (re-clone, partial copy).
+func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, prefer string, required bool) (Outcome, error) {
+	deadline := time.Now().Add(opts.DiscoveryWait)
+	for {
+		states := AskPeers(ctx, opts.Peers, opts.AskTimeout)
+		answered := 0
+		for _, s := range states {
+			if s.Answered() {
+				answered++
+			}
+		}
+		if donor, ok := ChooseDonor(e.Engine, states, prefer); ok {
+			if prefer != "" && donor.Peer.Name != prefer {
+				fmt.Fprintf(opts.Log, "kura init: requested donor %s holds no data or did not answer; using %s\n", prefer, donor.Peer.Name)
+			}
+			if err := moveAside(dir, opts.Now(), opts.Log); err != nil {
+				return "", err
+			}
+			if e.Engine == kurav1alpha1.EngineMySQL {
+				return cloneMySQL(ctx, e, dir, donor.Peer, opts)
+			}
+			if _, err := CloneInto(ctx, donor.Peer.Client, donor.Peer.Name, dir, opts.Clone); err != nil {
+				return "", err
+			}
+			return Cloned, nil
+		}
+		waitForAnswer := e.Ordinal > 0 && answered == 0
+		if !required && !waitForAnswer {
+			fmt.Fprintf(opts.Log, "kura init: %d peer(s) answered, none holds data: initialising an empty instance\n", answered)
+			return "", nil
+		}
+		if time.Now().After(deadline) {
+			if required {
+				return "", fmt.Errorf("failed to clone: no peer holding data answered within %s (%d answered); will retry", opts.DiscoveryWait, answered)
+			}
+			fmt.Fprintf(opts.Log, "kura init: no peer answered within %s: initialising an empty instance\n", opts.DiscoveryWait)
+			return "", nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("failed to find a donor: %w", ctx.Err())
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // RunInit is `kura init`.
@@ -88,13 +240,16 @@ func RunInit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	done, err := Init(ctx, e, DefaultInitPaths, engine.InitOptions{Output: os.Stderr})
+	out, err := Init(ctx, e, DefaultInitPaths, InitOptions{Engine: engine.InitOptions{Output: os.Stderr}})
 	if err != nil {
 		return err
 	}
-	if done {
+	switch out {
+	case Initialised:
 		fmt.Fprintf(os.Stderr, "kura init: initialised %s for %s (server_id %d)\n", mycnf.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
-	} else {
+	case Cloned:
+		fmt.Fprintf(os.Stderr, "kura init: cloned %s for %s (server_id %d)\n", mycnf.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
+	default:
 		fmt.Fprintf(os.Stderr, "kura init: %s already initialised; kept\n", mycnf.DataDir)
 	}
 	return nil

@@ -62,9 +62,6 @@ func StreamBackup(ctx context.Context, kind kurav1alpha1.Engine, opts BackupOpti
 	target := filepath.Join(tmp, "target")
 	args := []string{"--defaults-file=" + cnf, "--backup", "--stream=xbstream",
 		"--target-dir=" + target, "--tmpdir=" + tmp}
-	if os.Geteuid() == 0 {
-		args = append(args, "--user=root")
-	}
 	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Stdout = w
 	var log bytes.Buffer
@@ -182,10 +179,8 @@ func PrepareBackup(ctx context.Context, kind kurav1alpha1.Engine, dir string, op
 	if mem == "" {
 		mem = "128M"
 	}
+	// --user would name the database account here, not the OS user: it is not passed.
 	args := []string{"--prepare", "--target-dir=" + dir, "--tmpdir=" + tmp, "--use-memory=" + mem}
-	if os.Geteuid() == 0 {
-		args = append(args, "--user=root")
-	}
 	if err := run(ctx, opts.Output, "", prog, args...); err != nil {
 		return fmt.Errorf("failed to prepare backup in %s: %w", dir, err)
 	}

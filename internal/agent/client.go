@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to one instance's agent.
+type Client struct {
+	// BaseURL is http://<host>:8080.
+	BaseURL string
+	// Token is the agent password.
+	Token string
+	// HTTP is used for every request; nil means a client with a 2 s connect timeout and a
+	// 30 s response-header timeout (a clone's body may take hours).
+	HTTP *http.Client
+}
+
+// NewClient returns a client for the agent at host (name or IP) and port.
+func NewClient(host string, port int, token string) *Client {
+	return &Client{BaseURL: "http://" + net.JoinHostPort(host, fmt.Sprint(port)), Token: token}
+}
+
+var defaultHTTP = &http.Client{Transport: &http.Transport{
+	DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	ResponseHeaderTimeout: 30 * time.Second,
+	DisableCompression:    true,
+	MaxIdleConnsPerHost:   2,
+}}
+
+func (c *Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return defaultHTTP
+}
+
+func (c *Client) do(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("failed to build request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("failed to call agent %s: %w", c.BaseURL, err)
+	}
+	return resp, nil
+}
+
+// StatusError is a non-success answer of an agent.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("agent answered %d %s: %s", e.Code, http.StatusText(e.Code), e.Message)
+}
+
+func statusError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return &StatusError{Code: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+}
+
+// State asks for the instance's state. An instance whose server is down answers with an
+// error that still carries what the agent knows.
+func (c *Client) State(ctx context.Context) (State, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/state")
+	if err != nil {
+		return State{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
+		return State{}, statusError(resp)
+	}
+	var st State
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return State{}, fmt.Errorf("failed to read state from %s: %w", c.BaseURL, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return st, &StatusError{Code: resp.StatusCode, Message: st.Error}
+	}
+	return st, nil
+}
+
+// RequestReclone asks the agent to keep its data aside and clone afresh from donor (a Pod
+// name, "" for the best donor) when its Pod next starts.
+func (c *Client) RequestReclone(ctx context.Context, donor, reason string) error {
+	q := url.Values{}
+	if donor != "" {
+		q.Set("donor", donor)
+	}
+	if reason != "" {
+		q.Set("reason", reason)
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/reclone?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusAccepted {
+		return statusError(resp)
+	}
+	return nil
+}
+
+// CloneStream is an open clone: Read returns the engine's copy bytes and io.EOF only after
+// the trailer was verified; anything else (a cut connection, a donor error, a checksum
+// mismatch) is an error.
+type CloneStream struct {
+	*streamReader
+	body io.Closer
+}
+
+// Close releases the connection.
+func (s *CloneStream) Close() error { return s.body.Close() }
+
+// Clone opens the donor's clone stream.
+func (c *Client) Clone(ctx context.Context) (*CloneStream, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/clone")
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer func() { _ = resp.Body.Close() }()
+		return nil, statusError(resp)
+	}
+	sr, err := newStreamReader(resp.Body)
+	if err != nil {
+		_ = resp.Body.Close()
+		return nil, err
+	}
+	return &CloneStream{streamReader: sr, body: resp.Body}, nil
+}
