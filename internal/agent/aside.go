@@ -92,14 +92,11 @@ func clearData(dir string) error {
 // stops by itself afterwards (no supervisor restarts it) and the copy carries the donor's
 // gtid_executed.
 func cloneMySQL(ctx context.Context, e Env, dir string, donor Peer, opts InitOptions) (Outcome, error) {
-	if err := writeMarker(dir, CloningMarker, cloningState{Donor: donor.Name, Started: time.Now().UTC()}); err != nil {
+	accounts := engine.StandardAccounts(e.AdminPassword, e.ReplicationPassword, e.AgentPassword, e.RootPassword)
+	// mysqld --initialize needs an empty directory: the cloning marker is set aside meanwhile.
+	if err := removeMarker(dir, CloningMarker); err != nil {
 		return "", err
 	}
-	accounts := engine.StandardAccounts(e.AdminPassword, e.ReplicationPassword, e.AgentPassword, e.RootPassword)
-	if err := os.Remove(filepath.Join(dir, CloningMarker)); err != nil {
-		return "", fmt.Errorf("failed to remove %s: %w", CloningMarker, err)
-	}
-	// mysqld --initialize needs an empty directory: the marker goes back right after.
 	if _, err := engine.InitDataDir(ctx, e.Engine, dir, accounts, opts.Engine); err != nil {
 		return "", err
 	}

@@ -149,7 +149,7 @@ func checksum(t testing.TB, db *sql.DB, table string) string {
 	t.Helper()
 	var name string
 	var sum sql.NullInt64
-	if err := db.QueryRow("CHECKSUM TABLE " + table).Scan(&name, &sum); err != nil {
+	if err := db.QueryRow("CHECKSUM TABLE "+table).Scan(&name, &sum); err != nil {
 		t.Fatal(err)
 	}
 	return fmt.Sprint(sum.Int64)

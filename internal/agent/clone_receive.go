@@ -93,17 +93,20 @@ func CloneInto(ctx context.Context, donor *Client, donorName, datadir string, op
 	err = engine.ExtractBackup(ctx, kind, watched, datadir, opts.Restore)
 	stop()
 	if stream.Trailer == nil {
-		// mbstream may exit cleanly on a cut stream: the trailer is the proof of completeness.
-		if err == nil {
-			_, err = io.Copy(io.Discard, stream)
-		}
-		if err == nil || errors.Is(err, io.EOF) {
-			err = ErrTruncated
+		// The trailer is the proof of completeness: without it nothing extracted is used.
+		// mbstream fails (or may even exit cleanly) on a cut stream; the stream's own error
+		// says why it ended.
+		cause := stream.err
+		switch {
+		case cause == nil && err != nil:
+			return res, fmt.Errorf("failed to clone from %s: %w", donorName, err)
+		case cause == nil:
+			cause = ErrTruncated
 		}
 		if watched.stalled() {
-			err = fmt.Errorf("nothing received for %s: %w", watched.timeout, err)
+			cause = fmt.Errorf("nothing received for %s: %w", watched.timeout, cause)
 		}
-		return res, fmt.Errorf("failed to clone from %s: %w", donorName, err)
+		return res, fmt.Errorf("failed to clone from %s: %w", donorName, cause)
 	}
 	if err != nil {
 		return res, fmt.Errorf("failed to clone from %s: %w", donorName, err)

@@ -206,6 +206,13 @@ func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, pr
 			if err := moveAside(dir, opts.Now(), opts.Log); err != nil {
 				return "", err
 			}
+			// From here the directory holds no data of its own: it is a clone in progress.
+			if err := writeMarker(dir, CloningMarker, cloningState{Donor: donor.Peer.Name, Started: time.Now().UTC()}); err != nil {
+				return "", err
+			}
+			if err := removeMarker(dir, RecloneMarker); err != nil {
+				return "", err
+			}
 			if e.Engine == kurav1alpha1.EngineMySQL {
 				return cloneMySQL(ctx, e, dir, donor.Peer, opts)
 			}
