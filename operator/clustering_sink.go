@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/agent"
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/clustering"
@@ -125,9 +126,40 @@ func (s *kubeSink) RestartInstance(ctx context.Context, t clustering.Target, rea
 	return nil
 }
 
-// RecloneInstance is done by the instance's agent (docs/clustering.md, "Cloning").
-func (s *kubeSink) RecloneInstance(_ context.Context, t, donor clustering.Target, reason string) error {
-	return fmt.Errorf("re-cloning %s from %s (%s) needs the agent's clone endpoint, which this build does not have", t.Name, donor.Name, reason)
+// RecloneInstance asks the instance's agent to keep its data aside and clone afresh from
+// donor at its next start (a marker on the data volume), then deletes the Pod; its `kura init`
+// does the rest (docs/cloning.md).
+func (s *kubeSink) RecloneInstance(ctx context.Context, t, donor clustering.Target, reason string) error {
+	c, err := s.fresh(ctx)
+	if err != nil {
+		return err
+	}
+	pod := &corev1.Pod{}
+	if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: t.Name}, pod); err != nil {
+		return fmt.Errorf("failed to get Pod %s: %w", t.Name, err)
+	}
+	if pod.DeletionTimestamp != nil {
+		return nil
+	}
+	if pod.Status.PodIP == "" {
+		return fmt.Errorf("failed to re-clone %s: the Pod has no IP yet", t.Name)
+	}
+	secret := &corev1.Secret{}
+	if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.CredentialsSecretName(c)}, secret); err != nil {
+		return fmt.Errorf("failed to get the credentials Secret: %w", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cl := agent.NewClient(pod.Status.PodIP, builder.AgentPort, string(secret.Data[builder.KeyAgentPassword]))
+	if err := cl.RequestReclone(rctx, donor.Name, reason); err != nil {
+		return fmt.Errorf("failed to request the re-clone of %s: %w", t.Name, err)
+	}
+	// Only the Pod that holds the marker: never a replacement created meanwhile.
+	if err := s.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to delete Pod %s: %w", t.Name, err)
+	}
+	s.rec.Emit(c, events.Normal, events.InstanceCloneStarted, "re-cloning %s from %s (data kept aside): %s", t.Name, donor.Name, reason)
+	return nil
 }
 
 // Event emits one Event about the cluster.
