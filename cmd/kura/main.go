@@ -8,10 +8,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/mycnf"
+	"github.com/kura-db/kura/internal/supervise"
 
 	"github.com/kura-db/kura/internal/agent"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/operator"
 )
 
@@ -23,6 +30,7 @@ commands:
   operator      run the operator (controllers, clustering loops)
   init          prepare an instance Pod: per-instance config, data directory, accounts
   agent         run the instance sidecar (health endpoints on :8080)
+  mysqld        run the database server, turning the Pod's SIGTERM into a switchover
   copy-binary   copy this binary to a path (used by the instance Pods' init container)
   version       print the version
 `
@@ -51,6 +59,8 @@ func run(args []string) error {
 		return agent.RunInit(ctx)
 	case "agent":
 		return agent.Run(ctx, fmt.Sprintf(":%d", builder.AgentPort))
+	case "mysqld":
+		return runMySQLD(ctx, args[1:])
 	case "copy-binary":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: kura copy-binary <destination>")
@@ -94,5 +104,29 @@ func copyBinary(dst string) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("failed to move %s into place: %w", dst, err)
 	}
+	return nil
+}
+
+// runMySQLD is `kura mysqld [--hold-for=D] -- <server> <args>`.
+func runMySQLD(ctx context.Context, args []string) error {
+	hold := 45 * time.Second
+	if len(args) > 0 && strings.HasPrefix(args[0], "--hold-for=") {
+		d, err := time.ParseDuration(strings.TrimPrefix(args[0], "--hold-for="))
+		if err != nil {
+			return fmt.Errorf("--hold-for: %w", err)
+		}
+		hold, args = d, args[1:]
+	}
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	kind := kurav1alpha1.Engine(os.Getenv("ENGINE"))
+	probe := supervise.SQLProbe(kind, mycnf.Port, engine.AdminUser, os.Getenv("KURA_ADMIN_PASSWORD"))
+	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "kura mysqld: "+format+"\n", a...) }
+	code, err := supervise.Run(ctx, args, probe, supervise.Options{HoldFor: hold, Log: logf})
+	if err != nil {
+		return err
+	}
+	os.Exit(code)
 	return nil
 }

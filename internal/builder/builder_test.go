@@ -91,8 +91,8 @@ func TestStatefulSetInvariants(t *testing.T) {
 	if pod.InitContainers[0].Image != "kura:dev" || pod.InitContainers[1].Image != "mariadb:11.4" {
 		t.Errorf("images: %s, %s", pod.InitContainers[0].Image, pod.InitContainers[1].Image)
 	}
-	if pod.Containers[0].Command[0] != "mariadbd" || pod.Containers[0].Command[1] != "--defaults-file=/etc/kura/config/my.cnf" {
-		t.Errorf("mysqld command: %v", pod.Containers[0].Command)
+	if got := strings.Join(pod.Containers[0].Command, " "); got != "/opt/kura/bin/kura mysqld --hold-for=45s -- mariadbd --defaults-file=/etc/kura/config/my.cnf" {
+		t.Errorf("mysqld command: %s", got)
 	}
 	if sts.Spec.Template.Annotations[AnnotationConfigHash] != "h" {
 		t.Error("the pod template must carry the config hash")
@@ -213,5 +213,14 @@ func TestScaleDownKeepsThePrimary(t *testing.T) {
 	c.Status.CurrentPrimaryIndex = ptr.To[int32](4)
 	if got := *StatefulSet(c, "h", opts).Spec.Replicas; got != 5 {
 		t.Errorf("primary at ordinal 4 must be kept until switched over, got %d instances", got)
+	}
+}
+
+func TestHoldForLeavesTimeToShutDown(t *testing.T) {
+	for grace, want := range map[int64]string{60: "45s", 20: "10s", 10: "5s"} {
+		c := newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Pod.TerminationGracePeriodSeconds = ptr.To(grace) })
+		if got := holdFor(c).String(); got != want {
+			t.Errorf("grace %ds: hold %s, want %s", grace, got, want)
+		}
 	}
 }

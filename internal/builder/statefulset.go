@@ -1,6 +1,8 @@
 package builder
 
 import (
+	"time"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -254,15 +256,34 @@ func kuraInitContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
 	}
 }
 
+// holdFor is how long `kura mysqld` keeps a writable primary running after SIGTERM, waiting for
+// the operator to switch over: the grace period minus time for a clean shutdown.
+func holdFor(c *kurav1alpha1.MySQLCluster) time.Duration {
+	grace := int64(60)
+	if g := c.Spec.Pod.TerminationGracePeriodSeconds; g != nil {
+		grace = *g
+	}
+	hold := grace - 15
+	if hold < grace/2 {
+		hold = grace / 2
+	}
+	return time.Duration(hold) * time.Second
+}
+
+// mysqldContainer runs the server under `kura mysqld`, which turns the Pod's SIGTERM into a
+// planned switchover (docs/clustering.md): deleting the primary's Pod never drops writes
+// on the floor.
 func mysqldContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
 	tcp := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString(MySQLPortName)}}
 	return corev1.Container{
 		Name:            ContainerMySQLD,
 		Image:           EngineImage(c),
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
-		Command:         []string{serverCommand(Engine(c)), "--defaults-file=" + mycnf.ConfigFile},
+		Command: []string{KuraBinPath, "mysqld", "--hold-for=" + holdFor(c).String(), "--",
+			serverCommand(Engine(c)), "--defaults-file=" + mycnf.ConfigFile},
+		Env:             instanceEnv(c),
 		Ports:           []corev1.ContainerPort{{Name: MySQLPortName, ContainerPort: mycnf.Port, Protocol: corev1.ProtocolTCP}},
-		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeRun, VolumeInstance, VolumeTmp),
+		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
 		Resources:       c.Spec.Resources,
 		SecurityContext: restrictedSecurityContext(),
 		// Crash recovery of a large instance can take long: the startup probe allows an hour

@@ -135,11 +135,18 @@ func TestClusterLifecycle(t *testing.T) {
 	t.Run("a my.cnf change rolls replicas first, then switches over, then restarts the old primary", func(t *testing.T) {
 		before := get(t, ns, name)
 		oldPrimary := before.Status.CurrentPrimary
-		update(t, ns, name, func(c *kurav1alpha1.MySQLCluster) { c.Spec.MySQLD.Config["max_connections"] = "321" })
 		sts := &appsv1.StatefulSet{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, sts); err != nil {
+			t.Fatal(err)
+		}
+		oldRevision := sts.Status.UpdateRevision
+		update(t, ns, name, func(c *kurav1alpha1.MySQLCluster) { c.Spec.MySQLD.Config["max_connections"] = "321" })
 		waitFor(t, "every Pod on the new revision and the cluster healthy", 6*time.Minute, func() error {
 			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, sts); err != nil {
 				return err
+			}
+			if sts.Status.UpdateRevision == oldRevision || sts.Status.ObservedGeneration < sts.Generation {
+				return fmt.Errorf("the StatefulSet has not published the new revision yet")
 			}
 			var pods corev1.PodList
 			if err := k8s.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(builder.SelectorLabels(before))); err != nil {

@@ -70,8 +70,6 @@ func run(m *testing.M) (int, error) {
 		K8sBinDir:  k8sBin,
 		Self:       filepath.Join(bin, "kura-local"),
 		KuraBinary: filepath.Join(bin, "kura"),
-		// Restart a killed mysqld quickly, as a kubelet does for a first crash.
-		BackoffBase: time.Second,
 	}
 	if err := lc.Defaults(); err != nil {
 		return 0, err
