@@ -29,7 +29,7 @@ usage: kura <command> [flags]
 commands:
   operator      run the operator (controllers, clustering loops)
   init          prepare an instance Pod: per-instance config, data directory, accounts
-  agent         run the instance sidecar (health endpoints on :8080)
+  agent         run the instance sidecar on :8080 (health, state, clone and re-clone endpoints)
   mysqld        run the database server, turning the Pod's SIGTERM into a switchover
   copy-binary   copy this binary to a path (used by the instance Pods' init container)
   version       print the version

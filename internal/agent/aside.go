@@ -53,7 +53,7 @@ func moveAside(dir string, now time.Time, log io.Writer) error {
 	if err := syncDir(dir); err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "kura init: kept the previous data (%d entries) in %s\n", len(move), dest)
+	_, _ = fmt.Fprintf(log, "kura init: kept the previous data (%d entries) in %s\n", len(move), dest)
 	old, err := os.ReadDir(root)
 	if err != nil {
 		return fmt.Errorf("failed to read %s: %w", root, err)
@@ -65,7 +65,7 @@ func moveAside(dir string, now time.Time, log io.Writer) error {
 		if err := os.RemoveAll(filepath.Join(root, o.Name())); err != nil {
 			return fmt.Errorf("failed to remove the older aside copy %s: %w", o.Name(), err)
 		}
-		fmt.Fprintf(log, "kura init: removed the older aside copy %s\n", o.Name())
+		_, _ = fmt.Fprintf(log, "kura init: removed the older aside copy %s\n", o.Name())
 	}
 	return nil
 }

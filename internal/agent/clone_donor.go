@@ -38,7 +38,7 @@ func (s *Server) serveClone(w http.ResponseWriter, r *http.Request) {
 	sw, err := newStreamWriter(w, CloneHeader{Engine: before.Engine, Donor: s.PodName, ServerID: before.ServerID,
 		Version: before.Version, ExecutedBefore: before.Executed})
 	if err != nil {
-		fmt.Fprintf(s.Log, "kura agent: clone for %s failed: %v\n", r.RemoteAddr, err)
+		_, _ = fmt.Fprintf(s.Log, "kura agent: clone for %s failed: %v\n", r.RemoteAddr, err)
 		return
 	}
 	opts := s.Backup
@@ -47,18 +47,18 @@ func (s *Server) serveClone(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := engine.StreamBackup(r.Context(), s.engine(), opts, sw); err != nil {
 		sw.Fail(err)
-		fmt.Fprintf(s.Log, "kura agent: clone for %s failed after %d bytes: %v\n", r.RemoteAddr, sw.n, err)
+		_, _ = fmt.Fprintf(s.Log, "kura agent: clone for %s failed after %d bytes: %v\n", r.RemoteAddr, sw.n, err)
 		return
 	}
 	after := s.state(r.Context())
 	if !after.Reachable {
 		err := fmt.Errorf("failed to read the executed set after the copy: %s", after.Error)
 		sw.Fail(err)
-		fmt.Fprintf(s.Log, "kura agent: clone for %s failed: %v\n", r.RemoteAddr, err)
+		_, _ = fmt.Fprintf(s.Log, "kura agent: clone for %s failed: %v\n", r.RemoteAddr, err)
 		return
 	}
 	if err := sw.Close(after.Executed); err != nil {
-		fmt.Fprintf(s.Log, "kura agent: clone for %s failed: %v\n", r.RemoteAddr, err)
+		_, _ = fmt.Fprintf(s.Log, "kura agent: clone for %s failed: %v\n", r.RemoteAddr, err)
 		return
 	}
 	fmt.Fprintf(s.Log, "kura agent: served a clone to %s: %d bytes in %s\n", r.RemoteAddr, sw.n, time.Since(start).Round(time.Millisecond))
