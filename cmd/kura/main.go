@@ -60,7 +60,9 @@ func run(args []string) error {
 	case "agent":
 		return agent.Run(ctx, fmt.Sprintf(":%d", builder.AgentPort))
 	case "mysqld":
-		return runMySQLD(ctx, args[1:])
+		// Not ctx: SIGTERM cancels it, and SIGTERM is exactly when the supervisor must still
+		// ask the server whether it may stop.
+		return runMySQLD(context.Background(), args[1:])
 	case "copy-binary":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: kura copy-binary <destination>")
