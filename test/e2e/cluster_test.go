@@ -224,6 +224,10 @@ func TestClusterLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		oldUID := pvc.UID
+		oldPod := &corev1.Pod{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: replica}, oldPod); err != nil {
+			t.Fatal(err)
+		}
 		if err := k8s.Delete(ctx, pvc); err != nil {
 			t.Fatal(err)
 		}
@@ -236,6 +240,16 @@ func TestClusterLifecycle(t *testing.T) {
 			}
 			if pvc.UID == oldUID {
 				return fmt.Errorf("old PVC still there")
+			}
+			return nil
+		})
+		waitFor(t, "a new, ready Pod for "+replica, 3*time.Minute, func() error {
+			p := &corev1.Pod{}
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: replica}, p); err != nil {
+				return err
+			}
+			if p.UID == oldPod.UID || p.Status.PodIP == "" || p.Labels[builder.LabelRole] != builder.RoleReplica {
+				return fmt.Errorf("pod %s uid %s ip %q role %q", p.Name, p.UID, p.Status.PodIP, p.Labels[builder.LabelRole])
 			}
 			return nil
 		})
