@@ -108,9 +108,11 @@ func (p *process) wait() {
 	close(p.done)
 }
 
-// terminate sends SIGTERM to the process group, then SIGKILL after grace, and waits for exit.
+// terminate sends SIGTERM to the container's main process, as a container runtime does (the
+// process decides how to stop its children), then SIGKILL to the whole process group after
+// grace, and waits for exit. When the main process exits, wait kills what it left running.
 func (p *process) terminate(grace time.Duration) {
-	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	_ = syscall.Kill(p.pid, syscall.SIGTERM)
 	if grace < 0 {
 		grace = 0
 	}
