@@ -67,6 +67,7 @@ unit:
 # per machine).
 test: deps verify-generated lint envtest-assets
 	KUBEBUILDER_ASSETS=$(ASSETS) go test $(GO_TEST_FLAGS) -count=1 -timeout 40m $$(go list ./... | grep -v -e /test/e2e -e /test/localcluster)
+	hack/build-k8s.sh >/dev/null
 	go test $(GO_TEST_FLAGS) -count=1 -p 1 -timeout 30m ./test/localcluster/...
 	$(MAKE) e2e
 
