@@ -41,6 +41,8 @@ start=$(date +%s)
 "$kubectl" apply -n "$ns" -f docs/samples/mysqlcluster.yaml
 "$kubectl" wait -n "$ns" --for=condition=Available mysqlcluster/shop --timeout=10m
 echo "Available after $(( $(date +%s) - start ))s"
+"$kubectl" wait -n "$ns" --for=jsonpath='{.status.state}'=Healthy mysqlcluster/shop --timeout=10m
+echo "Healthy (every instance replicating) after $(( $(date +%s) - start ))s"
 "$kubectl" get -n "$ns" mysqlclusters,pods -o wide
 
 password=$("$kubectl" get secret -n "$ns" shop-credentials -o jsonpath='{.data.admin-password}' | base64 -d)

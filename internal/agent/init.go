@@ -134,7 +134,7 @@ func Init(ctx context.Context, e Env, paths InitPaths, opts InitOptions) (Outcom
 		if err := clearData(dir); err != nil {
 			return "", err
 		}
-		return cloneFromPeers(ctx, e, dir, opts, cloning.Donor, true)
+		return cloneOrInit(ctx, e, dir, opts, cloning.Donor)
 	}
 	var reclone RecloneRequest
 	requested, err := readMarker(dir, RecloneMarker, &reclone)
@@ -143,7 +143,7 @@ func Init(ctx context.Context, e Env, paths InitPaths, opts InitOptions) (Outcom
 	}
 	if requested {
 		fmt.Fprintf(opts.Log, "kura init: re-clone requested (donor %q, reason %q)\n", reclone.Donor, reclone.Reason)
-		return cloneFromPeers(ctx, e, dir, opts, reclone.Donor, true)
+		return cloneOrInit(ctx, e, dir, opts, reclone.Donor)
 	}
 	if engine.Initialized(dir) {
 		return Kept, nil
@@ -152,6 +152,20 @@ func Init(ctx context.Context, e Env, paths InitPaths, opts InitOptions) (Outcom
 	if err != nil || out != "" {
 		return out, err
 	}
+	return initEmpty(ctx, e, dir, opts)
+}
+
+// cloneOrInit is a required clone; it initialises empty only when the cluster provably holds
+// no transaction at all (its writable primary's executed set is empty).
+func cloneOrInit(ctx context.Context, e Env, dir string, opts InitOptions, prefer string) (Outcome, error) {
+	out, err := cloneFromPeers(ctx, e, dir, opts, prefer, true)
+	if err != nil || out != "" {
+		return out, err
+	}
+	return initEmpty(ctx, e, dir, opts)
+}
+
+func initEmpty(ctx context.Context, e Env, dir string, opts InitOptions) (Outcome, error) {
 	accounts := engine.StandardAccounts(e.AdminPassword, e.ReplicationPassword, e.AgentPassword, e.RootPassword)
 	if _, err := engine.InitDataDir(ctx, e.Engine, dir, accounts, opts.Engine); err != nil {
 		return "", err
@@ -221,6 +235,20 @@ func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, pr
 			}
 			return Cloned, nil
 		}
+		if required && emptyCluster(states) {
+			// Nothing to copy: the primary has no transaction, so an empty instance is an exact
+			// copy. The instance's own data still goes aside, as for any re-clone.
+			if err := moveAside(dir, opts.Now(), opts.Log); err != nil {
+				return "", err
+			}
+			for _, m := range []string{RecloneMarker, CloningMarker} {
+				if err := removeMarker(dir, m); err != nil {
+					return "", err
+				}
+			}
+			fmt.Fprintf(opts.Log, "kura init: the cluster's writable primary holds no transaction: initialising an empty instance instead of cloning\n")
+			return "", nil
+		}
 		waitForAnswer := e.Ordinal > 0 && answered == 0
 		if !required && !waitForAnswer {
 			fmt.Fprintf(opts.Log, "kura init: %d peer(s) answered, none holds data: initialising an empty instance\n", answered)
@@ -260,4 +288,15 @@ func RunInit(ctx context.Context) error {
 		fmt.Fprintf(os.Stderr, "kura init: %s already initialised; kept\n", mycnf.DataDir)
 	}
 	return nil
+}
+
+// emptyCluster reports whether a writable primary answered with an empty executed set: then
+// no instance can hold an acknowledged transaction.
+func emptyCluster(states []PeerState) bool {
+	for _, p := range states {
+		if p.Err == nil && p.State.Reachable && p.State.Initialized && !p.State.ReadOnly && p.State.Executed == "" {
+			return true
+		}
+	}
+	return false
 }

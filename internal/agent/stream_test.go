@@ -235,3 +235,23 @@ func TestMoveAsideKeepsOnlyTheNewest(t *testing.T) {
 		t.Errorf("an empty move removed the aside copy: %v", err)
 	}
 }
+
+func TestEmptyClusterNeedsAWritableEmptyPrimary(t *testing.T) {
+	primary := PeerState{State: State{Reachable: true, Initialized: true, ReadOnly: false}}
+	replica := PeerState{State: State{Reachable: true, Initialized: true, ReadOnly: true}}
+	withData := PeerState{State: State{Reachable: true, Initialized: true, ReadOnly: false, Executed: "0-1000-5"}}
+	cases := []struct {
+		states []PeerState
+		want   bool
+	}{
+		{[]PeerState{primary, replica}, true},
+		{[]PeerState{replica, replica}, false}, // no primary answered: its data is unknown
+		{[]PeerState{withData, replica}, false},
+		{[]PeerState{{Err: errors.New("down")}}, false},
+	}
+	for i, c := range cases {
+		if got := emptyCluster(c.states); got != c.want {
+			t.Errorf("case %d: %v, want %v", i, got, c.want)
+		}
+	}
+}
