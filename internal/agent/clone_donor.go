@@ -103,27 +103,7 @@ func writeMarker(dir, name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("failed to encode %s: %w", name, err)
 	}
-	p := filepath.Join(dir, name)
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("failed to write %s: %w", p, err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("failed to write %s: %w", p, err)
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("failed to write %s: %w", p, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("failed to write %s: %w", p, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("failed to write %s: %w", p, err)
-	}
-	return syncDir(dir)
+	return engine.WriteFileDurably(filepath.Join(dir, name), append(b, '\n'), 0o640)
 }
 
 // readMarker reads a JSON marker; ok is false when it does not exist.

@@ -217,37 +217,10 @@ func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, pr
 			if prefer != "" && donor.Peer.Name != prefer {
 				fmt.Fprintf(opts.Log, "kura init: requested donor %s holds no data or did not answer; using %s\n", prefer, donor.Peer.Name)
 			}
-			if err := moveAside(dir, opts.Now(), opts.Log); err != nil {
-				return "", err
-			}
-			// From here the directory holds no data of its own: it is a clone in progress.
-			if err := writeMarker(dir, CloningMarker, cloningState{Donor: donor.Peer.Name, Started: time.Now().UTC()}); err != nil {
-				return "", err
-			}
-			if err := removeMarker(dir, RecloneMarker); err != nil {
-				return "", err
-			}
-			if e.Engine == kurav1alpha1.EngineMySQL {
-				return cloneMySQL(ctx, e, dir, donor.Peer, opts)
-			}
-			if _, err := CloneInto(ctx, donor.Peer.Client, donor.Peer.Name, dir, opts.Clone); err != nil {
-				return "", err
-			}
-			return Cloned, nil
+			return cloneFrom(ctx, e, dir, opts, donor)
 		}
 		if required && emptyCluster(states) {
-			// Nothing to copy: the primary has no transaction, so an empty instance is an exact
-			// copy. The instance's own data still goes aside, as for any re-clone.
-			if err := moveAside(dir, opts.Now(), opts.Log); err != nil {
-				return "", err
-			}
-			for _, m := range []string{RecloneMarker, CloningMarker} {
-				if err := removeMarker(dir, m); err != nil {
-					return "", err
-				}
-			}
-			fmt.Fprintf(opts.Log, "kura init: the cluster's writable primary holds no transaction: initialising an empty instance instead of cloning\n")
-			return "", nil
+			return "", asideForEmptyCluster(dir, opts)
 		}
 		waitForAnswer := e.Ordinal > 0 && answered == 0
 		if !required && !waitForAnswer {
@@ -287,6 +260,43 @@ func RunInit(ctx context.Context) error {
 	default:
 		fmt.Fprintf(os.Stderr, "kura init: %s already initialised; kept\n", mycnf.DataDir)
 	}
+	return nil
+}
+
+// cloneFrom clones the data directory from donor, keeping the instance's own data aside.
+func cloneFrom(ctx context.Context, e Env, dir string, opts InitOptions, donor PeerState) (Outcome, error) {
+	if err := moveAside(dir, opts.Now(), opts.Log); err != nil {
+		return "", err
+	}
+	// From here the directory holds no data of its own: it is a clone in progress.
+	if err := writeMarker(dir, CloningMarker, cloningState{Donor: donor.Peer.Name, Started: time.Now().UTC()}); err != nil {
+		return "", err
+	}
+	if err := removeMarker(dir, RecloneMarker); err != nil {
+		return "", err
+	}
+	if e.Engine == kurav1alpha1.EngineMySQL {
+		return cloneMySQL(ctx, e, dir, donor.Peer, opts)
+	}
+	if _, err := CloneInto(ctx, donor.Peer.Client, donor.Peer.Name, dir, opts.Clone); err != nil {
+		return "", err
+	}
+	return Cloned, nil
+}
+
+// asideForEmptyCluster prepares an empty initialisation in place of a clone: the primary has no
+// transaction, so an empty instance is an exact copy. The instance's own data still goes aside,
+// as for any re-clone.
+func asideForEmptyCluster(dir string, opts InitOptions) error {
+	if err := moveAside(dir, opts.Now(), opts.Log); err != nil {
+		return err
+	}
+	for _, m := range []string{RecloneMarker, CloningMarker} {
+		if err := removeMarker(dir, m); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(opts.Log, "kura init: the cluster's writable primary holds no transaction: initialising an empty instance instead of cloning\n")
 	return nil
 }
 

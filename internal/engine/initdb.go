@@ -210,25 +210,5 @@ func tail(s string, n int) string {
 }
 
 func writeMarker(datadir string) error {
-	p := filepath.Join(datadir, InitMarker)
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("failed to write %s: %w", p, err)
-	}
-	if _, err := f.WriteString("initialised by kura\n"); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("failed to write %s: %w", p, err)
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("failed to write %s: %w", p, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("failed to write %s: %w", p, err)
-	}
-	if dir, err := os.Open(datadir); err == nil {
-		_ = dir.Sync()
-		_ = dir.Close()
-	}
-	return nil
+	return WriteFileDurably(filepath.Join(datadir, InitMarker), []byte("initialised by kura\n"), 0o640)
 }

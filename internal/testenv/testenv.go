@@ -10,12 +10,11 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/scheme"
 )
 
 // Env is a running API server with Kura's CRDs.
@@ -37,16 +36,7 @@ func goruntime() (uintptr, string, int, bool) { return runtimeCaller(0) }
 var runtimeCaller = goruntimepkg.Caller
 
 // NewScheme returns a scheme with the core Kubernetes kinds and Kura's kinds.
-func NewScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := kurav1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
+func NewScheme() *runtime.Scheme { return scheme.New() }
 
 // Available reports whether the envtest binaries are configured. When they are not, tests in
 // this tier fail with a message that says how to get them (make envtest-assets), unless the
