@@ -121,7 +121,7 @@ func (s *kubeSink) RestartInstance(ctx context.Context, t clustering.Target, rea
 		return fmt.Errorf("failed to delete Pod %s: %w", t.Name, err)
 	}
 	if c, err := s.fresh(ctx); err == nil {
-		s.rec.Emit(c, events.Normal, events.InstanceRestarted, "restarted %s: %s", t.Name, reason)
+		s.rec.EmitRelated(c, pod, events.Normal, events.InstanceRestarted, "restarted %s: %s", t.Name, reason)
 	}
 	return nil
 }

@@ -55,8 +55,15 @@ type Recorder struct {
 
 // Emit records an event; action is derived from the reason.
 func (r Recorder) Emit(obj runtime.Object, eventType, reason, note string, args ...any) {
+	r.EmitRelated(obj, nil, eventType, reason, note, args...)
+}
+
+// EmitRelated records an event about obj that concerns related (for example one instance Pod
+// of a cluster). Events with the same object, related object and reason are merged into one
+// series by the events API, so per-instance events must name their instance here.
+func (r Recorder) EmitRelated(obj, related runtime.Object, eventType, reason, note string, args ...any) {
 	if r.R == nil {
 		return
 	}
-	r.R.Eventf(obj, nil, eventType, reason, reason, note, args...)
+	r.R.Eventf(obj, related, eventType, reason, reason, note, args...)
 }

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -142,7 +140,7 @@ func TestClusterLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		oldRevision := sts.Status.UpdateRevision
-		rollStart := time.Now()
+		stopWatch := watchReplacements(t, ns, builder.SelectorLabels(before))
 		update(t, ns, name, func(c *kurav1alpha1.MySQLCluster) { c.Spec.MySQLD.Config["max_connections"] = "321" })
 		waitFor(t, "every Pod on the new revision and the cluster healthy", 6*time.Minute, func() error {
 			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, sts); err != nil {
@@ -166,30 +164,9 @@ func TestClusterLifecycle(t *testing.T) {
 		if after.Status.CurrentPrimary == oldPrimary {
 			t.Errorf("the primary %s was restarted in place instead of being switched over", oldPrimary)
 		}
-		// The old primary was restarted last: the operator's InstanceRestarted Events, ordered by
-		// their microsecond event times (Pod timestamps only have seconds).
-		var order []string
-		waitFor(t, "three InstanceRestarted events", 30*time.Second, func() error {
-			var evs eventsv1.EventList
-			if err := k8s.List(ctx, &evs, client.InNamespace(ns)); err != nil {
-				return err
-			}
-			var restarts []eventsv1.Event
-			for _, e := range evs.Items {
-				if e.Reason == "InstanceRestarted" && strings.HasPrefix(e.Note, "restarted ") && e.EventTime.After(rollStart) {
-					restarts = append(restarts, e)
-				}
-			}
-			sort.Slice(restarts, func(i, j int) bool { return restarts[i].EventTime.Before(&restarts[j].EventTime) })
-			order = order[:0]
-			for _, e := range restarts {
-				order = append(order, strings.SplitN(strings.TrimPrefix(e.Note, "restarted "), ":", 2)[0])
-			}
-			if len(order) < 3 {
-				return fmt.Errorf("restarts so far: %v", order)
-			}
-			return nil
-		})
+		// The old primary was restarted last: the order in which the Pods were replaced, as the
+		// watcher started before the change saw it.
+		order := stopWatch()
 		if len(order) != 3 || order[2] != oldPrimary {
 			t.Errorf("restart order %v: want the two replicas, then the old primary %s", order, oldPrimary)
 		}

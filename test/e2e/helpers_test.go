@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
@@ -293,4 +294,53 @@ func killContainer(t testing.TB, ns, pod, container string) {
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil {
 		t.Fatalf("failed to kill %s/%s: %v", pod, container, err)
 	}
+}
+
+// watchReplacements polls the cluster's Pods every 50 ms and records, in order, each Pod whose
+// UID changed (it was deleted and re-created). stop ends the watch and returns the order.
+func watchReplacements(t testing.TB, ns string, selector map[string]string) (stop func() []string) {
+	t.Helper()
+	done := make(chan struct{})
+	result := make(chan []string, 1)
+	uids := map[string]string{}
+	var order []string
+	poll := func() {
+		var pods corev1.PodList
+		if err := k8s.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels(selector)); err != nil {
+			return
+		}
+		for _, p := range pods.Items {
+			old, seen := uids[p.Name]
+			if seen && old != string(p.UID) && !contains(order, p.Name) {
+				order = append(order, p.Name)
+			}
+			uids[p.Name] = string(p.UID)
+		}
+	}
+	poll()
+	go func() {
+		for {
+			select {
+			case <-done:
+				poll()
+				result <- order
+				return
+			case <-time.After(50 * time.Millisecond):
+				poll()
+			}
+		}
+	}()
+	return func() []string {
+		close(done)
+		return <-result
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
