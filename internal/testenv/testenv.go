@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	goruntimepkg "runtime"
+	goruntime "runtime"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,13 +27,18 @@ type Env struct {
 
 // RepoRoot returns the repository's root directory.
 func RepoRoot() string {
-	_, file, _, _ := goruntime()
+	_, file, _, _ := goruntime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-func goruntime() (uintptr, string, int, bool) { return runtimeCaller(0) }
-
-var runtimeCaller = goruntimepkg.Caller
+// assetsDir is where envtest finds kube-apiserver and etcd: $KUBEBUILDER_ASSETS, else
+// bin/envtest-assets (make envtest-assets).
+func assetsDir() string {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir
+	}
+	return filepath.Join(RepoRoot(), "bin", "envtest-assets")
+}
 
 // NewScheme returns a scheme with the core Kubernetes kinds and Kura's kinds.
 func NewScheme() *runtime.Scheme { return scheme.New() }
@@ -42,10 +47,7 @@ func NewScheme() *runtime.Scheme { return scheme.New() }
 // this tier fail with a message that says how to get them (make envtest-assets), unless the
 // run is -short, in which case they are left out: -short is the unit tier.
 func Available() error {
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		dir = filepath.Join(RepoRoot(), "bin", "envtest-assets")
-	}
+	dir := assetsDir()
 	for _, b := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			return fmt.Errorf("envtest binary %s not found in %s: run 'make envtest-assets' (or 'make test')", b, dir)
@@ -74,15 +76,11 @@ func StartE() (*Env, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(RepoRoot(), "bin", "envtest-assets")
-	}
 	s := NewScheme()
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "charts", "kura", "crds")},
 		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
+		BinaryAssetsDirectory: assetsDir(),
 		Scheme:                s,
 	}
 	cfg, err := env.Start()
