@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,6 +103,60 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Logf("%s: %d acknowledged writes, none lost", what, len(acked))
 		waitFor(t, "the cluster healed to 3 healthy instances", 4*time.Minute, healthy(t, ns, name, 3))
 	}
+
+	t.Run("a node agent crash and restart under writes changes nothing", func(t *testing.T) {
+		before := get(t, ns, name)
+		pods := &corev1.PodList{}
+		if err := k8s.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels(builder.SelectorLabels(before))); err != nil {
+			t.Fatal(err)
+		}
+		ids := containerIDs(pods)
+		w := startWriter(serviceIP(t, ns, name+"-primary"), next)
+		waitFor(t, "writes flowing", 30*time.Second, func() error {
+			if w.count() < 20 {
+				return fmt.Errorf("%d writes", w.count())
+			}
+			return nil
+		})
+		if err := lc.StopAgent(ctx, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		down := time.Now()
+		waitFor(t, "writes acknowledged while the agent is down", 30*time.Second, func() error {
+			if !w.ackedSince(down) {
+				return fmt.Errorf("no write since the agent stopped")
+			}
+			return nil
+		})
+		if err := lc.StartAgent(ctx); err != nil {
+			t.Fatal(err)
+		}
+		up := time.Now()
+		waitFor(t, "writes acknowledged after the agent restarted", 30*time.Second, func() error {
+			if !w.ackedSince(up) {
+				return fmt.Errorf("no write since the agent started")
+			}
+			return nil
+		})
+		acked := w.halt()
+		next += int64(len(acked)) + 100000
+		if lost := missingOnPrimary(t, ns, name, acked); len(lost) > 0 {
+			t.Fatalf("%d of %d acknowledged writes lost: %v", len(lost), len(acked), lost)
+		}
+		waitFor(t, "healthy after the agent restart", time.Minute, healthy(t, ns, name, 3))
+		after := get(t, ns, name)
+		if after.Status.CurrentPrimary != before.Status.CurrentPrimary || after.Status.Term != before.Status.Term {
+			t.Errorf("primary %s term %d after the agent restart, want %s term %d unchanged",
+				after.Status.CurrentPrimary, after.Status.Term, before.Status.CurrentPrimary, before.Status.Term)
+		}
+		if err := k8s.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels(builder.SelectorLabels(before))); err != nil {
+			t.Fatal(err)
+		}
+		if got := containerIDs(pods); !maps.Equal(got, ids) {
+			t.Errorf("containers after the agent restart %v, want the same processes %v", got, ids)
+		}
+		t.Logf("agent restart: %d acknowledged writes, none lost; same primary, same processes", len(acked))
+	})
 
 	t.Run("SIGKILL of the primary's mariadbd fails over without losing a write", func(t *testing.T) {
 		failoverUnder(t, "SIGKILL", func(primary string) { killContainer(t, ns, primary, builder.ContainerMySQLD) })

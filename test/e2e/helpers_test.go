@@ -276,6 +276,18 @@ func missingOnPrimary(t testing.TB, ns, name string, acked []int64) []int64 {
 	return lost
 }
 
+// containerIDs maps "<pod>/<container>" to its container ID and restart count: the same map
+// later means the same processes, never restarted.
+func containerIDs(pods *corev1.PodList) map[string]string {
+	ids := map[string]string{}
+	for _, p := range pods.Items {
+		for _, s := range p.Status.ContainerStatuses {
+			ids[p.Name+"/"+s.Name] = fmt.Sprintf("%s restarts=%d", s.ContainerID, s.RestartCount)
+		}
+	}
+	return ids
+}
+
 // killContainer sends SIGKILL to a container's process group, as a crash would.
 func killContainer(t testing.TB, ns, pod, container string) {
 	t.Helper()

@@ -52,6 +52,7 @@ func TestLocalCluster(t *testing.T) {
 	t.Run("Job", e.testJob)
 	t.Run("Images", e.testImages)
 	t.Run("MariaDB", e.testMariaDB)
+	t.Run("AgentRestart", e.testAgentRestart)
 
 	t.Run("TeardownLeavesNothing", func(t *testing.T) {
 		tornDown = true

@@ -107,6 +107,9 @@ func (c *Config) PodLogPath(namespace, pod, container string) string {
 	return c.Path("logs", "pods", fmt.Sprintf("%s_%s_%s.log", namespace, pod, container))
 }
 
+// AgentReadyFile holds the pid of the node agent once it serves (Pods adopted, watches synced).
+func (c *Config) AgentReadyFile() string { return c.Path("run", "agent.ready") }
+
 // PidFile is the pidfile of one daemon.
 func (c *Config) PidFile(name string) string { return c.Path("run", name+".pid") }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -95,6 +97,9 @@ func (c *Config) Up(ctx context.Context) (Timings, error) {
 		return t, err
 	}
 	if err := c.WaitNodesReady(ctx, 2*time.Minute); err != nil {
+		return t, err
+	}
+	if err := c.waitAgentReady(ctx, time.Minute); err != nil {
 		return t, err
 	}
 	t.Nodes = time.Since(start)
@@ -187,6 +192,8 @@ func (c *Config) startControllers() error {
 	return nil
 }
 
+// startAgent starts the node agent; its command line is kept in run/agent.args, so that a
+// restart (RestartAgent, kura-local restart-agent) runs it the same way.
 func (c *Config) startAgent() error {
 	args := []string{c.Self, "agent",
 		"--state-dir=" + c.StateDir,
@@ -199,8 +206,62 @@ func (c *Config) startAgent() error {
 	for _, p := range c.KuraImages {
 		args = append(args, "--kura-image="+p)
 	}
-	err := c.startDaemon("agent", args, nil)
-	return err
+	if err := os.WriteFile(c.agentArgsFile(), []byte(strings.Join(args, "\x00")), 0o644); err != nil {
+		return fmt.Errorf("failed to record the agent's command line: %w", err)
+	}
+	return c.startDaemon("agent", args, nil)
+}
+
+func (c *Config) agentArgsFile() string { return c.Path("run", "agent.args") }
+
+// RestartAgent stops the node agent with sig (SIGTERM for a clean stop, SIGKILL for a crash),
+// starts it again and waits until the new agent serves. The Pods keep running throughout.
+func (c *Config) RestartAgent(ctx context.Context, sig syscall.Signal) error {
+	if err := c.StopAgent(ctx, sig); err != nil {
+		return err
+	}
+	return c.StartAgent(ctx)
+}
+
+// StopAgent stops the node agent with sig and waits until it is gone. Its Pods keep running.
+func (c *Config) StopAgent(ctx context.Context, sig syscall.Signal) error {
+	pid := c.daemonPid("agent")
+	if pid == 0 {
+		return nil
+	}
+	_ = syscall.Kill(pid, sig)
+	return poll(ctx, 40*time.Second, "the node agent to stop", func() (bool, error) {
+		return !processAlive(pid), nil
+	})
+}
+
+// StartAgent starts the node agent again, as it was started last, and waits until it serves
+// (it has adopted the Pods the previous run left and watches the API again).
+func (c *Config) StartAgent(ctx context.Context) error {
+	if c.daemonPid("agent") != 0 {
+		return fmt.Errorf("the node agent already runs")
+	}
+	_ = os.Remove(c.AgentReadyFile())
+	data, err := os.ReadFile(c.agentArgsFile())
+	if err != nil {
+		return fmt.Errorf("no local cluster was started from %s: %w", c.StateDir, err)
+	}
+	if err := c.startDaemon("agent", strings.Split(string(data), "\x00"), nil); err != nil {
+		return err
+	}
+	return c.waitAgentReady(ctx, time.Minute)
+}
+
+// waitAgentReady waits until the running agent reports that it serves.
+func (c *Config) waitAgentReady(ctx context.Context, timeout time.Duration) error {
+	return poll(ctx, timeout, "the node agent to serve", func() (bool, error) {
+		pid := c.daemonPid("agent")
+		if pid == 0 {
+			return false, fmt.Errorf("the node agent exited: see %s", filepath.Join(c.LogDir(), "agent.log"))
+		}
+		data, err := os.ReadFile(c.AgentReadyFile())
+		return err == nil && strings.TrimSpace(string(data)) == strconv.Itoa(pid), nil
+	})
 }
 
 // WaitNodesReady waits until the agent's Nodes are registered and Ready.

@@ -17,8 +17,9 @@ type DownOptions struct {
 	KeepState bool
 }
 
-// Down stops everything Up started: the node agent (which stops its Pods), the control plane,
-// any Pod process left behind, and removes the network namespaces, veths, bridge, nftables
+// Down stops everything Up started: the node agent (which leaves its Pods running, as a
+// kubelet does when it stops), the Pods' processes (SIGTERM, then SIGKILL after podGrace), the
+// control plane, and removes the network namespaces, veths, bridge, nftables
 // table and, unless told otherwise, the state dir. It is safe to run when nothing runs.
 func (c *Config) Down(opts DownOptions) error {
 	var first error
@@ -28,7 +29,7 @@ func (c *Config) Down(opts DownOptions) error {
 		}
 	}
 	keep(c.stopDaemon("agent", 40*time.Second))
-	keep(c.killPodProcesses())
+	keep(c.stopPodProcesses(podGrace))
 	for _, d := range []string{"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
 		keep(c.stopDaemon(d, 15*time.Second))
 	}
@@ -44,20 +45,72 @@ func (c *Config) PodProcessGroupFile(podUID, container string) string {
 	return c.Path("pods", podUID, "pgid."+container)
 }
 
-// killPodProcesses kills what is left of Pods: process groups recorded by the agent, and any
-// process whose network namespace is a Pod's.
-func (c *Config) killPodProcesses() error {
-	files, _ := filepath.Glob(c.Path("pods", "*", "pgid.*"))
+// podGrace is how long Down gives Pod processes between SIGTERM and SIGKILL.
+const podGrace = 10 * time.Second
+
+// stopPodProcesses stops what runs in Pods: each container's monitor (recorded by the agent)
+// gets SIGTERM, which it passes to the command; after grace every container process group, and
+// any process whose network namespace is a Pod's, gets SIGKILL.
+func (c *Config) stopPodProcesses(grace time.Duration) error {
+	dirs, _ := filepath.Glob(c.Path("pods", "*"))
+	var leaders []int
+	for _, d := range dirs {
+		leaders = append(leaders, recordedGroups(d)...)
+	}
+	for _, pid := range leaders {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(grace)
+	for _, pid := range leaders {
+		for processAlive(pid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for _, d := range dirs {
+		KillRecordedGroups(d)
+	}
+	return KillNetNSProcesses(ListPodNetNS())
+}
+
+// recordedGroups returns the container process groups the agent recorded in a Pod's directory
+// whose leader still is a container monitor (a recorded pid may have been reused since).
+func recordedGroups(podDir string) []int {
+	files, _ := filepath.Glob(filepath.Join(podDir, "pgid.*"))
+	var pgids []int
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
-		if pgid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pgid > 1 {
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		if pgid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pgid > 1 && isMonitor(pgid) {
+			pgids = append(pgids, pgid)
 		}
 	}
-	pids := PodNetNSProcesses()
+	return pgids
+}
+
+// isMonitor tells whether pid runs a container monitor (kura-local container-init).
+func isMonitor(pid int) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	return len(args) > 1 && args[1] == "container-init"
+}
+
+// KillRecordedGroups SIGKILLs the container process groups the agent recorded in a Pod's
+// directory.
+func KillRecordedGroups(podDir string) {
+	for _, pgid := range recordedGroups(podDir) {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+}
+
+// KillNetNSProcesses SIGKILLs every process in the named network namespaces and waits until
+// they are gone.
+func KillNetNSProcesses(netns []string) error {
+	pids := netNSProcesses(netns)
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -74,9 +127,11 @@ func (c *Config) killPodProcesses() error {
 }
 
 // PodNetNSProcesses lists the pids of processes that live in a Pod network namespace.
-func PodNetNSProcesses() []int {
+func PodNetNSProcesses() []int { return netNSProcesses(ListPodNetNS()) }
+
+func netNSProcesses(names []string) []int {
 	inodes := map[string]bool{}
-	for _, ns := range ListPodNetNS() {
+	for _, ns := range names {
 		var st syscall.Stat_t
 		if err := syscall.Stat(filepath.Join("/run/netns", ns), &st); err == nil {
 			inodes[fmt.Sprintf("net:[%d]", st.Ino)] = true
@@ -119,18 +174,3 @@ func (c *Config) removeStateDir() error {
 }
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
-
-// CleanPods kills every Pod process and removes every Pod network namespace and veth, leaving
-// the bridge and the control plane alone. The node agent calls it when it starts.
-func (c *Config) CleanPods() error {
-	err := c.killPodProcesses()
-	for _, ns := range ListPodNetNS() {
-		if e := ipCmd("netns", "delete", ns); e != nil && err == nil {
-			err = e
-		}
-	}
-	if e := os.RemoveAll(c.Path("pods")); e != nil && err == nil {
-		err = fmt.Errorf("failed to remove pod dirs: %w", e)
-	}
-	return err
-}

@@ -88,8 +88,12 @@ func (c *Config) teardownNetwork() error {
 			continue
 		}
 		name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
+		// A veth goes away by itself once its namespace is destroyed, which the kernel does
+		// asynchronously after the namespace's last process and mount are gone.
 		if strings.HasPrefix(name, VethPrefix) {
-			keep(ipCmd("link", "delete", name))
+			if err := ipCmd("link", "delete", name); err != nil && linkExists(name) {
+				keep(err)
+			}
 		}
 	}
 	if linkExists(BridgeName) {

@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -50,6 +52,10 @@ type Agent struct {
 
 	proxy *serviceProxy
 	dns   *dnsServer
+
+	// adoptable holds what an earlier run of the agent left running, by Pod UID, until the
+	// Pod's worker takes it over.
+	adoptable map[types.UID]*podRecord
 }
 
 // New connects to the control plane of cfg.
@@ -72,11 +78,9 @@ func New(cfg *localcluster.Config) (*Agent, error) {
 
 func nodeName(i int) string { return fmt.Sprintf("node-%d", i) }
 
-// Run serves until ctx ends, then stops every Pod it runs.
+// Run serves until ctx ends. It adopts the Pods an earlier run left running, and leaves its
+// Pods running when it stops, as a kubelet does: a restarted agent takes them over again.
 func (a *Agent) Run(ctx context.Context) error {
-	if err := a.cfg.CleanPods(); err != nil {
-		log.Printf("cleaning leftovers of an earlier run: %v", err)
-	}
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: a.client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
@@ -103,6 +107,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.proxy.register(a.factory)
 
 	podInformer := a.factory.Core().V1().Pods().Informer()
+	a.factory.Start(ctx.Done())
+	for typ, ok := range a.factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("failed to sync informer for %v", typ)
+		}
+	}
+	// With the Pods known, sort out what an earlier run left: adopt or remove. Only then are
+	// Pods handed to workers (the handler below first replays every existing Pod).
+	a.recoverPods()
 	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { a.podChanged(obj, false) },
 		UpdateFunc: func(_, obj any) { a.podChanged(obj, false) },
@@ -115,12 +128,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("failed to watch pods: %w", err)
 	}
-	a.factory.Start(ctx.Done())
-	for typ, ok := range a.factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("failed to sync informer for %v", typ)
-		}
-	}
 	if err := a.ensureStorageClass(ctx); err != nil {
 		return err
 	}
@@ -130,12 +137,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	go a.proxy.run(ctx)
 	go prov.run(ctx)
 	log.Printf("agent ready: nodes %v", a.nodeNames())
+	if err := os.WriteFile(a.cfg.AgentReadyFile(), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		log.Printf("failed to write %s: %v", a.cfg.AgentReadyFile(), err)
+	}
 
 	<-ctx.Done()
-	log.Printf("agent stopping: terminating pods")
+	log.Printf("agent stopping: leaving pods running")
 	a.mu.Lock()
 	for _, w := range a.workers {
-		w.shutdown()
+		w.detach()
 	}
 	a.mu.Unlock()
 	a.wg.Wait()
@@ -175,6 +185,10 @@ func (a *Agent) podChanged(obj any, deleted bool) {
 			return
 		}
 		w = newPodWorker(a, pod)
+		if r := a.adoptable[pod.UID]; r != nil {
+			delete(a.adoptable, pod.UID)
+			w.restore(r)
+		}
 		a.workers[pod.UID] = w
 		a.wg.Add(1)
 		go func() {

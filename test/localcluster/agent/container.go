@@ -24,6 +24,9 @@ type ctrState struct {
 	started     bool
 	containerID string
 	everRan     bool
+
+	proc    *process // the current run, while running
+	adopted *process // a run an earlier agent started, for runContainer to take over
 }
 
 func newCtrState(spec *corev1.Container, init bool) *ctrState {
@@ -51,6 +54,7 @@ func (cs *ctrState) setRunning(p *process) {
 	defer cs.mu.Unlock()
 	cs.state = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(p.started)}}
 	cs.containerID = fmt.Sprintf("kura-local://%d", p.pid)
+	cs.proc = p
 	cs.ready = false
 	cs.started = false
 	cs.everRan = true
@@ -82,6 +86,22 @@ func (cs *ctrState) restarting() {
 	cs.restarts++
 }
 
+// completed tells whether an init container ran to success (in an adopted Pod).
+func (cs *ctrState) completed() bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.adopted == nil && cs.state.Terminated != nil && cs.state.Terminated.ExitCode == 0
+}
+
+// takeAdopted returns, once, the run an earlier agent started.
+func (cs *ctrState) takeAdopted() *process {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	p := cs.adopted
+	cs.adopted = nil
+	return p
+}
+
 func (cs *ctrState) exitCode() int32 {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -111,32 +131,46 @@ func (w *podWorker) runContainer(cs *ctrState) bool {
 	pod := w.latest()
 	policy := pod.Spec.RestartPolicy
 	backoffs := 0
+	proc := cs.takeAdopted()
 	for {
+		if w.ctx.Err() != nil && !w.isDetached() && proc != nil {
+			// An adopted Pod being deleted: stop what still runs.
+			w.stopContainer(cs, proc, w.gracePeriod())
+		}
 		if w.ctx.Err() != nil {
 			return false
 		}
-		proc, reason, err := w.startContainer(cs)
-		if err != nil {
-			w.logf("container %s: %v", cs.spec.Name, err)
-			cs.setWaiting(reason, err.Error())
-			w.event(corev1.EventTypeWarning, "Failed", "Error: %s: %v", reason, err)
-			w.markDirty()
-			if !w.sleep(w.backoff(backoffs)) {
-				return false
+		if proc == nil {
+			var reason string
+			var err error
+			proc, reason, err = w.startContainer(cs)
+			if err != nil {
+				w.logf("container %s: %v", cs.spec.Name, err)
+				cs.setWaiting(reason, err.Error())
+				w.event(corev1.EventTypeWarning, "Failed", "Error: %s: %v", reason, err)
+				w.markDirty()
+				if !w.sleep(w.backoff(backoffs)) {
+					return false
+				}
+				backoffs++
+				continue
 			}
-			backoffs++
-			continue
+			cs.setRunning(proc)
+			w.event(corev1.EventTypeNormal, "Started", "Started container %s", cs.spec.Name)
+			w.markDirty()
 		}
-		cs.setRunning(proc)
-		w.event(corev1.EventTypeNormal, "Started", "Started container %s", cs.spec.Name)
-		w.markDirty()
 		probesDone := w.startProbes(cs, proc)
 		select {
 		case <-proc.done:
 		case <-w.ctx.Done():
-			w.stopContainer(cs, proc, w.gracePeriod())
+			if !w.isDetached() {
+				w.stopContainer(cs, proc, w.gracePeriod())
+			}
 		}
 		probesDone()
+		if w.isDetached() {
+			return false
+		}
 		cs.setTerminated(proc)
 		w.markDirty()
 		if w.ctx.Err() != nil {
@@ -179,6 +213,7 @@ func (w *podWorker) runContainer(cs *ctrState) bool {
 			return false
 		}
 		cs.restarting()
+		proc = nil
 	}
 }
 

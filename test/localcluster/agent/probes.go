@@ -28,11 +28,19 @@ func (w *podWorker) startProbes(cs *ctrState, p *process) func() {
 	if cs.init {
 		return cancel
 	}
+	select {
+	case <-p.done:
+		return cancel // an adopted run that ended while the agent was down
+	default:
+	}
+	cs.mu.Lock()
+	alreadyStarted := cs.started // an adopted run passed its startup probe before
+	cs.mu.Unlock()
 	startedCh := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if c.StartupProbe != nil {
+		if c.StartupProbe != nil && !alreadyStarted {
 			if !w.probeLoop(ctx, cs, p, c.StartupProbe, "Startup", true) {
 				return
 			}
@@ -105,7 +113,7 @@ func wait(ctx context.Context, d time.Duration) bool {
 // fails; on failureThreshold consecutive failures it stops the process and returns false.
 func (w *podWorker) probeLoop(ctx context.Context, cs *ctrState, p *process, pr *corev1.Probe, kind string, untilSuccess bool) bool {
 	initial, period, timeout, _, failure := probeTimings(pr)
-	if !wait(ctx, initial) {
+	if !wait(ctx, initial-time.Since(p.started)) {
 		return false
 	}
 	fails := int32(0)
@@ -137,7 +145,7 @@ func (w *podWorker) probeLoop(ctx context.Context, cs *ctrState, p *process, pr 
 
 func (w *podWorker) readinessLoop(ctx context.Context, cs *ctrState, p *process, pr *corev1.Probe) {
 	initial, period, timeout, success, failure := probeTimings(pr)
-	if !wait(ctx, initial) {
+	if !wait(ctx, initial-time.Since(p.started)) {
 		return
 	}
 	var oks, fails int32

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,22 +9,29 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kura-db/kura/test/localcluster/containerinit"
 )
 
-// process is one run of a container's main process (a process group leader).
+// process is one run of a container: its monitor (a process group leader, see containerinit)
+// and the command the monitor runs. The agent either started it (cmd is set and the agent is
+// its parent) or adopted it after a restart (cmd is nil; its end is watched through a pidfd).
 type process struct {
-	cmd      *exec.Cmd
-	pid      int
-	started  time.Time
-	done     chan struct{}
-	exitCode int32
-	signal   int32
-	message  string
-	finished time.Time
+	cmd       *exec.Cmd
+	pid       int
+	startTick uint64 // the monitor's start time in clock ticks since boot: its identity
+	exitFile  string
+	started   time.Time
+	done      chan struct{}
+	exitCode  int32
+	signal    int32
+	message   string
+	finished  time.Time
 }
 
 // startContainer builds the container's spec, starts it and waits until its command was
@@ -41,6 +49,8 @@ func (w *podWorker) startContainer(cs *ctrState) (*process, string, error) {
 		return nil, "CreateContainerError", fmt.Errorf("failed to create scratch dir: %w", err)
 	}
 	spec.Scratch = scratch
+	spec.ExitFile = w.dir("containers", cs.spec.Name+".exit")
+	_ = os.Remove(spec.ExitFile)
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return nil, "CreateContainerError", fmt.Errorf("failed to encode container spec: %w", err)
@@ -77,7 +87,8 @@ func (w *podWorker) startContainer(cs *ctrState) (*process, string, error) {
 		return nil, "RunContainerError", fmt.Errorf("failed to start container: %w", err)
 	}
 	errW.Close()
-	p := &process{cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), done: make(chan struct{})}
+	p := &process{cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), done: make(chan struct{}), exitFile: spec.ExitFile}
+	p.startTick, _ = processStartTick(p.pid)
 	_ = os.WriteFile(w.a.cfg.PodProcessGroupFile(string(w.uid), cs.spec.Name), []byte(strconv.Itoa(p.pid)), 0o644)
 	msg, _ := io.ReadAll(errR)
 	go p.wait()
@@ -103,9 +114,72 @@ func (p *process) wait() {
 		p.exitCode = 128
 		p.message = err.Error()
 	}
-	// Like a container runtime, stop whatever the main process left running.
+	p.ended()
+}
+
+// ended completes a run once the monitor is gone: the monitor's record of the command's end
+// is more precise than the monitor's own exit (it tells a signal from an exit code).
+func (p *process) ended() {
+	if st, ok := containerinit.ReadExitStatus(p.exitFile); ok {
+		p.exitCode, p.signal, p.finished = st.ExitCode, st.Signal, st.FinishedAt
+		p.message = ""
+	}
+	// Like a container runtime, stop whatever the command left running.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	close(p.done)
+}
+
+// adoptProcess takes over a run an earlier agent started: if its monitor still runs (the same
+// process: pid and start time match), the returned process ends when the monitor does;
+// otherwise it has ended already, with the status the monitor recorded (or, if the monitor was
+// killed before it could, as a SIGKILL).
+func adoptProcess(pid int, startTick uint64, started time.Time, exitFile string) *process {
+	p := &process{pid: pid, startTick: startTick, exitFile: exitFile, started: started, done: make(chan struct{})}
+	if tick, err := processStartTick(pid); err == nil && tick == startTick {
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			go func() {
+				defer unix.Close(fd)
+				fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+				for {
+					if _, err := unix.Poll(fds, -1); err == nil || !errors.Is(err, unix.EINTR) {
+						break
+					}
+				}
+				p.finished = time.Now()
+				p.exitCode, p.signal = 128+int32(syscall.SIGKILL), int32(syscall.SIGKILL)
+				p.message = "the container's monitor ended without recording the exit status"
+				p.ended()
+			}()
+			return p
+		}
+	}
+	p.finished = time.Now()
+	p.exitCode, p.signal = 128+int32(syscall.SIGKILL), int32(syscall.SIGKILL)
+	p.message = "the container ended while the node agent was down, without a recorded exit status"
+	p.ended()
+	return p
+}
+
+// processStartTick reads a process's start time (clock ticks since boot) from /proc; together
+// with the pid it names one process for good, even after the pid is reused.
+func processStartTick(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	// After the command name: state is field 3, starttime field 22.
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	if fields[0] == "Z" {
+		return 0, fmt.Errorf("process %d has exited", pid)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
 }
 
 // terminate sends SIGTERM to the container's main process, as a container runtime does (the
@@ -125,8 +199,20 @@ func (p *process) terminate(grace time.Duration) {
 	<-p.done
 }
 
+// kill SIGKILLs the run's process group unless it has ended (then its pid may be reused) and
+// waits for the end.
+func (p *process) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	<-p.done
+}
+
 // RunContainerInit is the container-init subcommand: it runs in the new namespaces, sets up
-// the container and execs its command, reporting failures on fd 3.
+// the container and monitors its command (see containerinit), reporting setup failures on fd 3.
 func RunContainerInit(specPath string) {
 	report := os.NewFile(3, "init-status")
 	syscall.CloseOnExec(3)
@@ -142,5 +228,12 @@ func RunContainerInit(specPath string) {
 	if err != nil {
 		fail(err)
 	}
-	fail(containerinit.Run(spec))
+	code, err := containerinit.Run(spec, func() {
+		_ = report.Close()
+		report = nil
+	})
+	if err != nil {
+		fail(err)
+	}
+	os.Exit(code)
 }

@@ -38,6 +38,13 @@ func (p *ipam) allocate(nodeIndex int) (string, error) {
 	return "", fmt.Errorf("no free pod address on node-%d", nodeIndex)
 }
 
+// reserve marks ip as used (by a Pod an earlier agent run started).
+func (p *ipam) reserve(ip string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.used[ip] = true
+}
+
 func (p *ipam) release(ip string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

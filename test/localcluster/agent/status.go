@@ -19,6 +19,7 @@ func (w *podWorker) statusLoop(ctx context.Context) {
 			return
 		case <-w.dirty:
 		}
+		w.saveRecord()
 		w.publishStatus(ctx)
 	}
 }

@@ -26,7 +26,9 @@ type podWorker struct {
 	mu       sync.Mutex
 	pod      *corev1.Pod // latest seen
 	deleted  bool        // the object is gone from the API
-	stopping bool        // the agent shuts down
+	detached bool        // the agent stops and leaves the Pod running
+	adopted  bool        // an earlier agent run started the Pod
+	tornDown bool        // the sandbox and the Pod's files are gone
 
 	// Guarded by mu; read by the status writer.
 	sb           *sandbox
@@ -70,11 +72,19 @@ func (w *podWorker) update(pod *corev1.Pod, deleted bool) {
 	}
 }
 
-func (w *podWorker) shutdown() {
+// detach stops the worker but leaves the Pod's processes, sandbox and files in place, for the
+// next agent run to adopt.
+func (w *podWorker) detach() {
 	w.mu.Lock()
-	w.stopping = true
+	w.detached = true
 	w.mu.Unlock()
 	w.cancel()
+}
+
+func (w *podWorker) isDetached() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.detached
 }
 
 func (w *podWorker) latest() *corev1.Pod {
@@ -104,9 +114,6 @@ func (w *podWorker) gracePeriod() time.Duration {
 	if w.deleted && grace > 2 {
 		grace = 2
 	}
-	if w.stopping && grace > 10 {
-		grace = 10
-	}
 	return time.Duration(grace) * time.Second
 }
 
@@ -125,9 +132,11 @@ func (w *podWorker) run() {
 		defer close(statusDone)
 		w.statusLoop(statusCtx)
 	}()
-	now := metav1.Now()
 	w.mu.Lock()
-	w.startTime = &now
+	if w.startTime == nil {
+		now := metav1.Now()
+		w.startTime = &now
+	}
 	w.mu.Unlock()
 	w.markDirty()
 
@@ -139,6 +148,12 @@ func (w *podWorker) run() {
 		}
 		stopRefresh()
 	}
+	if w.isDetached() {
+		stopStatus()
+		<-statusDone
+		w.saveRecord()
+		return
+	}
 	stopped := time.Now()
 	w.teardown()
 	stopStatus()
@@ -146,19 +161,13 @@ func (w *podWorker) run() {
 	w.logf("stopped (teardown %s)", time.Since(stopped).Round(time.Millisecond))
 
 	w.mu.Lock()
-	stopping, final := w.stopping, w.finalPhase
+	final := w.finalPhase
 	w.mu.Unlock()
-	if stopping {
-		return
-	}
 	if final != "" && w.ctx.Err() == nil {
 		// Terminal Pod: the object stays until someone deletes it.
 		w.publishStatus(context.Background())
 		<-w.ctx.Done()
-		w.mu.Lock()
-		stopping = w.stopping
-		w.mu.Unlock()
-		if stopping {
+		if w.isDetached() {
 			return
 		}
 	}
@@ -220,9 +229,19 @@ func (w *podWorker) trySetup(pod *corev1.Pod) error {
 	return w.prepareVolumes(pod)
 }
 
-// runInits runs the init containers in order; false when the Pod failed or must stop.
+// runInits runs the init containers in order, skipping those an adopted Pod completed; false
+// when the Pod failed or must stop.
 func (w *podWorker) runInits() bool {
+	w.mu.Lock()
+	initialized := w.initialized
+	w.mu.Unlock()
+	if initialized {
+		return true
+	}
 	for _, cs := range w.inits {
+		if cs.completed() {
+			continue
+		}
 		if !w.runContainer(cs) {
 			return false
 		}
@@ -264,7 +283,17 @@ func (w *podWorker) teardown() {
 	w.mu.Lock()
 	sb := w.sb
 	w.sandboxReady = false
+	w.tornDown = true
 	w.mu.Unlock()
+	// Whatever still runs of the Pod (an adopted run the worker never got to stop) goes now.
+	for _, cs := range append(append([]*ctrState{}, w.inits...), w.mains...) {
+		cs.mu.Lock()
+		p := cs.proc
+		cs.mu.Unlock()
+		if p != nil {
+			p.kill()
+		}
+	}
 	if sb != nil {
 		sb.destroy()
 		if sb.netns != "" {

@@ -1,18 +1,25 @@
-// Package containerinit is the last step before a container's command runs: started by the node
-// agent in a fresh mount and UTS namespace, it joins the Pod's network namespace, builds the
-// container's root (a copy-on-write overlay of the host's / on a private tmpfs, with the
-// volumes bind-mounted at their container paths), switches into it, drops to the container's
-// user and execs the command. Nothing it mounts is visible outside the container.
+// Package containerinit sets a container up and then stays with it as its monitor. Started by
+// the node agent in a fresh mount and UTS namespace, it joins the Pod's network namespace,
+// builds the container's root (a copy-on-write overlay of the host's / on a private tmpfs, with
+// the volumes bind-mounted at their container paths) and switches into it; then it starts the
+// command as the container's user, forwards signals to it, and when it ends writes its exit
+// status to a file outside the container and exits with the same code. Because the monitor,
+// not the agent, is the command's parent, a restarted agent can adopt a running container and
+// still learn how it ended. Nothing it mounts is visible outside the container.
 package containerinit
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,6 +54,26 @@ type Spec struct {
 	// Argv is the command and its arguments; Argv[0] is looked up in Env's PATH.
 	Argv []string `json:"argv"`
 	Env  []string `json:"env"`
+	// ExitFile is the host path the monitor writes the command's ExitStatus to.
+	ExitFile string `json:"exitFile"`
+}
+
+// ExitStatus is how a container's command ended, as its monitor recorded it.
+type ExitStatus struct {
+	ExitCode   int32     `json:"exitCode"`
+	Signal     int32     `json:"signal,omitempty"`
+	FinishedAt time.Time `json:"finishedAt"`
+}
+
+// ReadExitStatus reads the status a monitor wrote; false when there is none (the monitor was
+// killed, or the command still runs).
+func ReadExitStatus(path string) (ExitStatus, bool) {
+	var st ExitStatus
+	data, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(data, &st) != nil {
+		return st, false
+	}
+	return st, true
 }
 
 // Load reads a Spec file.
@@ -62,54 +89,115 @@ func Load(path string) (*Spec, error) {
 	return &s, nil
 }
 
-// Run sets up the container and execs its command; it returns only on failure. The caller's
-// mount and UTS namespaces must already be private to this process.
-func Run(s *Spec) error {
+// forwarded are the signals the monitor passes on to the command.
+var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM}
+
+// Run sets up the container, starts its command and monitors it. Setup failures are returned
+// before the command starts; started reports the command running (the caller closes its
+// status pipe there). Once the command ran, Run returns its exit code. The caller's mount and
+// UTS namespaces must already be private to this process.
+func Run(s *Spec, started func()) (int, error) {
+	// Every step, and the fork of the command, happens on this thread: it alone joined the
+	// Pod's network namespace.
 	runtime.LockOSThread()
+	code, err := run(s, started)
+	return code, err
+}
+
+func run(s *Spec, started func()) (int, error) {
+	exitFile, err := os.OpenFile(s.ExitFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("failed to create exit status file: %w", err)
+	}
+	defer exitFile.Close()
+	cmd, err := setup(s)
+	if err != nil {
+		return 0, err
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("failed to start %s: %w", cmd.Path, err)
+	}
+	started()
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				_ = cmd.Process.Signal(sig)
+			case <-done:
+				return
+			}
+		}
+	}()
+	waitErr := cmd.Wait()
+	close(done)
+	st := ExitStatus{FinishedAt: time.Now()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(waitErr, &exit):
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			st.Signal = int32(ws.Signal())
+			st.ExitCode = 128 + st.Signal
+		} else {
+			st.ExitCode = int32(exit.ExitCode())
+		}
+	case waitErr != nil:
+		st.ExitCode = 128
+	}
+	data, _ := json.Marshal(st)
+	_, _ = exitFile.Write(data)
+	return int(st.ExitCode), nil
+}
+
+// setup builds the container around this process and returns its command, ready to start.
+func setup(s *Spec) (*exec.Cmd, error) {
 	if s.NetNS != "" {
 		fd, err := unix.Open(s.NetNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return fmt.Errorf("failed to open network namespace %s: %w", s.NetNS, err)
+			return nil, fmt.Errorf("failed to open network namespace %s: %w", s.NetNS, err)
 		}
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("failed to join network namespace %s: %w", s.NetNS, err)
+			return nil, fmt.Errorf("failed to join network namespace %s: %w", s.NetNS, err)
 		}
 		_ = unix.Close(fd)
 	}
 	if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
-		return fmt.Errorf("failed to set hostname: %w", err)
+		return nil, fmt.Errorf("failed to set hostname: %w", err)
 	}
 	root, err := buildRoot(s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := pivot(root); err != nil {
-		return err
+		return nil, err
 	}
 	// Paths inside the container resolve from here on against its own root, so a symlink such
 	// as /var/run -> /run can never lead a mount point onto the host's filesystem.
 	for path, content := range s.Files {
 		_ = os.Remove(path)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return fmt.Errorf("failed to create dir of %s: %w", path, err)
+			return nil, fmt.Errorf("failed to create dir of %s: %w", path, err)
 		}
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			return fmt.Errorf("failed to write %s: %w", path, err)
+			return nil, fmt.Errorf("failed to write %s: %w", path, err)
 		}
 	}
 	for _, m := range s.Mounts {
 		m.Source = filepath.Join(oldRoot, m.Source)
 		if err := bind(m); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := unix.Unmount(oldRoot, unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("failed to detach old root: %w", err)
+		return nil, fmt.Errorf("failed to detach old root: %w", err)
 	}
 	_ = os.Remove(oldRoot)
 	if s.ReadOnlyRoot {
 		if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
-			return fmt.Errorf("failed to make root read-only: %w", err)
+			return nil, fmt.Errorf("failed to make root read-only: %w", err)
 		}
 	}
 	wd := s.WorkingDir
@@ -117,32 +205,18 @@ func Run(s *Spec) error {
 		wd = "/"
 	}
 	if err := os.MkdirAll(wd, 0o755); err != nil && !s.ReadOnlyRoot {
-		return fmt.Errorf("failed to create working dir: %w", err)
+		return nil, fmt.Errorf("failed to create working dir: %w", err)
 	}
 	if err := os.Chdir(wd); err != nil {
-		return fmt.Errorf("failed to enter working dir %s: %w", wd, err)
+		return nil, fmt.Errorf("failed to enter working dir %s: %w", wd, err)
 	}
 	path, err := lookup(s.Argv[0], s.Env)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	groups := make([]int, 0, len(s.Groups))
-	for _, g := range s.Groups {
-		groups = append(groups, int(g))
-	}
-	if err := syscall.Setgroups(groups); err != nil {
-		return fmt.Errorf("failed to set groups: %w", err)
-	}
-	if err := syscall.Setgid(int(s.GID)); err != nil {
-		return fmt.Errorf("failed to set gid: %w", err)
-	}
-	if err := syscall.Setuid(int(s.UID)); err != nil {
-		return fmt.Errorf("failed to set uid: %w", err)
-	}
-	if err := syscall.Exec(path, s.Argv, s.Env); err != nil {
-		return fmt.Errorf("failed to exec %s: %w", path, err)
-	}
-	return nil
+	cmd := &exec.Cmd{Path: path, Args: s.Argv, Env: s.Env, Dir: wd, Stdout: os.Stdout, Stderr: os.Stderr}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: s.UID, Gid: s.GID, Groups: s.Groups}}
+	return cmd, nil
 }
 
 // buildRoot mounts the overlay root and everything inside it, and returns its path.

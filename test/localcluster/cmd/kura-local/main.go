@@ -48,6 +48,8 @@ func main() {
 		err = down(args)
 	case "agent":
 		err = runAgent(args)
+	case "restart-agent":
+		err = restartAgent(args)
 	case "logs":
 		err = logs(args)
 	case "exec":
@@ -73,6 +75,7 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage: kura-local <command> [flags]
   up      start the local cluster (control plane + node agent) in the background
   down    stop it and remove every process, mount, namespace, link, rule and file it made
+  restart-agent [-kill]   restart the node agent (SIGTERM, or SIGKILL to simulate a crash); Pods keep running
   logs    [-f] <namespace>/<pod> [container]   print a container's log
   exec    <namespace>/<pod> [-c container] -- command...   run a command in a container
   http-serve <dir> [addr]          serve a directory over HTTP (a web server for test Pods)
@@ -152,6 +155,23 @@ func down(args []string) error {
 		return err
 	}
 	return c.Down(localcluster.DownOptions{KeepState: *keep})
+}
+
+func restartAgent(args []string) error {
+	fs := flag.NewFlagSet("restart-agent", flag.ExitOnError)
+	c := commonFlags(fs)
+	kill := fs.Bool("kill", false, "stop the agent with SIGKILL (a crash) instead of SIGTERM")
+	_ = fs.Parse(args)
+	if err := c.Defaults(); err != nil {
+		return err
+	}
+	sig := syscall.SIGTERM
+	if *kill {
+		sig = syscall.SIGKILL
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	return c.RestartAgent(ctx, sig)
 }
 
 func runAgent(args []string) error {
