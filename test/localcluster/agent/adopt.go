@@ -205,8 +205,9 @@ func (w *podWorker) restore(r *podRecord) {
 		case cr.State.Running != nil:
 			cs.adopted = adoptProcess(cr.PID, cr.StartTick, cr.ProcStarted, exitFile)
 			cs.proc = cs.adopted
-		case cr.State.Terminated != nil && !(cs.init && cr.State.Terminated.ExitCode == 0):
-			// It ended and was not restarted: let the restart policy decide again.
+		case cr.State.Terminated != nil && (!cs.init || cr.State.Terminated.ExitCode != 0):
+			// It ended and was not restarted (a completed init container is simply skipped):
+			// let the restart policy decide again.
 			t := cr.State.Terminated
 			p := &process{started: t.StartedAt.Time, finished: t.FinishedAt.Time, exitCode: t.ExitCode,
 				signal: t.Signal, message: t.Message, done: make(chan struct{})}

@@ -138,7 +138,7 @@ func adoptProcess(pid int, startTick uint64, started time.Time, exitFile string)
 	if tick, err := processStartTick(pid); err == nil && tick == startTick {
 		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
 			go func() {
-				defer unix.Close(fd)
+				defer func() { _ = unix.Close(fd) }()
 				fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 				for {
 					if _, err := unix.Poll(fds, -1); err == nil || !errors.Is(err, unix.EINTR) {

@@ -1,16 +1,21 @@
 package agent
 
 import (
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/kura-db/kura/test/localcluster"
+	"github.com/kura-db/kura/test/localcluster/containerinit"
 )
 
 func TestExpand(t *testing.T) {
@@ -166,5 +171,77 @@ func TestIPAMRoundRobin(t *testing.T) {
 	}
 	if ip, err := p.allocate(2); err != nil || ip != "10.244.2.2" {
 		t.Errorf("node-2 allocation = %s, %v", ip, err)
+	}
+}
+
+func TestIPAMReserve(t *testing.T) {
+	p := newIPAM()
+	p.reserve("10.244.1.2")
+	p.reserve("10.244.1.4")
+	for range 251 {
+		ip, err := p.allocate(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ip == "10.244.1.2" || ip == "10.244.1.4" {
+			t.Fatalf("allocate handed out the reserved address %s", ip)
+		}
+	}
+	if _, err := p.allocate(1); err == nil {
+		t.Error("allocate succeeded with every address used or reserved")
+	}
+}
+
+// TestAdoptProcess: a running process is adopted by pid and start time and its end is seen; a
+// recorded exit status wins over the default; a pid whose start time differs is not the process.
+func TestAdoptProcess(t *testing.T) {
+	cmd := exec.Command("sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	tick, err := processStartTick(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exitFile := filepath.Join(t.TempDir(), "main.exit")
+
+	if p := adoptProcess(pid, tick+1, time.Now(), exitFile); !isDone(p) {
+		t.Error("a process with another start time was adopted")
+	}
+
+	p := adoptProcess(pid, tick, time.Now(), exitFile)
+	if isDone(p) {
+		t.Fatal("the running process was reported ended")
+	}
+	data, _ := json.Marshal(containerinit.ExitStatus{ExitCode: 7, FinishedAt: time.Now()})
+	if err := os.WriteFile(exitFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the end of the adopted process was not seen")
+	}
+	if p.exitCode != 7 || p.signal != 0 {
+		t.Errorf("exit %d signal %d, want the recorded exit code 7", p.exitCode, p.signal)
+	}
+
+	_ = os.Remove(exitFile)
+	gone := adoptProcess(pid, tick, time.Now(), exitFile)
+	if !isDone(gone) || gone.exitCode != 137 || gone.message == "" {
+		t.Errorf("a vanished process without a record: done=%v exit %d message %q, want 137 and a message", isDone(gone), gone.exitCode, gone.message)
+	}
+}
+
+func isDone(p *process) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
 	}
 }
