@@ -74,12 +74,7 @@ func TestClusterLifecycle(t *testing.T) {
 	failoverUnder := func(t *testing.T, what string, act func(primary string)) {
 		before := get(t, ns, name)
 		w := startWriter(serviceIP(t, ns, name+"-primary"), next)
-		waitFor(t, "writes flowing", 30*time.Second, func() error {
-			if w.count() < 20 {
-				return fmt.Errorf("%d writes", w.count())
-			}
-			return nil
-		})
+		w.waitFlowing(t)
 		at := time.Now()
 		act(before.Status.CurrentPrimary)
 		waitFor(t, "a new primary", 2*time.Minute, func() error {
@@ -88,12 +83,7 @@ func TestClusterLifecycle(t *testing.T) {
 			}
 			return nil
 		})
-		waitFor(t, "a write acknowledged through the primary Service", 2*time.Minute, func() error {
-			if !w.ackedSince(at) {
-				return fmt.Errorf("no write yet")
-			}
-			return nil
-		})
+		w.waitAckedSince(t, at, "through the primary Service", 2*time.Minute)
 		t.Logf("%s: first write on the new primary %s after %s", what, get(t, ns, name).Status.CurrentPrimary, time.Since(at).Round(time.Millisecond))
 		acked := w.halt()
 		next += int64(len(acked)) + 100000
@@ -112,32 +102,17 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 		ids := containerIDs(pods)
 		w := startWriter(serviceIP(t, ns, name+"-primary"), next)
-		waitFor(t, "writes flowing", 30*time.Second, func() error {
-			if w.count() < 20 {
-				return fmt.Errorf("%d writes", w.count())
-			}
-			return nil
-		})
+		w.waitFlowing(t)
 		if err := lc.StopAgent(ctx, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		down := time.Now()
-		waitFor(t, "writes acknowledged while the agent is down", 30*time.Second, func() error {
-			if !w.ackedSince(down) {
-				return fmt.Errorf("no write since the agent stopped")
-			}
-			return nil
-		})
+		w.waitAckedSince(t, down, "while the agent is down", 30*time.Second)
 		if err := lc.StartAgent(ctx); err != nil {
 			t.Fatal(err)
 		}
 		up := time.Now()
-		waitFor(t, "writes acknowledged after the agent restarted", 30*time.Second, func() error {
-			if !w.ackedSince(up) {
-				return fmt.Errorf("no write since the agent started")
-			}
-			return nil
-		})
+		w.waitAckedSince(t, up, "after the agent restarted", 30*time.Second)
 		acked := w.halt()
 		next += int64(len(acked)) + 100000
 		if lost := missingOnPrimary(t, ns, name, acked); len(lost) > 0 {

@@ -232,6 +232,28 @@ func (w *writer) ackedSince(t0 time.Time) bool {
 	return w.lastOK.After(t0)
 }
 
+// waitFlowing waits until the writer has 20 acknowledged writes.
+func (w *writer) waitFlowing(t testing.TB) {
+	t.Helper()
+	waitFor(t, "writes flowing", 30*time.Second, func() error {
+		if n := w.count(); n < 20 {
+			return fmt.Errorf("%d writes", n)
+		}
+		return nil
+	})
+}
+
+// waitAckedSince waits until a write started after t0 is acknowledged.
+func (w *writer) waitAckedSince(t testing.TB, t0 time.Time, what string, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, "a write acknowledged "+what, timeout, func() error {
+		if !w.ackedSince(t0) {
+			return fmt.Errorf("no write acknowledged since %s", t0.Format(time.StampMilli))
+		}
+		return nil
+	})
+}
+
 func (w *writer) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
