@@ -4,24 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
-	"github.com/go-sql-driver/mysql"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/engine"
+	"github.com/kura-db/kura/internal/enginetest"
 	"github.com/kura-db/kura/internal/gtid"
-	"github.com/kura-db/kura/internal/mycnf"
 )
 
 // The engine tier: real mariadbd processes on loopback, driven by the same Loop, Observe,
@@ -29,27 +22,16 @@ import (
 // that exists.
 
 const (
-	adminPassword = "admin-secret"
-	replPassword  = "repl-secret"
+	adminPassword = enginetest.AdminPassword
+	replPassword  = enginetest.ReplicationPassword
 	appUser       = "app"
 	appPassword   = "app-secret"
 )
 
-type server struct {
-	ord     int
-	dir     string
-	port    int
-	cnf     string
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	stopped bool
-}
-
-// rig is a cluster of real servers plus an in-memory Source and Sink.
+// rig is a cluster of real servers (internal/enginetest) plus an in-memory Source and Sink.
 type rig struct {
 	t       testing.TB
-	servers []*server
+	servers []*enginetest.Instance
 	mu      sync.Mutex
 	spec    Spec
 	rec     Recorded
@@ -60,167 +42,46 @@ type rig struct {
 	loop    *Loop
 }
 
-func needServers(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("engine tier: needs mariadbd (skipped under -short)")
-	}
-	p, err := engine.FindProgram("mariadbd")
-	if err != nil {
-		t.Fatalf("mariadbd is missing: run make deps (%v)", err)
-	}
-	return p
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// newRig initialises and starts n servers and a loop over them (not yet running).
+// newRig starts n servers and a loop over them (not yet running).
 func newRig(t testing.TB, n int) *rig {
-	bin := needServers(t)
 	c := &kurav1alpha1.MySQLCluster{ObjectMeta: metav1.ObjectMeta{Name: "it", Namespace: "test"}}
 	c.Spec.Engine = kurav1alpha1.EngineMariaDB
 	c.Spec.Replicas = int32(n)
-	text, err := mycnf.Render(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &rig{t: t, labels: map[int]string{}, sqls: map[int]*EngineSQL{}, rec: Recorded{Primary: NoPrimary},
+	cl := enginetest.Start(t, n, enginetest.Options{Cluster: c})
+	r := &rig{t: t, servers: cl.Instances, labels: map[int]string{}, sqls: map[int]*EngineSQL{}, rec: Recorded{Primary: NoPrimary},
 		spec: Spec{Replicas: n, SemiSync: true, MaxLag: 30 * time.Second, FailoverGrace: 3 * time.Second,
 			ApplyTimeout: 60 * time.Second, ErrantPolicy: ErrantManual, AutoFailover: true}}
-	base := t.TempDir()
-	accounts := engine.StandardAccounts(adminPassword, replPassword, "agent-secret", "root-secret")
-	for i := 0; i < n; i++ {
-		s := &server{ord: i, dir: filepath.Join(base, fmt.Sprint(i)), port: freePort(t)}
-		if err := os.MkdirAll(s.dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		inst := fmt.Sprintf("[mysqld]\nport = %d\nsocket = %s/mysqld.sock\ndatadir = %s/data\npid_file = %s/mysqld.pid\nbind_address = 127.0.0.1\nserver_id = %d\nreport_host = 127.0.0.1\nreport_port = %d\ninnodb_buffer_pool_size = 32M\ninnodb_log_file_size = 16M\nperformance_schema = OFF\n",
-			s.port, s.dir, s.dir, s.dir, 1000+i, s.port)
-		s.cnf = filepath.Join(s.dir, "my.cnf")
-		if err := os.WriteFile(s.cnf, []byte(strings.Replace(text, mycnf.IncludeLine(), inst, 1)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		r.servers = append(r.servers, s)
-	}
-	// The first data directory is initialised once, then copied: faster, and mariadb-install-db
-	// run several times at once on two busy cores has been seen to crash.
-	// A private TMPDIR: the servers' temporary files must not meet other processes' in /tmp.
-	tmp := filepath.Join(base, "tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("TMPDIR", tmp)
-	if _, err := engine.InitDataDir(context.Background(), kurav1alpha1.EngineMariaDB, filepath.Join(r.servers[0].dir, "data"), accounts,
-		engine.InitOptions{Server: bin}); err != nil {
-		t.Fatalf("failed to initialise instance 0: %v", err)
-	}
-	for _, s := range r.servers[1:] {
-		if out, err := exec.Command("cp", "-a", filepath.Join(r.servers[0].dir, "data"), filepath.Join(s.dir, "data")).CombinedOutput(); err != nil {
-			t.Fatalf("failed to copy the data directory: %v\n%s", err, out)
-		}
-	}
-	for _, s := range r.servers {
-		r.start(s)
-	}
 	t.Cleanup(func() {
-		for _, s := range r.servers {
-			r.kill(s.ord)
-		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		for _, e := range r.sqls {
 			_ = e.Instance.Close()
 		}
 	})
-	for _, s := range r.servers {
-		r.waitUp(s.ord)
-	}
 	r.loop = NewLoop(r, r, Options{Log: testr.NewWithInterface(r.t, testr.Options{Verbosity: 0})})
 	return r
 }
 
-func (r *rig) start(s *server) {
-	bin, _ := engine.FindProgram("mariadbd")
-	args := []string{"--defaults-file=" + s.cnf}
-	if os.Geteuid() == 0 {
-		args = append(args, "--user=root")
-	}
-	cmd := exec.Command(bin, args...)
-	log, err := os.OpenFile(filepath.Join(s.dir, "error.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("failed to start mariadbd %d: %v", s.ord, err)
-	}
-	s.mu.Lock()
-	s.cmd, s.exited, s.stopped = cmd, make(chan struct{}), false
-	ch := s.exited
-	s.mu.Unlock()
-	go func() { _ = cmd.Wait(); log.Close(); close(ch) }()
-}
+// kill SIGKILLs an instance (a crash) and waits for it to exit.
+func (r *rig) kill(o int) { r.servers[o].Kill() }
 
-// kill sends SIGKILL and waits for the process to end.
-func (r *rig) kill(o int) {
-	s := r.servers[o]
-	s.mu.Lock()
-	cmd, ch := s.cmd, s.exited
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGCONT)
-	_ = cmd.Process.Kill()
-	<-ch
-}
-
-func (r *rig) signal(o int, sig syscall.Signal) {
-	s := r.servers[o]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		r.t.Fatalf("failed to signal instance %d: %v", o, err)
-	}
-}
-
+// restart starts an instance again (killing it first if it runs) and waits until it serves.
 func (r *rig) restart(o int) {
-	r.kill(o)
-	r.start(r.servers[o])
-	r.waitUp(o)
+	if r.servers[o].Running() {
+		r.servers[o].Kill()
+	}
+	r.servers[o].Restart()
 }
 
 // db opens a client connection pool to an instance as the given account.
 func (r *rig) db(o int, user, password string, timeout time.Duration) *sql.DB {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = user, password, "tcp", fmt.Sprintf("127.0.0.1:%d", r.servers[o].port), ""
-	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = timeout, timeout, timeout
-	c, err := mysql.NewConnector(cfg)
+	ep := r.servers[o].Endpoint(user, password)
+	db, err := sql.Open("mysql", engine.DSN(ep, engine.Options{ConnectTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout}))
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	db := sql.OpenDB(c)
-	r.t.Cleanup(func() { db.Close() })
+	r.t.Cleanup(func() { _ = db.Close() })
 	return db
-}
-
-func (r *rig) waitUp(o int) {
-	db := r.db(o, engine.AdminUser, adminPassword, time.Second)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if err := db.Ping(); err == nil {
-			return
-		} else if time.Now().After(deadline) {
-			out, _ := os.ReadFile(filepath.Join(r.servers[o].dir, "error.log"))
-			r.t.Fatalf("instance %d did not start: %v\n%s", o, err, out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // Source.
@@ -233,8 +94,8 @@ func (r *rig) Snapshot(context.Context) (Snapshot, error) {
 		snap.Spec.Switchover = &sw
 	}
 	for _, s := range r.servers {
-		snap.Targets = append(snap.Targets, Target{Ordinal: s.ord, Name: fmt.Sprintf("it-%d", s.ord), Host: "127.0.0.1", Port: s.port,
-			Pod: PodFacts{Exists: true, Phase: "Running", Ready: true, RoleLabel: r.labels[s.ord]}})
+		snap.Targets = append(snap.Targets, Target{Ordinal: s.Index, Name: fmt.Sprintf("it-%d", s.Index), Host: s.Host, Port: s.Port,
+			Pod: PodFacts{Exists: true, Phase: "Running", Ready: true, RoleLabel: r.labels[s.Index]}})
 	}
 	snap.Connect = r.connect
 	return snap, nil

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,8 +32,8 @@ type writer struct {
 func startWriter(r *rig) *writer {
 	w := &writer{r: r, stop: make(chan struct{}), done: make(chan struct{}), dbs: map[int]*sql.DB{}}
 	for _, s := range r.servers {
-		w.dbs[s.ord] = r.db(s.ord, appUser, appPassword, 2*time.Second)
-		w.dbs[s.ord].SetMaxOpenConns(1)
+		w.dbs[s.Index] = r.db(s.Index, appUser, appPassword, 2*time.Second)
+		w.dbs[s.Index].SetMaxOpenConns(1)
 	}
 	w.started, w.lastOK = time.Now(), time.Now()
 	go w.run()
@@ -90,7 +89,7 @@ func (w *writer) okAfter(t time.Time) bool {
 func sampleWritable(r *rig) (stop func() (samples int, violation string)) {
 	dbs := map[int]*sql.DB{}
 	for _, s := range r.servers {
-		dbs[s.ord] = r.db(s.ord, engine.AdminUser, adminPassword, 300*time.Millisecond)
+		dbs[s.Index] = r.db(s.Index, engine.AdminUser, adminPassword, 300*time.Millisecond)
 	}
 	quit, done := make(chan struct{}), make(chan struct{})
 	var n int
@@ -199,7 +198,7 @@ func TestEngineBootstrapSemiSyncAfterSync(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !f.ReadOnly || f.Replica == nil || !f.Replica.IORunning || !f.Replica.SQLRunning || !f.SemiSync.ReplicaEnabled || f.Replica.SourcePort != r.servers[0].port {
+		if !f.ReadOnly || f.Replica == nil || !f.Replica.IORunning || !f.Replica.SQLRunning || !f.SemiSync.ReplicaEnabled || f.Replica.SourcePort != r.servers[0].Port {
 			t.Errorf("replica %d: %+v %+v", o, f, f.Replica)
 		}
 	}
@@ -233,8 +232,7 @@ func TestEngineFailoverAfterSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 		t.Fatalf("%d acknowledged writes missing on the new primary: %v", len(lost), lost)
 	}
 	// The killed primary comes back and rejoins (or is reported errant, never merged).
-	r.start(r.servers[0])
-	r.waitUp(0)
+	r.servers[0].Restart()
 	r.until("the old primary rejoined or reported", 60*time.Second, func() bool {
 		st, ok := r.report().Plan.InstanceStatus(0)
 		return ok && (st.Role == RoleErrant || (st.Role == RoleReplica && st.Healthy))
@@ -251,11 +249,11 @@ func TestEngineFrozenPrimaryIsFencedAndCannotCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	frozenAt := time.Now()
-	r.signal(0, syscall.SIGSTOP)
+	r.servers[0].Pause()
 	r.until("a new primary", 30*time.Second, func() bool { return r.recorded().Primary != 0 })
 	r.until("a write acknowledged by the new primary", 30*time.Second, func() bool { return w.okAfter(frozenAt) })
 	acked, _ := w.halt()
-	r.signal(0, syscall.SIGCONT)
+	r.servers[0].Resume()
 	// The old primary must not commit anything now: the write hangs (no replica acknowledges)
 	// until it is fenced, or fails; it never succeeds.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -340,8 +338,7 @@ func TestEngineStoppedReplicaCatchesUp(t *testing.T) {
 		st, ok := r.report().Plan.InstanceStatus(2)
 		return ok && !st.Reachable && st.Label == LabelNone
 	})
-	r.start(r.servers[2])
-	r.waitUp(2)
+	r.servers[2].Restart()
 	r.until("healthy again", 30*time.Second, r.healthy)
 	var ids []int64
 	for i := int64(1); i <= 20; i++ {

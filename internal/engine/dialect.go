@@ -122,8 +122,9 @@ type dialect interface {
 	// applyRelayLog starts the SQL thread over the relay log at file:pos with the I/O thread
 	// stopped, keeping the relay log.
 	applyRelayLog(file string, pos int64) []stmt
-	// rejoinStatements run before changeSource, with the threads stopped.
-	rejoinStatements() []stmt
+	// rejoinStatements run before changeSource, with the threads stopped, given the executed
+	// set and the replica position; nil when the position needs no preparation.
+	rejoinStatements(executed, replicaPos gtid.Set) []stmt
 	// cloneFrom copies a donor's data into this server with the CLONE plugin; nil when the
 	// engine clones by stream instead.
 	cloneFrom(donor Endpoint) []stmt

@@ -227,18 +227,24 @@ func (i *instance) semiSyncStatus(ctx context.Context, s *SemiSyncStatus) error 
 }
 
 func (i *instance) ExecutedGTID(ctx context.Context) (gtid.Set, error) {
+	st, err := i.gtidState(ctx)
+	return st.ExecutedGTID, err
+}
+
+// gtidState reads the GTID globals: the executed set, binary log and replica positions.
+func (i *instance) gtidState(ctx context.Context) (Status, error) {
+	var st Status
 	rows, err := i.queryRows(ctx, i.d.globalsQuery())
 	if err != nil {
-		return gtid.Set{}, fmt.Errorf("failed to read executed GTID set of %s: %w", i.ep.Address(), err)
+		return st, fmt.Errorf("failed to read executed GTID set of %s: %w", i.ep.Address(), err)
 	}
 	if len(rows) != 1 {
-		return gtid.Set{}, fmt.Errorf("failed to read executed GTID set of %s: got %d rows", i.ep.Address(), len(rows))
+		return st, fmt.Errorf("failed to read executed GTID set of %s: got %d rows", i.ep.Address(), len(rows))
 	}
-	var st Status
 	if err := i.d.parseGlobals(rows[0], &st); err != nil {
-		return gtid.Set{}, fmt.Errorf("failed to read executed GTID set of %s: %w", i.ep.Address(), err)
+		return st, fmt.Errorf("failed to read executed GTID set of %s: %w", i.ep.Address(), err)
 	}
-	return st.ExecutedGTID, nil
+	return st, nil
 }
 
 func (i *instance) replicaStatus(ctx context.Context) (*ReplicaStatus, error) {
@@ -257,14 +263,23 @@ func (i *instance) ConfigureReplica(ctx context.Context, src Source) error {
 	if err != nil {
 		return err
 	}
-	if rs != nil && rs.SourceHost == src.Host && rs.SourcePort == src.Port && rs.SourceUser == src.User &&
-		(rs.UsingGTID == "Slave_Pos" || rs.UsingGTID == "Auto") {
+	st, err := i.gtidState(ctx)
+	if err != nil {
+		return err
+	}
+	rejoin := i.d.rejoinStatements(st.ExecutedGTID, st.ReplicaPosition)
+	configured := rs != nil && rs.SourceHost == src.Host && rs.SourcePort == src.Port && rs.SourceUser == src.User &&
+		(rs.UsingGTID == "Slave_Pos" || rs.UsingGTID == "Auto")
+	running := rs != nil && (rs.IOThread != ThreadStopped || rs.SQLThread != ThreadStopped)
+	// Configured already: nothing to do, unless replication is stopped with a replica position
+	// behind what the instance executed (it would fetch and apply a transaction again).
+	if configured && (running || len(rejoin) == 0) {
 		return nil
 	}
 	if err := i.exec(ctx, "stop replication", i.d.stopThreads(BothThreads)); err != nil {
 		return err
 	}
-	if err := i.exec(ctx, "prepare the replica position", i.d.rejoinStatements()...); err != nil {
+	if err := i.exec(ctx, "prepare the replica position", rejoin...); err != nil {
 		return err
 	}
 	return i.exec(ctx, "configure the replication source", i.d.changeSource(src))

@@ -144,11 +144,20 @@ func (mariadbDialect) grants(role AccountRole) ([]string, bool) {
 
 func (mariadbDialect) disableBinlog() stmt { return stmt{Query: "SET SESSION sql_log_bin = 0"} }
 
-// rejoinStatements make gtid_slave_pos the instance's current position: on an instance that
-// was a primary, gtid_current_pos holds its own last transaction while gtid_slave_pos is
-// stale; anywhere else the two are equal and this changes nothing.
-func (mariadbDialect) rejoinStatements() []stmt {
-	return []stmt{{Query: "SET GLOBAL gtid_slave_pos = @@gtid_current_pos"}}
+// rejoinStatements make gtid_slave_pos the position of everything the instance executed (the
+// last GTID of each domain in its binary log state or replica position). Two cases leave
+// gtid_slave_pos behind: an instance that was a primary (its own transactions are only in the
+// binary log), and a replica killed after it applied and logged a DDL statement but before it
+// recorded the GTID in mysql.gtid_slave_pos (DDL is not in the same transaction as that
+// record). Replicating from the stale position would apply the transaction again, which strict
+// mode refuses (error 1950, out-of-order GTID). Not gtid_current_pos: it takes from the binary
+// log only the server's own transactions, which misses the second case.
+func (mariadbDialect) rejoinStatements(executed, replicaPos gtid.Set) []stmt {
+	pos := executed.Position()
+	if replicaPos.Equal(pos) {
+		return nil
+	}
+	return []stmt{{Query: "SET GLOBAL gtid_slave_pos = ?", Args: []any{pos.String()}}}
 }
 
 // applyRelayLog: with MASTER_USE_GTID=slave_pos, starting replication with both threads

@@ -274,3 +274,47 @@ func gtidSeq(s gtid.Set) uint64 {
 	}
 	return max
 }
+
+// TestMariaDBReplicaPositionBehindBinlog: a replica killed after it applied and logged a DDL
+// statement but before mysql.gtid_slave_pos recorded it restarts with gtid_slave_pos behind
+// its binary log. ConfigureReplica must move the position up to what the instance executed,
+// or replication would apply the statement again and stop with error 1950. The crash window is
+// reproduced by setting the stale position by hand.
+func TestMariaDBReplicaPositionBehindBinlog(t *testing.T) {
+	c := enginetest.Start(t, 2, enginetest.Options{})
+	ctx := context.Background()
+	p, r := c.Instances[0], c.Instances[1]
+	pe, re := p.Open(engine.Options{}), r.Open(engine.Options{})
+	promote(t, ctx, pe, 0)
+	replicate(t, ctx, re, p)
+	db := p.DB()
+	mustExec(t, db, "CREATE DATABASE before_crash")
+	stale := pe.Status(ctx).ExecutedGTID
+	mustExec(t, db, "CREATE DATABASE lost_record")
+	if err := re.WaitForGTID(ctx, pe.Status(ctx).ExecutedGTID, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := re.StopReplication(ctx, engine.BothThreads); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, r.DB(), fmt.Sprintf("SET GLOBAL gtid_slave_pos = '%s'", stale))
+	mustExec(t, db, "CREATE DATABASE after_restart")
+	want := pe.Status(ctx).ExecutedGTID
+
+	if err := re.ConfigureReplica(ctx, p.ReplicationSource()); err != nil {
+		t.Fatal(err)
+	}
+	if err := re.StartReplication(ctx, engine.BothThreads); err != nil {
+		t.Fatal(err)
+	}
+	if err := re.WaitForGTID(ctx, want, 30*time.Second); err != nil {
+		t.Fatalf("replica did not catch up: %v; replica %+v", err, re.Status(ctx).Replica)
+	}
+	st := re.Status(ctx)
+	if st.Replica == nil || !st.Replica.Replicating() || st.Replica.LastSQLErrno != 0 {
+		t.Fatalf("replica after restart: %+v", st.Replica)
+	}
+	if !st.ReplicaPosition.Equal(want.Position()) {
+		t.Errorf("replica position %s, want %s", st.ReplicaPosition, want.Position())
+	}
+}

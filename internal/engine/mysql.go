@@ -142,7 +142,7 @@ func (mysqlDialect) grants(role AccountRole) ([]string, bool) {
 func (mysqlDialect) disableBinlog() stmt { return stmt{Query: "SET SESSION sql_log_bin = 0"} }
 
 // rejoinStatements: auto-positioning sends what gtid_executed lacks; nothing to prepare.
-func (mysqlDialect) rejoinStatements() []stmt { return nil }
+func (mysqlDialect) rejoinStatements(_, _ gtid.Set) []stmt { return nil }
 
 // applyRelayLog: MySQL keeps the relay log when only the SQL thread starts
 // (relay_log_recovery=OFF), so the position is not needed.

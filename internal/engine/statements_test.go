@@ -31,7 +31,11 @@ func renderStatements(d dialect) string {
 	section("status: globals", stmt{Query: d.globalsQuery()})
 	section("status: replica", stmt{Query: d.replicaStatusQuery()})
 	section("kill: list connections", stmt{Query: d.processlistQuery()})
-	section("ConfigureReplica", append(d.rejoinStatements(),
+	behind := map[gtid.Flavor]gtid.Set{
+		gtid.MariaDB: gtid.MustParse(gtid.MariaDB, "0-1001-41"),
+		gtid.MySQL:   gtid.MustParse(gtid.MySQL, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-41"),
+	}[d.flavor()]
+	section("ConfigureReplica", append(d.rejoinStatements(set, behind),
 		d.changeSource(Source{Host: "shop-1.shop-instances.prod.svc.cluster.local", Port: 3306, User: ReplicationUser, Password: `s3'cr\et`}))...)
 	section("ConfigureReplica (connect retry 2.5s)", d.changeSource(Source{Host: "10.0.0.1", Port: 3307, User: "r", Password: "p", ConnectRetry: 2500 * time.Millisecond}))
 	section("StartReplication", d.startThreads(BothThreads), d.startThreads(IOThread), d.startThreads(SQLThread))

@@ -5,7 +5,7 @@ SHOW SLAVE STATUS;
 -- kill: list connections
 SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID();
 -- ConfigureReplica
-SET GLOBAL gtid_slave_pos = @@gtid_current_pos;
+SET GLOBAL gtid_slave_pos = '0-1002-50,1-1001-7';
 CHANGE MASTER TO MASTER_HOST = 'shop-1.shop-instances.prod.svc.cluster.local', MASTER_PORT = 3306, MASTER_USER = 'kura-repl', MASTER_PASSWORD = 's3\'cr\\et', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_SSL = 0;
 -- ConfigureReplica (connect retry 2.5s)
 CHANGE MASTER TO MASTER_HOST = '10.0.0.1', MASTER_PORT = 3307, MASTER_USER = 'r', MASTER_PASSWORD = 'p', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 3, MASTER_SSL = 0;
