@@ -182,7 +182,8 @@ func containerPid(t *testing.T, p *corev1.Pod, container string) int {
 	return pid
 }
 
-// alive tells whether pid runs (a zombie has exited).
+// alive tells whether pid runs. A zombie has exited: a container monitor whose agent was
+// restarted is an orphan, and its new parent reaps it when it gets to it.
 func alive(pid int) bool {
 	stat, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
 	if err != nil {

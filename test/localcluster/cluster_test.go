@@ -62,7 +62,7 @@ func TestLocalCluster(t *testing.T) {
 		after := takeSnapshot(t)
 		before.compare(t, after)
 		for pid := range e.pids {
-			if _, err := os.Stat("/proc/" + itoa(pid)); err == nil {
+			if alive(pid) {
 				t.Errorf("container process %d still exists after teardown", pid)
 			}
 		}

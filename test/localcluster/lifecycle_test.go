@@ -110,7 +110,7 @@ func (e *env) testTermination(t *testing.T) {
 	}
 	for _, name := range []string{"polite", "stubborn"} {
 		e.waitGone(t, ns, name)
-		if _, err := os.Stat("/proc/" + itoa(pids[name])); err == nil {
+		if alive(pids[name]) {
 			t.Errorf("process %d of %s still runs after its pod is gone", pids[name], name)
 		}
 	}

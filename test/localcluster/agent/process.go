@@ -124,8 +124,19 @@ func (p *process) ended() {
 		p.exitCode, p.signal, p.finished = st.ExitCode, st.Signal, st.FinishedAt
 		p.message = ""
 	}
-	// Like a container runtime, stop whatever the command left running.
+	// Like a container runtime, stop whatever the command left running. The group still
+	// exists while any member does, so its id cannot have been reused.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	close(p.done)
+}
+
+// endedEarlier completes a run that was over before the agent could watch it: its pid may
+// belong to another process by now, so nothing is signalled.
+func (p *process) endedEarlier() {
+	if st, ok := containerinit.ReadExitStatus(p.exitFile); ok {
+		p.exitCode, p.signal, p.finished = st.ExitCode, st.Signal, st.FinishedAt
+		p.message = ""
+	}
 	close(p.done)
 }
 
@@ -145,6 +156,13 @@ func adoptProcess(pid int, startTick uint64, started time.Time, exitFile string)
 						break
 					}
 				}
+				// Signal nothing before the monitor is certainly gone (a poll error is not an end).
+				for {
+					if tick, err := processStartTick(pid); err != nil || tick != startTick {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
 				p.finished = time.Now()
 				p.exitCode, p.signal = 128+int32(syscall.SIGKILL), int32(syscall.SIGKILL)
 				p.message = "the container's monitor ended without recording the exit status"
@@ -156,7 +174,7 @@ func adoptProcess(pid int, startTick uint64, started time.Time, exitFile string)
 	p.finished = time.Now()
 	p.exitCode, p.signal = 128+int32(syscall.SIGKILL), int32(syscall.SIGKILL)
 	p.message = "the container ended while the node agent was down, without a recorded exit status"
-	p.ended()
+	p.endedEarlier()
 	return p
 }
 
