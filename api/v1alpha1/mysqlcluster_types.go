@@ -144,6 +144,7 @@ var OperatorOwnedConfigKeys = []string{
 	"rpl_semi_sync_source_timeout",
 	"rpl_semi_sync_source_wait_point",
 	"rpl_semi_sync_source_wait_for_replica_count",
+	"init_rpl_role",
 }
 
 // DeletionPolicy says what happens to data volumes when a cluster is deleted.
@@ -207,6 +208,7 @@ type MySQLDSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_timeout' in self) && !('rpl-semi-sync-source-timeout' in self)",message="spec.mysqld.config: rpl_semi_sync_source_timeout is managed by Kura and cannot be overridden; remove it"
 	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_wait_point' in self) && !('rpl-semi-sync-source-wait-point' in self)",message="spec.mysqld.config: rpl_semi_sync_source_wait_point is managed by Kura and cannot be overridden; remove it"
 	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_wait_for_replica_count' in self) && !('rpl-semi-sync-source-wait-for-replica-count' in self)",message="spec.mysqld.config: rpl_semi_sync_source_wait_for_replica_count is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="!('init_rpl_role' in self) && !('init-rpl-role' in self)",message="spec.mysqld.config: init_rpl_role is managed by Kura and cannot be overridden; remove it"
 	// +kubebuilder:validation:MaxProperties=200
 	// +optional
 	Config map[string]string `json:"config,omitempty"`

@@ -33,6 +33,13 @@ func (d *decider) primaryUnreachable(primary Instance, known bool) {
 		}
 		return
 	}
+	d.replacePrimary(old, why)
+}
+
+// replacePrimary fails over from the recorded primary old, which is unreachable past the grace
+// period or must not serve again (why says which): refuse when that is unsafe or not allowed,
+// else stop every receiver (stage 1) and promote the replica holding everything (stage 2).
+func (d *decider) replacePrimary(old int, why string) {
 	if d.o.Spec.Replicas <= 1 {
 		d.state(StateFailed, "SingleInstance", "primary %s %s; a single-instance cluster has no replica to fail over to", d.name(old), why)
 		d.labelsSet = true

@@ -128,6 +128,15 @@ func (d *decider) primaryReachable(primary Instance) {
 		d.p.Continue = true
 		return
 	}
+	if why := d.primaryBehind(primary); why != "" {
+		// Rule 3b: making it writable would reuse GTIDs a replica already holds with other
+		// contents. Fail over to the replica holding them instead; the old primary then
+		// rejoins it as a replica (its set is contained in the new primary's).
+		d.p.Instances = nil
+		d.assessWithoutPrimary(primary.Ordinal, why)
+		d.replacePrimary(primary.Ordinal, why)
+		return
+	}
 	if d.switchoverRequested(primary, verdicts) || d.plannedSwitchover(primary, verdicts) {
 		d.setStatuses(pst, verdicts)
 		return
@@ -142,6 +151,30 @@ func (d *decider) primaryReachable(primary Instance) {
 	if !d.rollReplica(primary) {
 		d.rollPrimary(primary, verdicts)
 	}
+}
+
+// primaryBehind says why a read-only primary must not be made writable, or "": a replica
+// holds (applied or only received) transactions the primary itself wrote but no longer has.
+// That happens when the primary restarted and crash recovery cut transactions a replica had
+// already received (MariaDB with init_rpl_role=SLAVE; they were never acknowledged to a
+// client), or when its data was rolled back (a restored volume).
+func (d *decider) primaryBehind(primary Instance) string {
+	if !primary.SQL.ReadOnly {
+		return ""
+	}
+	var ahead []string
+	for _, in := range d.o.Instances {
+		if in.Ordinal == primary.Ordinal || in.SQL == nil {
+			continue
+		}
+		if lost := in.SQL.holds().FromServer(primary.SQL.ServerID).Subtract(primary.SQL.Executed); !lost.IsEmpty() {
+			ahead = append(ahead, fmt.Sprintf("%s has %s", in.Name, lost))
+		}
+	}
+	if len(ahead) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("restarted without transactions it wrote that its replicas hold (%s)", strings.Join(ahead, "; "))
 }
 
 func (d *decider) setStatuses(primary InstanceStatus, verdicts map[int]replicaVerdict) {

@@ -99,6 +99,17 @@ var decideCases = []struct {
 		steps: []string{"set-read-only(2, true)", "kill-connections(2)"}, events: []string{EventInstanceFenced}}},
 	{"primary reachable but read-only is made writable", cluster(3).primary(0).readOnly(0), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
 		steps: []string{"set-read-only(0, false)"}}},
+	// A primary that restarted without transactions a replica holds is not reopened (rule 3b).
+	{"read-only primary behind a replica: not made writable, failover stage 1", cluster(3).primary(0).readOnly(0).has(1, "0-1000-101", "0-1000-101"),
+		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
+			steps: []string{"fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
+			check: messageHas("restarted without transactions it wrote that its replicas hold (db-1 has 0-1000-101)")}},
+	{"read-only primary behind a replica: the replica holding its transactions is promoted", cluster(3).primary(0).readOnly(0).has(1, "0-1000-100", "0-1000-101").fenced(1).fenced(2),
+		want{state: StateFailed, reason: "FailingOver", primary: ord(1), term: 2, events: []string{EventFailoverCompleted},
+			steps: []string{"wait-applied(1, \"0-1000-101\", 1m0s)", "promote(1)", "record-Failover(term 2, 0 -> 1: primary db-0 restarted without transactions it wrote that its replicas hold (db-1 has 0-1000-101))", "optional configure-replica(2, source 1, semi-sync true)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"}}},
+	{"read-only primary and a replica with its own (errant) writes: the primary is reopened", cluster(3).primary(0).readOnly(0).errant(1, "0-1001-5"),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventErrantReplicaDetected},
+			steps: []string{"set-read-only(0, false)"}}},
 	{"primary configured as a replica stops replicating", cluster(3).primary(0).source(0, 2).label(0, LabelPrimary), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
 		steps: []string{"promote(0)"}}},
 

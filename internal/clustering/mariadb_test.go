@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -407,4 +409,62 @@ func TestEngineFailoverKeepsReceivedButUnappliedWrites(t *testing.T) {
 	r.until("a new primary", 30*time.Second, func() bool { return r.recorded().Primary != 0 })
 	p := r.recorded().Primary
 	r.until("the relay log applied on the new primary", 30*time.Second, func() bool { return len(missing(t, r, p, acked)) == 0 })
+}
+
+// TestEngineRestartedPrimaryBehindReplicasIsReplaced: the primary comes back without
+// transactions its replicas hold (here its data directory is rolled back; crash recovery with
+// init_rpl_role=SLAVE does the same to a transaction a replica received but the primary never
+// committed). It must not be made writable, which would write new transactions under GTIDs
+// the replicas already hold: the replica holding them is promoted and the old primary rejoins
+// it with nothing lost. The failover grace period is set far out so that only this rule can
+// move the primary.
+func TestEngineRestartedPrimaryBehindReplicasIsReplaced(t *testing.T) {
+	r := bootstrapped(t)
+	r.mu.Lock()
+	r.spec.FailoverGrace = 10 * time.Minute
+	r.mu.Unlock()
+	insert := func(from, to int64) []int64 {
+		app := r.db(0, appUser, appPassword, 5*time.Second)
+		var ids []int64
+		for id := from; id <= to; id++ {
+			if _, err := app.Exec("INSERT INTO app.t (id) VALUES (?)", id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	ids := insert(1, 5)
+	old := r.servers[0]
+	old.Stop()
+	aside := filepath.Join(t.TempDir(), "data")
+	if out, err := exec.Command("cp", "-a", old.DataDir, aside).CombinedOutput(); err != nil {
+		t.Fatalf("copy the data directory: %v\n%s", err, out)
+	}
+	old.Restart()
+	admin := r.db(0, engine.AdminUser, adminPassword, 5*time.Second)
+	r.until("the primary writable again", 30*time.Second, func() bool {
+		var ro int
+		return admin.QueryRow("SELECT @@read_only").Scan(&ro) == nil && ro == 0
+	})
+	// Writable comes first; healthy (replicas connected, semi-sync waiting for them) after.
+	r.until("healthy with the primary back", 30*time.Second, r.healthy)
+	ids = append(ids, insert(6, 10)...)
+	old.Kill()
+	if out, err := exec.Command("sh", "-c", `rm -rf "$1" && cp -a "$2" "$1"`, "sh", old.DataDir, aside).CombinedOutput(); err != nil {
+		t.Fatalf("roll the data directory back: %v\n%s", err, out)
+	}
+	old.Restart()
+	r.until("a new primary", 60*time.Second, func() bool { return r.recorded().Primary != 0 })
+	r.until("healthy again", 60*time.Second, r.healthy)
+	for o := range r.servers {
+		if lost := missing(t, r, o, ids); len(lost) > 0 {
+			t.Errorf("instance %d lacks %v", o, lost)
+		}
+	}
+	for _, st := range r.report().Plan.Instances {
+		if st.Ordinal == 0 && (st.Role != RoleReplica || !st.Healthy) {
+			t.Errorf("old primary: %+v, want a healthy replica", st)
+		}
+	}
 }

@@ -318,3 +318,46 @@ func TestMariaDBReplicaPositionBehindBinlog(t *testing.T) {
 		t.Errorf("replica position %s, want %s", st.ReplicaPosition, want.Position())
 	}
 }
+
+// TestMariaDBKilledPrimaryDropsUnacknowledgedTransaction: with the rendered configuration
+// (init_rpl_role=SLAVE, semi-sync replica side on), a primary killed while a commit waits for
+// an acknowledgement restarts without that transaction: crash recovery rolls it back and cuts
+// it from the binary log, so the old primary is not errant. The client never saw the commit.
+func TestMariaDBKilledPrimaryDropsUnacknowledgedTransaction(t *testing.T) {
+	c := enginetest.Start(t, 2, enginetest.Options{})
+	ctx := context.Background()
+	p, r := c.Instances[0], c.Instances[1]
+	pe, re := p.Open(engine.Options{}), r.Open(engine.Options{})
+	promote(t, ctx, pe, 1)
+	replicate(t, ctx, re, p)
+	db := p.DB()
+	mustExec(t, db, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1)")
+	acked := pe.Status(ctx).ExecutedGTID
+	if err := re.StopReplication(ctx, engine.IOThread); err != nil {
+		t.Fatal(err)
+	}
+	committed := make(chan error, 1)
+	go func() {
+		_, err := db.Exec("INSERT INTO d.t VALUES (2)")
+		committed <- err
+	}()
+	eventually(t, 10*time.Second, "the commit waiting for an acknowledgement", func() (bool, string) {
+		st := pe.Status(ctx)
+		return st.SemiSync.UnackedTransactions > 0 || !st.ExecutedGTID.Equal(acked), fmt.Sprintf("%+v", st.SemiSync)
+	})
+	select {
+	case err := <-committed:
+		t.Fatalf("the commit returned without an acknowledgement: %v", err)
+	default:
+	}
+	p.Kill()
+	p.Restart()
+	st := pe.Status(ctx)
+	if !st.ExecutedGTID.Equal(acked) {
+		t.Errorf("restarted primary executed %s, want %s (the unacknowledged transaction cut)", st.ExecutedGTID, acked)
+	}
+	var n int
+	if err := p.DB().QueryRow("SELECT COUNT(*) FROM d.t").Scan(&n); err != nil || n != 1 {
+		t.Errorf("rows after restart = %d (%v), want 1", n, err)
+	}
+}

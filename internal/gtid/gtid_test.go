@@ -262,3 +262,15 @@ func TestAccessors(t *testing.T) {
 		t.Fatal("accessors of the other flavor must be nil")
 	}
 }
+
+func TestFromServer(t *testing.T) {
+	s := MustParse(MariaDB, "0-1000-7,0-1001-9,1-1000-3")
+	for id, want := range map[uint32]string{1000: "0-1000-7,1-1000-3", 1001: "0-1001-9", 1002: ""} {
+		if got := s.FromServer(id).String(); got != want {
+			t.Errorf("FromServer(%d) = %q, want %q", id, got, want)
+		}
+	}
+	if got := MustParse(MySQL, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5").FromServer(1000); !got.IsEmpty() {
+		t.Errorf("FromServer of a MySQL set = %q, want empty", got)
+	}
+}

@@ -162,3 +162,22 @@ func (s Set) Position() Set {
 	}
 	return Set{flavor: MariaDB, maria: out}
 }
+
+// FromServer returns the part of a MariaDB set that the given server_id wrote (a transaction
+// carries the id of the server where it was first committed). MySQL sets name servers by
+// UUID, not by server_id: for them the result is empty.
+func (s Set) FromServer(id uint32) Set {
+	if s.flavor != MariaDB {
+		return Set{flavor: s.flavor}
+	}
+	out := map[DomainServer]uint64{}
+	for k, seq := range s.maria {
+		if k.Server == id {
+			out[k] = seq
+		}
+	}
+	if len(out) == 0 {
+		return Set{flavor: s.flavor}
+	}
+	return Set{flavor: s.flavor, maria: out}
+}

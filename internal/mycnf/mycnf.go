@@ -85,6 +85,12 @@ func owned(engine kurav1alpha1.Engine, semiSync bool) []setting {
 			setting{"rpl_semi_sync_slave_enabled", onOff(semiSync)},
 			setting{"rpl_semi_sync_master_wait_point", "AFTER_SYNC"},
 			setting{"rpl_semi_sync_master_timeout", semiSyncTimeout},
+			// Crash recovery as a semi-sync replica: a transaction in the binary log that was
+			// not committed in the engine (so never acknowledged to its client) is rolled back
+			// and cut from the binary log, instead of committed. A primary killed while waiting
+			// for an acknowledgement then restarts without it and rejoins the new primary
+			// instead of being errant. Only with semi-sync (a lone instance keeps what it logged).
+			setting{"init_rpl_role", map[bool]string{true: "SLAVE", false: "MASTER"}[semiSync]},
 		)
 	}
 }
