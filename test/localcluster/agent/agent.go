@@ -69,7 +69,7 @@ func New(cfg *localcluster.Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to build client: %w", err)
 	}
-	a := &Agent{cfg: cfg, client: cs, ipam: newIPAM(), nodes: map[string]int{}, workers: map[types.UID]*podWorker{}}
+	a := &Agent{cfg: cfg, client: cs, ipam: newIPAM(cfg.Path("run", "ipam.json")), nodes: map[string]int{}, workers: map[types.UID]*podWorker{}}
 	for i := 1; i <= cfg.Nodes; i++ {
 		a.nodes[nodeName(i)] = i
 	}

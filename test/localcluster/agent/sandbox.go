@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"hash/fnv"
 	"path/filepath"
 	"sync"
@@ -12,14 +14,39 @@ import (
 )
 
 // ipam hands out Pod addresses: node-N allocates 10.244.N.2 .. 10.244.N.254, round robin, so
-// a new Pod does not inherit an address whose old MAC address peers still have cached.
+// a new Pod does not inherit an address whose old MAC address peers still have cached. The
+// round-robin position is kept in a file (when path is set), so that a restarted agent does
+// not start over at addresses that were freed a moment ago.
 type ipam struct {
 	mu   sync.Mutex
+	path string
 	used map[string]bool
 	next map[int]int
 }
 
-func newIPAM() *ipam { return &ipam{used: map[string]bool{}, next: map[int]int{}} }
+func newIPAM(path string) *ipam {
+	p := &ipam{path: path, used: map[string]bool{}, next: map[int]int{}}
+	if path != "" {
+		if data, err := os.ReadFile(path); err == nil {
+			_ = json.Unmarshal(data, &p.next)
+		}
+	}
+	return p
+}
+
+// save records the round-robin position; losing it only risks an earlier reuse of an address.
+func (p *ipam) save() {
+	if p.path == "" {
+		return
+	}
+	data, err := json.Marshal(p.next)
+	if err != nil {
+		return
+	}
+	if err := os.WriteFile(p.path+".tmp", data, 0o644); err == nil {
+		_ = os.Rename(p.path+".tmp", p.path)
+	}
+}
 
 func (p *ipam) allocate(nodeIndex int) (string, error) {
 	p.mu.Lock()
@@ -32,6 +59,7 @@ func (p *ipam) allocate(nodeIndex int) (string, error) {
 		if !p.used[ip] {
 			p.used[ip] = true
 			p.next[nodeIndex] = (start + i + 1) % count
+			p.save()
 			return ip, nil
 		}
 	}

@@ -154,7 +154,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestIPAMRoundRobin(t *testing.T) {
-	p := newIPAM()
+	p := newIPAM("")
 	a, _ := p.allocate(1)
 	p.release(a)
 	b, _ := p.allocate(1)
@@ -175,7 +175,7 @@ func TestIPAMRoundRobin(t *testing.T) {
 }
 
 func TestIPAMReserve(t *testing.T) {
-	p := newIPAM()
+	p := newIPAM("")
 	p.reserve("10.244.1.2")
 	p.reserve("10.244.1.4")
 	for range 251 {
@@ -243,5 +243,25 @@ func isDone(p *process) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// TestIPAMKeepsItsPositionAcrossRestarts: a new allocator on the same file goes on where the
+// last one stopped, instead of handing out the addresses freed just before.
+func TestIPAMKeepsItsPositionAcrossRestarts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipam.json")
+	first := newIPAM(path)
+	for range 3 {
+		if _, err := first.allocate(2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := newIPAM(path)
+	ip, err := second.allocate(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip != "10.244.2.5" {
+		t.Errorf("first address after a restart = %s, want 10.244.2.5 (after the three handed out)", ip)
 	}
 }
