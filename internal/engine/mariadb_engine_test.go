@@ -53,6 +53,18 @@ func replicate(t *testing.T, ctx context.Context, inst engine.Instance, src *eng
 	}
 }
 
+// primaryAndReplica starts two instances: a primary waiting for waitCount acknowledgements
+// and its semi-sync replica.
+func primaryAndReplica(t *testing.T, ctx context.Context, waitCount int) (p, r *enginetest.Instance, pe, re engine.Instance) {
+	t.Helper()
+	c := enginetest.Start(t, 2, enginetest.Options{})
+	p, r = c.Instances[0], c.Instances[1]
+	pe, re = p.Open(engine.Options{}), r.Open(engine.Options{})
+	promote(t, ctx, pe, waitCount)
+	replicate(t, ctx, re, p)
+	return p, r, pe, re
+}
+
 func promote(t *testing.T, ctx context.Context, inst engine.Instance, waitCount int) {
 	t.Helper()
 	if err := inst.StopReplicaAndReset(ctx); err != nil {
@@ -281,12 +293,8 @@ func gtidSeq(s gtid.Set) uint64 {
 // or replication would apply the statement again and stop with error 1950. The crash window is
 // reproduced by setting the stale position by hand.
 func TestMariaDBReplicaPositionBehindBinlog(t *testing.T) {
-	c := enginetest.Start(t, 2, enginetest.Options{})
 	ctx := context.Background()
-	p, r := c.Instances[0], c.Instances[1]
-	pe, re := p.Open(engine.Options{}), r.Open(engine.Options{})
-	promote(t, ctx, pe, 0)
-	replicate(t, ctx, re, p)
+	p, r, pe, re := primaryAndReplica(t, ctx, 0)
 	db := p.DB()
 	mustExec(t, db, "CREATE DATABASE before_crash")
 	stale := pe.Status(ctx).ExecutedGTID
@@ -324,12 +332,8 @@ func TestMariaDBReplicaPositionBehindBinlog(t *testing.T) {
 // an acknowledgement restarts without that transaction: crash recovery rolls it back and cuts
 // it from the binary log, so the old primary is not errant. The client never saw the commit.
 func TestMariaDBKilledPrimaryDropsUnacknowledgedTransaction(t *testing.T) {
-	c := enginetest.Start(t, 2, enginetest.Options{})
 	ctx := context.Background()
-	p, r := c.Instances[0], c.Instances[1]
-	pe, re := p.Open(engine.Options{}), r.Open(engine.Options{})
-	promote(t, ctx, pe, 1)
-	replicate(t, ctx, re, p)
+	p, _, pe, re := primaryAndReplica(t, ctx, 1)
 	db := p.DB()
 	mustExec(t, db, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1)")
 	acked := pe.Status(ctx).ExecutedGTID
