@@ -3,8 +3,8 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"hash/fnv"
+	"os"
 	"path/filepath"
 	"sync"
 
