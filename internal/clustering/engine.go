@@ -80,12 +80,21 @@ func (e *EngineSQL) Executed(ctx context.Context) (gtid.Set, error) {
 // stopped too, it is restarted on the relay log by file position (engine ApplyRelayLog), because
 // on MariaDB a later START SLAVE in GTID mode would discard the relay log — and with the primary
 // gone, that relay log may be the only copy of an acknowledged write (docs/engines.md).
+//
+// When the relay log cannot be applied, the receiver is still stopped (the fence must hold
+// whatever happens to the applier) and the apply error is returned: the step fails visibly,
+// and the next pass finds the receiver stopped and waits for the candidate's applied set,
+// which refuses a failover to an instance that cannot reach what it acknowledged.
 func (e *EngineSQL) StopReceiver(ctx context.Context) error {
-	if err := e.Instance.ApplyRelayLog(ctx); err == nil {
+	err := e.Instance.ApplyRelayLog(ctx)
+	if err == nil {
 		return nil
 	}
-	// Nothing to apply by position (never received anything): stopping the receiver is enough.
-	return e.Instance.StopReplication(ctx, engine.IOThread)
+	stopErr := e.Instance.StopReplication(ctx, engine.IOThread)
+	if errors.Is(err, engine.ErrNoRelayLog) {
+		return stopErr // nothing was received: stopping the receiver is all there is to do
+	}
+	return errors.Join(err, stopErr)
 }
 
 // SetReadOnly turns read-only on or off.

@@ -181,6 +181,10 @@ type Instance interface {
 // ErrWaitTimeout is returned by WaitForGTID when the set was not reached in time.
 var ErrWaitTimeout = errors.New("timed out waiting for GTID set")
 
+// ErrNoRelayLog is wrapped by ApplyRelayLog when the replica has no relay log position to
+// apply from (it never received anything): stopping the receiver is then all there is to do.
+var ErrNoRelayLog = errors.New("no relay log position")
+
 // Open returns an Instance without doing any I/O; connections are made on use.
 func Open(kind kurav1alpha1.Engine, ep Endpoint, opts Options) (Instance, error) {
 	d, err := dialectFor(kind)

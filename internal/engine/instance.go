@@ -307,7 +307,7 @@ func (i *instance) ApplyRelayLog(ctx context.Context) error {
 	}
 	file, pos := rows[0]["Relay_Log_File"], parseInt(rows[0]["Relay_Log_Pos"])
 	if file == "" || pos <= 0 {
-		return fmt.Errorf("failed to apply the relay log on %s: no relay log position", i.ep.Address())
+		return fmt.Errorf("failed to apply the relay log on %s: %w", i.ep.Address(), ErrNoRelayLog)
 	}
 	return i.exec(ctx, "apply the relay log", i.d.applyRelayLog(file, pos)...)
 }
