@@ -137,14 +137,13 @@ func (e *env) checkKept(t *testing.T, ns string, mainPid int, ip string, readySi
 	if c := condition(p, corev1.PodReady); readySince != nil && (c == nil || c.Status != corev1.ConditionTrue || !c.LastTransitionTime.Equal(readySince)) {
 		t.Errorf("Ready condition %+v, want True since %s (never dropped)", c, readySince)
 	}
-	first := e.exec(t, ns, "keeper", "main", "cat", "/data/count")
+	first, _ := strconv.Atoi(strings.TrimSpace(e.exec(t, ns, "keeper", "main", "cat", "/data/count")))
 	e.waitFor(t, 10*time.Second, "the counter to go on", func() (bool, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		now, err := e.cfg.Exec(ctx, ns, "keeper", "main", "cat", "/data/count")
-		a, _ := strconv.Atoi(strings.TrimSpace(first))
-		b, _ := strconv.Atoi(strings.TrimSpace(now))
-		return b > a, err
+		n, _ := strconv.Atoi(strings.TrimSpace(now))
+		return n > first, err
 	})
 	if got := e.exec(t, ns, "keeper", "main", "cat", "/data/inits"); got != "ran\n" {
 		t.Errorf("init container runs = %q, want exactly one", got)

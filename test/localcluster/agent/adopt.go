@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,7 +52,6 @@ type ctrRecord struct {
 	ContainerID string                `json:"containerID,omitempty"`
 	PID         int                   `json:"pid,omitempty"`
 	StartTick   uint64                `json:"startTick,omitempty"`
-	ProcStarted time.Time             `json:"procStarted,omitzero"`
 }
 
 // record captures the worker's state; nil once the Pod is torn down.
@@ -67,7 +65,7 @@ func (w *podWorker) record() *podRecord {
 		Namespace: w.namespace, Name: w.name, NetNS: w.sb.netns, Veth: w.sb.veth, IP: w.sb.ip,
 		StartTime: w.startTime, Initialized: w.initialized, FinalPhase: w.finalPhase,
 	}
-	for _, cs := range append(append([]*ctrState{}, w.inits...), w.mains...) {
+	for _, cs := range w.containers() {
 		cs.mu.Lock()
 		cr := ctrRecord{
 			Name: cs.spec.Name, Init: cs.init, State: *cs.state.DeepCopy(), Last: *cs.last.DeepCopy(),
@@ -75,7 +73,7 @@ func (w *podWorker) record() *podRecord {
 			ContainerID: cs.containerID,
 		}
 		if cs.state.Running != nil && cs.proc != nil {
-			cr.PID, cr.StartTick, cr.ProcStarted = cs.proc.pid, cs.proc.startTick, cs.proc.started
+			cr.PID, cr.StartTick = cs.proc.pid, cs.proc.startTick
 		}
 		cs.mu.Unlock()
 		r.Containers = append(r.Containers, cr)
@@ -190,9 +188,7 @@ func (w *podWorker) restore(r *podRecord) {
 	w.startTime = r.StartTime
 	w.initialized = r.Initialized
 	w.finalPhase = r.FinalPhase
-	w.adopted = true
-	all := append(append([]*ctrState{}, w.inits...), w.mains...)
-	for i, cs := range all {
+	for i, cs := range w.containers() {
 		cr := r.Containers[i]
 		if cr.Name != cs.spec.Name {
 			continue // the spec changed under the record: start this container afresh
@@ -203,7 +199,7 @@ func (w *podWorker) restore(r *podRecord) {
 		exitFile := w.dir("containers", cs.spec.Name+".exit")
 		switch {
 		case cr.State.Running != nil:
-			cs.adopted = adoptProcess(cr.PID, cr.StartTick, cr.ProcStarted, exitFile)
+			cs.adopted = adoptProcess(cr.PID, cr.StartTick, cr.State.Running.StartedAt.Time, exitFile)
 			cs.proc = cs.adopted
 		case cr.State.Terminated != nil && (!cs.init || cr.State.Terminated.ExitCode != 0):
 			// It ended and was not restarted (a completed init container is simply skipped):

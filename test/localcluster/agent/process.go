@@ -120,10 +120,7 @@ func (p *process) wait() {
 // ended completes a run once the monitor is gone: the monitor's record of the command's end
 // is more precise than the monitor's own exit (it tells a signal from an exit code).
 func (p *process) ended() {
-	if st, ok := containerinit.ReadExitStatus(p.exitFile); ok {
-		p.exitCode, p.signal, p.finished = st.ExitCode, st.Signal, st.FinishedAt
-		p.message = ""
-	}
+	p.useRecordedStatus()
 	// Like a container runtime, stop whatever the command left running. The group still
 	// exists while any member does, so its id cannot have been reused.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
@@ -133,11 +130,24 @@ func (p *process) ended() {
 // endedEarlier completes a run that was over before the agent could watch it: its pid may
 // belong to another process by now, so nothing is signalled.
 func (p *process) endedEarlier() {
+	p.useRecordedStatus()
+	close(p.done)
+}
+
+// useRecordedStatus takes the command's end from the monitor's record, when there is one.
+func (p *process) useRecordedStatus() {
 	if st, ok := containerinit.ReadExitStatus(p.exitFile); ok {
 		p.exitCode, p.signal, p.finished = st.ExitCode, st.Signal, st.FinishedAt
 		p.message = ""
 	}
-	close(p.done)
+}
+
+// assumeKilled is the end of a run whose monitor left no record: it is taken as a SIGKILL
+// (the way a monitor ends without writing one), unless useRecordedStatus finds a record.
+func (p *process) assumeKilled(message string) {
+	p.finished = time.Now()
+	p.exitCode, p.signal = 128+int32(syscall.SIGKILL), int32(syscall.SIGKILL)
+	p.message = message
 }
 
 // adoptProcess takes over a run an earlier agent started: if its monitor still runs (the same
@@ -163,17 +173,13 @@ func adoptProcess(pid int, startTick uint64, started time.Time, exitFile string)
 					}
 					time.Sleep(100 * time.Millisecond)
 				}
-				p.finished = time.Now()
-				p.exitCode, p.signal = 128+int32(syscall.SIGKILL), int32(syscall.SIGKILL)
-				p.message = "the container's monitor ended without recording the exit status"
+				p.assumeKilled("the container's monitor ended without recording the exit status")
 				p.ended()
 			}()
 			return p
 		}
 	}
-	p.finished = time.Now()
-	p.exitCode, p.signal = 128+int32(syscall.SIGKILL), int32(syscall.SIGKILL)
-	p.message = "the container ended while the node agent was down, without a recorded exit status"
+	p.assumeKilled("the container ended while the node agent was down, without a recorded exit status")
 	p.endedEarlier()
 	return p
 }

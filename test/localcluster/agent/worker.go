@@ -27,7 +27,6 @@ type podWorker struct {
 	pod      *corev1.Pod // latest seen
 	deleted  bool        // the object is gone from the API
 	detached bool        // the agent stops and leaves the Pod running
-	adopted  bool        // an earlier agent run started the Pod
 	tornDown bool        // the sandbox and the Pod's files are gone
 
 	// Guarded by mu; read by the status writer.
@@ -79,6 +78,11 @@ func (w *podWorker) detach() {
 	w.detached = true
 	w.mu.Unlock()
 	w.cancel()
+}
+
+// containers lists the init containers, then the main ones.
+func (w *podWorker) containers() []*ctrState {
+	return append(append([]*ctrState{}, w.inits...), w.mains...)
 }
 
 func (w *podWorker) isDetached() bool {
@@ -286,7 +290,7 @@ func (w *podWorker) teardown() {
 	w.tornDown = true
 	w.mu.Unlock()
 	// Whatever still runs of the Pod (an adopted run the worker never got to stop) goes now.
-	for _, cs := range append(append([]*ctrState{}, w.inits...), w.mains...) {
+	for _, cs := range w.containers() {
 		cs.mu.Lock()
 		p := cs.proc
 		cs.mu.Unlock()

@@ -101,8 +101,7 @@ func Run(s *Spec, started func()) (int, error) {
 	// Every step, and the fork of the command, happens on this thread: it alone joined the
 	// Pod's network namespace.
 	runtime.LockOSThread()
-	code, err := run(s, started)
-	return code, err
+	return run(s, started)
 }
 
 func run(s *Spec, started func()) (int, error) {
