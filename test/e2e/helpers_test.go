@@ -4,15 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -22,6 +19,7 @@ import (
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/test/e2eutil"
 )
 
 const (
@@ -86,15 +84,7 @@ func update(t testing.TB, ns, name string, mut func(*kurav1alpha1.MySQLCluster))
 // waitFor polls cond until it returns nil, failing with its last error at the deadline.
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+	e2eutil.WaitFor(t, what, timeout, cond)
 }
 
 // healthy reports nil once the cluster is Healthy with n healthy instances, one primary.
@@ -156,15 +146,7 @@ func podIP(t testing.TB, ns, pod string) string {
 }
 
 func openDB(host, user, password string) *sql.DB {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", host+":3306"
-	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, 5*time.Second, 5*time.Second
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		panic(err) // FormatDSN output always parses
-	}
-	db.SetMaxOpenConns(1)
-	return db
+	return e2eutil.OpenDB(host, user, password, e2eutil.DefaultTimeouts)
 }
 
 // setupApp creates the application's database and account through the primary Service, as an
@@ -313,20 +295,9 @@ func containerIDs(pods *corev1.PodList) map[string]string {
 // killContainer sends SIGKILL to a container's process group, as a crash would.
 func killContainer(t testing.TB, ns, pod, container string) {
 	t.Helper()
-	p := &corev1.Pod{}
-	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: pod}, p); err != nil {
+	env := e2eutil.Env{LC: lc, Client: k8s}
+	if err := env.SignalContainer(context.Background(), ns, pod, container, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
-	}
-	data, err := os.ReadFile(lc.PodProcessGroupFile(string(p.UID), container))
-	if err != nil {
-		t.Fatalf("no process group recorded for %s/%s: %v", pod, container, err)
-	}
-	pgid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pgid <= 1 {
-		t.Fatalf("bad process group %q", data)
-	}
-	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil {
-		t.Fatalf("failed to kill %s/%s: %v", pod, container, err)
 	}
 }
 

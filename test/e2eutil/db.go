@@ -1,0 +1,55 @@
+package e2eutil
+
+import (
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Timeouts of a connection to an instance: connect, and each read or write on the wire.
+type Timeouts struct {
+	Dial, IO time.Duration
+}
+
+// DefaultTimeouts suit a test client that should notice a dead server within seconds.
+var DefaultTimeouts = Timeouts{Dial: 2 * time.Second, IO: 5 * time.Second}
+
+// OpenDB opens a pool of one connection to host:3306 (an instance's Pod IP or a Service's
+// ClusterIP) as user.
+func OpenDB(host, user, password string, to Timeouts) *sql.DB {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", host+":3306"
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = to.Dial, to.IO, to.IO
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		panic(err) // FormatDSN output always parses
+	}
+	db.SetMaxOpenConns(1)
+	return db
+}
+
+// WaitFor polls cond until it returns nil, failing with its last error at the deadline.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	if err := Await(timeout, 250*time.Millisecond, cond); err != nil {
+		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+	}
+}
+
+// Await polls cond every interval until it returns nil or timeout passes; then it returns
+// cond's last error.
+func Await(timeout, interval time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(interval)
+	}
+}
