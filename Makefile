@@ -10,7 +10,7 @@ ETCD := /usr/bin/etcd
 ASSETS := $(BIN)/envtest-assets
 GO_TEST_FLAGS ?=
 
-.PHONY: demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e clean fmt vet
+.PHONY: demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e chaos chaos-sample clean fmt vet
 
 all: build
 
@@ -66,15 +66,27 @@ unit:
 # then the local cluster's own tests and the end-to-end suite, one at a time (one local cluster
 # per machine).
 test: deps verify-generated lint envtest-assets
-	KUBEBUILDER_ASSETS=$(ASSETS) go test $(GO_TEST_FLAGS) -count=1 -timeout 40m $$(go list ./... | grep -v -e /test/e2e -e /test/localcluster)
+	KUBEBUILDER_ASSETS=$(ASSETS) go test $(GO_TEST_FLAGS) -count=1 -timeout 40m $$(go list ./... | grep -v -e /test/e2e -e /test/localcluster -e /test/chaos)
 	hack/build-k8s.sh >/dev/null
 	go test $(GO_TEST_FLAGS) -count=1 -p 1 -timeout 30m ./test/localcluster/...
 	$(MAKE) e2e
+	$(MAKE) chaos-sample
 
 # The end-to-end suite on the local cluster (needs root).
 e2e:
 	hack/build-k8s.sh >/dev/null
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 45m -v ./test/e2e/
+
+# The chaos suite on the local cluster (docs/chaos.md): KURA_CHAOS_ROUNDS faults (default 104),
+# KURA_CHAOS_SEED for the order; the summary goes to bin/chaos-summary.md.
+chaos:
+	hack/build-k8s.sh >/dev/null
+	KURA_CHAOS_ROUNDS=$${KURA_CHAOS_ROUNDS:-104} go test $(GO_TEST_FLAGS) -count=1 -timeout 300m -v ./test/chaos/
+
+# Its sample in `make test`: one round of each fault kind.
+chaos-sample:
+	hack/build-k8s.sh >/dev/null
+	KURA_CHAOS_ROUNDS=0 go test $(GO_TEST_FLAGS) -count=1 -timeout 40m -v ./test/chaos/
 
 # End-to-end benchmarks (docs/benchmarks.md).
 bench-e2e:

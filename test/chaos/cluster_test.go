@@ -1,0 +1,405 @@
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/test/e2eutil"
+)
+
+// clusterName is the MySQLCluster every round runs against; its database defaults to the same
+// name.
+const clusterName = "chaos"
+
+// cluster is the MySQLCluster under test and how the application reaches it.
+type cluster struct {
+	ns, name string
+	replicas int
+	// The application's account and database: the Secret's app account and spec.database.
+	user, password, database string
+	// adminUser and adminPassword: the Secret's admin account, used only to look (replication
+	// state for the stage-timed operator kills) and, before the app account existed, to create
+	// one.
+	adminUser, adminPassword string
+	// writerIgnoresReadOnly: the writer's account holds READ ONLY ADMIN or SUPER.
+	writerIgnoresReadOnly bool
+	primaryIP             string // the primary Service's ClusterIP
+}
+
+func (c *cluster) table() string { return "`" + c.database + "`.ledger" }
+
+func (c *cluster) key() types.NamespacedName {
+	return types.NamespacedName{Namespace: c.ns, Name: c.name}
+}
+
+func (c *cluster) get(ctx context.Context) (*kurav1alpha1.MySQLCluster, error) {
+	mc := &kurav1alpha1.MySQLCluster{}
+	return mc, env.Client.Get(ctx, c.key(), mc)
+}
+
+// newCluster creates a 3-instance MariaDB cluster with the product's defaults (what a new user
+// gets) in a fresh namespace, waits until it is healthy and prepares the ledger table.
+func newCluster(ctx context.Context, unsafe string) (*cluster, error) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "chaos-"}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		return nil, err
+	}
+	mc := &kurav1alpha1.MySQLCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: clusterName},
+		Spec: kurav1alpha1.MySQLClusterSpec{
+			Engine:   kurav1alpha1.EngineMariaDB,
+			Replicas: 3,
+			Storage:  kurav1alpha1.StorageSpec{Size: resource.MustParse("1Gi")},
+			MySQLD:   kurav1alpha1.MySQLDSpec{Config: map[string]string{"innodb_buffer_pool_size": "32M", "innodb_log_file_size": "16M"}},
+		},
+	}
+	if policy := os.Getenv("KURA_CHAOS_ERRANT_POLICY"); policy != "" {
+		mc.Spec.Replication.ErrantReplicaPolicy = kurav1alpha1.ErrantReplicaPolicy(policy)
+	}
+	if unsafe == unsafeSemiSyncOff {
+		off := false
+		mc.Spec.Replication.SemiSync = &off
+	}
+	if err := env.Client.Create(ctx, mc); err != nil {
+		return nil, err
+	}
+	c := &cluster{ns: ns.Name, name: clusterName, replicas: 3}
+	if err := e2eutil.Await(8*time.Minute, time.Second, func() error { return c.converged(ctx, nil) }); err != nil {
+		return c, fmt.Errorf("the new cluster %s/%s never became healthy: %w\n%s", c.ns, c.name, err, c.dump(ctx))
+	}
+	if err := c.accounts(ctx, unsafe); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Keys of the credentials Secret that hold the user-facing accounts (the Secret's user admin
+// account and application account).
+const (
+	keyAppPassword = "app-password"
+	appUser        = "app"
+)
+
+// accounts reads the Secret and prepares the application's database and ledger table.
+func (c *cluster) accounts(ctx context.Context, unsafe string) error {
+	s := &corev1.Secret{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: c.name + "-credentials"}, s); err != nil {
+		return err
+	}
+	c.adminPassword = string(s.Data[builder.KeyAdminPassword])
+	c.adminUser = "admin"
+	if err := c.connectAs(ctx, c.adminUser, c.adminPassword); err != nil {
+		// Before the user admin account exists, the admin password belongs to kura-admin.
+		c.adminUser = "kura-admin"
+	}
+	c.database = c.name
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(kurav1alpha1.GroupVersion.WithKind("MySQLCluster"))
+	if err := env.Client.Get(ctx, c.key(), u); err == nil {
+		if db, ok, _ := unstructured.NestedString(u.Object, "spec", "database"); ok && db != "" {
+			c.database = db
+		}
+	}
+	c.primaryIP = serviceIP(ctx, c.ns, c.name+"-primary")
+	admin := e2eutil.OpenDB(c.primaryIP, c.adminUser, c.adminPassword, e2eutil.DefaultTimeouts)
+	defer func() { _ = admin.Close() }()
+	stmts := []string{}
+	if p, ok := s.Data[keyAppPassword]; ok {
+		c.user, c.password = appUser, string(p)
+	} else {
+		// The operator does not hand out an application account yet: make one the way an
+		// application team would, with the admin account.
+		c.user, c.password = appUser, "app-secret-chaos"
+		stmts = append(stmts,
+			fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s`", c.database),
+			fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'", c.user, c.password),
+			fmt.Sprintf("GRANT ALL ON `%s`.* TO '%s'@'%%'", c.database, c.user))
+	}
+	if unsafe == unsafeAdminWriter {
+		c.user, c.password = c.adminUser, c.adminPassword
+	}
+	stmts = append(stmts, "CREATE TABLE IF NOT EXISTS "+c.table()+" (id BIGINT PRIMARY KEY, round INT NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))")
+	for _, q := range stmts {
+		db := admin
+		if strings.HasPrefix(q, "CREATE TABLE") {
+			db = e2eutil.OpenDB(c.primaryIP, c.user, c.password, e2eutil.DefaultTimeouts)
+		}
+		err := e2eutil.Await(30*time.Second, 250*time.Millisecond, func() error { _, err := db.Exec(q); return err })
+		if db != admin {
+			_ = db.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	ignores, err := c.ignoresReadOnly(ctx)
+	if err != nil {
+		return err
+	}
+	c.writerIgnoresReadOnly = ignores
+	return nil
+}
+
+func (c *cluster) connectAs(ctx context.Context, user, password string) error {
+	db := e2eutil.OpenDB(serviceIP(ctx, c.ns, c.name+"-primary"), user, password, e2eutil.DefaultTimeouts)
+	defer func() { _ = db.Close() }()
+	return db.PingContext(ctx)
+}
+
+// ignoresReadOnly reports whether the writer's account holds a privilege that read_only does
+// not stop (MariaDB: READ ONLY ADMIN, part of ALL PRIVILEGES ON *.*; SUPER).
+func (c *cluster) ignoresReadOnly(ctx context.Context) (bool, error) {
+	db := e2eutil.OpenDB(c.primaryIP, c.user, c.password, e2eutil.DefaultTimeouts)
+	defer func() { _ = db.Close() }()
+	rows, err := db.QueryContext(ctx, "SHOW GRANTS")
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return false, err
+		}
+		if strings.Contains(g, " ON *.*") && (strings.Contains(g, "ALL PRIVILEGES") || strings.Contains(g, "READ ONLY ADMIN") ||
+			strings.Contains(g, "READ_ONLY ADMIN") || strings.Contains(g, "SUPER")) {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
+}
+
+func serviceIP(ctx context.Context, ns, name string) string {
+	s := &corev1.Service{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
+		return ""
+	}
+	return s.Spec.ClusterIP
+}
+
+// pods lists the instance Pods.
+func (c *cluster) pods(ctx context.Context) ([]corev1.Pod, error) {
+	var l corev1.PodList
+	sel := builder.SelectorLabels(&kurav1alpha1.MySQLCluster{ObjectMeta: metav1.ObjectMeta{Name: c.name}})
+	if err := env.Client.List(ctx, &l, client.InNamespace(c.ns), client.MatchingLabels(sel)); err != nil {
+		return nil, err
+	}
+	sort.Slice(l.Items, func(i, j int) bool { return l.Items[i].Name < l.Items[j].Name })
+	return l.Items, nil
+}
+
+// podIPs maps each instance Pod to its IP.
+func (c *cluster) podIPs(ctx context.Context) map[string]string {
+	pods, err := c.pods(ctx)
+	if err != nil {
+		return nil
+	}
+	m := map[string]string{}
+	for _, p := range pods {
+		m[p.Name] = p.Status.PodIP
+	}
+	return m
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, cond := range p.Status.Conditions {
+		if cond.Type == corev1.PodReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// converged is nil when the cluster is Healthy and Available, every instance is healthy and
+// its Pod ready, the operator's Pod is ready, and (with a probe) the status's primary is the one
+// instance that accepts writes.
+func (c *cluster) converged(ctx context.Context, p *probe) error {
+	mc, err := c.get(ctx)
+	if err != nil {
+		return err
+	}
+	st := mc.Status
+	if st.State != kurav1alpha1.StateHealthy {
+		return fmt.Errorf("state %s (%s)", st.State, conditionSummary(mc))
+	}
+	if !meta.IsStatusConditionTrue(st.Conditions, kurav1alpha1.ConditionAvailable) {
+		return fmt.Errorf("not Available: %s", conditionSummary(mc))
+	}
+	healthy := 0
+	for _, in := range st.Instances {
+		if in.Healthy {
+			healthy++
+		}
+	}
+	if healthy != c.replicas || len(st.Instances) != c.replicas {
+		return fmt.Errorf("%d of %d instances healthy", healthy, c.replicas)
+	}
+	pods, err := c.pods(ctx)
+	if err != nil {
+		return err
+	}
+	ready := 0
+	for i := range pods {
+		if podReady(&pods[i]) && pods[i].DeletionTimestamp == nil {
+			ready++
+		}
+	}
+	if ready != c.replicas || len(pods) != c.replicas {
+		return fmt.Errorf("%d of %d instance Pods ready", ready, c.replicas)
+	}
+	op, err := operatorPod(ctx)
+	if err != nil {
+		return err
+	}
+	if !podReady(op) {
+		return fmt.Errorf("the operator's Pod %s is not ready", op.Name)
+	}
+	if p != nil {
+		if w := p.writableNow(); len(w) != 1 || w[0] != st.CurrentPrimary {
+			return fmt.Errorf("status names %s the primary, the probe finds %v writable", st.CurrentPrimary, w)
+		}
+	}
+	return nil
+}
+
+func conditionSummary(mc *kurav1alpha1.MySQLCluster) string {
+	var parts []string
+	for _, cond := range mc.Status.Conditions {
+		if cond.Status != metav1.ConditionTrue || cond.Type == kurav1alpha1.ConditionDegraded {
+			parts = append(parts, fmt.Sprintf("%s=%s/%s: %s", cond.Type, cond.Status, cond.Reason, cond.Message))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// operatorPod is the running operator Pod.
+func operatorPod(ctx context.Context) (*corev1.Pod, error) {
+	var l corev1.PodList
+	if err := env.Client.List(ctx, &l, client.InNamespace(e2eutil.OperatorNamespace)); err != nil {
+		return nil, err
+	}
+	for i := range l.Items {
+		if l.Items[i].DeletionTimestamp == nil && len(l.Items[i].Spec.Containers) > 0 && l.Items[i].Spec.Containers[0].Name == "operator" {
+			return &l.Items[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no operator Pod in %s", e2eutil.OperatorNamespace)
+}
+
+// events lists the namespace's Events, oldest first.
+func (c *cluster) events(ctx context.Context) []corev1.Event {
+	var l corev1.EventList
+	if err := env.Client.List(ctx, &l, client.InNamespace(c.ns)); err != nil {
+		return nil
+	}
+	sort.Slice(l.Items, func(i, j int) bool { return eventTime(&l.Items[i]).Before(eventTime(&l.Items[j])) })
+	return l.Items
+}
+
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case e.Series != nil:
+		return e.Series.LastObservedTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+// eventVersions maps each Event with reason to its resourceVersion: an Event not in an earlier
+// map, or with another version, happened since.
+func (c *cluster) eventVersions(ctx context.Context, reason string) map[string]string {
+	m := map[string]string{}
+	for _, e := range c.events(ctx) {
+		if e.Reason == reason {
+			m[e.Name] = e.ResourceVersion
+		}
+	}
+	return m
+}
+
+// dump is the evidence of a round that went wrong: status, Events, Pods and the operator's
+// log tail.
+func (c *cluster) dump(ctx context.Context) string {
+	var b strings.Builder
+	if mc, err := c.get(ctx); err == nil {
+		st, _ := json.MarshalIndent(mc.Status, "  ", "  ")
+		fmt.Fprintf(&b, "status of %s/%s:\n  %s\n", c.ns, c.name, st)
+	}
+	b.WriteString("events (last 40):\n")
+	evs := c.events(ctx)
+	if len(evs) > 40 {
+		evs = evs[len(evs)-40:]
+	}
+	for _, e := range evs {
+		fmt.Fprintf(&b, "  %s %s %s %s: %s\n", stamp(eventTime(&e)), e.Type, e.Reason, e.InvolvedObject.Name, e.Message)
+	}
+	if pods, err := c.pods(ctx); err == nil {
+		b.WriteString("pods:\n")
+		for _, p := range pods {
+			fmt.Fprintf(&b, "  %s ip=%s ready=%t role=%s", p.Name, p.Status.PodIP, podReady(&p), p.Labels[builder.LabelRole])
+			for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+				state := "running"
+				switch {
+				case s.State.Waiting != nil:
+					state = "waiting:" + s.State.Waiting.Reason
+				case s.State.Terminated != nil:
+					state = "terminated:" + s.State.Terminated.Reason
+				}
+				fmt.Fprintf(&b, " %s=%s/restarts=%d", s.Name, state, s.RestartCount)
+			}
+			b.WriteString("\n")
+		}
+	}
+	if op, err := operatorPod(ctx); err == nil {
+		fmt.Fprintf(&b, "operator log tail (%s):\n%s", op.Name, tail(env.LC.PodLogPath(op.Namespace, op.Name, "operator"), 60))
+	}
+	return b.String()
+}
+
+// tail returns the last n lines of a file, indented.
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "  (" + err.Error() + ")\n"
+	}
+	defer func() { _ = f.Close() }()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return "  " + strings.Join(lines, "\n  ") + "\n"
+}
+
+// kubectl runs kubectl against the local cluster.
+func kubectl(args ...string) (string, error) {
+	out, err := exec.Command(env.Kubectl, append([]string{"--kubeconfig", env.LC.Kubeconfig()}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
