@@ -112,7 +112,7 @@ func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) 
 		snap.Targets = append(snap.Targets, t)
 	}
 	kind := builder.Engine(c)
-	admin := string(secret.Data[builder.KeyAdminPassword])
+	admin := string(secret.Data[builder.KeyOperatorPassword])
 	repl := string(secret.Data[builder.KeyReplicationPassword])
 	snap.Connect = func(t clustering.Target) (clustering.SQL, error) {
 		ip := ips[t.Name]
@@ -138,7 +138,7 @@ func (s *kubeSource) connect(kind kurav1alpha1.Engine, name, ip, admin, repl str
 		_ = p.sql.Instance.Close()
 		delete(s.conns, name)
 	}
-	inst, err := engine.Open(kind, engine.Endpoint{Host: ip, Port: mycnf.Port, User: engine.AdminUser, Password: admin}, s.engineOptions)
+	inst, err := engine.Open(kind, engine.Endpoint{Host: ip, Port: mycnf.Port, User: engine.OperatorUser, Password: admin}, s.engineOptions)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open %s: %w", name, err)
 	}
@@ -146,7 +146,6 @@ func (s *kubeSource) connect(kind kurav1alpha1.Engine, name, ip, admin, repl str
 		Instance:            inst,
 		ReplicationUser:     engine.ReplicationUser,
 		ReplicationPassword: repl,
-		KeepUsers:           []string{engine.AdminUser, engine.AgentUser},
 	}
 	s.conns[name] = &pooled{addr: ip, password: admin, sql: sql}
 	return sql, nil

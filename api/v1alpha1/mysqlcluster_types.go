@@ -73,12 +73,21 @@ type MySQLClusterSpec struct {
 	// +optional
 	Pod PodTemplate `json:"pod,omitempty"`
 
-	// CredentialsSecret names a Secret holding the accounts' passwords (keys "root-password",
-	// "admin-password", "replication-password", "agent-password", "backup-password"). When
-	// empty, Kura generates "<cluster>-credentials" with strong random passwords once and
-	// never overwrites it.
+	// CredentialsSecret names a Secret holding the accounts' passwords (keys
+	// "operator-password", "admin-password", "app-password", "root-password",
+	// "replication-password", "agent-password", "backup-password"). When empty, Kura generates
+	// "<cluster>-credentials" with strong random passwords once and never overwrites it. Users
+	// connect as "admin" (admin-password) or "app" (app-password); the operator's own account
+	// is not for users.
 	// +optional
 	CredentialsSecret *corev1.LocalObjectReference `json:"credentialsSecret,omitempty"`
+
+	// Database is the application database, created with the cluster and owned by the "app"
+	// account. Defaults to the cluster's name. It cannot be changed after creation.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_$-]{1,64}$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.database is immutable: create the new database with the admin account instead"
+	// +optional
+	Database string `json:"database,omitempty"`
 
 	// Bootstrap seeds a new cluster from a backup instead of an empty database.
 	// It cannot be changed after creation.

@@ -123,7 +123,7 @@ func runMySQLD(ctx context.Context, args []string) error {
 		args = args[1:]
 	}
 	kind := kurav1alpha1.Engine(os.Getenv("ENGINE"))
-	probe := supervise.SQLProbe(kind, mycnf.Port, engine.AdminUser, os.Getenv("KURA_ADMIN_PASSWORD"))
+	probe := supervise.SQLProbe(kind, mycnf.Port, engine.OperatorUser, os.Getenv("KURA_OPERATOR_PASSWORD"))
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "kura mysqld: "+format+"\n", a...) }
 	code, err := supervise.Run(ctx, args, probe, supervise.Options{HoldFor: hold, Log: logf})
 	if err != nil {

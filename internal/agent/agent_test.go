@@ -16,7 +16,7 @@ import (
 func setEnv(t *testing.T, pod string) {
 	for k, v := range map[string]string{
 		"POD_NAME": pod, "POD_NAMESPACE": "prod", "CLUSTER_NAME": "shop", "KURA_INSTANCES_SERVICE": "shop-instances",
-		"ENGINE": "mariadb", "KURA_ADMIN_PASSWORD": "a", "KURA_REPL_PASSWORD": "r", "KURA_AGENT_PASSWORD": "g", "KURA_ROOT_PASSWORD": "x",
+		"ENGINE": "mariadb", "KURA_OPERATOR_PASSWORD": "o", "KURA_ADMIN_PASSWORD": "a", "KURA_APP_PASSWORD": "p", "KURA_DATABASE": "shop", "KURA_REPL_PASSWORD": "r", "KURA_AGENT_PASSWORD": "g", "KURA_ROOT_PASSWORD": "x",
 	} {
 		t.Setenv(k, v)
 	}

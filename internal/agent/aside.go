@@ -92,7 +92,7 @@ func clearData(dir string) error {
 // stops by itself afterwards (no supervisor restarts it) and the copy carries the donor's
 // gtid_executed.
 func cloneMySQL(ctx context.Context, e Env, dir string, donor Peer, opts InitOptions) (Outcome, error) {
-	accounts := engine.StandardAccounts(e.AdminPassword, e.ReplicationPassword, e.AgentPassword, e.RootPassword)
+	accounts := engine.StandardAccounts(e.Credentials())
 	// mysqld --initialize needs an empty directory: the cloning marker is set aside meanwhile.
 	if err := removeMarker(dir, CloningMarker); err != nil {
 		return "", err
@@ -113,7 +113,7 @@ func cloneMySQL(ctx context.Context, e Env, dir string, donor Peer, opts InitOpt
 	defer func() { _ = os.RemoveAll(tmp) }()
 	so := opts.Clone.Server
 	so.Engine, so.DefaultsFile, so.DataDir, so.Dir = e.Engine, opts.DefaultsFile, dir, tmp
-	so.User, so.Password = engine.AdminUser, e.AdminPassword
+	so.User, so.Password = engine.OperatorUser, e.OperatorPassword
 	srv, err := engine.StartPrivateServer(ctx, so)
 	if err != nil {
 		return "", err

@@ -59,7 +59,7 @@ func donorAgent(t testing.TB, inst *enginetest.Instance, name string, log io.Wri
 
 func cloneOpts(inst *enginetest.Instance, log io.Writer) CloneOptions {
 	return CloneOptions{Engine: kurav1alpha1.EngineMariaDB, DefaultsFile: filepath.Join(inst.Dir, "my.cnf"),
-		AdminPassword: enginetest.AdminPassword, Log: log}
+		OperatorPassword: enginetest.OperatorPassword, Log: log}
 }
 
 func mustExec(t testing.TB, db *sql.DB, stmts ...string) {
@@ -327,7 +327,7 @@ func TestRecloneKeepsDataAside(t *testing.T) {
 	recv.Stop()
 
 	e := Env{PodName: "shop-1", Namespace: "test", Cluster: "shop", InstancesService: "shop-instances",
-		Engine: kurav1alpha1.EngineMariaDB, Ordinal: 1, AdminPassword: enginetest.AdminPassword,
+		Engine: kurav1alpha1.EngineMariaDB, Ordinal: 1, OperatorPassword: enginetest.OperatorPassword,
 		ReplicationPassword: enginetest.ReplicationPassword, AgentPassword: enginetest.AgentPassword, RootPassword: enginetest.RootPassword}
 	unreachable := &Client{BaseURL: "http://127.0.0.1:1", Token: "x"}
 	peers := []Peer{{Name: "shop-0", Client: donorClient}, {Name: "shop-2", Client: unreachable}}

@@ -29,9 +29,9 @@ type CloneOptions struct {
 	// DefaultsFile is the server's option file; the private server started to set the GTID
 	// state reads it, so the copy is opened with the settings it will run with.
 	DefaultsFile string
-	// AdminPassword is the kura-admin password (the copy holds the donor's accounts, which
-	// are the cluster's).
-	AdminPassword string
+	// OperatorPassword is the operator account's password (the copy holds the donor's
+	// accounts, which are the cluster's).
+	OperatorPassword string
 	// Restore tunes extraction and prepare; Server the private server (program, OS user).
 	Restore engine.RestoreOptions
 	Server  engine.PrivateServerOptions
@@ -166,7 +166,7 @@ func setGTIDState(ctx context.Context, datadir string, state gtid.Set, opts Clon
 	defer func() { _ = os.RemoveAll(dir) }()
 	so := opts.Server
 	so.Engine, so.DefaultsFile, so.DataDir, so.Dir = opts.Engine, opts.DefaultsFile, datadir, dir
-	so.User, so.Password = engine.AdminUser, opts.AdminPassword
+	so.User, so.Password = engine.OperatorUser, opts.OperatorPassword
 	srv, err := engine.StartPrivateServer(ctx, so)
 	if err != nil {
 		return err

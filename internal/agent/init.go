@@ -25,8 +25,16 @@ type Env struct {
 	PodName, Namespace, Cluster, InstancesService string
 	Engine                                        kurav1alpha1.Engine
 	Ordinal                                       int32
-	AdminPassword, ReplicationPassword            string
+	OperatorPassword, ReplicationPassword         string
 	AgentPassword, RootPassword                   string
+	// AdminPassword and AppPassword are the users' accounts; Database is the app's database.
+	AdminPassword, AppPassword, Database string
+}
+
+// Credentials are the accounts' passwords for engine.StandardAccounts.
+func (e Env) Credentials() engine.Credentials {
+	return engine.Credentials{Operator: e.OperatorPassword, Replication: e.ReplicationPassword, Agent: e.AgentPassword,
+		Root: e.RootPassword, Admin: e.AdminPassword, App: e.AppPassword, Database: e.Database}
 }
 
 // EnvFromOS reads Env, failing with the name of any missing variable.
@@ -35,14 +43,16 @@ func EnvFromOS() (Env, error) {
 	e := Env{
 		PodName: get("POD_NAME"), Namespace: get("POD_NAMESPACE"), Cluster: get("CLUSTER_NAME"),
 		InstancesService: get("KURA_INSTANCES_SERVICE"), Engine: kurav1alpha1.Engine(get("ENGINE")),
-		AdminPassword: get("KURA_ADMIN_PASSWORD"), ReplicationPassword: get("KURA_REPL_PASSWORD"),
+		OperatorPassword: get("KURA_OPERATOR_PASSWORD"), ReplicationPassword: get("KURA_REPL_PASSWORD"),
 		AgentPassword: get("KURA_AGENT_PASSWORD"), RootPassword: get("KURA_ROOT_PASSWORD"),
+		AdminPassword: get("KURA_ADMIN_PASSWORD"), AppPassword: get("KURA_APP_PASSWORD"), Database: get("KURA_DATABASE"),
 	}
 	for k, v := range map[string]string{
 		"POD_NAME": e.PodName, "POD_NAMESPACE": e.Namespace, "CLUSTER_NAME": e.Cluster,
 		"KURA_INSTANCES_SERVICE": e.InstancesService, "ENGINE": string(e.Engine),
-		"KURA_ADMIN_PASSWORD": e.AdminPassword, "KURA_REPL_PASSWORD": e.ReplicationPassword,
+		"KURA_OPERATOR_PASSWORD": e.OperatorPassword, "KURA_REPL_PASSWORD": e.ReplicationPassword,
 		"KURA_AGENT_PASSWORD": e.AgentPassword, "KURA_ROOT_PASSWORD": e.RootPassword,
+		"KURA_ADMIN_PASSWORD": e.AdminPassword, "KURA_APP_PASSWORD": e.AppPassword, "KURA_DATABASE": e.Database,
 	} {
 		if v == "" {
 			return e, fmt.Errorf("environment variable %s is not set", k)
@@ -166,7 +176,7 @@ func cloneOrInit(ctx context.Context, e Env, dir string, opts InitOptions, prefe
 }
 
 func initEmpty(ctx context.Context, e Env, dir string, opts InitOptions) (Outcome, error) {
-	accounts := engine.StandardAccounts(e.AdminPassword, e.ReplicationPassword, e.AgentPassword, e.RootPassword)
+	accounts := engine.StandardAccounts(e.Credentials())
 	if _, err := engine.InitDataDir(ctx, e.Engine, dir, accounts, opts.Engine); err != nil {
 		return "", err
 	}
@@ -194,7 +204,7 @@ func (o InitOptions) withDefaults(e Env) InitOptions {
 	}
 	o.Clone.Engine = e.Engine
 	o.Clone.DefaultsFile = o.DefaultsFile
-	o.Clone.AdminPassword = e.AdminPassword
+	o.Clone.OperatorPassword = e.OperatorPassword
 	if o.Clone.Log == nil {
 		o.Clone.Log = o.Log
 	}

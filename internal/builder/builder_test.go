@@ -176,7 +176,7 @@ func TestCredentials(t *testing.T) {
 	}
 	partial := &corev1.Secret{Data: map[string][]byte{KeyAdminPassword: []byte("x"), KeyRootPassword: {}}}
 	missing := MissingCredentialKeys(partial)
-	if strings.Join(missing, ",") != "root-password,replication-password,agent-password,backup-password" {
+	if strings.Join(missing, ",") != "operator-password,app-password,root-password,replication-password,agent-password,backup-password" {
 		t.Errorf("missing = %v", missing)
 	}
 }

@@ -12,8 +12,10 @@ import (
 
 // Keys of the credentials Secret and the environment variables the instance Pods get them as.
 const (
-	KeyRootPassword        = "root-password"
+	KeyOperatorPassword    = "operator-password"
 	KeyAdminPassword       = "admin-password"
+	KeyAppPassword         = "app-password"
+	KeyRootPassword        = "root-password"
 	KeyReplicationPassword = "replication-password"
 	KeyAgentPassword       = "agent-password"
 	KeyBackupPassword      = "backup-password"
@@ -22,8 +24,10 @@ const (
 // CredentialKeys are the keys every credentials Secret must hold, with the env var each is
 // exposed as in the instance Pods.
 var CredentialKeys = []struct{ Key, Env string }{
-	{KeyRootPassword, "KURA_ROOT_PASSWORD"},
+	{KeyOperatorPassword, "KURA_OPERATOR_PASSWORD"},
 	{KeyAdminPassword, "KURA_ADMIN_PASSWORD"},
+	{KeyAppPassword, "KURA_APP_PASSWORD"},
+	{KeyRootPassword, "KURA_ROOT_PASSWORD"},
 	{KeyReplicationPassword, "KURA_REPL_PASSWORD"},
 	{KeyAgentPassword, "KURA_AGENT_PASSWORD"},
 	{KeyBackupPassword, "KURA_BACKUP_PASSWORD"},

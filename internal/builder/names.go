@@ -47,6 +47,14 @@ type Options struct {
 	KuraImage string
 }
 
+// Database is the application database: spec.database, else the cluster's name.
+func Database(c *kurav1alpha1.MySQLCluster) string {
+	if c.Spec.Database != "" {
+		return c.Spec.Database
+	}
+	return c.Name
+}
+
 // Names of owned objects.
 func StatefulSetName(c *kurav1alpha1.MySQLCluster) string { return c.Name }
 func HeadlessServiceName(c *kurav1alpha1.MySQLCluster) string {

@@ -68,10 +68,11 @@ func (a *Actor) Act(ctx context.Context, p Plan) Result {
 			switch st := s.(type) {
 			case RecordTopologyChange:
 				res.Recorded = true
-			case SetReadOnly:
-				if st.ReadOnly && st.Instance == from && fencedAt.IsZero() {
+			case Fence:
+				if st.Instance == from && fencedAt.IsZero() {
 					fencedAt = start
 				}
+			case SetReadOnly:
 				if !st.ReadOnly && st.Instance == to && !fencedAt.IsZero() {
 					res.WriteUnavailable = a.now().Sub(fencedAt)
 				}
@@ -146,8 +147,8 @@ func (a *Actor) runStep(ctx context.Context, s Step, cause string) error {
 		return a.withSQL(st.Instance, func(c SQL) error { return c.StopReceiver(ctx) })
 	case SetReadOnly:
 		return a.withSQL(st.Instance, func(c SQL) error { return c.SetReadOnly(ctx, st.ReadOnly) })
-	case KillConnections:
-		return a.withSQL(st.Instance, func(c SQL) error { return c.KillClientConnections(ctx) })
+	case Fence:
+		return a.withSQL(st.Instance, func(c SQL) error { return a.fence(ctx, c, st) })
 	case WaitApplied:
 		return a.withSQL(st.Instance, func(c SQL) error { return c.WaitExecuted(ctx, st.GTIDs) })
 	case WaitCaughtUp:
@@ -214,6 +215,25 @@ func (a *Actor) runStep(ctx context.Context, s Step, cause string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown step %T", s)
+}
+
+// fence runs a Fence step: the fence gets the step's time but the last second, which a stuck
+// fence with StopIfStuck spends on shutting the server down.
+func (a *Actor) fence(ctx context.Context, c SQL, st Fence) error {
+	fctx := ctx
+	if d, ok := ctx.Deadline(); ok && st.StopIfStuck {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithDeadline(ctx, d.Add(-time.Second))
+		defer cancel()
+	}
+	err := c.Fence(fctx)
+	if err == nil || !st.StopIfStuck {
+		return err
+	}
+	if serr := c.Shutdown(ctx); serr != nil {
+		return errors.Join(err, serr)
+	}
+	return fmt.Errorf("stopped the server, which could not be fenced: %w", err)
 }
 
 func (a *Actor) withSQL(ordinal int, f func(SQL) error) error {

@@ -63,13 +63,24 @@ func (d *decider) name(ordinal int) string {
 	return fmt.Sprintf("%s-%d", d.o.Cluster, ordinal)
 }
 
-// desiredAcks is the number of acknowledgements a primary should wait for with every replica
-// healthy: a majority of the replicas (floor(N/2), at least one), capped by what the engine can
-// do (docs/clustering.md, "Acknowledgements").
+// desiredAcks is the number of acknowledgements a primary waits for: a majority of the
+// replicas that are not being cloned (floor(N/2), at least one), capped by what the engine can
+// do (docs/clustering.md, "Acknowledgements"). It never follows the replicas that can
+// acknowledge now: when fewer can, writes wait rather than go asynchronous (rule 15). Only the
+// spec turns semi-sync off.
 func (d *decider) desiredAcks() int {
-	replicas := d.o.Spec.Replicas - 1
-	if !d.o.Spec.SemiSync || replicas <= 0 {
+	if !d.o.Spec.SemiSync || d.o.Spec.Replicas <= 1 {
 		return 0
+	}
+	replicas := 0
+	for o := 0; o < d.o.Spec.Replicas; o++ {
+		if o == d.o.Recorded.Primary {
+			continue
+		}
+		if in, ok := d.o.instance(o); ok && in.Cloning {
+			continue // a new replica does not count until it has its data (rule 15)
+		}
+		replicas++
 	}
 	k := max(replicas/2, 1)
 	if m := d.o.Engine.MaxAckCount; m > 0 && k > m {
@@ -77,10 +88,6 @@ func (d *decider) desiredAcks() int {
 	}
 	return k
 }
-
-// ackCount is what the primary waits for given how many replicas can acknowledge now: never
-// more than that, so writes do not stall behind a replica that is cloning or down (rule 15).
-func (d *decider) ackCount(ackable int) int { return min(d.desiredAcks(), ackable) }
 
 // configureSemiSync returns the step that sets the semi-sync source role of a primary, or nil
 // when it already is as wanted.
@@ -109,7 +116,7 @@ func (d *decider) fenceWritable(primary int) bool {
 		if in.Ordinal == primary || in.SQL == nil || in.SQL.ReadOnly {
 			continue
 		}
-		d.add(SetReadOnly{Instance: in.Ordinal, ReadOnly: true}, KillConnections{Instance: in.Ordinal})
+		d.add(Fence{Instance: in.Ordinal, StopIfStuck: true})
 		d.event(true, EventInstanceFenced, "%s accepted writes but is not the primary; made it read-only and closed its client connections", in.Name)
 		d.problems = append(d.problems, fmt.Sprintf("%s was writable and not the primary (fenced)", in.Name))
 		fenced = true

@@ -161,15 +161,11 @@ func (d *decider) failover(old int, reason string, req *SwitchoverRequest) {
 	d.p.Primary, d.p.Term, d.labelsSet = cand, term, true
 
 	var repoint []Step
-	ackable := 0
 	for _, in := range d.o.Instances {
 		if in.Ordinal == old || in.Ordinal == cand || in.SQL == nil || in.Cloning || d.recordedErrant(in.Ordinal) != nil {
 			continue
 		}
 		repoint = append(repoint, Optional{ConfigureReplica{Instance: in.Ordinal, Source: cand, SemiSync: d.o.Spec.SemiSync}})
-		if in.Ordinal < d.o.Spec.Replicas && d.o.Spec.SemiSync {
-			ackable++
-		}
 	}
 	d.add(
 		Optional{SetRoleLabel{Instance: old, Role: LabelNone}},
@@ -182,7 +178,7 @@ func (d *decider) failover(old int, reason string, req *SwitchoverRequest) {
 			Message: fmt.Sprintf("failed over to %s (term %d): the primary was unreachable", c.Name, term)})
 	}
 	d.add(repoint...)
-	d.add(d.configureSemiSync(c, d.ackCount(ackable), true),
+	d.add(d.configureSemiSync(c, d.desiredAcks(), true),
 		SetReadOnly{Instance: cand, ReadOnly: false},
 		Optional{SetRoleLabel{Instance: cand, Role: LabelPrimary}})
 	d.event(true, EventFailoverCompleted, "%s is the primary (term %d): %s", c.Name, term, reason)
@@ -275,17 +271,13 @@ func (d *decider) bootstrap() {
 		d.add(Promote{Instance: 0})
 	}
 	d.add(RecordTopologyChange{Term: d.p.Term, Kind: KindBootstrap, From: NoPrimary, To: 0, Reason: "first primary of a new cluster"})
-	ackable := 0
 	for _, in := range d.o.Instances {
 		if in.Ordinal == 0 || in.SQL == nil || in.Cloning {
 			continue
 		}
 		d.add(Optional{ConfigureReplica{Instance: in.Ordinal, Source: 0, SemiSync: d.o.Spec.SemiSync}})
-		if in.Ordinal < d.o.Spec.Replicas && d.o.Spec.SemiSync {
-			ackable++
-		}
 	}
-	d.add(d.configureSemiSync(first, d.ackCount(ackable), true),
+	d.add(d.configureSemiSync(first, d.desiredAcks(), true),
 		SetReadOnly{Instance: 0, ReadOnly: false},
 		Optional{SetRoleLabel{Instance: 0, Role: LabelPrimary}})
 	d.event(false, EventBootstrapped, "%s is the first primary (term %d)", first.Name, d.p.Term)

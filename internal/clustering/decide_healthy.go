@@ -217,12 +217,12 @@ func (d *decider) maintain(primary Instance, verdicts map[int]replicaVerdict) {
 			d.problems = append(d.problems, in.Name+": "+v.status.Reason)
 		}
 	}
-	k := d.ackCount(ackable)
+	k := d.desiredAcks()
 	if s := d.configureSemiSync(primary, k, false); s != nil {
 		d.add(s)
 	}
-	if k == 0 && d.desiredAcks() > 0 {
-		d.problems = append(d.problems, "no replica can acknowledge commits: writes are acknowledged without a copy on a replica")
+	if ackable < k {
+		d.problems = append(d.problems, fmt.Sprintf("%d of the %d replica acknowledgements each commit needs can be given now: writes wait until enough replicas replicate again (never asynchronous)", ackable, k))
 	}
 	if primary.SQL.ReadOnly {
 		d.add(SetReadOnly{Instance: primary.Ordinal, ReadOnly: false})

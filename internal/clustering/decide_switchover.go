@@ -106,25 +106,17 @@ func (d *decider) switchover(primary Instance, target int, reason string, verdic
 	d.p.Primary, d.p.Term, d.labelsSet = target, term, true
 
 	var repoint []Step
-	ackable := 0
 	for _, in := range d.o.Instances {
 		v, ok := verdicts[in.Ordinal]
 		if !ok || in.Ordinal == target || in.SQL == nil || v.status.Role == RoleErrant || v.status.Role == RoleCloning {
 			continue
 		}
 		repoint = append(repoint, Optional{ConfigureReplica{Instance: in.Ordinal, Source: target, SemiSync: d.o.Spec.SemiSync}})
-		if in.Ordinal < d.o.Spec.Replicas && d.o.Spec.SemiSync {
-			ackable++
-		}
-	}
-	if old < d.o.Spec.Replicas && d.o.Spec.SemiSync {
-		ackable++
 	}
 	d.event(false, EventSwitchoverStarted, "switching over from %s to %s: %s", primary.Name, d.name(target), reason)
 	d.add(
 		Optional{SetRoleLabel{Instance: old, Role: LabelNone}},
-		SetReadOnly{Instance: old, ReadOnly: true},
-		KillConnections{Instance: old},
+		Fence{Instance: old},
 		WaitCaughtUp{Instance: target, Source: old, Timeout: d.o.Spec.ApplyTimeout},
 		Promote{Instance: target},
 		RecordTopologyChange{Term: term, Kind: KindSwitchover, From: old, To: target, Reason: reason},
@@ -136,7 +128,7 @@ func (d *decider) switchover(primary Instance, target int, reason string, verdic
 	d.add(repoint...)
 	d.add(Optional{ConfigureReplica{Instance: old, Source: target, SemiSync: d.o.Spec.SemiSync}})
 	tgt, _ := d.o.instance(target)
-	d.add(d.configureSemiSync(tgt, d.ackCount(ackable), true),
+	d.add(d.configureSemiSync(tgt, d.desiredAcks(), true),
 		SetReadOnly{Instance: target, ReadOnly: false},
 		Optional{SetRoleLabel{Instance: target, Role: LabelPrimary}})
 	d.event(false, EventSwitchoverCompleted, "%s is the primary (term %d), was %s: %s", d.name(target), term, primary.Name, reason)

@@ -28,9 +28,6 @@ type EngineSQL struct {
 	// source with.
 	ReplicationUser     string
 	ReplicationPassword string
-	// KeepUsers are the accounts KillClientConnections leaves connected (the operator's own
-	// and the agent's; replication threads are always kept).
-	KeepUsers []string
 }
 
 var _ SQL = (*EngineSQL)(nil)
@@ -102,11 +99,14 @@ func (e *EngineSQL) SetReadOnly(ctx context.Context, on bool) error {
 	return e.Instance.SetReadOnly(ctx, on)
 }
 
-// KillClientConnections closes client connections but the kept accounts'.
-func (e *EngineSQL) KillClientConnections(ctx context.Context) error {
-	_, err := e.Instance.KillClientConnections(ctx, e.KeepUsers)
+// Fence kills the other client connections and turns read-only on until it holds.
+func (e *EngineSQL) Fence(ctx context.Context) error {
+	_, err := e.Instance.Fence(ctx)
 	return err
 }
+
+// Shutdown stops the server.
+func (e *EngineSQL) Shutdown(ctx context.Context) error { return e.Instance.Shutdown(ctx) }
 
 // WaitExecuted waits until set is executed or ctx ends.
 func (e *EngineSQL) WaitExecuted(ctx context.Context, set gtid.Set) error {

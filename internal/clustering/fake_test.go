@@ -176,8 +176,11 @@ func (n *fakeNode) StopReceiver(ctx context.Context) error {
 func (n *fakeNode) SetReadOnly(ctx context.Context, on bool) error {
 	return n.do(ctx, fmt.Sprintf("SetReadOnly(%t)", on), func() { n.ro = on })
 }
-func (n *fakeNode) KillClientConnections(ctx context.Context) error {
-	return n.do(ctx, "KillClientConnections", func() {})
+func (n *fakeNode) Fence(ctx context.Context) error {
+	return n.do(ctx, "Fence", func() { n.ro = true })
+}
+func (n *fakeNode) Shutdown(ctx context.Context) error {
+	return n.do(ctx, "Shutdown", func() {})
 }
 func (n *fakeNode) WaitExecuted(ctx context.Context, set gtid.Set) error {
 	return n.do(ctx, "WaitExecuted", func() { n.c.replicate() })

@@ -22,10 +22,10 @@ import (
 // that exists.
 
 const (
-	adminPassword = enginetest.AdminPassword
+	adminPassword = enginetest.OperatorPassword
 	replPassword  = enginetest.ReplicationPassword
-	appUser       = "app"
-	appPassword   = "app-secret"
+	appUser       = "tester"
+	appPassword   = "tester-pw"
 )
 
 // rig is a cluster of real servers (internal/enginetest) plus an in-memory Source and Sink.
@@ -107,13 +107,12 @@ func (r *rig) connect(t Target) (SQL, error) {
 	if e, ok := r.sqls[t.Ordinal]; ok {
 		return e, nil
 	}
-	inst, err := engine.Open(kurav1alpha1.EngineMariaDB, engine.Endpoint{Host: t.Host, Port: t.Port, User: engine.AdminUser, Password: adminPassword},
+	inst, err := engine.Open(kurav1alpha1.EngineMariaDB, engine.Endpoint{Host: t.Host, Port: t.Port, User: engine.OperatorUser, Password: adminPassword},
 		engine.Options{ConnectTimeout: 500 * time.Millisecond, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	if err != nil {
 		return nil, err
 	}
-	e := &EngineSQL{Instance: inst, ReplicationUser: engine.ReplicationUser, ReplicationPassword: replPassword,
-		KeepUsers: []string{engine.AdminUser, engine.AgentUser}}
+	e := &EngineSQL{Instance: inst, ReplicationUser: engine.ReplicationUser, ReplicationPassword: replPassword}
 	r.sqls[t.Ordinal] = e
 	return e, nil
 }
@@ -210,7 +209,7 @@ func (r *rig) healthy() bool {
 // and a table, on the primary.
 func (r *rig) setupApp() {
 	p := r.recorded().Primary
-	db := r.db(p, engine.AdminUser, adminPassword, 5*time.Second)
+	db := r.db(p, engine.OperatorUser, adminPassword, 5*time.Second)
 	for _, q := range []string{
 		"CREATE DATABASE IF NOT EXISTS app",
 		"CREATE TABLE IF NOT EXISTS app.t (id BIGINT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))",

@@ -20,8 +20,12 @@ type SQL interface {
 	StopReceiver(ctx context.Context) error
 	// SetReadOnly turns read-only on or off (super_read_only on MySQL).
 	SetReadOnly(ctx context.Context, on bool) error
-	// KillClientConnections closes every connection except the caller's and replication's.
-	KillClientConnections(ctx context.Context) error
+	// Fence kills every client connection but its own (by connection id, never by account),
+	// then turns read-only on with a bounded lock wait, repeating both until read-only holds or
+	// ctx ends (rule 3a).
+	Fence(ctx context.Context) error
+	// Shutdown stops the server: the last resort of a fence that cannot complete.
+	Shutdown(ctx context.Context) error
 	// WaitExecuted blocks until the instance has executed set, or ctx is done.
 	WaitExecuted(ctx context.Context, set gtid.Set) error
 	// ResetReplication stops replication and forgets the source.

@@ -91,7 +91,7 @@ func (w *writer) okAfter(t time.Time) bool {
 func sampleWritable(r *rig) (stop func() (samples int, violation string)) {
 	dbs := map[int]*sql.DB{}
 	for _, s := range r.servers {
-		dbs[s.Index] = r.db(s.Index, engine.AdminUser, adminPassword, 300*time.Millisecond)
+		dbs[s.Index] = r.db(s.Index, engine.OperatorUser, adminPassword, 300*time.Millisecond)
 	}
 	quit, done := make(chan struct{}), make(chan struct{})
 	var n int
@@ -134,7 +134,7 @@ func sampleWritable(r *rig) (stop func() (samples int, violation string)) {
 // missing returns the acknowledged ids absent from an instance.
 func missing(t testing.TB, r *rig, o int, acked []int64) []int64 {
 	t.Helper()
-	db := r.db(o, engine.AdminUser, adminPassword, 10*time.Second)
+	db := r.db(o, engine.OperatorUser, adminPassword, 10*time.Second)
 	have := map[int64]bool{}
 	rows, err := db.Query("SELECT id FROM app.t")
 	if err != nil {
@@ -170,7 +170,7 @@ func TestEngineBootstrapSemiSyncAfterSync(t *testing.T) {
 	if p := r.recorded(); p.Primary != 0 || p.Term != 1 {
 		t.Fatalf("recorded %+v, want primary 0 term 1", p)
 	}
-	db := r.db(0, engine.AdminUser, adminPassword, 5*time.Second)
+	db := r.db(0, engine.OperatorUser, adminPassword, 5*time.Second)
 	vars := map[string]string{}
 	for _, q := range []string{"SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_master_%'", "SHOW GLOBAL STATUS LIKE 'rpl_semi_sync_master_%'", "SHOW GLOBAL VARIABLES LIKE 'read_only'"} {
 		rows, err := db.Query(q)
@@ -307,7 +307,7 @@ func TestEngineSwitchoverUnderWrites(t *testing.T) {
 func TestEngineErrantReplicaIsReported(t *testing.T) {
 	r := bootstrapped(t)
 	// The admin account bypasses read_only: a transaction written on a replica directly.
-	db := r.db(1, engine.AdminUser, adminPassword, 5*time.Second)
+	db := r.db(1, engine.OperatorUser, adminPassword, 5*time.Second)
 	if _, err := db.Exec("INSERT INTO app.t (id) VALUES (1000001)"); err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func TestEngineFailoverKeepsReceivedButUnappliedWrites(t *testing.T) {
 	r.spec.Paused = true
 	r.mu.Unlock()
 	for _, o := range []int{1, 2} {
-		if _, err := r.db(o, engine.AdminUser, adminPassword, 5*time.Second).Exec("STOP SLAVE SQL_THREAD"); err != nil {
+		if _, err := r.db(o, engine.OperatorUser, adminPassword, 5*time.Second).Exec("STOP SLAVE SQL_THREAD"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -442,7 +442,7 @@ func TestEngineRestartedPrimaryBehindReplicasIsReplaced(t *testing.T) {
 		t.Fatalf("copy the data directory: %v\n%s", err, out)
 	}
 	old.Restart()
-	admin := r.db(0, engine.AdminUser, adminPassword, 5*time.Second)
+	admin := r.db(0, engine.OperatorUser, adminPassword, 5*time.Second)
 	r.until("the primary writable again", 30*time.Second, func() bool {
 		var ro int
 		return admin.QueryRow("SELECT @@read_only").Scan(&ro) == nil && ro == 0

@@ -29,9 +29,16 @@ type SetReadOnly struct {
 	ReadOnly bool
 }
 
-// KillConnections closes every client connection of an instance except the operator's own
-// and replication's. A commit waiting for a semi-sync acknowledgement is not acknowledged.
-type KillConnections struct{ Instance int }
+// Fence makes an instance refuse writes and completes (rule 3a): it kills every client
+// connection but the operator's own (by connection id), then turns read-only on with a bounded
+// lock wait, repeating both until read-only holds. A commit waiting for a semi-sync
+// acknowledgement ends with an error to its client, never a success. With StopIfStuck, an
+// instance that still cannot be fenced within the step's time is shut down: it must never
+// acknowledge a write.
+type Fence struct {
+	Instance    int
+	StopIfStuck bool
+}
 
 // WaitApplied waits until an instance has executed GTIDs, at most Timeout.
 type WaitApplied struct {
@@ -147,7 +154,7 @@ const (
 func (Optional) isStep()             {}
 func (FenceIOThreads) isStep()       {}
 func (SetReadOnly) isStep()          {}
-func (KillConnections) isStep()      {}
+func (Fence) isStep()                {}
 func (WaitApplied) isStep()          {}
 func (WaitCaughtUp) isStep()         {}
 func (Promote) isStep()              {}
@@ -165,7 +172,12 @@ func (s FenceIOThreads) String() string { return fmt.Sprintf("fence-io-threads(%
 func (s SetReadOnly) String() string {
 	return fmt.Sprintf("set-read-only(%d, %t)", s.Instance, s.ReadOnly)
 }
-func (s KillConnections) String() string { return fmt.Sprintf("kill-connections(%d)", s.Instance) }
+func (s Fence) String() string {
+	if s.StopIfStuck {
+		return fmt.Sprintf("fence(%d, or stop it)", s.Instance)
+	}
+	return fmt.Sprintf("fence(%d)", s.Instance)
+}
 func (s WaitApplied) String() string {
 	return fmt.Sprintf("wait-applied(%d, %q, %s)", s.Instance, s.GTIDs.String(), s.Timeout)
 }

@@ -12,8 +12,14 @@ import (
 type AccountRole string
 
 const (
-	// RoleAdmin is the operator's account: all privileges.
+	// RoleOperator is the operator's own account: all privileges, including READ ONLY ADMIN
+	// (MariaDB) and SUPER, which let it act on a read-only instance. It is never handed out.
+	RoleOperator AccountRole = "operator"
+	// RoleAdmin is the users' administrator: every privilege except those that bypass
+	// read-only or can break replication (rule 3, docs/engines.md "Accounts").
 	RoleAdmin AccountRole = "admin"
+	// RoleApp is the application account: all privileges on one database (Account.Database).
+	RoleApp AccountRole = "app"
 	// RoleReplication is what replicas connect with.
 	RoleReplication AccountRole = "replication"
 	// RoleAgent is the in-Pod agent's account: backups, clones, binlog archiving.
@@ -24,10 +30,14 @@ const (
 
 // Account names of the product (docs/engines.md, "Accounts").
 const (
-	AdminUser       = "kura-admin"
+	// OperatorUser is the operator's own account, never handed out (rule 3).
+	OperatorUser    = "kura-operator"
 	ReplicationUser = "kura-repl"
 	AgentUser       = "kura-agent"
 	RootUser        = "root"
+	// AdminUser and AppUser are the users' accounts (docs/engines.md, "Accounts").
+	AdminUser = "admin"
+	AppUser   = "app"
 )
 
 // Account is a database account Kura owns.
@@ -36,18 +46,32 @@ type Account struct {
 	Host     string
 	Password string
 	Role     AccountRole
+	// Database is the database a RoleApp account owns; it is created with the account.
+	Database string
 }
 
-// StandardAccounts returns the four accounts every instance has, with the passwords of the
-// cluster Secret.
-func StandardAccounts(adminPassword, replicationPassword, agentPassword, rootPassword string) []Account {
+// Credentials are the passwords of the cluster Secret and the application database.
+type Credentials struct {
+	Operator, Replication, Agent, Root string
+	// Admin and App are the users' accounts; Database is the application account's database.
+	Admin, App, Database string
+}
+
+// StandardAccounts returns the accounts every instance has.
+func StandardAccounts(c Credentials) []Account {
 	return []Account{
-		{User: AdminUser, Host: "%", Password: adminPassword, Role: RoleAdmin},
-		{User: ReplicationUser, Host: "%", Password: replicationPassword, Role: RoleReplication},
-		{User: AgentUser, Host: "%", Password: agentPassword, Role: RoleAgent},
-		{User: RootUser, Host: "localhost", Password: rootPassword, Role: RoleRoot},
+		{User: OperatorUser, Host: "%", Password: c.Operator, Role: RoleOperator},
+		{User: ReplicationUser, Host: "%", Password: c.Replication, Role: RoleReplication},
+		{User: AgentUser, Host: "%", Password: c.Agent, Role: RoleAgent},
+		{User: RootUser, Host: "localhost", Password: c.Root, Role: RoleRoot},
+		{User: AdminUser, Host: "%", Password: c.Admin, Role: RoleAdmin},
+		{User: AppUser, Host: "%", Password: c.App, Role: RoleApp, Database: c.Database},
 	}
 }
+
+// validDatabase is what Kura accepts as the application database's name: it is quoted with
+// backticks in statements, so backticks, quotes and control characters are refused.
+var validDatabase = regexp.MustCompile(`^[A-Za-z0-9_$-]{1,64}$`)
 
 func validateAccount(a Account) error {
 	switch {
@@ -59,7 +83,12 @@ func validateAccount(a Account) error {
 		return fmt.Errorf("account %s: user and host must not contain quotes, backslashes or control characters", a.name())
 	}
 	switch a.Role {
-	case RoleAdmin, RoleReplication, RoleAgent, RoleRoot:
+	case RoleApp:
+		if !validDatabase.MatchString(a.Database) {
+			return fmt.Errorf("account %s: database %q must be 1-64 letters, digits, '_', '$' or '-'", a.name(), a.Database)
+		}
+		return nil
+	case RoleOperator, RoleAdmin, RoleReplication, RoleAgent, RoleRoot:
 		return nil
 	}
 	return fmt.Errorf("account %s: unknown role %q", a.name(), a.Role)
@@ -67,18 +96,30 @@ func validateAccount(a Account) error {
 
 func (a Account) name() string { return "'" + a.User + "'@'" + a.Host + "'" }
 
+// on is the object an account's privileges are granted on.
+func (a Account) on() string {
+	if a.Role == RoleApp {
+		return "`" + a.Database + "`.*"
+	}
+	return "*.*"
+}
+
 // accountStatements creates or repairs one account: idempotent, safe to run again.
 func accountStatements(d dialect, a Account) []stmt {
 	privs, grantOption := d.grants(a.Role)
-	grant := "GRANT " + strings.Join(privs, ", ") + " ON *.* TO " + a.name()
+	grant := "GRANT " + strings.Join(privs, ", ") + " ON " + a.on() + " TO " + a.name()
 	if grantOption {
 		grant += " WITH GRANT OPTION"
 	}
-	return []stmt{
-		{Query: "CREATE USER IF NOT EXISTS " + a.name() + " IDENTIFIED BY ?", Args: []any{a.Password}},
-		{Query: "ALTER USER " + a.name() + " IDENTIFIED BY ?", Args: []any{a.Password}},
-		{Query: grant},
+	var out []stmt
+	if a.Role == RoleApp {
+		out = append(out, stmt{Query: "CREATE DATABASE IF NOT EXISTS " + a.on()[:len(a.on())-2]})
 	}
+	return append(out,
+		stmt{Query: "CREATE USER IF NOT EXISTS " + a.name() + " IDENTIFIED BY ?", Args: []any{a.Password}},
+		stmt{Query: "ALTER USER " + a.name() + " IDENTIFIED BY ?", Args: []any{a.Password}},
+		stmt{Query: grant},
+	)
 }
 
 // bootstrapSQL is the script InitDataDir runs on a new data directory, with binary logging
@@ -126,6 +167,11 @@ func (e *AccountsError) Error() string {
 // hasPrivilege reports whether SHOW GRANTS text grants privilege on *.*, reading the
 // REPLICA/SLAVE spellings as one.
 func hasPrivilege(grants []string, privilege string) bool {
+	return hasPrivilegeOn(grants, privilege, "*.*")
+}
+
+// hasPrivilegeOn is hasPrivilege for the object on ("*.*" or "`db`.*").
+func hasPrivilegeOn(grants []string, privilege, on string) bool {
 	norm := func(s string) string {
 		s = strings.ToUpper(s)
 		s = strings.ReplaceAll(s, "REPLICATION REPLICA", "REPLICATION SLAVE")
@@ -135,11 +181,11 @@ func hasPrivilege(grants []string, privilege string) bool {
 	want := norm(privilege)
 	for _, g := range grants {
 		g = norm(g)
-		on := strings.Index(g, " ON *.* TO ")
-		if !strings.HasPrefix(g, "GRANT ") || on < 0 {
+		at := strings.Index(g, " ON "+strings.ToUpper(on)+" TO ")
+		if !strings.HasPrefix(g, "GRANT ") || at < 0 {
 			continue
 		}
-		list := g[len("GRANT "):on]
+		list := g[len("GRANT "):at]
 		if list == "ALL PRIVILEGES" || list == "ALL" {
 			return true
 		}

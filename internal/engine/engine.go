@@ -153,9 +153,16 @@ type Instance interface {
 
 	// SetReadOnly turns writes off (read_only, and super_read_only on MySQL) or on.
 	SetReadOnly(ctx context.Context, readOnly bool) error
-	// KillClientConnections kills every client connection except replication threads, the
-	// caller's own and those of exceptUsers; it returns how many it killed.
-	KillClientConnections(ctx context.Context, exceptUsers []string) (int, error)
+	// KillClientConnections kills every client connection except replication and server
+	// threads and the one it runs on (chosen by connection id, never by account); it returns
+	// how many it killed.
+	KillClientConnections(ctx context.Context) (int, error)
+	// Fence kills every other client connection, then turns read-only on with a bounded lock
+	// wait, repeating both until it holds or ctx ends (rule 3a). It returns how many
+	// connections it killed.
+	Fence(ctx context.Context) (int, error)
+	// Shutdown stops the server (SHUTDOWN): the last resort when a fence cannot complete.
+	Shutdown(ctx context.Context) error
 	// ConfigureSemiSync applies a semi-sync role (loss-less AFTER_SYNC wait point).
 	ConfigureSemiSync(ctx context.Context, cfg SemiSyncConfig) error
 

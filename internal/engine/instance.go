@@ -362,44 +362,6 @@ func (i *instance) SetReadOnly(ctx context.Context, readOnly bool) error {
 	return i.exec(ctx, "set read-only "+onOff(readOnly), i.d.readOnly(readOnly)...)
 }
 
-// systemCommands are processlist commands of replication and server threads, never killed.
-var systemCommands = map[string]bool{
-	"Binlog Dump": true, "Binlog Dump GTID": true, "Daemon": true,
-	"Slave_IO": true, "Slave_SQL": true, "Slave_worker": true,
-}
-
-var systemUsers = map[string]bool{"system user": true, "event_scheduler": true, "": true}
-
-func (i *instance) KillClientConnections(ctx context.Context, exceptUsers []string) (int, error) {
-	rows, err := i.queryRows(ctx, i.d.processlistQuery())
-	if err != nil {
-		return 0, fmt.Errorf("failed to list connections of %s: %w", i.ep.Address(), err)
-	}
-	keep := map[string]bool{}
-	for _, u := range exceptUsers {
-		keep[u] = true
-	}
-	killed := 0
-	for _, r := range rows {
-		if keep[r["USER"]] || systemUsers[r["USER"]] || systemCommands[r["COMMAND"]] {
-			continue
-		}
-		id, err := strconv.ParseUint(r["ID"], 10, 64)
-		if err != nil {
-			continue
-		}
-		if _, err := i.db.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatUint(id, 10)); err != nil {
-			var me *mysql.MySQLError
-			if errors.As(err, &me) && me.Number == 1094 { // already gone
-				continue
-			}
-			return killed, fmt.Errorf("failed to kill connection %d on %s: %w", id, i.ep.Address(), err)
-		}
-		killed++
-	}
-	return killed, nil
-}
-
 func (i *instance) ConfigureSemiSync(ctx context.Context, cfg SemiSyncConfig) error {
 	var before SemiSyncStatus
 	if err := i.semiSyncStatus(ctx, &before); err != nil {
@@ -470,7 +432,7 @@ func (i *instance) checkAccount(ctx context.Context, a Account) ([]string, error
 	}
 	privs, grantOption := i.d.grants(a.Role)
 	for _, p := range privs {
-		if !hasPrivilege(grants, p) {
+		if !hasPrivilegeOn(grants, p, a.on()) {
 			problems = append(problems, a.name()+" lacks "+p)
 		}
 	}

@@ -131,8 +131,18 @@ func (mariadbDialect) resetGTIDState(state gtid.Set) []stmt {
 
 func (mariadbDialect) grants(role AccountRole) ([]string, bool) {
 	switch role {
-	case RoleAdmin, RoleRoot:
+	case RoleOperator, RoleRoot:
 		return []string{"ALL PRIVILEGES"}, true
+	case RoleAdmin:
+		// Not READ ONLY ADMIN or SUPER (they bypass read_only, so a fenced primary would keep
+		// taking this account's writes), nor BINLOG ADMIN (SET sql_log_bin, PURGE), RELOAD
+		// (RESET MASTER), SHUTDOWN, the replication admin privileges, FILE or SET USER.
+		return []string{"SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "PROCESS", "REFERENCES",
+			"INDEX", "ALTER", "SHOW DATABASES", "CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE",
+			"CREATE VIEW", "SHOW VIEW", "CREATE ROUTINE", "ALTER ROUTINE", "CREATE USER", "EVENT", "TRIGGER",
+			"DELETE HISTORY", "BINLOG MONITOR", "SLAVE MONITOR"}, true
+	case RoleApp:
+		return []string{"ALL PRIVILEGES"}, false
 	case RoleReplication:
 		return []string{"REPLICATION SLAVE"}, false
 	case RoleAgent:

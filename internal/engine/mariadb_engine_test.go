@@ -223,10 +223,7 @@ func TestMariaDBReplication(t *testing.T) {
 
 	// Switchover to replica 1: fence, wait, promote, repoint; the old primary rejoins with
 	// its own last transaction as position (gtid_current_pos copied into gtid_slave_pos).
-	if err := pe.SetReadOnly(ctx, true); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pe.KillClientConnections(ctx, []string{engine.AdminUser}); err != nil {
+	if _, err := pe.Fence(ctx); err != nil {
 		t.Fatal(err)
 	}
 	final := pe.Status(ctx).ExecutedGTID

@@ -128,8 +128,18 @@ func (mysqlDialect) resetGTIDState(state gtid.Set) []stmt {
 
 func (mysqlDialect) grants(role AccountRole) ([]string, bool) {
 	switch role {
-	case RoleAdmin, RoleRoot:
+	case RoleOperator, RoleRoot:
 		return []string{"ALL PRIVILEGES"}, true
+	case RoleAdmin:
+		// Static privileges without SUPER (super_read_only still stops it, but SUPER could turn
+		// it off), RELOAD, SHUTDOWN, FILE and the replication privileges; no dynamic privilege
+		// (CONNECTION_ADMIN, SYSTEM_VARIABLES_ADMIN, BINLOG_ADMIN, ...).
+		return []string{"SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "PROCESS", "REFERENCES",
+			"INDEX", "ALTER", "SHOW DATABASES", "CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE",
+			"CREATE VIEW", "SHOW VIEW", "CREATE ROUTINE", "ALTER ROUTINE", "CREATE USER", "EVENT", "TRIGGER",
+			"REPLICATION CLIENT"}, true
+	case RoleApp:
+		return []string{"ALL PRIVILEGES"}, false
 	case RoleReplication:
 		return []string{"REPLICATION SLAVE"}, false
 	case RoleAgent:

@@ -12,7 +12,8 @@ import (
 )
 
 // testAccounts have passwords that need escaping.
-var testAccounts = StandardAccounts(`adm'in`, `re\pl`, "agent\"pw", "root\npw")
+var testAccounts = StandardAccounts(Credentials{Operator: `op'er`, Replication: `re\pl`, Agent: "agent\"pw",
+	Root: "root\npw", Admin: "ad`min", App: "a'pp", Database: "shop_db"})
 
 // renderStatements lists every statement a dialect produces for fixed inputs, one section per
 // method, so a golden file shows the exact text sent to the server.
@@ -85,9 +86,9 @@ func TestBootstrapSQLGolden(t *testing.T) {
 func TestBootstrapSQLRejectsBadAccounts(t *testing.T) {
 	d := mariadbDialect{}
 	for _, a := range []Account{
-		{User: "x'y", Host: "%", Password: "p", Role: RoleAdmin},
-		{User: "x", Host: "%", Password: "", Role: RoleAdmin},
-		{User: "", Host: "%", Password: "p", Role: RoleAdmin},
+		{User: "x'y", Host: "%", Password: "p", Role: RoleOperator},
+		{User: "x", Host: "%", Password: "", Role: RoleOperator},
+		{User: "", Host: "%", Password: "p", Role: RoleOperator},
 		{User: "x", Host: "%", Password: "p", Role: "superuser"},
 	} {
 		if _, err := bootstrapSQL(d, []Account{a}); err == nil {
@@ -178,11 +179,11 @@ func TestHasPrivilege(t *testing.T) {
 			t.Errorf("hasPrivilege(%s) = %v, want %v", p, got, want)
 		}
 	}
-	all := []string{"GRANT ALL PRIVILEGES ON *.* TO `kura-admin`@`%` WITH GRANT OPTION"}
+	all := []string{"GRANT ALL PRIVILEGES ON *.* TO `kura-operator`@`%` WITH GRANT OPTION"}
 	if !hasPrivilege(all, "SUPER") || !hasGrantOption(all) || hasGrantOption(grants) {
 		t.Error("ALL PRIVILEGES / GRANT OPTION misread")
 	}
-	mysqlAll := []string{"GRANT SELECT, INSERT, SHUTDOWN, SUPER, CREATE USER ON *.* TO `kura-admin`@`%` WITH GRANT OPTION"}
+	mysqlAll := []string{"GRANT SELECT, INSERT, SHUTDOWN, SUPER, CREATE USER ON *.* TO `kura-operator`@`%` WITH GRANT OPTION"}
 	if !hasPrivilege(mysqlAll, "ALL PRIVILEGES") {
 		t.Error("MySQL's expanded ALL not recognised")
 	}

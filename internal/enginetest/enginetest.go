@@ -32,16 +32,24 @@ import (
 
 // Passwords of the accounts every instance has.
 const (
-	AdminPassword       = "admin-pw"
+	OperatorPassword    = "operator-pw"
 	ReplicationPassword = "repl-pw"
 	AgentPassword       = "agent-pw"
 	RootPassword        = "root-pw"
+	AdminPassword       = "admin-pw"
+	AppPassword         = "app-pw"
+	// Database is the application account's database.
+	Database = "appdb"
 )
 
-// Accounts are the accounts created in every data directory.
-func Accounts() []engine.Account {
-	return engine.StandardAccounts(AdminPassword, ReplicationPassword, AgentPassword, RootPassword)
+// Credentials are the passwords of the accounts every data directory gets.
+func Credentials() engine.Credentials {
+	return engine.Credentials{Operator: OperatorPassword, Replication: ReplicationPassword, Agent: AgentPassword,
+		Root: RootPassword, Admin: AdminPassword, App: AppPassword, Database: Database}
 }
+
+// Accounts are the accounts created in every data directory.
+func Accounts() []engine.Account { return engine.StandardAccounts(Credentials()) }
 
 // Instances are sized for a shared 2-core test machine: a small redo log (less to write and
 // copy) and buffer pool. Nothing else of the rendered configuration is changed.
@@ -257,7 +265,7 @@ func (i *Instance) exited() bool {
 // WaitReady polls until the instance accepts the admin account, failing early if the
 // process exits.
 func (i *Instance) WaitReady() error {
-	db, err := sql.Open("mysql", engine.DSN(i.Endpoint(engine.AdminUser, AdminPassword), engine.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
+	db, err := sql.Open("mysql", engine.DSN(i.Endpoint(engine.OperatorUser, OperatorPassword), engine.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
 	if err != nil {
 		return fmt.Errorf("failed to open a connection pool: %w", err)
 	}
@@ -299,17 +307,19 @@ func (i *Instance) Endpoint(user, password string) engine.Endpoint {
 	return engine.Endpoint{Host: i.Host, Port: i.Port, User: user, Password: password}
 }
 
-// Admin returns the endpoint of the admin account.
-func (i *Instance) Admin() engine.Endpoint { return i.Endpoint(engine.AdminUser, AdminPassword) }
+// Operator returns the endpoint of the operator's account.
+func (i *Instance) Operator() engine.Endpoint {
+	return i.Endpoint(engine.OperatorUser, OperatorPassword)
+}
 
 // ReplicationSource returns the Source replicas use to replicate from this instance.
 func (i *Instance) ReplicationSource() engine.Source {
 	return engine.Source{Host: i.Host, Port: i.Port, User: engine.ReplicationUser, Password: ReplicationPassword}
 }
 
-// Open returns an engine.Instance for the admin account, closed when the test ends.
+// Open returns an engine.Instance for the operator's account, closed when the test ends.
 func (i *Instance) Open(opts engine.Options) engine.Instance {
-	inst, err := engine.Open(kurav1alpha1.EngineMariaDB, i.Admin(), opts)
+	inst, err := engine.Open(kurav1alpha1.EngineMariaDB, i.Operator(), opts)
 	if err != nil {
 		i.t.Fatal(err)
 	}
@@ -319,7 +329,7 @@ func (i *Instance) Open(opts engine.Options) engine.Instance {
 
 // DB returns a plain connection pool for the admin account, closed when the test ends.
 func (i *Instance) DB() *sql.DB {
-	db, err := sql.Open("mysql", engine.DSN(i.Admin(), engine.Options{}))
+	db, err := sql.Open("mysql", engine.DSN(i.Operator(), engine.Options{}))
 	if err != nil {
 		i.t.Fatal(err)
 	}

@@ -58,10 +58,10 @@ RESET MASTER;
 SET GLOBAL gtid_binlog_state = '0-1001-42,0-1002-50,1-1001-7';
 SET GLOBAL gtid_slave_pos = '0-1002-50,1-1001-7';
 -- CloneFrom
--- EnsureAccounts: 'kura-admin'@'%'
-CREATE USER IF NOT EXISTS 'kura-admin'@'%' IDENTIFIED BY 'adm\'in';
-ALTER USER 'kura-admin'@'%' IDENTIFIED BY 'adm\'in';
-GRANT ALL PRIVILEGES ON *.* TO 'kura-admin'@'%' WITH GRANT OPTION;
+-- EnsureAccounts: 'kura-operator'@'%'
+CREATE USER IF NOT EXISTS 'kura-operator'@'%' IDENTIFIED BY 'op\'er';
+ALTER USER 'kura-operator'@'%' IDENTIFIED BY 'op\'er';
+GRANT ALL PRIVILEGES ON *.* TO 'kura-operator'@'%' WITH GRANT OPTION;
 -- EnsureAccounts: 'kura-repl'@'%'
 CREATE USER IF NOT EXISTS 'kura-repl'@'%' IDENTIFIED BY 're\\pl';
 ALTER USER 'kura-repl'@'%' IDENTIFIED BY 're\\pl';
@@ -74,3 +74,12 @@ GRANT SELECT, RELOAD, PROCESS, LOCK TABLES, SHOW VIEW, EVENT, TRIGGER, BINLOG MO
 CREATE USER IF NOT EXISTS 'root'@'localhost' IDENTIFIED BY 'root\npw';
 ALTER USER 'root'@'localhost' IDENTIFIED BY 'root\npw';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;
+-- EnsureAccounts: 'admin'@'%'
+CREATE USER IF NOT EXISTS 'admin'@'%' IDENTIFIED BY 'ad`min';
+ALTER USER 'admin'@'%' IDENTIFIED BY 'ad`min';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, PROCESS, REFERENCES, INDEX, ALTER, SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER, DELETE HISTORY, BINLOG MONITOR, SLAVE MONITOR ON *.* TO 'admin'@'%' WITH GRANT OPTION;
+-- EnsureAccounts: 'app'@'%'
+CREATE DATABASE IF NOT EXISTS `shop_db`;
+CREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY 'a\'pp';
+ALTER USER 'app'@'%' IDENTIFIED BY 'a\'pp';
+GRANT ALL PRIVILEGES ON `shop_db`.* TO 'app'@'%';

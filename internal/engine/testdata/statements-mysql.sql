@@ -61,10 +61,10 @@ SET GLOBAL gtid_purged = '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42:web:1-3';
 -- CloneFrom
 SET GLOBAL clone_valid_donor_list = 'shop-1.shop-instances.prod.svc.cluster.local:3306';
 CLONE INSTANCE FROM 'kura-agent'@'shop-1.shop-instances.prod.svc.cluster.local':3306 IDENTIFIED BY 'ag\'ent' REQUIRE NO SSL;
--- EnsureAccounts: 'kura-admin'@'%'
-CREATE USER IF NOT EXISTS 'kura-admin'@'%' IDENTIFIED BY 'adm\'in';
-ALTER USER 'kura-admin'@'%' IDENTIFIED BY 'adm\'in';
-GRANT ALL PRIVILEGES ON *.* TO 'kura-admin'@'%' WITH GRANT OPTION;
+-- EnsureAccounts: 'kura-operator'@'%'
+CREATE USER IF NOT EXISTS 'kura-operator'@'%' IDENTIFIED BY 'op\'er';
+ALTER USER 'kura-operator'@'%' IDENTIFIED BY 'op\'er';
+GRANT ALL PRIVILEGES ON *.* TO 'kura-operator'@'%' WITH GRANT OPTION;
 -- EnsureAccounts: 'kura-repl'@'%'
 CREATE USER IF NOT EXISTS 'kura-repl'@'%' IDENTIFIED BY 're\\pl';
 ALTER USER 'kura-repl'@'%' IDENTIFIED BY 're\\pl';
@@ -77,3 +77,12 @@ GRANT SELECT, RELOAD, PROCESS, LOCK TABLES, SHOW VIEW, EVENT, TRIGGER, REPLICATI
 CREATE USER IF NOT EXISTS 'root'@'localhost' IDENTIFIED BY 'root\npw';
 ALTER USER 'root'@'localhost' IDENTIFIED BY 'root\npw';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;
+-- EnsureAccounts: 'admin'@'%'
+CREATE USER IF NOT EXISTS 'admin'@'%' IDENTIFIED BY 'ad`min';
+ALTER USER 'admin'@'%' IDENTIFIED BY 'ad`min';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, PROCESS, REFERENCES, INDEX, ALTER, SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER, REPLICATION CLIENT ON *.* TO 'admin'@'%' WITH GRANT OPTION;
+-- EnsureAccounts: 'app'@'%'
+CREATE DATABASE IF NOT EXISTS `shop_db`;
+CREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY 'a\'pp';
+ALTER USER 'app'@'%' IDENTIFIED BY 'a\'pp';
+GRANT ALL PRIVILEGES ON `shop_db`.* TO 'app'@'%';
