@@ -40,7 +40,7 @@ type Server struct {
 
 // Handler returns the agent's routes.
 func (s *Server) Handler() http.Handler {
-	s.cloning = make(chan struct{}, 1)
+	s.cloning = make(chan struct{}, maxClones)
 	if s.Log == nil {
 		s.Log = os.Stderr
 	}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/kura-db/kura/internal/seed"
 )
 
 // Client talks to one instance's agent.
@@ -116,14 +118,15 @@ func (c *Client) RequestReclone(ctx context.Context, donor, reason string) error
 // the trailer was verified; anything else (a cut connection, a donor error, a checksum
 // mismatch) is an error.
 type CloneStream struct {
-	*streamReader
+	*seed.Reader
 	body io.Closer
 }
 
 // Close releases the connection.
 func (s *CloneStream) Close() error { return s.body.Close() }
 
-// Clone opens the donor's clone stream.
+// Clone opens the donor's clone stream. A donor busy with other clones answers at once and
+// starts this one when a slot frees; the stream's header arrives then.
 func (c *Client) Clone(ctx context.Context) (*CloneStream, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/v1/clone")
 	if err != nil {
@@ -133,10 +136,10 @@ func (c *Client) Clone(ctx context.Context) (*CloneStream, error) {
 		defer func() { _ = resp.Body.Close() }()
 		return nil, statusError(resp)
 	}
-	sr, err := newStreamReader(resp.Body)
+	sr, err := newWireReader(resp.Body)
 	if err != nil {
 		_ = resp.Body.Close()
 		return nil, err
 	}
-	return &CloneStream{streamReader: sr, body: resp.Body}, nil
+	return &CloneStream{Reader: sr, body: resp.Body}, nil
 }

@@ -11,57 +11,69 @@ import (
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/engine"
+	"github.com/kura-db/kura/internal/seed"
+	"github.com/kura-db/kura/internal/tools"
 )
 
-// serveClone streams a physical copy of the local instance (docs/cloning.md). One copy is
-// served at a time.
+// maxClones is how many clones a donor copies at once; further requests wait for a slot
+// (never refused: a refusal made a receiver's init fail and crash-loop).
+const maxClones = 2
+
+// serveClone streams a physical copy of the local instance (docs/cloning.md). Up to
+// maxClones copies run at once; a further request gets its response headers at once and
+// waits for a slot.
 func (s *Server) serveClone(w http.ResponseWriter, r *http.Request) {
 	if s.engine() == kurav1alpha1.EngineMySQL {
 		http.Error(w, "MySQL instances clone with the CLONE plugin over the SQL port, not this stream", http.StatusConflict)
 		return
 	}
-	select {
-	case s.cloning <- struct{}{}:
-		defer func() { <-s.cloning }()
-	default:
-		http.Error(w, "a clone is already being served", http.StatusServiceUnavailable)
-		return
-	}
-	before := s.state(r.Context())
-	if !before.Reachable {
-		http.Error(w, "mysqld: "+before.Error, http.StatusServiceUnavailable)
+	if st := s.state(r.Context()); !st.Reachable {
+		http.Error(w, "mysqld: "+st.Error, http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", ContentTypeClone)
 	w.WriteHeader(http.StatusOK)
-	start := time.Now()
-	sw, err := newStreamWriter(w, CloneHeader{Engine: before.Engine, Donor: s.PodName, ServerID: before.ServerID,
-		Version: before.Version, ExecutedBefore: before.Executed})
+	ww, err := newWireWriter(w)
 	if err != nil {
 		_, _ = fmt.Fprintf(s.Log, "kura agent: clone for %s failed: %v\n", r.RemoteAddr, err)
 		return
 	}
+	if err := ww.Flush(); err != nil {
+		return
+	}
+	select {
+	case s.cloning <- struct{}{}:
+		defer func() { <-s.cloning }()
+	case <-r.Context().Done():
+		return
+	}
+	start := time.Now()
 	opts := s.Backup
-	if opts.Stderr == nil {
-		opts.Stderr = s.Log
+	log := opts.Stderr
+	if log == nil {
+		log = s.Log
 	}
-	if err := engine.StreamBackup(r.Context(), s.engine(), opts, sw); err != nil {
-		sw.Fail(err)
-		_, _ = fmt.Fprintf(s.Log, "kura agent: clone for %s failed after %d bytes: %v\n", r.RemoteAddr, sw.n, err)
+	local := seed.Local{Engine: s.engine(), Name: s.PodName, Instance: s.Instance, Tools: tools.Runner{TmpDir: opts.TmpDir, Log: log},
+		Invocation: tools.Invocation{ServerDefaults: opts.DefaultsFile, Account: tools.Account{User: opts.Endpoint.User,
+			Password: opts.Endpoint.Password, Socket: opts.Endpoint.Socket, Host: opts.Endpoint.Host, Port: opts.Endpoint.Port}}}
+	if opts.Program != "" {
+		local.Tools.Programs = map[string]string{"mariadb-backup": opts.Program}
+	}
+	sw, err := seed.Copy(r.Context(), local, func(h seed.Header) (*seed.Writer, error) { return seed.NewWriter(ww, h) })
+	n := int64(0)
+	if sw != nil {
+		n = sw.Bytes()
+	}
+	if err != nil {
+		_ = ww.Close()
+		_, _ = fmt.Fprintf(s.Log, "kura agent: clone for %s failed after %d bytes: %v\n", r.RemoteAddr, n, err)
 		return
 	}
-	after := s.state(r.Context())
-	if !after.Reachable {
-		err := fmt.Errorf("failed to read the executed set after the copy: %s", after.Error)
-		sw.Fail(err)
+	if err := ww.Close(); err != nil {
 		_, _ = fmt.Fprintf(s.Log, "kura agent: clone for %s failed: %v\n", r.RemoteAddr, err)
 		return
 	}
-	if err := sw.Close(after.Executed); err != nil {
-		_, _ = fmt.Fprintf(s.Log, "kura agent: clone for %s failed: %v\n", r.RemoteAddr, err)
-		return
-	}
-	fmt.Fprintf(s.Log, "kura agent: served a clone to %s: %d bytes in %s\n", r.RemoteAddr, sw.n, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(s.Log, "kura agent: served a clone to %s: %d bytes in %s\n", r.RemoteAddr, n, time.Since(start).Round(time.Millisecond))
 }
 
 // RecloneMarker is the file on the data volume that asks the next `kura init` to keep the

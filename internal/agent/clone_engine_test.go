@@ -41,8 +41,8 @@ func requireBackupTools(t testing.TB) {
 	}
 }
 
-// donorAgent serves the real agent API for an instance, as its agent container would.
-func donorAgent(t testing.TB, inst *enginetest.Instance, name string, log io.Writer) (*httptest.Server, *Client) {
+// donorServer is the agent API of an instance, as its agent container runs it.
+func donorServer(t testing.TB, inst *enginetest.Instance, name string, log io.Writer) *Server {
 	t.Helper()
 	ep := inst.Endpoint(engine.AgentUser, enginetest.AgentPassword)
 	ei, err := engine.Open(kurav1alpha1.EngineMariaDB, ep, engine.Options{})
@@ -50,9 +50,14 @@ func donorAgent(t testing.TB, inst *enginetest.Instance, name string, log io.Wri
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ei.Close() })
-	api := &Server{Instance: ei, Token: enginetest.AgentPassword, PodName: name, DataDir: inst.DataDir, Log: log,
+	return &Server{Instance: ei, Token: enginetest.AgentPassword, PodName: name, DataDir: inst.DataDir, Log: log,
 		Backup: engine.BackupOptions{DefaultsFile: filepath.Join(inst.Dir, "my.cnf"), Endpoint: ep}}
-	srv := httptest.NewServer(api.Handler())
+}
+
+// donorAgent serves the real agent API for an instance, as its agent container would.
+func donorAgent(t testing.TB, inst *enginetest.Instance, name string, log io.Writer) (*httptest.Server, *Client) {
+	t.Helper()
+	srv := httptest.NewServer(donorServer(t, inst, name, log).Handler())
 	t.Cleanup(srv.Close)
 	return srv, &Client{BaseURL: srv.URL, Token: enginetest.AgentPassword}
 }
@@ -71,9 +76,9 @@ func mustExec(t testing.TB, db *sql.DB, stmts ...string) {
 	}
 }
 
-// seed creates the application data: a table with rows, and a stream written under another
+// seedData creates the application data: a table with rows, and a stream written under another
 // server_id (as a former primary leaves behind), which gtid_slave_pos alone would lose.
-func seed(t testing.TB, db *sql.DB, rows int) {
+func seedData(t testing.TB, db *sql.DB, rows int) {
 	t.Helper()
 	mustExec(t, db, "CREATE DATABASE app",
 		"CREATE TABLE app.t (id INT PRIMARY KEY, pad VARCHAR(200))",
@@ -164,7 +169,7 @@ func TestCloneThroughAgent(t *testing.T) {
 	c := enginetest.Start(t, 2, enginetest.Options{})
 	donor, recv := c.Instances[0], c.Instances[1]
 	ddb := donor.DB()
-	seed(t, ddb, 20000)
+	seedData(t, ddb, 20000)
 	dinst := donor.Open(engine.Options{})
 	base := executed(t, dinst)
 	old := gtid.MustParse(gtid.MariaDB, "0-1005-2")
@@ -274,7 +279,7 @@ func TestCloneTruncatedStream(t *testing.T) {
 	requireBackupTools(t)
 	c := enginetest.Start(t, 1, enginetest.Options{})
 	donor := c.Instances[0]
-	seed(t, donor.DB(), 5000)
+	seedData(t, donor.DB(), 5000)
 	srv, _ := donorAgent(t, donor, "shop-0", tlog{t})
 	dir := filepath.Join(t.TempDir(), "data")
 	_, err := CloneInto(context.Background(), cutAfter(t, srv.URL, 256<<10), "shop-0", dir, cloneOpts(donor, tlog{t}))
@@ -297,7 +302,7 @@ func TestRecloneKeepsDataAside(t *testing.T) {
 	c := enginetest.Start(t, 2, enginetest.Options{})
 	donor, recv := c.Instances[0], c.Instances[1]
 	ddb := donor.DB()
-	seed(t, ddb, 2000)
+	seedData(t, ddb, 2000)
 	_, donorClient := donorAgent(t, donor, "shop-0", tlog{t})
 	rinst := recv.Open(engine.Options{})
 	if err := rinst.ConfigureReplica(context.Background(), donor.ReplicationSource()); err != nil {

@@ -5,6 +5,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -97,6 +98,11 @@ type InitOptions struct {
 	DiscoveryWait time.Duration
 	// Clone tunes the copy (engine, defaults file and admin password are filled in).
 	Clone CloneOptions
+	// CloneAttempts is how many times a failed clone is tried in one run (default 8);
+	// RetryBackoff is the first wait between attempts (default 5s), doubled each time up
+	// to a minute.
+	CloneAttempts int
+	RetryBackoff  time.Duration
 	// Log receives progress lines (default stderr).
 	Log io.Writer
 	// Now is the clock for the aside directory's name (default time.Now).
@@ -134,6 +140,44 @@ func Init(ctx context.Context, e Env, paths InitPaths, opts InitOptions) (Outcom
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("failed to create %s: %w", dir, err)
 	}
+	// A failed clone is retried here, with back-off, rather than by exiting: an init
+	// container that exits is restarted by Kubernetes with a growing back-off
+	// (Init:CrashLoopBackOff) and every restart starts the copy over anyway.
+	wait := opts.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		out, err := prepareData(ctx, e, dir, opts)
+		var failed *cloneFailure
+		if err == nil || !errors.As(err, &failed) || attempt >= opts.CloneAttempts || ctx.Err() != nil {
+			return out, err
+		}
+		fmt.Fprintf(opts.Log, "kura init: clone attempt %d of %d failed: %v; retrying in %s\n", attempt, opts.CloneAttempts, err, wait)
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("failed to clone: %w (after %v)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxRetryBackoff)
+	}
+}
+
+// maxRetryBackoff caps the wait between clone attempts.
+const maxRetryBackoff = time.Minute
+
+// cloneFailure marks an error of a clone attempt, which Init retries.
+type cloneFailure struct{ err error }
+
+func (c *cloneFailure) Error() string { return c.err.Error() }
+func (c *cloneFailure) Unwrap() error { return c.err }
+
+func retryable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &cloneFailure{err: err}
+}
+
+// prepareData is one attempt at preparing the data directory (Init).
+func prepareData(ctx context.Context, e Env, dir string, opts InitOptions) (Outcome, error) {
 	var cloning cloningState
 	partial, err := readMarker(dir, CloningMarker, &cloning)
 	if err != nil {
@@ -202,6 +246,12 @@ func (o InitOptions) withDefaults(e Env) InitOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.CloneAttempts <= 0 {
+		o.CloneAttempts = 8
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = 5 * time.Second
+	}
 	o.Clone.Engine = e.Engine
 	o.Clone.DefaultsFile = o.DefaultsFile
 	o.Clone.OperatorPassword = e.OperatorPassword
@@ -239,7 +289,7 @@ func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, pr
 		}
 		if time.Now().After(deadline) {
 			if required {
-				return "", fmt.Errorf("failed to clone: no peer holding data answered within %s (%d answered); will retry", opts.DiscoveryWait, answered)
+				return "", retryable(fmt.Errorf("failed to clone: no peer holding data answered within %s (%d answered)", opts.DiscoveryWait, answered))
 			}
 			fmt.Fprintf(opts.Log, "kura init: no peer answered within %s: initialising an empty instance\n", opts.DiscoveryWait)
 			return "", nil
@@ -286,10 +336,11 @@ func cloneFrom(ctx context.Context, e Env, dir string, opts InitOptions, donor P
 		return "", err
 	}
 	if e.Engine == kurav1alpha1.EngineMySQL {
-		return cloneMySQL(ctx, e, dir, donor.Peer, opts)
+		out, err := cloneMySQL(ctx, e, dir, donor.Peer, opts)
+		return out, retryable(err)
 	}
 	if _, err := CloneInto(ctx, donor.Peer.Client, donor.Peer.Name, dir, opts.Clone); err != nil {
-		return "", err
+		return "", retryable(err)
 	}
 	return Cloned, nil
 }

@@ -1,29 +1,28 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
-	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/gtid"
 )
 
-// Physical copies (docs/cloning.md). MariaDB copies a running instance with mariadb-backup,
-// streamed as xbstream; the receiver extracts it with mbstream and prepares it. MySQL 8.4
+// Physical copies (docs/cloning.md): the SQL side. MariaDB copies a running instance with
+// mariadb-backup, streamed as xbstream (internal/seed runs it through internal/tools); here
+// are the copy's recorded position and the GTID arithmetic of the copy point. MySQL 8.4
 // (experimental) uses the CLONE plugin instead: the receiver's server pulls the copy over
 // the SQL port (CloneFrom), so it has no stream.
 
-// ErrNoStream is returned by the stream functions for an engine that clones with a plugin.
+// ErrNoStream is returned for an engine that clones with a plugin rather than a stream.
 var ErrNoStream = errors.New("this engine clones with the CLONE plugin, not a stream")
 
-// BackupOptions say how to reach and read the local instance.
+// BackupOptions say how a physical copy of the local instance reaches it (the agent's
+// clones). The copy itself is taken by internal/seed with internal/tools.
 type BackupOptions struct {
 	// DefaultsFile is the server's option file (mariadb-backup reads the data directory and
 	// InnoDB settings from it).
@@ -31,89 +30,12 @@ type BackupOptions struct {
 	// Endpoint is the account mariadb-backup connects with (the agent account); Socket or
 	// Host and Port.
 	Endpoint Endpoint
-	// TmpDir holds mariadb-backup's working files; empty means a private temporary directory.
+	// TmpDir is where the copy tool's private directories are made; empty means os.TempDir().
 	TmpDir string
 	// Program is the path of mariadb-backup; empty means FindProgram.
 	Program string
-	// Stderr receives the program's log; by default its tail is returned in errors.
+	// Stderr receives the program's log; by default only its tail is kept, for errors.
 	Stderr io.Writer
-}
-
-// StreamBackup writes a physical copy of the running local instance to w: MariaDB runs
-// mariadb-backup --backup --stream=xbstream. The copy is consistent with the binary log
-// position written into it (mariadb_backup_binlog_info or xtrabackup_binlog_info).
-func StreamBackup(ctx context.Context, kind kurav1alpha1.Engine, opts BackupOptions, w io.Writer) error {
-	if kind == kurav1alpha1.EngineMySQL {
-		return ErrNoStream
-	}
-	prog, err := programOr(opts.Program, "mariadb-backup")
-	if err != nil {
-		return err
-	}
-	tmp, cleanup, err := privateTmpDir(opts.TmpDir, "kura-backup-")
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	cnf, err := writeClientDefaults(tmp, opts.DefaultsFile, opts.Endpoint)
-	if err != nil {
-		return err
-	}
-	target := filepath.Join(tmp, "target")
-	args := []string{"--defaults-file=" + cnf, "--backup", "--stream=xbstream",
-		"--target-dir=" + target, "--tmpdir=" + tmp}
-	cmd := exec.CommandContext(ctx, prog, args...)
-	cmd.Stdout = w
-	var log bytes.Buffer
-	cmd.Stderr = &log
-	if opts.Stderr != nil {
-		cmd.Stderr = io.MultiWriter(opts.Stderr, &log)
-	}
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("failed to stream backup: %s: %w: %s", filepath.Base(prog), err, tail(log.String(), 4000))
-	}
-	if missing := missingPrivileges(log.String()); missing != "" {
-		return fmt.Errorf("failed to stream backup: mariadb-backup reports missing privileges: %s", missing)
-	}
-	return nil
-}
-
-// missingPrivileges returns mariadb-backup's "missing required privilege" lines.
-func missingPrivileges(log string) string {
-	var out []string
-	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, "missing required privilege") {
-			out = append(out, strings.TrimSpace(l))
-		}
-	}
-	return strings.Join(out, "; ")
-}
-
-// writeClientDefaults writes a private option file that includes the server's file and adds
-// the account, so the password never appears on a command line.
-func writeClientDefaults(dir, serverDefaults string, ep Endpoint) (string, error) {
-	var b strings.Builder
-	if serverDefaults != "" {
-		fmt.Fprintf(&b, "!include %s\n", serverDefaults)
-	}
-	b.WriteString("[mariadb-backup]\n")
-	fmt.Fprintf(&b, "user=%s\npassword=%s\n", optionValue(ep.User), optionValue(ep.Password))
-	if ep.Socket != "" {
-		fmt.Fprintf(&b, "socket=%s\n", optionValue(ep.Socket))
-	} else {
-		fmt.Fprintf(&b, "host=%s\nport=%d\nprotocol=tcp\n", optionValue(ep.Host), ep.Port)
-	}
-	p := filepath.Join(dir, "client.cnf")
-	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
-		return "", fmt.Errorf("failed to write %s: %w", p, err)
-	}
-	return p, nil
-}
-
-// optionValue quotes an option-file value.
-func optionValue(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(s) + `"`
 }
 
 func programOr(path, name string) (string, error) {
@@ -121,70 +43,6 @@ func programOr(path, name string) (string, error) {
 		return path, nil
 	}
 	return FindProgram(name)
-}
-
-// RestoreOptions tune ExtractBackup and PrepareBackup.
-type RestoreOptions struct {
-	// Extractor (mbstream) and Preparer (mariadb-backup) are program paths; empty means
-	// FindProgram.
-	Extractor, Preparer string
-	// TmpDir is --tmpdir of the prepare step; empty means a private temporary directory.
-	TmpDir string
-	// UseMemory is --use-memory of the prepare step (default 128M).
-	UseMemory string
-	// Output receives the programs' log; by default its tail is returned in errors.
-	Output io.Writer
-}
-
-// ExtractBackup unpacks a stream written by StreamBackup into dir (mbstream -x).
-func ExtractBackup(ctx context.Context, kind kurav1alpha1.Engine, r io.Reader, dir string, opts RestoreOptions) error {
-	if kind == kurav1alpha1.EngineMySQL {
-		return ErrNoStream
-	}
-	prog, err := programOr(opts.Extractor, "mbstream")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("failed to create %s: %w", dir, err)
-	}
-	cmd := exec.CommandContext(ctx, prog, "-x", "-C", dir)
-	cmd.Stdin = r
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if opts.Output != nil {
-		cmd.Stdout, cmd.Stderr = io.MultiWriter(opts.Output, &log), io.MultiWriter(opts.Output, &log)
-	}
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("failed to extract backup into %s: %w: %s", dir, err, tail(log.String(), 4000))
-	}
-	return nil
-}
-
-// PrepareBackup applies the copied redo log so dir is a consistent data directory.
-func PrepareBackup(ctx context.Context, kind kurav1alpha1.Engine, dir string, opts RestoreOptions) error {
-	if kind == kurav1alpha1.EngineMySQL {
-		return ErrNoStream
-	}
-	prog, err := programOr(opts.Preparer, "mariadb-backup")
-	if err != nil {
-		return err
-	}
-	tmp, cleanup, err := privateTmpDir(opts.TmpDir, "kura-prepare-")
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	mem := opts.UseMemory
-	if mem == "" {
-		mem = "128M"
-	}
-	// --user would name the database account here, not the OS user: it is not passed.
-	args := []string{"--prepare", "--target-dir=" + dir, "--tmpdir=" + tmp, "--use-memory=" + mem}
-	if err := run(ctx, opts.Output, "", prog, args...); err != nil {
-		return fmt.Errorf("failed to prepare backup in %s: %w", dir, err)
-	}
-	return nil
 }
 
 // BackupInfoFiles are the names mariadb-backup gives the file holding the binary log

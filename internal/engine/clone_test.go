@@ -64,9 +64,3 @@ func TestStateAtCopyPoint(t *testing.T) {
 		}
 	}
 }
-
-func TestOptionValueQuotes(t *testing.T) {
-	if got := optionValue(`a"b\c`); got != `"a\"b\\c"` {
-		t.Errorf("optionValue: %s", got)
-	}
-}
