@@ -95,6 +95,11 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		return ctrl.Result{}, nil
 	}
+	// The clustering loop runs whatever happens to the steps below: a cluster whose reconcile
+	// is blocked (a bad Secret, a refused change) must still fail over.
+	if r.Loops != nil {
+		r.Loops.Ensure(ctx, c)
+	}
 	p := &pass{cluster: c}
 	if c.Spec.Paused {
 		return ctrl.Result{}, r.writeStatus(ctx, p, condPaused())
@@ -124,9 +129,6 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			}
 			return ctrl.Result{}, fmt.Errorf("failed to reconcile %s: %w", s.name, err)
 		}
-	}
-	if r.Loops != nil {
-		r.Loops.Ensure(ctx, c)
 	}
 	return ctrl.Result{}, r.writeStatus(ctx, p, condReconciled())
 }

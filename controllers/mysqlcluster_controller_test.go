@@ -214,6 +214,7 @@ func TestMySQLClusterUserSecretMissingKey(t *testing.T) {
 		Data: map[string][]byte{
 			builder.KeyRootPassword: []byte("r"), builder.KeyAdminPassword: []byte("a"),
 			builder.KeyReplicationPassword: []byte("p"), builder.KeyAgentPassword: []byte("g"),
+			builder.KeyOperatorPassword: []byte("o"), builder.KeyAppPassword: []byte("q"),
 		},
 	}
 	if err := k8s.Create(ctx, sec); err != nil {
@@ -258,6 +259,10 @@ func TestMySQLClusterUserSecretNotFound(t *testing.T) {
 	c := waitReconciled(t, ns, "shop", metav1.ConditionFalse, "CredentialsSecretNotFound")
 	if !strings.Contains(reconciledCondition(c).Message, "spec.credentialsSecret") {
 		t.Errorf("message: %s", reconciledCondition(c).Message)
+	}
+	// A blocked reconcile still runs the clustering loop: failover must not wait for it.
+	if n, _ := loops.counts(types.NamespacedName{Namespace: ns, Name: "shop"}); n == 0 {
+		t.Error("no clustering loop for a cluster whose reconcile is blocked")
 	}
 }
 

@@ -50,7 +50,11 @@ func (s *kubeSink) fresh(ctx context.Context) (*kurav1alpha1.MySQLCluster, error
 }
 
 // RecordTopologyChange persists the new primary and term before the new primary is made
-// writable. Recording a term that is already recorded is a no-op.
+// writable. The term is a fencing token: the record is a compare-and-swap on the previous term
+// (read from the API server, written with its resourceVersion as a precondition), so a pass
+// that decided on a stale view, or a paused former leader, can never overwrite a newer record,
+// and its plan stops before the promoted instance becomes writable. Recording a term that is
+// already recorded with the same primary is a no-op.
 func (s *kubeSink) RecordTopologyChange(ctx context.Context, ch clustering.TopologyChange) error {
 	c, err := s.fresh(ctx)
 	if err != nil {
@@ -58,6 +62,10 @@ func (s *kubeSink) RecordTopologyChange(ctx context.Context, ch clustering.Topol
 	}
 	if c.Status.Term >= ch.Term && c.Status.CurrentPrimaryIndex != nil && int(*c.Status.CurrentPrimaryIndex) == ch.To {
 		return nil
+	}
+	if c.Status.Term != ch.Term-1 {
+		return fmt.Errorf("failed to record term %d: status holds term %d (primary %s), not %d; this pass decided on a stale view",
+			ch.Term, c.Status.Term, c.Status.CurrentPrimary, ch.Term-1)
 	}
 	history := append([]kurav1alpha1.TopologyChange(nil), c.Status.History...)
 	history = append(history, kurav1alpha1.TopologyChange{
@@ -73,7 +81,7 @@ func (s *kubeSink) RecordTopologyChange(ctx context.Context, ch clustering.Topol
 		Term                int64                         `json:"term"`
 		History             []kurav1alpha1.TopologyChange `json:"history"`
 	}{ch.ToName, ptr.To(int32(ch.To)), ch.Term, history}
-	if err := apply.Status(ctx, s.client, c, st, ownerTopology); err != nil {
+	if err := apply.StatusIfUnchanged(ctx, s.client, c, st, ownerTopology); err != nil {
 		return err
 	}
 	metrics.TopologyChanges.WithLabelValues(s.key.Namespace, s.key.Name, ch.Kind).Inc()

@@ -50,6 +50,16 @@ func TestStatusWritersDoNotClobberEachOther(t *testing.T) {
 	if err := sink.RecordTopologyChange(ctx, change); err != nil {
 		t.Fatal(err)
 	}
+	// The term is a fencing token: a change built on a stale view (term 1 again, another
+	// primary) or skipping a term is refused, and nothing is written.
+	for _, bad := range []clustering.TopologyChange{
+		{Term: 1, Kind: "Failover", From: 0, To: 1, FromName: "shop-0", ToName: "shop-1", Reason: "stale", Time: time.Now()},
+		{Term: 3, Kind: "Failover", From: 0, To: 2, FromName: "shop-0", ToName: "shop-2", Reason: "skips term 2", Time: time.Now()},
+	} {
+		if err := sink.RecordTopologyChange(ctx, bad); err == nil {
+			t.Errorf("term %d to %s was recorded over term 1", bad.Term, bad.ToName)
+		}
+	}
 	report := clustering.Report{Plan: clustering.Plan{
 		State:      clustering.StateHealthy,
 		Conditions: []clustering.Condition{{Type: clustering.ConditionAvailable, Status: clustering.ConditionTrue, Reason: "PrimaryWritable", Message: "shop-0 accepts writes"}},

@@ -194,7 +194,7 @@ func specOf(c *kurav1alpha1.MySQLCluster) clustering.Spec {
 
 // recordedOf reads the loop's durable memory from status.
 func recordedOf(c *kurav1alpha1.MySQLCluster) clustering.Recorded {
-	rec := clustering.Recorded{Primary: clustering.NoPrimary, Term: c.Status.Term, Errant: map[int]gtid.Set{}}
+	rec := clustering.Recorded{Primary: clustering.NoPrimary, Term: c.Status.Term, Errant: map[int]gtid.Set{}, Executed: map[int]gtid.Set{}}
 	if p := c.Status.CurrentPrimaryIndex; p != nil {
 		rec.Primary = int(*p)
 	}
@@ -203,15 +203,15 @@ func recordedOf(c *kurav1alpha1.MySQLCluster) clustering.Recorded {
 	}
 	flavor := engine.FlavorOf(builder.Engine(c))
 	for _, in := range c.Status.Instances {
-		if in.ErrantGTIDs == "" {
-			continue
-		}
 		n, ok := ordinalOf(c.Name, in.Name)
 		if !ok {
 			continue
 		}
-		if set, err := gtid.Parse(flavor, in.ErrantGTIDs); err == nil {
+		if set, err := gtid.Parse(flavor, in.ErrantGTIDs); err == nil && in.ErrantGTIDs != "" {
 			rec.Errant[n] = set
+		}
+		if set, err := gtid.Parse(flavor, in.GTIDExecuted); err == nil && in.GTIDExecuted != "" {
+			rec.Executed[n] = set
 		}
 	}
 	return rec

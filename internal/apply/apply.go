@@ -46,6 +46,19 @@ func Object(ctx context.Context, c client.Client, obj client.Object, owner strin
 // Status applies only the given status fields of obj (a Kura object) under owner, leaving
 // fields owned by other writers alone. Each writer owns its own conditions by type.
 func Status(ctx context.Context, c client.Client, obj client.Object, status any, owner string) error {
+	return applyStatus(ctx, c, obj, status, owner, "")
+}
+
+// StatusIfUnchanged is Status with a precondition: the object must still be at obj's
+// resourceVersion, or the API server refuses the write with a conflict (a compare-and-swap).
+func StatusIfUnchanged(ctx context.Context, c client.Client, obj client.Object, status any, owner string) error {
+	if obj.GetResourceVersion() == "" {
+		return fmt.Errorf("failed to apply status of %s: no resourceVersion to compare with", obj.GetName())
+	}
+	return applyStatus(ctx, c, obj, status, owner, obj.GetResourceVersion())
+}
+
+func applyStatus(ctx context.Context, c client.Client, obj client.Object, status any, owner, resourceVersion string) error {
 	raw, err := json.Marshal(status)
 	if err != nil {
 		return fmt.Errorf("failed to convert status: %w", err)
@@ -66,6 +79,7 @@ func Status(ctx context.Context, c client.Client, obj client.Object, status any,
 	u.SetGroupVersionKind(gvk)
 	u.SetName(obj.GetName())
 	u.SetNamespace(obj.GetNamespace())
+	u.SetResourceVersion(resourceVersion)
 	if err := c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(owner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("failed to apply status of %s %s: %w", gvk.Kind, obj.GetName(), err)
 	}

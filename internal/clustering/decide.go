@@ -148,6 +148,13 @@ func (d *decider) pause() {
 // finish adds role labels, MinInstances and conditions.
 func (d *decider) finish() {
 	sort.Slice(d.p.Instances, func(i, j int) bool { return d.p.Instances[i].Ordinal < d.p.Instances[j].Ordinal })
+	// An instance that does not answer keeps the executed set it last reported, so a primary
+	// that returns with less than it had is recognised (primaryBehind).
+	for i, st := range d.p.Instances {
+		if rec, ok := d.o.Recorded.Executed[st.Ordinal]; ok && !st.Reachable && st.Executed.IsEmpty() {
+			d.p.Instances[i].Executed = rec
+		}
+	}
 	if !d.labelsSet {
 		var toNone, toOther []Step
 		for _, st := range d.p.Instances {

@@ -86,18 +86,22 @@ func (d *decider) replacePrimary(old int, why string) {
 	d.failover(old, reason, req)
 }
 
-// unobservableReplicas names the replicas (within spec.replicas) the operator cannot reach. A
-// failover is safe only when fewer of them are missing than the primary waits
-// acknowledgements for: then every acknowledged write is on a replica that can be observed
-// (docs/clustering.md, "Failover").
+// unobservableReplicas names the replicas the operator cannot reach: every ordinal below
+// spec.replicas and every instance beyond it whose Pod still exists (a replica being scaled
+// away may have acknowledged writes, so lowering spec.replicas never drops it from this
+// check). A failover, or reopening a restarted primary, is safe only when fewer of them are
+// missing than the primary waits acknowledgements for: then every acknowledged write is on a
+// replica that can be observed (docs/clustering.md, "Failover").
 func (d *decider) unobservableReplicas(old int) []string {
 	var missing []string
 	for i := 0; i < d.o.Spec.Replicas; i++ {
-		if i == old {
-			continue
-		}
-		if in, ok := d.o.instance(i); !ok || in.SQL == nil {
+		if in, ok := d.o.instance(i); i != old && (!ok || in.SQL == nil) {
 			missing = append(missing, d.name(i))
+		}
+	}
+	for _, in := range d.o.Instances {
+		if in.Ordinal >= d.o.Spec.Replicas && in.Ordinal != old && in.Pod.Exists && in.SQL == nil {
+			missing = append(missing, in.Name)
 		}
 	}
 	return missing

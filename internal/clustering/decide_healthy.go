@@ -3,6 +3,8 @@ package clustering
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kura-db/kura/internal/gtid"
 )
 
 // errnoBinlogGone is the receiver error a replica reports when its source no longer has the
@@ -128,6 +130,13 @@ func (d *decider) primaryReachable(primary Instance) {
 		d.p.Continue = true
 		return
 	}
+	if why := d.primaryUnsafeToReopen(primary); why != "" {
+		// Rule 15a: a restarted primary is reopened only once every replica that may hold an
+		// acknowledged write has been seen. Nothing is changed meanwhile.
+		d.setStatuses(pst, verdicts)
+		d.state(StateDegraded, "PrimaryRestarted", "%s", why)
+		return
+	}
 	if why := d.primaryBehind(primary); why != "" {
 		// Rule 3b: making it writable would reuse GTIDs a replica already holds with other
 		// contents. Fail over to the replica holding them instead; the old primary then
@@ -153,28 +162,60 @@ func (d *decider) primaryReachable(primary Instance) {
 	}
 }
 
-// primaryBehind says why a read-only primary must not be made writable, or "": a replica
-// holds (applied or only received) transactions the primary itself wrote but no longer has.
-// That happens when the primary restarted and crash recovery cut transactions a replica had
-// already received (MariaDB with init_rpl_role=SLAVE; they were never acknowledged to a
-// client), or when its data was rolled back (a restored volume).
+// primaryUnsafeToReopen says why a read-only primary must wait before it may be made writable
+// again, or "": a replica that may hold an acknowledged write the primary lost in its restart
+// cannot be observed, so primaryBehind cannot rule that out.
+func (d *decider) primaryUnsafeToReopen(primary Instance) string {
+	if !primary.SQL.ReadOnly {
+		return ""
+	}
+	missing := d.unobservableReplicas(primary.Ordinal)
+	if len(missing) == 0 || len(missing) < d.desiredAcks() {
+		return ""
+	}
+	return fmt.Sprintf("primary %s is read-only (restarted?) and %s cannot be observed: one of them may hold acknowledged writes the primary no longer has, so it is not made writable until they answer",
+		primary.Name, strings.Join(missing, ", "))
+}
+
+// primaryBehind says why a read-only primary must not be made writable, or "" (rules 3b, 15a):
+// it lacks part of the executed set status recorded for it (an emptied or older volume), or a
+// replica holds (applied or only received) transactions the primary itself wrote but no longer
+// has — crash recovery cut transactions a replica had already received (MariaDB with
+// init_rpl_role=SLAVE), or its data was rolled back. Making it writable would commit new
+// transactions under GTIDs the replicas already hold with other contents. MySQL's GTIDs name
+// the server by UUID, not server_id, so there any transaction a replica holds beyond the
+// primary's set (errant transactions status already reported aside) counts.
 func (d *decider) primaryBehind(primary Instance) string {
 	if !primary.SQL.ReadOnly {
 		return ""
 	}
 	var ahead []string
+	if rec, ok := d.o.Recorded.Executed[primary.Ordinal]; ok {
+		if lost := rec.Subtract(primary.SQL.Executed); !lost.IsEmpty() {
+			ahead = append(ahead, fmt.Sprintf("it had %s before", lost))
+		}
+	}
 	for _, in := range d.o.Instances {
 		if in.Ordinal == primary.Ordinal || in.SQL == nil {
 			continue
 		}
-		if lost := in.SQL.holds().FromServer(primary.SQL.ServerID).Subtract(primary.SQL.Executed); !lost.IsEmpty() {
+		var lost gtid.Set
+		if primary.SQL.Executed.Flavor() == gtid.MySQL {
+			lost = in.SQL.holds().Subtract(primary.SQL.Executed)
+			if e := d.recordedErrant(in.Ordinal); e != nil {
+				lost = lost.Subtract(*e)
+			}
+		} else {
+			lost = in.SQL.holds().FromServer(primary.SQL.ServerID).Subtract(primary.SQL.Executed)
+		}
+		if !lost.IsEmpty() {
 			ahead = append(ahead, fmt.Sprintf("%s has %s", in.Name, lost))
 		}
 	}
 	if len(ahead) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("restarted without transactions it wrote that its replicas hold (%s)", strings.Join(ahead, "; "))
+	return fmt.Sprintf("came back without transactions it had committed (%s)", strings.Join(ahead, "; "))
 }
 
 func (d *decider) setStatuses(primary InstanceStatus, verdicts map[int]replicaVerdict) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kura-db/kura/internal/gtid"
 )
 
 // want is what a case expects of a plan. steps lists the plan's steps as String() gives them,
@@ -107,10 +109,20 @@ var decideCases = []struct {
 	{"read-only primary behind a replica: not made writable, failover stage 1", cluster(3).primary(0).readOnly(0).has(1, "0-1000-101", "0-1000-101"),
 		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
 			steps: []string{"fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
-			check: messageHas("restarted without transactions it wrote that its replicas hold (db-1 has 0-1000-101)")}},
+			check: messageHas("came back without transactions it had committed (db-1 has 0-1000-101)")}},
 	{"read-only primary behind a replica: the replica holding its transactions is promoted", cluster(3).primary(0).readOnly(0).has(1, "0-1000-100", "0-1000-101").fenced(1).fenced(2),
 		want{state: StateFailed, reason: "FailingOver", primary: ord(1), term: 2, events: []string{EventFailoverCompleted},
-			steps: []string{"wait-applied(1, \"0-1000-101\", 1m0s)", "promote(1)", "record-Failover(term 2, 0 -> 1: primary db-0 restarted without transactions it wrote that its replicas hold (db-1 has 0-1000-101))", "optional configure-replica(2, source 1, semi-sync true)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"}}},
+			steps: []string{"wait-applied(1, \"0-1000-101\", 1m0s)", "promote(1)", "record-Failover(term 2, 0 -> 1: primary db-0 came back without transactions it had committed (db-1 has 0-1000-101))", "optional configure-replica(2, source 1, semi-sync true)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"}}},
+	// A restarted primary is reopened only when every replica that may hold an acknowledged
+	// write was seen (rule 15a), and never with less than status recorded for it (rule 3b).
+	{"read-only primary with a replica unobservable: not reopened, nothing changed", cluster(3).primary(0).readOnly(0).down(2, 2*s, "connection refused"),
+		want{state: StateDegraded, reason: "PrimaryRestarted", primary: ord(0), term: 1, check: messageHas("db-2 cannot be observed")}},
+	{"read-only primary with every replica seen and nothing lost: reopened", cluster(3).primary(0).readOnly(0).recordedExecuted(0, "0-1000-100"),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, steps: []string{"set-read-only(0, false)"}}},
+	{"read-only primary with less than status recorded (emptied volume): failover stage 1", cluster(3).primary(0).readOnly(0).recordedExecuted(0, "0-1000-120"),
+		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
+			steps: []string{"fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
+			check: messageHas("it had 0-1000-120 before")}},
 	{"read-only primary and a replica with its own (errant) writes: the primary is reopened", cluster(3).primary(0).readOnly(0).errant(1, "0-1001-5"),
 		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventErrantReplicaDetected},
 			steps: []string{"set-read-only(0, false)"}}},
@@ -146,6 +158,8 @@ var decideCases = []struct {
 		steps: []string{"wait-applied(1, \"0-1000-100\", 1m0s)", "promote(1)", "record-Failover(term 2, 0 -> 1: primary db-0 unreachable for 5s: x)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"}}},
 	{"majority unobservable: Lost, nothing destructive", cluster(3).primary(0).down(0, 10*s, "x").down(2, 10*s, "no route to host"), want{state: StateLost, reason: "TooFewInstances", primary: ord(0), term: 1,
 		events: []string{EventClusterLost}, check: messageHas("db-2")}},
+	{"Lost stays Lost when spec.replicas is lowered: the replica being removed still counts", cluster(3).primary(0).down(0, 10*s, "x").down(2, 10*s, "no route to host").replicas(2),
+		want{state: StateLost, reason: "TooFewInstances", primary: ord(0), term: 1, events: []string{EventClusterLost}, check: messageHas("db-2")}},
 	{"MariaDB five with one replica unobservable is Lost (one ack may be on it)", cluster(5).primary(0).down(0, 10*s, "x").down(4, 10*s, "x"), want{state: StateLost, reason: "TooFewInstances", primary: ord(0), term: 1, events: []string{EventClusterLost}}},
 	{"MySQL five with one replica unobservable fails over (two acks)", cluster(5).mysqlAcks().primary(0).down(0, 10*s, "x").down(4, 10*s, "x"), want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
 		steps: []string{"fence-io-threads(1)", "fence-io-threads(2)", "fence-io-threads(3)"}, events: []string{EventFailoverStarted}}},
@@ -372,5 +386,27 @@ func reasonHas(ordinal int, sub string) func(*testing.T, Plan) {
 		if !strings.Contains(st.Reason, sub) {
 			t.Errorf("instance %d reason %q lacks %q", ordinal, st.Reason, sub)
 		}
+	}
+}
+
+// TestDecideMySQLPrimaryBehindIsNotReopened: MySQL GTIDs carry the server's UUID, not its
+// server_id, so a read-only MySQL primary lacking what a replica received is caught by the
+// whole difference (errant transactions status reported are set aside).
+func TestDecideMySQLPrimaryBehindIsNotReopened(t *testing.T) {
+	const uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+	mset := func(s string) gtid.Set { return gtid.MustParse(gtid.MySQL, s) }
+	f := cluster(3).mysqlAcks().primary(0).readOnly(0)
+	for i := range f.o.Instances {
+		f.o.Instances[i].SQL.Executed = mset(uuid + ":1-100")
+		f.o.Instances[i].SQL.Retrieved = mset(uuid + ":1-100")
+	}
+	f.in(1).SQL.Retrieved = mset(uuid + ":1-101")
+	p := Decide(f.obs())
+	if p.State != StateFailed || p.Reason != "Fencing" || !strings.Contains(p.Message, "db-1 has "+uuid+":101") {
+		t.Fatalf("state %s/%s: %s", p.State, p.Reason, p.Message)
+	}
+	f.in(1).SQL.Retrieved = mset(uuid + ":1-100")
+	if p := Decide(f.obs()); actionSteps(p) != "set-read-only(0, false)" {
+		t.Fatalf("a primary holding everything must be reopened: %s", actionSteps(p))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -49,7 +50,15 @@ type Loop struct {
 	// emitted once.
 	lastEvents map[string]bool
 	last       Report
+	// termSeen is the highest term this loop has read or recorded. A snapshot with a lower term
+	// is stale (an informer cache that has not caught up with a change just recorded): acting
+	// on it could fence the new primary, so the pass is skipped.
+	termSeen int64
 }
+
+// ErrStaleSnapshot is returned by Pass when the snapshot's term is older than one the loop has
+// seen; nothing was decided or done.
+var ErrStaleSnapshot = errors.New("stale snapshot")
 
 // NewLoop builds a loop over src and sink.
 func NewLoop(src Source, sink Sink, opts Options) *Loop {
@@ -121,6 +130,11 @@ func (l *Loop) Pass(ctx context.Context) (Report, error) {
 		return Report{OperationID: op}, fmt.Errorf("failed to read the cluster's spec and instances: %w", err)
 	}
 	log = log.WithValues("cluster", snap.Cluster)
+	if snap.Recorded.Term < l.termSeen {
+		log.V(1).Info("skipping a pass on a stale snapshot", "snapshotTerm", snap.Recorded.Term, "termSeen", l.termSeen)
+		return Report{OperationID: op}, fmt.Errorf("%w: term %d, but term %d was seen", ErrStaleSnapshot, snap.Recorded.Term, l.termSeen)
+	}
+	l.termSeen = snap.Recorded.Term
 	start := l.opts.Now()
 	ins := Observe(ctx, snap, l.opts.ObserveTimeout)
 	l.probes.track(ins, start)
@@ -136,6 +150,9 @@ func (l *Loop) Pass(ctx context.Context) (Report, error) {
 	l.beginEvents()
 	res := actor.Act(ctx, plan)
 	l.endEvents()
+	if res.Recorded && plan.Term > l.termSeen {
+		l.termSeen = plan.Term
+	}
 
 	kv := []any{"state", plan.State, "reason", plan.Reason, "primary", plan.Primary, "term", plan.Term,
 		"observeMillis", l.opts.Now().Sub(start).Milliseconds()}

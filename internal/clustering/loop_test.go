@@ -3,6 +3,7 @@ package clustering
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,4 +163,57 @@ func TestLoopRunStopsAndPokes(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run returned %v", err)
 	}
+}
+
+// staleSource serves the snapshot of an earlier pass while stale is set, as an informer cache
+// that has not caught up with a status write.
+type staleSource struct {
+	*fakeCluster
+	stale *Snapshot
+}
+
+func (s *staleSource) Snapshot(ctx context.Context) (Snapshot, error) {
+	if s.stale != nil {
+		return *s.stale, nil
+	}
+	return s.fakeCluster.Snapshot(ctx)
+}
+
+// TestLoopNeverActsOnASnapshotOlderThanATermItSaw pins the term as a fencing token: right after
+// a failover, a snapshot still naming the old primary and term would make the new primary look
+// like "writable and not the primary" and fence it. The loop skips such a pass instead.
+func TestLoopNeverActsOnASnapshotOlderThanATermItSaw(t *testing.T) {
+	c := newFakeCluster(3)
+	src := &staleSource{fakeCluster: c}
+	l := NewLoop(src, c, Options{Log: testr.New(t), ObserveTimeout: 200 * time.Millisecond, StepTimeout: 200 * time.Millisecond})
+	passUntil(t, l, 5, "healthy", healthy)
+	before, err := c.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.nodes[0].up = false
+	c.mu.Unlock()
+	passUntil(t, l, 6, "failed over", func(Report) bool { return c.recorded.Primary == 1 })
+	c.mu.Lock()
+	c.nodes[0].up = true
+	c.calls = nil
+	c.mu.Unlock()
+	src.stale = &before // primary 0, term 1: the cache has not seen term 2 yet
+	if _, err := l.Pass(context.Background()); !errors.Is(err, ErrStaleSnapshot) {
+		t.Fatalf("pass on a stale snapshot: %v, want ErrStaleSnapshot", err)
+	}
+	c.mu.Lock()
+	calls, ro := c.calls, c.nodes[1].ro
+	c.mu.Unlock()
+	if ro {
+		t.Fatal("the new primary was fenced on a stale snapshot")
+	}
+	for _, call := range calls {
+		if !strings.HasPrefix(call, "Facts") && !strings.HasPrefix(call, "Executed") {
+			t.Errorf("acted on a stale snapshot: %s", call)
+		}
+	}
+	src.stale = nil
+	passUntil(t, l, 6, "healthy again", healthy)
 }

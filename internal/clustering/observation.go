@@ -77,6 +77,10 @@ type Recorded struct {
 	// failover the old primary cannot be asked, so this memory keeps errant replicas out of the
 	// candidates and tells their legitimate transactions from the errant ones.
 	Errant map[int]gtid.Set
+	// Executed holds, per ordinal, the executed set status last reported (the last one seen
+	// while the instance answered). A recorded primary that comes back without part of it
+	// lost data (an emptied or older volume) and is never made writable again.
+	Executed map[int]gtid.Set
 }
 
 // EngineTraits are the engine differences clustering must know about, as capabilities.
