@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +29,7 @@ const (
 	ownerTopology   = "kura-clustering-topology"   // currentPrimary, term, history
 	ownerSwitchover = "kura-clustering-switchover" // switchover
 	ownerObserved   = "kura-clustering"            // state, instances, Available/Healthy/Degraded
+	ownerKeptAside  = "kura-clustering-kept-aside" // keptAside
 	historyLimit    = 20
 )
 
@@ -68,9 +70,13 @@ func (s *kubeSink) RecordTopologyChange(ctx context.Context, ch clustering.Topol
 			ch.Term, c.Status.Term, c.Status.CurrentPrimary, ch.Term-1)
 	}
 	history := append([]kurav1alpha1.TopologyChange(nil), c.Status.History...)
+	acked := "AllKept"
+	if ch.MayLoseAcknowledged {
+		acked = "MayBeLost"
+	}
 	history = append(history, kurav1alpha1.TopologyChange{
 		Term: ch.Term, Kind: ch.Kind, From: ch.FromName, To: ch.ToName, Reason: ch.Reason,
-		Time: metav1.NewTime(ch.Time),
+		Time: metav1.NewTime(ch.Time), AcknowledgedWrites: acked,
 	})
 	if len(history) > historyLimit {
 		history = history[len(history)-historyLimit:]
@@ -230,7 +236,36 @@ func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
 		Conditions []metav1.Condition            `json:"conditions"`
 		Instances  []kurav1alpha1.InstanceStatus `json:"instances"`
 	}{kurav1alpha1.ClusterState(p.State), mine, instances}
-	return apply.Status(ctx, s.client, c, st, ownerObserved)
+	if err := apply.Status(ctx, s.client, c, st, ownerObserved); err != nil {
+		return err
+	}
+	if len(p.KeptAside) > 0 && r.Result.Err == nil {
+		return s.recordKeptAside(ctx, p.KeptAside)
+	}
+	return nil
+}
+
+// recordKeptAside appends what a plan set aside to status.keptAside (rule 15b), once per
+// instance and set of transactions, keeping the newest historyLimit records.
+func (s *kubeSink) recordKeptAside(ctx context.Context, kept []clustering.KeptAside) error {
+	c, err := s.fresh(ctx)
+	if err != nil {
+		return err
+	}
+	list := append([]kurav1alpha1.KeptAsideRecord(nil), c.Status.KeptAside...)
+	for _, k := range kept {
+		rec := kurav1alpha1.KeptAsideRecord{Instance: k.Name, GTIDs: k.GTIDs.String(), Reason: k.Reason, Time: metav1.Now()}
+		if !slices.ContainsFunc(list, func(o kurav1alpha1.KeptAsideRecord) bool { return o.Instance == rec.Instance && o.GTIDs == rec.GTIDs }) {
+			list = append(list, rec)
+		}
+	}
+	if len(list) > historyLimit {
+		list = list[len(list)-historyLimit:]
+	}
+	st := struct {
+		KeptAside []kurav1alpha1.KeptAsideRecord `json:"keptAside"`
+	}{list}
+	return apply.Status(ctx, s.client, c, st, ownerKeptAside)
 }
 
 func publishMetrics(key types.NamespacedName, p clustering.Plan) {

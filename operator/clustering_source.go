@@ -194,7 +194,13 @@ func specOf(c *kurav1alpha1.MySQLCluster) clustering.Spec {
 
 // recordedOf reads the loop's durable memory from status.
 func recordedOf(c *kurav1alpha1.MySQLCluster) clustering.Recorded {
-	rec := clustering.Recorded{Primary: clustering.NoPrimary, Term: c.Status.Term, Errant: map[int]gtid.Set{}, Executed: map[int]gtid.Set{}}
+	rec := clustering.Recorded{Primary: clustering.NoPrimary, Term: c.Status.Term, Errant: map[int]gtid.Set{}, Executed: map[int]gtid.Set{},
+		FormerPrimaries: map[int]bool{}}
+	for _, h := range c.Status.History {
+		if n, ok := ordinalOf(c.Name, h.To); ok {
+			rec.FormerPrimaries[n] = true
+		}
+	}
 	if p := c.Status.CurrentPrimaryIndex; p != nil {
 		rec.Primary = int(*p)
 	}

@@ -446,6 +446,26 @@ type TopologyChange struct {
 	// the operator (from fencing to promotion).
 	// +optional
 	WriteUnavailableMillis int64 `json:"writeUnavailableMillis,omitempty"`
+	// AcknowledgedWrites says whether a write acknowledged to a client could have been lost in
+	// this change: "AllKept" when the new primary provably holds every acknowledged write
+	// (semi-synchronous replication on and every replica that could hold one observed),
+	// "MayBeLost" when it cannot be proven (semi-synchronous replication off).
+	// +optional
+	AcknowledgedWrites string `json:"acknowledgedWrites,omitempty"`
+}
+
+// KeptAsideRecord lists transactions an instance had that were taken out of the cluster's
+// data and kept aside in its volume (rule 15b): a former primary's transactions that no
+// replica ever received, so none was acknowledged to a client.
+type KeptAsideRecord struct {
+	// Instance is the Pod whose data directory keeps them aside.
+	Instance string `json:"instance"`
+	// GTIDs are the transactions kept aside.
+	GTIDs string `json:"gtids"`
+	// Reason says why they could be set aside safely.
+	Reason string `json:"reason"`
+	// Time they were set aside.
+	Time metav1.Time `json:"time"`
 }
 
 // SwitchoverStatus reports the outcome of the last switchover request.
@@ -532,6 +552,9 @@ type MySQLClusterStatus struct {
 	// BinlogArchive reports continuous binlog archiving.
 	// +optional
 	BinlogArchive *BinlogArchiveStatus `json:"binlogArchive,omitempty"`
+	// KeptAside lists the transactions set aside by the operator, newest last (at most 20).
+	// +optional
+	KeptAside []KeptAsideRecord `json:"keptAside,omitempty"`
 }
 
 // MySQLCluster is a replicated MySQL-family database: one writable primary and

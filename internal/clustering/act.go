@@ -194,7 +194,8 @@ func (a *Actor) runStep(ctx context.Context, s Step, cause string) error {
 		}
 		return a.Sink.RecloneInstance(ctx, t, d, st.Reason)
 	case RecordTopologyChange:
-		c := TopologyChange{Term: st.Term, Kind: st.Kind, From: st.From, To: st.To, Reason: st.Reason, Time: a.now()}
+		c := TopologyChange{Term: st.Term, Kind: st.Kind, From: st.From, To: st.To, Reason: st.Reason, Time: a.now(),
+			MayLoseAcknowledged: st.MayLoseAcknowledged}
 		if t, ok := a.Targets[st.From]; ok {
 			c.FromName = t.Name
 		}

@@ -175,7 +175,7 @@ func (d *decider) failover(old int, reason string, req *SwitchoverRequest) {
 		Optional{SetRoleLabel{Instance: old, Role: LabelNone}},
 		WaitApplied{Instance: cand, GTIDs: c.SQL.holds(), Timeout: d.o.Spec.ApplyTimeout},
 		Promote{Instance: cand},
-		RecordTopologyChange{Term: term, Kind: KindFailover, From: old, To: cand, Reason: reason},
+		RecordTopologyChange{Term: term, Kind: KindFailover, From: old, To: cand, Reason: reason, MayLoseAcknowledged: !d.o.Spec.SemiSync},
 	)
 	if req != nil {
 		d.add(RecordSwitchover{ID: req.ID, Target: req.Target, Phase: SwitchoverCompleted,

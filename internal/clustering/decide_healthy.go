@@ -20,6 +20,36 @@ type replicaVerdict struct {
 	reclone string
 	// ackable is true when it can acknowledge the primary's commits now.
 	ackable bool
+	// keptAside is true when the re-clone sets aside transactions that were provably never
+	// acknowledged (rule 15b).
+	keptAside bool
+}
+
+// neverAcknowledged says why an instance's extra transactions were provably never
+// acknowledged to a client, or "" (rule 15b): with semi-synchronous replication a commit is
+// acknowledged only after a replica received it, and failover promotes a replica holding
+// everything any replica received; so transactions an instance wrote itself that no other
+// instance holds reached no replica and were never acknowledged. This needs semi-sync on,
+// every other instance observed, and (MariaDB) GTIDs naming the server that wrote them; MySQL
+// instances are left to errantReplicaPolicy, and so is anything written on an instance that was
+// never the primary (a commit there did not wait for a replica).
+func (d *decider) neverAcknowledged(in Instance, extra gtid.Set) string {
+	if !d.o.Recorded.FormerPrimaries[in.Ordinal] || !d.o.Spec.SemiSync || extra.Flavor() != gtid.MariaDB ||
+		!extra.FromServer(in.SQL.ServerID).Equal(extra) {
+		return "" // only a former primary's commits waited for an acknowledgement
+	}
+	if len(d.unobservableReplicas(in.Ordinal)) > 0 {
+		return ""
+	}
+	for _, o := range d.o.Instances {
+		if o.Ordinal == in.Ordinal || o.SQL == nil {
+			continue
+		}
+		if !extra.Subtract(o.SQL.holds()).Equal(extra) {
+			return "" // another instance received part of them
+		}
+	}
+	return fmt.Sprintf("kept unacknowledged transactions aside: %s (written by %s, received by no other instance, so never acknowledged)", extra, in.Name)
 }
 
 // baseStatus is the status every instance starts from.
@@ -58,7 +88,12 @@ func (d *decider) assessReplica(primary, in Instance) replicaVerdict {
 	if extra := in.SQL.Executed.Subtract(primary.SQL.Executed); !extra.IsEmpty() {
 		st.Role, st.Errant = RoleErrant, extra
 		st.Reason = fmt.Sprintf("errant: has transactions the primary lacks (%s)", extra)
-		if d.o.Spec.ErrantPolicy == ErrantReclone && !in.Cloning {
+		switch why := d.neverAcknowledged(in, extra); {
+		case in.Cloning:
+		case why != "":
+			v.reclone, v.keptAside = why, true
+			st.Reason += "; " + why
+		case d.o.Spec.ErrantPolicy == ErrantReclone:
 			v.reclone = st.Reason
 		}
 		return v
@@ -247,6 +282,10 @@ func (d *decider) maintain(primary Instance, verdicts map[int]replicaVerdict) {
 			d.add(Optional{SetRoleLabel{Instance: in.Ordinal, Role: LabelNone}},
 				RecloneInstance{Instance: in.Ordinal, Donor: donor, Reason: v.reclone})
 			d.event(false, EventInstanceCloneStarted, "cloning %s from %s: %s", in.Name, d.name(donor), v.reclone)
+			if v.keptAside {
+				d.p.KeptAside = append(d.p.KeptAside, KeptAside{Ordinal: in.Ordinal, Name: in.Name, GTIDs: v.status.Errant, Reason: v.reclone})
+				d.event(true, EventKeptAside, "%s %s; it rejoins as a replica", in.Name, v.reclone)
+			}
 		case v.repair:
 			d.add(Optional{ConfigureReplica{Instance: in.Ordinal, Source: primary.Ordinal, SemiSync: d.o.Spec.SemiSync}})
 			d.event(false, EventReplicaConfigured, "pointed %s at the primary %s (%s)", in.Name, primary.Name, v.status.Reason)

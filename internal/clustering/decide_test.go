@@ -179,8 +179,25 @@ var decideCases = []struct {
 		steps: []string{"fence(0, or stop it)"}, events: []string{EventInstanceFenced}}},
 	{"returning old primary, clean: rejoins as a replica", cluster(3).primary(1).term(2).unconfigured(0), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2,
 		steps: []string{"optional configure-replica(0, source 1, semi-sync true)"}, events: []string{EventReplicaConfigured}}},
-	{"returning old primary with writes nobody received: errant, never merged", cluster(3).primary(1).term(2).unconfigured(0).errant(0, "0-1000-101"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2,
+	{"errant instance that was never a primary: left to the policy", cluster(3).primary(1).term(2).unconfigured(0).errant(0, "0-1000-101"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2,
 		events: []string{EventErrantReplicaDetected}, labels: map[int]string{0: LabelNone}, check: reasonHas(0, "0-1000-101")}},
+	// Rule 15b: an old primary whose extra transactions reached no replica heals by itself.
+	{"returning old primary with writes nobody received: kept aside, re-cloned, whatever the policy", cluster(3).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101"),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2,
+			steps:  []string{"reclone(0 from 2: kept unacknowledged transactions aside: 0-1000-101 (written by db-0, received by no other instance, so never acknowledged))"},
+			events: []string{EventInstanceCloneStarted, EventKeptAside, EventErrantReplicaDetected}, labels: map[int]string{0: LabelNone},
+			check: func(t *testing.T, p Plan) {
+				if len(p.KeptAside) != 1 || p.KeptAside[0].Ordinal != 0 || p.KeptAside[0].GTIDs.String() != "0-1000-101" {
+					t.Errorf("kept aside: %+v", p.KeptAside)
+				}
+			}}},
+	{"returning old primary whose extra writes another instance received: errant, left to the policy", cluster(3).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101").has(2, "0-1000-100", "0-1000-101"),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2, events: []string{EventErrantReplicaDetected}}},
+	{"returning old primary while a replica cannot be observed: errant, left to the policy", cluster(3).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101").down(2, s, "x"),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2, events: []string{EventErrantReplicaDetected}}},
+	{"returning old primary with semi-sync off: errant, left to the policy", cluster(3).specSemiSync(false).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101"),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2, events: []string{EventErrantReplicaDetected, EventReplicaConfigured},
+			steps: []string{"optional configure-replica(2, source 1, semi-sync false)"}}},
 
 	// Switchover (rule 11).
 	{"switchover by request", cluster(3).primary(0).switchover("s1", 1), want{state: StateSwitching, reason: "Switchover", primary: ord(1), term: 2,

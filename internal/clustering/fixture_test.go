@@ -164,6 +164,13 @@ func (f *fx) reclonePolicy() *fx       { f.o.Spec.ErrantPolicy = ErrantReclone; 
 func (f *fx) specSemiSync(on bool) *fx { f.o.Spec.SemiSync = on; return f }
 func (f *fx) handled(id string) *fx    { f.o.Recorded.SwitchoverHandled = id; return f }
 func (f *fx) mysqlAcks() *fx           { f.o.Engine.MaxAckCount = 0; return f }
+func (f *fx) formerPrimary(i int) *fx {
+	if f.o.Recorded.FormerPrimaries == nil {
+		f.o.Recorded.FormerPrimaries = map[int]bool{}
+	}
+	f.o.Recorded.FormerPrimaries[i] = true
+	return f
+}
 func (f *fx) recordedExecuted(i int, s string) *fx {
 	if f.o.Recorded.Executed == nil {
 		f.o.Recorded.Executed = map[int]gtid.Set{}

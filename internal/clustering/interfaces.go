@@ -77,6 +77,8 @@ type TopologyChange struct {
 	FromName, ToName string
 	Reason           string
 	Time             time.Time
+	// MayLoseAcknowledged: see RecordTopologyChange.
+	MayLoseAcknowledged bool
 }
 
 // Report is the outcome of one pass, for status.

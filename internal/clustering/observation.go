@@ -81,6 +81,8 @@ type Recorded struct {
 	// while the instance answered). A recorded primary that comes back without part of it
 	// lost data (an emptied or older volume) and is never made writable again.
 	Executed map[int]gtid.Set
+	// FormerPrimaries are the ordinals status history names as a primary of an earlier term.
+	FormerPrimaries map[int]bool
 }
 
 // EngineTraits are the engine differences clustering must know about, as capabilities.

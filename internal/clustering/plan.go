@@ -67,6 +67,16 @@ type Plan struct {
 	// MinInstances is the number of ordinals the orchestrator must keep: scale-down never
 	// removes the primary before it has been switched over.
 	MinInstances int
+	// KeptAside lists the transactions this plan sets aside (rule 15b), for status.
+	KeptAside []KeptAside
+}
+
+// KeptAside is a set of transactions an instance's re-clone keeps aside in its volume.
+type KeptAside struct {
+	Ordinal int
+	Name    string
+	GTIDs   gtid.Set
+	Reason  string
 }
 
 // InstanceStatus is the derived status of one instance.

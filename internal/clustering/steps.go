@@ -104,6 +104,9 @@ type RecordTopologyChange struct {
 	From   int
 	To     int
 	Reason string
+	// MayLoseAcknowledged is true when the change cannot prove that the new primary holds
+	// every acknowledged write (semi-synchronous replication is off).
+	MayLoseAcknowledged bool
 }
 
 // Topology change kinds.
@@ -149,6 +152,7 @@ const (
 	EventInstanceRestarted     = "InstanceRestarted"
 	EventInstanceCloneStarted  = "InstanceCloneStarted"
 	EventClusterLost           = "ClusterLost"
+	EventKeptAside             = "UnacknowledgedTransactionsKeptAside"
 )
 
 func (Optional) isStep()             {}
