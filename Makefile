@@ -27,6 +27,7 @@ build:
 deps:
 	hack/install-deps.sh
 	hack/tools.sh controller-gen golangci-lint
+	hack/build-versitygw.sh
 
 generate:
 	hack/tools.sh controller-gen

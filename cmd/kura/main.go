@@ -16,6 +16,7 @@ import (
 	"github.com/kura-db/kura/internal/mycnf"
 	"github.com/kura-db/kura/internal/supervise"
 
+	"github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/internal/agent"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/engine"
@@ -31,6 +32,7 @@ commands:
   init          prepare an instance Pod: per-instance config, data directory, accounts
   agent         run the instance sidecar on :8080 (health, state, clone and re-clone endpoints)
   mysqld        run the database server, turning the Pod's SIGTERM into a switchover
+  backup        run or delete one backup (used by the backup Jobs: kura backup run|delete --request=<json>)
   copy-binary   copy this binary to a path (used by the instance Pods' init container)
   version       print the version
 `
@@ -63,6 +65,8 @@ func run(args []string) error {
 		// Not ctx: SIGTERM cancels it, and SIGTERM is exactly when the supervisor must still
 		// ask the server whether it may stop.
 		return runMySQLD(context.Background(), args[1:])
+	case "backup":
+		return backup.Command(ctx, args[1:], os.Stderr)
 	case "copy-binary":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: kura copy-binary <destination>")

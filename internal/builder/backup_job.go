@@ -1,0 +1,172 @@
+package builder
+
+import (
+	"path"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+)
+
+// Paths inside a backup Job's container (docs/backup.md). Credentials are files from
+// Secret volumes, never environment variables or arguments.
+const (
+	BackupCredentialsDir   = "/var/run/kura/credentials"
+	BackupAgentPasswordKey = KeyAgentPassword
+	BackupS3CredentialsDir = "/var/run/kura/s3"
+	BackupS3AccessKeyFile  = "access-key-id"
+	BackupS3SecretKeyFile  = "secret-access-key"
+	BackupS3CADir          = "/var/run/kura/s3-ca"
+	BackupS3CAFile         = "ca.crt"
+	BackupStorageMount     = "/var/lib/kura-backup"
+
+	ContainerBackup = "backup"
+	LabelBackup     = "kura.dev/backup"
+
+	volumeBackupCredentials = "credentials"
+	volumeBackupS3          = "s3-credentials"
+	volumeBackupS3CA        = "s3-ca"
+	volumeBackupStorage     = "backup-storage"
+)
+
+// BackupJobName is the Job that runs a Backup.
+func BackupJobName(b *kurav1alpha1.Backup) string {
+	name := b.Name + "-backup"
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
+// BackupLabels are the labels of a Backup's Job and Pod.
+func BackupLabels(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup) map[string]string {
+	return map[string]string{
+		LabelName:      "mysql-backup",
+		LabelInstance:  c.Name,
+		LabelCluster:   c.Name,
+		LabelManagedBy: "kura",
+		LabelComponent: "backup",
+		LabelBackup:    b.Name,
+	}
+}
+
+// BackupJob is the Job running `kura backup run` for b with the request request (JSON, no
+// secrets): the engine image (its dump and backup tools) with the kura binary copied in by
+// an init container, as the instance Pods get it; the agent password and the storage
+// credentials mounted as files; no Kubernetes API token; never retried (a failed backup is
+// reported, and a new Backup is the retry).
+func BackupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, request string, opts Options) *batchv1.Job {
+	return backupJob(c, b, BackupJobName(b), "run", request, opts)
+}
+
+// BackupDeleteJobName is the Job that deletes a Backup's stored data.
+func BackupDeleteJobName(b *kurav1alpha1.Backup) string {
+	name := b.Name + "-delete"
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
+// BackupDeleteJob deletes a Backup's stored data (`kura backup delete`) when the Backup is
+// deleted: the same Pod as BackupJob, so the operator itself never holds storage credentials
+// or mounts backup volumes.
+func BackupDeleteJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, request string, opts Options) *batchv1.Job {
+	job := backupJob(c, b, BackupDeleteJobName(b), "delete", request, opts)
+	job.Spec.BackoffLimit = ptr.To[int32](2)
+	job.Spec.ActiveDeadlineSeconds = ptr.To[int64](3600)
+	return job
+}
+
+func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb, request string, opts Options) *batchv1.Job {
+	spec := b.Spec.BackupOptions
+	vols := []corev1.Volume{
+		emptyDir(VolumeKuraBin),
+		emptyDir(VolumeTmp),
+		{Name: volumeBackupCredentials, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName:  CredentialsSecretName(c),
+			Items:       []corev1.KeyToPath{{Key: KeyAgentPassword, Path: BackupAgentPasswordKey}},
+			DefaultMode: ptr.To[int32](0o440),
+		}}},
+	}
+	mnts := append(mounts(VolumeKuraBin, VolumeTmp),
+		corev1.VolumeMount{Name: volumeBackupCredentials, MountPath: BackupCredentialsDir, ReadOnly: true})
+	if s3 := spec.Storage.S3; s3 != nil {
+		vols = append(vols, corev1.Volume{Name: volumeBackupS3, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: s3.CredentialsSecret.Name,
+			Items: []corev1.KeyToPath{
+				{Key: orDefault(s3.CredentialsSecret.AccessKeyIDKey, "AWS_ACCESS_KEY_ID"), Path: BackupS3AccessKeyFile},
+				{Key: orDefault(s3.CredentialsSecret.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY"), Path: BackupS3SecretKeyFile},
+			},
+			DefaultMode: ptr.To[int32](0o440),
+		}}})
+		mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupS3, MountPath: BackupS3CredentialsDir, ReadOnly: true})
+		if s3.CASecret != nil {
+			vols = append(vols, corev1.Volume{Name: volumeBackupS3CA, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName:  s3.CASecret.Name,
+				Items:       []corev1.KeyToPath{{Key: BackupS3CAFile, Path: BackupS3CAFile}},
+				DefaultMode: ptr.To[int32](0o444),
+			}}})
+			mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupS3CA, MountPath: BackupS3CADir, ReadOnly: true})
+		}
+	}
+	if pvc := spec.Storage.PVC; pvc != nil {
+		vols = append(vols, corev1.Volume{Name: volumeBackupStorage, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc.ClaimName}}})
+		mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupStorage, MountPath: BackupStorageMount})
+	}
+	labels := BackupLabels(c, b)
+	return &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.Namespace, Labels: labels},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:          ptr.To[int32](0),
+			ActiveDeadlineSeconds: spec.ActiveDeadlineSeconds,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                corev1.RestartPolicyNever,
+					ServiceAccountName:           ServiceAccountName(c),
+					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false),
+					ImagePullSecrets:             c.Spec.ImagePullSecrets,
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsUser:      ptr.To[int64](MySQLUID),
+						RunAsGroup:     ptr.To[int64](MySQLUID),
+						FSGroup:        ptr.To[int64](MySQLUID),
+						RunAsNonRoot:   ptr.To(true),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					InitContainers: []corev1.Container{kuraCopyContainer(c, opts)},
+					Containers: []corev1.Container{{
+						Name:                     ContainerBackup,
+						Image:                    EngineImage(c),
+						ImagePullPolicy:          c.Spec.ImagePullPolicy,
+						Command:                  []string{KuraBinPath, "backup", verb, "--request=" + request},
+						VolumeMounts:             mnts,
+						Resources:                spec.Resources,
+						SecurityContext:          restrictedSecurityContext(),
+						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+					}},
+					Volumes: vols,
+				},
+			},
+		},
+	}
+}
+
+// BackupStorageRoot is where a PVC-stored backup's files are inside the Job.
+func BackupStorageRoot(pvc *kurav1alpha1.PVCStorage) string {
+	return path.Join(BackupStorageMount, pvc.SubPath)
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
