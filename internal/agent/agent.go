@@ -140,6 +140,11 @@ func Run(ctx context.Context, addr string) error {
 		return fmt.Errorf("failed to open the local instance: %w", err)
 	}
 	defer func() { _ = inst.Close() }()
+	stopFence, err := startSelfFence(ctx, e, ep)
+	if err != nil {
+		return err
+	}
+	defer stopFence()
 	api := &Server{Instance: inst, Engine: e.Engine, Token: e.AgentPassword, PodName: e.PodName, DataDir: mycnf.DataDir,
 		Backup: engine.BackupOptions{DefaultsFile: mycnf.ConfigFile, Endpoint: ep}}
 	// No write timeout: a clone stream lasts as long as the copy.

@@ -4,6 +4,7 @@ package builder
 
 import (
 	"fmt"
+	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 )
@@ -53,6 +54,18 @@ func Database(c *kurav1alpha1.MySQLCluster) string {
 		return c.Spec.Database
 	}
 	return c.Name
+}
+
+// DefaultFailoverGrace is spec.replication.failoverGracePeriod when it is unset.
+const DefaultFailoverGrace = 3 * time.Second
+
+// FailoverGrace is spec.replication.failoverGracePeriod or its default. The agent of a
+// primary cut off from everything makes it read-only after it (docs/clustering.md).
+func FailoverGrace(c *kurav1alpha1.MySQLCluster) time.Duration {
+	if g := c.Spec.Replication.FailoverGracePeriod; g != nil && g.Duration > 0 {
+		return g.Duration
+	}
+	return DefaultFailoverGrace
 }
 
 // Names of owned objects.

@@ -191,6 +191,7 @@ func instanceEnv(c *kurav1alpha1.MySQLCluster) []corev1.EnvVar {
 		{Name: "ENGINE", Value: string(Engine(c))},
 		{Name: "KURA_INSTANCES_SERVICE", Value: HeadlessServiceName(c)},
 		{Name: "KURA_DATABASE", Value: Database(c)},
+		{Name: "KURA_FAILOVER_GRACE", Value: FailoverGrace(c).String()},
 	}
 	for _, k := range CredentialKeys {
 		env = append(env, corev1.EnvVar{Name: k.Env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{

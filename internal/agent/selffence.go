@@ -1,0 +1,208 @@
+package agent
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/engine"
+)
+
+// SelfFence makes a primary cut off from the operator and from every other instance read-only
+// by itself (docs/clustering.md, "Self-fencing"). On the other side of the partition the
+// operator fails over after the grace period; without this, clients on the primary's side
+// would keep seeing a writable primary (their commits wait for an acknowledgement that never
+// comes, but reads and the read_only flag say "primary") until the partition heals.
+//
+// It acts only on an instance that accepts writes and waits for semi-sync acknowledgements (a
+// single-instance cluster never fences itself), and only when, for longer than Grace, no
+// operator connection has run a statement and no other instance's agent has answered.
+type SelfFence struct {
+	// Observer reads the local server (the agent's account: PROCESS is enough).
+	Observer *sql.DB
+	// Fencer makes the local server read-only (the operator's account).
+	Fencer engine.Instance
+	// OperatorUser is the account the operator connects with.
+	OperatorUser string
+	// Peers are the other instances' agent base URLs (http://host:port).
+	Peers []string
+	// Grace is the operator's failover grace period.
+	Grace time.Duration
+	// Interval between checks (default 250ms).
+	Interval time.Duration
+	// Log receives one line per fence (default io.Discard).
+	Log io.Writer
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+
+	client *http.Client
+	// lastOperator and lastPeer are when the operator last ran a statement here and when a
+	// peer last answered.
+	lastOperator, lastPeer time.Time
+}
+
+func (f *SelfFence) defaults() {
+	if f.Interval <= 0 {
+		f.Interval = 250 * time.Millisecond
+	}
+	if f.Log == nil {
+		f.Log = io.Discard
+	}
+	if f.Now == nil {
+		f.Now = time.Now
+	}
+	if f.client == nil {
+		f.client = &http.Client{Timeout: 500 * time.Millisecond}
+	}
+}
+
+// Run checks every Interval until ctx ends.
+func (f *SelfFence) Run(ctx context.Context) {
+	f.defaults()
+	f.lastOperator, f.lastPeer = f.Now(), f.Now()
+	t := time.NewTicker(f.Interval)
+	defer t.Stop()
+	for {
+		if fenced, err := f.Check(ctx); err != nil {
+			fmt.Fprintf(f.Log, "kura agent: self-fence check: %v\n", err)
+		} else if fenced {
+			fmt.Fprintf(f.Log, "kura agent: no operator contact and no other instance reachable for %s: made this primary read-only\n", f.Grace)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Check runs one check and fences when it must; it reports whether it fenced.
+func (f *SelfFence) Check(ctx context.Context) (bool, error) {
+	f.defaults()
+	if f.lastOperator.IsZero() {
+		f.lastOperator, f.lastPeer = f.Now(), f.Now()
+	}
+	cctx, cancel := context.WithTimeout(ctx, f.Interval+time.Second)
+	defer cancel()
+	var readOnly, semiSync int
+	if err := f.Observer.QueryRowContext(cctx, "SELECT @@read_only, @@rpl_semi_sync_master_enabled").Scan(&readOnly, &semiSync); err != nil {
+		return false, fmt.Errorf("failed to read the local server's state: %w", err)
+	}
+	now := f.Now()
+	if idle, ok, err := f.operatorIdle(cctx); err != nil {
+		return false, err
+	} else if ok && now.Add(-idle).After(f.lastOperator) {
+		f.lastOperator = now.Add(-idle)
+	}
+	if readOnly != 0 || semiSync == 0 {
+		f.lastPeer = now // not a primary waiting for replicas: nothing to guard
+		return false, nil
+	}
+	if f.anyPeerAnswers(cctx) {
+		f.lastPeer = f.Now()
+	}
+	now = f.Now()
+	if now.Sub(f.lastOperator) <= f.Grace || now.Sub(f.lastPeer) <= f.Grace {
+		return false, nil
+	}
+	fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer fcancel()
+	if _, err := f.Fencer.Fence(fctx); err != nil {
+		return false, fmt.Errorf("failed to make the cut-off primary read-only: %w", err)
+	}
+	return true, nil
+}
+
+// operatorIdle is how long the operator's most recent connection has been idle (the
+// processlist's TIME, in seconds); ok is false when the operator has no connection here.
+func (f *SelfFence) operatorIdle(ctx context.Context) (time.Duration, bool, error) {
+	rows, err := f.Observer.QueryContext(ctx, "SELECT TIME FROM information_schema.PROCESSLIST WHERE USER = ?", f.OperatorUser)
+	if err != nil {
+		return 0, false, fmt.Errorf("failed to list the operator's connections: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	best, ok := time.Duration(0), false
+	for rows.Next() {
+		var secs string
+		if err := rows.Scan(&secs); err != nil {
+			return 0, false, fmt.Errorf("failed to list the operator's connections: %w", err)
+		}
+		n, err := strconv.ParseFloat(secs, 64)
+		if err != nil {
+			continue
+		}
+		if d := time.Duration(n * float64(time.Second)); !ok || d < best {
+			best, ok = d, true
+		}
+	}
+	return best, ok, rows.Err()
+}
+
+// anyPeerAnswers asks every peer's agent for /healthz at once; any HTTP answer counts.
+func (f *SelfFence) anyPeerAnswers(ctx context.Context) bool {
+	var wg sync.WaitGroup
+	answered := make(chan struct{}, len(f.Peers))
+	for _, base := range f.Peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+			if err != nil {
+				return
+			}
+			resp, err := f.client.Do(req)
+			if err != nil {
+				return
+			}
+			_ = resp.Body.Close()
+			answered <- struct{}{}
+		}()
+	}
+	wg.Wait()
+	return len(answered) > 0
+}
+
+// startSelfFence runs SelfFence for the local instance in the background; the returned func
+// stops it. The grace period comes from KURA_FAILOVER_GRACE (the cluster's
+// failoverGracePeriod); the peers are the other ordinals' agents.
+func startSelfFence(ctx context.Context, e Env, agentEP engine.Endpoint) (func(), error) {
+	grace, err := time.ParseDuration(os.Getenv("KURA_FAILOVER_GRACE"))
+	if err != nil || grace <= 0 {
+		return nil, fmt.Errorf("KURA_FAILOVER_GRACE %q is not a positive duration", os.Getenv("KURA_FAILOVER_GRACE"))
+	}
+	observer, err := sql.Open("mysql", engine.DSN(agentEP, engine.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the local instance: %w", err)
+	}
+	opEP := agentEP
+	opEP.User, opEP.Password = engine.OperatorUser, e.OperatorPassword
+	fencer, err := engine.Open(e.Engine, opEP, engine.Options{ConnectTimeout: time.Second})
+	if err != nil {
+		_ = observer.Close()
+		return nil, fmt.Errorf("failed to open the local instance: %w", err)
+	}
+	var peers []string
+	for _, p := range PeersOf(e, builder.AgentPort) {
+		peers = append(peers, p.Client.BaseURL)
+	}
+	f := &SelfFence{Observer: observer, Fencer: fencer, OperatorUser: engine.OperatorUser, Peers: peers, Grace: grace, Log: os.Stderr}
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(fctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+		_ = fencer.Close()
+		_ = observer.Close()
+	}, nil
+}
