@@ -36,6 +36,7 @@ type settings struct {
 	kinds    map[string]bool
 	unsafe   string
 	converge time.Duration
+	budget   time.Duration // no round starts after this much time (0: no limit)
 	summary  string
 }
 
@@ -71,6 +72,13 @@ func loadSettings(t *testing.T) settings {
 			t.Fatalf("KURA_CHAOS_CONVERGE_TIMEOUT=%q: %v", v, err)
 		}
 		s.converge = d
+	}
+	if v := os.Getenv("KURA_CHAOS_BUDGET"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("KURA_CHAOS_BUDGET=%q: %v", v, err)
+		}
+		s.budget = d
 	}
 	if v := os.Getenv("KURA_CHAOS_SUMMARY"); v != "" {
 		s.summary = v
@@ -127,7 +135,12 @@ func TestChaos(t *testing.T) {
 	ctx := context.Background()
 	var c *cluster
 	var results []result
+	began := time.Now()
 	for i, f := range plan {
+		if s.budget > 0 && time.Since(began) > s.budget {
+			t.Logf("time budget %s (KURA_CHAOS_BUDGET) spent after %d of %d rounds", s.budget, i, len(plan))
+			break
+		}
 		if c == nil {
 			start := time.Now()
 			var err error
@@ -142,21 +155,32 @@ func TestChaos(t *testing.T) {
 			res = runRound(ctx, t, c, i+1, f, rng, s)
 		})
 		results = append(results, res)
+		writeSummary(t, results, s, false)
 		if !res.Converged {
 			t.Logf("round %d left %s/%s unhealthy: the next round starts on a new cluster", i+1, c.ns, c.name)
 			_ = env.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.ns}})
 			c = nil
 		}
 	}
+	writeSummary(t, results, s, true)
+}
+
+// writeSummary writes the summary and the rounds' JSON (after every round, so an interrupted
+// run keeps what it found), and at the end prints the summary.
+func writeSummary(t *testing.T, results []result, s settings, final bool) {
 	sum := summarize(results, s)
-	t.Log("\n" + sum)
-	if err := os.MkdirAll(filepath.Dir(s.summary), 0o755); err == nil {
-		if err := os.WriteFile(s.summary, []byte(sum), 0o644); err != nil {
-			t.Logf("failed to write the summary: %v", err)
-		}
-		if data, err := json.MarshalIndent(results, "", "  "); err == nil {
-			_ = os.WriteFile(strings.TrimSuffix(s.summary, filepath.Ext(s.summary))+".json", data, 0o644)
-		}
+	if final {
+		t.Log("\n" + sum)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.summary), 0o755); err != nil {
+		t.Logf("failed to write the summary: %v", err)
+		return
+	}
+	if err := os.WriteFile(s.summary, []byte(sum), 0o644); err != nil {
+		t.Logf("failed to write the summary: %v", err)
+	}
+	if data, err := json.MarshalIndent(results, "", "  "); err == nil {
+		_ = os.WriteFile(strings.TrimSuffix(s.summary, filepath.Ext(s.summary))+".json", data, 0o644)
 	}
 }
 
