@@ -232,10 +232,11 @@ func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
 	}
 	metrics.Passes.WithLabelValues(s.key.Namespace, s.key.Name, outcome).Inc()
 	st := struct {
-		State      kurav1alpha1.ClusterState     `json:"state"`
-		Conditions []metav1.Condition            `json:"conditions"`
-		Instances  []kurav1alpha1.InstanceStatus `json:"instances"`
-	}{kurav1alpha1.ClusterState(p.State), mine, instances}
+		State         kurav1alpha1.ClusterState     `json:"state"`
+		Conditions    []metav1.Condition            `json:"conditions"`
+		Instances     []kurav1alpha1.InstanceStatus `json:"instances"`
+		KeepInstances int32                         `json:"keepInstances"`
+	}{kurav1alpha1.ClusterState(p.State), mine, instances, int32(p.MinInstances)}
 	if err := apply.Status(ctx, s.client, c, st, ownerObserved); err != nil {
 		return err
 	}

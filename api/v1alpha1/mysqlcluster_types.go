@@ -529,6 +529,12 @@ type MySQLClusterStatus struct {
 	// CurrentPrimaryIndex is the ordinal of the primary.
 	// +optional
 	CurrentPrimaryIndex *int32 `json:"currentPrimaryIndex,omitempty"`
+	// KeepInstances is how many ordinals the StatefulSet keeps while a scale-down waits: the
+	// primary is switched over first, and a replica being removed stops receiving and goes
+	// only once a replica that stays holds everything it holds (it may hold the only copy of
+	// an acknowledged write).
+	// +optional
+	KeepInstances int32 `json:"keepInstances,omitempty"`
 	// Term increases by one with every change of primary.
 	// +optional
 	Term int64 `json:"term,omitempty"`

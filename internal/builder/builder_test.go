@@ -214,6 +214,11 @@ func TestScaleDownKeepsThePrimary(t *testing.T) {
 	if got := *StatefulSet(c, "h", opts).Spec.Replicas; got != 5 {
 		t.Errorf("primary at ordinal 4 must be kept until switched over, got %d instances", got)
 	}
+	c.Status.CurrentPrimaryIndex = ptr.To[int32](0)
+	c.Status.KeepInstances = 3
+	if got := StatefulSetReplicas(c); got != 3 {
+		t.Errorf("a replica that may hold the only copy of an acknowledged write must be kept: %d instances", got)
+	}
 }
 
 func TestHoldForLeavesTimeToShutDown(t *testing.T) {

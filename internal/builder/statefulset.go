@@ -85,14 +85,15 @@ func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 }
 
 // StatefulSetReplicas is spec.replicas, raised to keep the recorded primary's ordinal while a
-// scale-down waits for the clustering loop to switch over: scale-down never removes the
-// primary (docs/clustering.md).
+// scale-down waits for the clustering loop to switch over, and to status.keepInstances while a
+// replica being removed may hold the only copy of an acknowledged write (docs/clustering.md,
+// "Scale-down").
 func StatefulSetReplicas(c *kurav1alpha1.MySQLCluster) int32 {
 	n := Replicas(c)
 	if p := c.Status.CurrentPrimaryIndex; p != nil && *p >= n {
-		return *p + 1
+		n = *p + 1
 	}
-	return n
+	return max(n, c.Status.KeepInstances)
 }
 
 func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) corev1.PodTemplateSpec {

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kura-db/kura/internal/gtid"
 )
 
 // Decide is the pure core of the loop: from one Observation it derives the cluster's State,
@@ -181,6 +183,19 @@ func (d *decider) finish() {
 	if d.p.Primary >= d.p.MinInstances {
 		d.p.MinInstances = d.p.Primary + 1
 	}
+	for _, in := range d.o.Instances {
+		if in.Ordinal < d.p.MinInstances || !in.Pod.Exists {
+			continue
+		}
+		if why := d.mayHoldOnlyCopy(in); why != "" {
+			d.p.MinInstances = in.Ordinal + 1
+			for i := range d.p.Instances {
+				if d.p.Instances[i].Ordinal == in.Ordinal {
+					d.p.Instances[i].Reason = "beyond spec.replicas, kept until it can be removed safely: " + why
+				}
+			}
+		}
+	}
 	d.conditions()
 }
 
@@ -201,6 +216,37 @@ func (d *decider) conditions() {
 		healthy.Status, degraded.Status = ConditionUnknown, ConditionUnknown
 	}
 	d.p.Conditions = []Condition{avail, healthy, degraded}
+}
+
+// mayHoldOnlyCopy says why an instance beyond spec.replicas must not be removed yet, or "" (rule
+// 15): it may hold the only copy of an acknowledged write. It may go once its receiver is
+// stopped (it acknowledges nothing more) and a replica that stays holds everything it holds
+// of the primary's transactions; an instance that cannot be observed may go once a replica
+// that stays holds everything the reachable primary executed.
+func (d *decider) mayHoldOnlyCopy(in Instance) string {
+	primary, ok := d.o.instance(d.o.Recorded.Primary)
+	if !ok || primary.SQL == nil {
+		return "the primary cannot be observed"
+	}
+	var need gtid.Set
+	switch {
+	case in.SQL == nil:
+		need = primary.SQL.Executed
+	case in.SQL.Replica != nil && (in.SQL.Replica.IORunning || in.SQL.Replica.IOConnecting):
+		return "its replication receiver still runs (it may acknowledge writes)"
+	default:
+		held := in.SQL.holds()
+		need = held.Subtract(held.Subtract(primary.SQL.Executed)) // errant transactions are not the cluster's
+	}
+	for _, r := range d.o.Instances {
+		if r.Ordinal >= d.o.Spec.Replicas || r.Ordinal == primary.Ordinal || r.SQL == nil || r.Cloning || d.recordedErrant(r.Ordinal) != nil {
+			continue
+		}
+		if r.SQL.holds().Contains(need) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("no replica that stays holds %s yet", need)
 }
 
 // fmtDuration prints a duration rounded for humans.

@@ -297,6 +297,14 @@ func (d *decider) maintain(primary Instance, verdicts map[int]replicaVerdict) {
 			d.problems = append(d.problems, in.Name+": "+v.status.Reason)
 		}
 	}
+	// An instance being scaled away stops receiving first, so it acknowledges nothing that
+	// only it would hold when it goes (rule 15).
+	for _, in := range d.o.Instances {
+		if in.Ordinal >= d.o.Spec.Replicas && in.Ordinal != primary.Ordinal && in.SQL != nil && in.SQL.Replica != nil &&
+			(in.SQL.Replica.IORunning || in.SQL.Replica.IOConnecting) {
+			d.add(Optional{FenceIOThreads{Instance: in.Ordinal}})
+		}
+	}
 	k := d.desiredAcks()
 	if s := d.configureSemiSync(primary, k, false); s != nil {
 		d.add(s)

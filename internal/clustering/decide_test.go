@@ -235,10 +235,25 @@ var decideCases = []struct {
 				t.Errorf("MinInstances %d, want 3 until the primary has moved", p.MinInstances)
 			}
 		}}},
-	{"scale-down of a replica: it leaves the read set, nothing else", cluster(3).primary(0).replicas(2), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
+	{"scale-down of a replica: it leaves the read set and stops receiving before it may go", cluster(3).primary(0).replicas(2), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
+		labels: map[int]string{2: LabelNone}, steps: []string{"optional fence-io-threads(2)"}, check: func(t *testing.T, p Plan) {
+			if p.MinInstances != 3 {
+				t.Errorf("MinInstances %d, want 3 while its receiver runs", p.MinInstances)
+			}
+		}}},
+	{"scale-down of a stopped replica whose writes a staying replica holds: it goes", cluster(3).primary(0).replicas(2).fenced(2), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
 		labels: map[int]string{2: LabelNone}, check: func(t *testing.T, p Plan) {
 			if p.MinInstances != 2 {
 				t.Errorf("MinInstances %d, want 2", p.MinInstances)
+			}
+		}}},
+	{"scale-down of a replica holding writes no staying replica has: kept", cluster(3).primary(0).has(0, "0-1000-105", "0-1000-105").has(1, "0-1000-103", "0-1000-103").has(2, "0-1000-104", "0-1000-105").replicas(2).fenced(2),
+		want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1, check: func(t *testing.T, p Plan) {
+			if p.MinInstances != 3 {
+				t.Errorf("MinInstances %d, want 3 until replica 1 holds 0-1000-105", p.MinInstances)
+			}
+			if st, _ := p.InstanceStatus(2); !strings.Contains(st.Reason, "no replica that stays holds 0-1000-105") {
+				t.Errorf("reason %q", st.Reason)
 			}
 		}}},
 
