@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -35,8 +34,7 @@ type cluster struct {
 	// The application's account and database: the Secret's app account and spec.database.
 	user, password, database string
 	// adminUser and adminPassword: the Secret's admin account, used only to look (replication
-	// state for the stage-timed operator kills) and, before the app account existed, to create
-	// one.
+	// state for the stage-timed operator kills).
 	adminUser, adminPassword string
 	// writerIgnoresReadOnly: the writer's account holds READ ONLY ADMIN or SUPER.
 	writerIgnoresReadOnly bool
@@ -90,64 +88,41 @@ func newCluster(ctx context.Context, unsafe string) (*cluster, error) {
 	return c, nil
 }
 
-// Keys of the credentials Secret that hold the user-facing accounts (the Secret's user admin
-// account and application account).
+// The accounts of the credentials Secret (docs/engines.md, "Accounts"): the users' admin
+// account, the application account owning spec.database, and the operator's own account,
+// which is never for users (used here only by the deliberately unsafe privileged-writer run).
 const (
-	keyAppPassword = "app-password"
-	appUser        = "app"
+	adminUser    = "admin"
+	appUser      = "app"
+	operatorUser = "kura-operator"
 )
 
-// accounts reads the Secret and prepares the application's database and ledger table.
+// accounts reads the Secret and spec.database, and creates the ledger table with the
+// application account.
 func (c *cluster) accounts(ctx context.Context, unsafe string) error {
 	s := &corev1.Secret{}
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: c.name + "-credentials"}, s); err != nil {
 		return err
 	}
-	c.adminPassword = string(s.Data[builder.KeyAdminPassword])
-	c.adminUser = "admin"
-	if err := c.connectAs(ctx, c.adminUser, c.adminPassword); err != nil {
-		// Before the user admin account exists, the admin password belongs to kura-admin.
-		c.adminUser = "kura-admin"
+	mc, err := c.get(ctx)
+	if err != nil {
+		return err
 	}
-	c.database = c.name
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(kurav1alpha1.GroupVersion.WithKind("MySQLCluster"))
-	if err := env.Client.Get(ctx, c.key(), u); err == nil {
-		if db, ok, _ := unstructured.NestedString(u.Object, "spec", "database"); ok && db != "" {
-			c.database = db
-		}
+	c.database = builder.Database(mc)
+	c.adminUser, c.adminPassword = adminUser, string(s.Data[builder.KeyAdminPassword])
+	c.user, c.password = appUser, string(s.Data[builder.KeyAppPassword])
+	if c.password == "" {
+		return fmt.Errorf("the Secret %s has no %s", s.Name, builder.KeyAppPassword)
+	}
+	if unsafe == unsafePrivilegedWriter {
+		c.user, c.password = operatorUser, string(s.Data[builder.KeyOperatorPassword])
 	}
 	c.primaryIP = serviceIP(ctx, c.ns, c.name+"-primary")
-	admin := e2eutil.OpenDB(c.primaryIP, c.adminUser, c.adminPassword, e2eutil.DefaultTimeouts)
-	defer func() { _ = admin.Close() }()
-	stmts := []string{}
-	if p, ok := s.Data[keyAppPassword]; ok {
-		c.user, c.password = appUser, string(p)
-	} else {
-		// The operator does not hand out an application account yet: make one the way an
-		// application team would, with the admin account.
-		c.user, c.password = appUser, "app-secret-chaos"
-		stmts = append(stmts,
-			fmt.Sprintf("CREATE DATABASE IF NOT EXISTS `%s`", c.database),
-			fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'", c.user, c.password),
-			fmt.Sprintf("GRANT ALL ON `%s`.* TO '%s'@'%%'", c.database, c.user))
-	}
-	if unsafe == unsafeAdminWriter {
-		c.user, c.password = c.adminUser, c.adminPassword
-	}
-	stmts = append(stmts, "CREATE TABLE IF NOT EXISTS "+c.table()+" (id BIGINT PRIMARY KEY, round INT NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))")
-	for _, q := range stmts {
-		db := admin
-		if strings.HasPrefix(q, "CREATE TABLE") {
-			db = e2eutil.OpenDB(c.primaryIP, c.user, c.password, e2eutil.DefaultTimeouts)
-		}
-		err := e2eutil.Await(30*time.Second, 250*time.Millisecond, func() error { _, err := db.Exec(q); return err })
-		if db != admin {
-			_ = db.Close()
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
+	db := e2eutil.OpenDB(c.primaryIP, c.user, c.password, e2eutil.DefaultTimeouts)
+	defer func() { _ = db.Close() }()
+	q := "CREATE TABLE IF NOT EXISTS " + c.table() + " (id BIGINT PRIMARY KEY, round INT NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"
+	if err := e2eutil.Await(30*time.Second, 250*time.Millisecond, func() error { _, err := db.ExecContext(ctx, q); return err }); err != nil {
+		return fmt.Errorf("%s as %s: %w", q, c.user, err)
 	}
 	ignores, err := c.ignoresReadOnly(ctx)
 	if err != nil {
@@ -155,12 +130,6 @@ func (c *cluster) accounts(ctx context.Context, unsafe string) error {
 	}
 	c.writerIgnoresReadOnly = ignores
 	return nil
-}
-
-func (c *cluster) connectAs(ctx context.Context, user, password string) error {
-	db := e2eutil.OpenDB(serviceIP(ctx, c.ns, c.name+"-primary"), user, password, e2eutil.DefaultTimeouts)
-	defer func() { _ = db.Close() }()
-	return db.PingContext(ctx)
 }
 
 // ignoresReadOnly reports whether the writer's account holds a privilege that read_only does

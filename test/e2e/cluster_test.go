@@ -50,14 +50,14 @@ func TestClusterLifecycle(t *testing.T) {
 		setupApp(t, ns, name)
 		db := openDB(serviceIP(t, ns, name+"-primary"), appUser, appPassword)
 		defer func() { _ = db.Close() }()
-		if _, err := db.Exec("INSERT INTO app.t (id) VALUES (1)"); err != nil {
+		if _, err := db.Exec("INSERT INTO " + appTable + " (id) VALUES (1)"); err != nil {
 			t.Fatal(err)
 		}
 		ro := openDB(serviceIP(t, ns, name+"-replicas"), appUser, appPassword)
 		defer func() { _ = ro.Close() }()
 		waitFor(t, "the row on a replica", 30*time.Second, func() error {
 			var n int
-			if err := ro.QueryRow("SELECT COUNT(*) FROM app.t WHERE id = 1").Scan(&n); err != nil {
+			if err := ro.QueryRow("SELECT COUNT(*) FROM " + appTable + " WHERE id = 1").Scan(&n); err != nil {
 				return err
 			}
 			if n != 1 {
@@ -65,7 +65,7 @@ func TestClusterLifecycle(t *testing.T) {
 			}
 			return nil
 		})
-		if _, err := ro.Exec("INSERT INTO app.t (id) VALUES (2)"); err == nil {
+		if _, err := ro.Exec("INSERT INTO " + appTable + " (id) VALUES (2)"); err == nil {
 			t.Error("a write through the replicas Service succeeded")
 		}
 	})
@@ -207,7 +207,7 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 		password := adminPassword(t, ns, name)
 		for _, p := range pods.Items {
-			db := openDB(p.Status.PodIP, "kura-admin", password)
+			db := openDB(p.Status.PodIP, adminUser, password)
 			var v int
 			err := db.QueryRow("SELECT @@max_connections").Scan(&v)
 			_ = db.Close()
@@ -282,10 +282,10 @@ func TestClusterLifecycle(t *testing.T) {
 			return nil
 		})
 		waitFor(t, "the re-cloned replica healthy", 6*time.Minute, healthy(t, ns, name, 3))
-		db := openDB(podIP(t, ns, replica), "kura-admin", adminPassword(t, ns, name))
+		db := openDB(podIP(t, ns, replica), adminUser, adminPassword(t, ns, name))
 		defer func() { _ = db.Close() }()
 		var n int
-		if err := db.QueryRow("SELECT COUNT(*) FROM app.t WHERE id = 1").Scan(&n); err != nil || n != 1 {
+		if err := db.QueryRow("SELECT COUNT(*) FROM " + appTable + " WHERE id = 1").Scan(&n); err != nil || n != 1 {
 			t.Errorf("the re-cloned replica lacks the data: %d %v", n, err)
 		}
 	})

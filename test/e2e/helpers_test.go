@@ -22,10 +22,17 @@ import (
 	"github.com/kura-db/kura/test/e2eutil"
 )
 
+// The accounts the generated Secret hands out: the user admin account and the application
+// account, which owns the database named by spec.database (default: the cluster's name; every
+// cluster here is named shop).
 const (
-	appUser     = "app"
-	appPassword = "app-secret-e2e"
+	adminUser = "admin"
+	appUser   = "app"
+	appTable  = "shop.t"
 )
+
+// appPassword is the application account's password, read from the Secret by setupApp.
+var appPassword string
 
 func needCluster(t *testing.T) {
 	t.Helper()
@@ -149,20 +156,19 @@ func openDB(host, user, password string) *sql.DB {
 	return e2eutil.OpenDB(host, user, password, e2eutil.DefaultTimeouts)
 }
 
-// setupApp creates the application's database and account through the primary Service, as an
-// application team would with the admin account.
+// setupApp reads the application account from the cluster's Secret and creates the
+// application's table with it, through the primary Service.
 func setupApp(t testing.TB, ns, name string) {
 	t.Helper()
-	db := openDB(serviceIP(t, ns, name+"-primary"), "kura-admin", adminPassword(t, ns, name))
-	defer func() { _ = db.Close() }()
-	for _, q := range []string{
-		"CREATE DATABASE IF NOT EXISTS app",
-		"CREATE TABLE IF NOT EXISTS app.t (id BIGINT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))",
-		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'", appUser, appPassword),
-		fmt.Sprintf("GRANT ALL ON app.* TO '%s'@'%%'", appUser),
-	} {
-		waitFor(t, q, 30*time.Second, func() error { _, err := db.Exec(q); return err })
+	s := &corev1.Secret{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name + "-credentials"}, s); err != nil {
+		t.Fatal(err)
 	}
+	appPassword = string(s.Data[builder.KeyAppPassword])
+	db := openDB(serviceIP(t, ns, name+"-primary"), appUser, appPassword)
+	defer func() { _ = db.Close() }()
+	q := "CREATE TABLE IF NOT EXISTS " + appTable + " (id BIGINT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"
+	waitFor(t, q, 30*time.Second, func() error { _, err := db.Exec(q); return err })
 }
 
 // writer inserts unique ids through the primary Service and records each acknowledged one.
@@ -193,7 +199,7 @@ func (w *writer) run() {
 		}
 		id := w.next
 		w.next++
-		if _, err := db.Exec("INSERT INTO app.t (id) VALUES (?)", id); err != nil {
+		if _, err := db.Exec("INSERT INTO "+appTable+" (id) VALUES (?)", id); err != nil {
 			// A write whose outcome is unknown is not counted as acknowledged. Reconnect:
 			// the Service may point elsewhere now.
 			_ = db.Close()
@@ -253,11 +259,11 @@ func (w *writer) halt() []int64 {
 // missingOnPrimary returns the acknowledged ids the current primary lacks.
 func missingOnPrimary(t testing.TB, ns, name string, acked []int64) []int64 {
 	t.Helper()
-	db := openDB(serviceIP(t, ns, name+"-primary"), "kura-admin", adminPassword(t, ns, name))
+	db := openDB(serviceIP(t, ns, name+"-primary"), adminUser, adminPassword(t, ns, name))
 	defer func() { _ = db.Close() }()
 	have := map[int64]bool{}
 	waitFor(t, "reading the rows back", 30*time.Second, func() error {
-		rows, err := db.Query("SELECT id FROM app.t")
+		rows, err := db.Query("SELECT id FROM " + appTable)
 		if err != nil {
 			return err
 		}
