@@ -45,7 +45,8 @@ echo "Available after $(( $(date +%s) - start ))s"
 echo "Healthy (every instance replicating) after $(( $(date +%s) - start ))s"
 "$kubectl" get -n "$ns" mysqlclusters,pods -o wide
 
-password=$("$kubectl" get secret -n "$ns" shop-credentials -o jsonpath='{.data.admin-password}' | base64 -d)
+app_password=$("$kubectl" get secret -n "$ns" shop-credentials -o jsonpath='{.data.app-password}' | base64 -d)
+admin_password=$("$kubectl" get secret -n "$ns" shop-credentials -o jsonpath='{.data.admin-password}' | base64 -d)
 primary_ip=$("$kubectl" get svc -n "$ns" shop-primary -o jsonpath='{.spec.clusterIP}')
 cat <<INFO
 
@@ -54,7 +55,10 @@ Kura is running. Try:
   export KUBECONFIG=$KUBECONFIG
   $kubectl get mysqlclusters -n $ns
   $kubectl describe mysqlcluster -n $ns shop
-  mariadb -h $primary_ip -u kura-admin -p'$password' -e 'SELECT @@hostname, @@read_only'
+  # the application account: all privileges on the database "shop"
+  mariadb -h $primary_ip -u app -p'$app_password' shop -e 'SELECT @@hostname, @@read_only'
+  # the administrator (no READ ONLY ADMIN: a fenced primary refuses its writes too)
+  mariadb -h $primary_ip -u admin -p'$admin_password' -e 'SHOW DATABASES'
 
 Planned switchover to instance 1:
   $kubectl patch mysqlcluster -n $ns shop --type merge -p '{"spec":{"switchover":{"target":1,"id":"demo-1"}}}'
