@@ -283,11 +283,20 @@ func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, pr
 			return "", asideForEmptyCluster(dir, opts)
 		}
 		waitForAnswer := e.Ordinal > 0 && answered == 0
-		if !required && !waitForAnswer {
+		undecided := undecidedPeers(states)
+		if !required && !waitForAnswer && len(undecided) == 0 {
 			fmt.Fprintf(opts.Log, "kura init: %d peer(s) answered, none holds data: initialising an empty instance\n", answered)
 			return "", nil
 		}
-		if time.Now().After(deadline) {
+		if !required && len(undecided) > 0 {
+			// Never initialise an empty volume (it may be the primary's) while a peer that
+			// answered cannot yet say what it holds: its server may hold the cluster's data.
+			if time.Now().After(deadline) {
+				return "", retryable(fmt.Errorf("failed to prepare the data directory: %s answered but their servers could not yet say what they hold; not initialising an empty instance",
+					strings.Join(undecided, ", ")))
+			}
+			fmt.Fprintf(opts.Log, "kura init: waiting for %s to say what they hold\n", strings.Join(undecided, ", "))
+		} else if time.Now().After(deadline) {
 			if required {
 				return "", retryable(fmt.Errorf("failed to clone: no peer holding data answered within %s (%d answered)", opts.DiscoveryWait, answered))
 			}
@@ -363,6 +372,18 @@ func asideForEmptyCluster(dir string, opts InitOptions) error {
 
 // emptyCluster reports whether a writable primary answered with an empty executed set: then
 // no instance can hold an acknowledged transaction.
+// undecidedPeers names the peers whose agent answered with an initialised data directory
+// whose server could not report what it holds (starting, recovering).
+func undecidedPeers(states []PeerState) []string {
+	var out []string
+	for _, p := range states {
+		if p.Answered() && p.State.Initialized && !(p.Err == nil && p.State.Reachable) {
+			out = append(out, p.Peer.Name)
+		}
+	}
+	return out
+}
+
 func emptyCluster(states []PeerState) bool {
 	for _, p := range states {
 		if p.Err == nil && p.State.Reachable && p.State.Initialized && !p.State.ReadOnly && p.State.Executed == "" {
