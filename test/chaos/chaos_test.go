@@ -446,13 +446,9 @@ func (r *round) checkIdentical(ctx context.Context, primary string, ips map[stri
 		}
 		sums[pod] = sum.Int64
 	}
-	var distinct []string
 	seen := map[int64]bool{}
-	for pod, sum := range sums {
-		if !seen[sum] {
-			seen[sum] = true
-			distinct = append(distinct, fmt.Sprintf("%s=%d", pod, sum))
-		}
+	for _, sum := range sums {
+		seen[sum] = true
 	}
 	if len(seen) > 1 {
 		var counts []string

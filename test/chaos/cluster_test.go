@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"time"
@@ -362,13 +361,4 @@ func tail(path string, n int) string {
 		}
 	}
 	return "  " + strings.Join(lines, "\n  ") + "\n"
-}
-
-// kubectl runs kubectl against the local cluster.
-func kubectl(args ...string) (string, error) {
-	out, err := exec.Command(env.Kubectl, append([]string{"--kubeconfig", env.LC.Kubeconfig()}, args...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
 }
