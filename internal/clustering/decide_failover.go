@@ -20,6 +20,20 @@ func (d *decider) primaryUnreachable(primary Instance, known bool) {
 	d.assessWithoutPrimary(old, why)
 	d.fenceWritable(old)
 
+	if known && accessDenied(primary) {
+		// The server answers but refuses the operator's password: the Secret was changed by
+		// hand. The primary is not down, so this is never a reason to fail over.
+		d.state(StateDegraded, "CredentialsRejected", "%s refuses the operator's account (%s): the password in the cluster's credentials Secret (key operator-password) no longer matches the servers; put the original password back in the Secret (the servers keep theirs), nothing is changed meanwhile",
+			d.name(old), primary.Error)
+		d.labelsSet = true
+		for i := range d.p.Instances {
+			if in, ok := d.o.instance(d.p.Instances[i].Ordinal); ok && in.Pod.RoleLabel != "" {
+				d.p.Instances[i].Label = in.Pod.RoleLabel
+			}
+		}
+		return
+	}
+
 	if down < d.o.Spec.FailoverGrace {
 		d.state(StateDegraded, "PrimaryUnreachable", "primary %s %s; failing over after %s (failoverGracePeriod)",
 			d.name(old), why, d.o.Spec.FailoverGrace)
@@ -84,6 +98,12 @@ func (d *decider) replacePrimary(old int, why string) {
 		return
 	}
 	d.failover(old, reason, req)
+}
+
+// accessDenied reports whether an instance answered but refused the operator's credentials
+// (MySQL/MariaDB error 1045).
+func accessDenied(in Instance) bool {
+	return in.SQL == nil && strings.Contains(in.Error, "Error 1045") && strings.Contains(in.Error, "Access denied")
 }
 
 // unobservableReplicas names the replicas the operator cannot reach: every ordinal below
