@@ -10,7 +10,10 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "rewrite docs/validation.md from the validation table")
@@ -58,9 +61,24 @@ var refusals = []refusal{
 	{"mysql with a mariadb version", "", with(cluster, "  engine: mysql\n  version: \"11.4\"\n"), "spec.version: mariadb supports 10.11 or 11.4 and mysql supports 8.4"},
 	{"missing storage", "", "apiVersion: kura.dev/v1alpha1\nkind: MySQLCluster\nmetadata: {name: shop}\nspec: {replicas: 3}\n", "spec.storage: Required value"},
 	{"zero storage", "", "apiVersion: kura.dev/v1alpha1\nkind: MySQLCluster\nmetadata: {name: shop}\nspec: {storage: {size: \"0\"}}\n", "spec.storage.size must be positive"},
-	{"operator-owned my.cnf key", "", with(cluster, "  mysqld: {config: {sync_binlog: \"0\"}}\n"), "spec.mysqld.config: sync_binlog is managed by Kura and cannot be overridden; remove it"},
-	{"operator-owned key written with dashes", "", with(cluster, "  mysqld: {config: {server-id: \"7\"}}\n"), "spec.mysqld.config: server_id is managed by Kura and cannot be overridden; remove it"},
-	{"semi-sync wait point override", "", with(cluster, "  mysqld: {config: {rpl_semi_sync_master_wait_point: AFTER_COMMIT}}\n"), "spec.mysqld.config: rpl_semi_sync_master_wait_point is managed by Kura"},
+	{"operator-owned my.cnf key", "", with(cluster, "  mysqld: {config: {sync_binlog: \"0\"}}\n"), "spec.mysqld.config: sync_binlog is owned by Kura and cannot be overridden (every commit must be on disk before it is acknowledged); remove it"},
+	{"operator-owned key written with dashes", "", with(cluster, "  mysqld: {config: {server-id: \"7\"}}\n"), "spec.mysqld.config: server_id is owned by Kura and cannot be overridden"},
+	{"semi-sync wait point override", "", with(cluster, "  mysqld: {config: {rpl_semi_sync_master_wait_point: AFTER_COMMIT}}\n"), "spec.mysqld.config: rpl_semi_sync_master_* is owned by Kura and cannot be overridden (semi-sync must never acknowledge a commit that no replica has received)"},
+	{"semi-sync without a replica allowed", "", with(cluster, "  mysqld: {config: {rpl_semi_sync_master_wait_no_slave: \"OFF\"}}\n"), "spec.mysqld.config: rpl_semi_sync_master_* is owned by Kura"},
+	{"semi-sync family in MySQL spelling", "", with(cluster, "  mysqld: {config: {rpl-semi-sync-source-wait-for-replica-count: \"0\"}}\n"), "spec.mysqld.config: rpl_semi_sync_source_* is owned by Kura"},
+	{"redo log flushed once a second", "", with(cluster, "  mysqld: {config: {innodb_flush_log_at_trx_commit: \"2\"}}\n"), "spec.mysqld.config: innodb_flush_log_at_trx_commit is owned by Kura and cannot be overridden (every commit must be on disk before it is acknowledged)"},
+	{"binlog filter", "", with(cluster, "  mysqld: {config: {binlog_ignore_db: shop}}\n"), "spec.mysqld.config: binlog_ignore_db is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over)"},
+	{"replication filter behind a connection name", "", with(cluster, "  mysqld: {config: {main.replicate-do-db: shop}}\n"), "spec.mysqld.config: replicate_* is owned by Kura"},
+	{"replication errors skipped", "", with(cluster, "  mysqld: {config: {slave_skip_errors: all}}\n"), "spec.mysqld.config: slave_skip_errors is owned by Kura"},
+	{"binary log turned off with skip-", "", with(cluster, "  mysqld: {config: {skip-log-bin: \"ON\"}}\n"), "spec.mysqld.config: log_bin* is owned by Kura"},
+	{"grant tables skipped behind loose-", "", with(cluster, "  mysqld: {config: {loose-skip-grant-tables: \"ON\"}}\n"), "spec.mysqld.config: skip_grant_tables is owned by Kura and cannot be overridden (it would bypass authentication, cut off the operator or run code at startup)"},
+	{"SQL file run at startup", "", with(cluster, "  mysqld: {config: {init_file: /tmp/x.sql}}\n"), "spec.mysqld.config: init_file is owned by Kura"},
+	{"plugin loaded at startup", "", with(cluster, "  mysqld: {config: {plugin-load-add: x.so}}\n"), "spec.mysqld.config: plugin_load* is owned by Kura"},
+	{"my.cnf value longer than 1 KiB", "", with(cluster, "  mysqld: {config: {init_connect: \""+strings.Repeat("x", 1025)+"\"}}\n"), "spec.mysqld.config.init_connect: values are limited to 1024 characters (mysqld reads option files in 4 KiB pieces"},
+	{"my.cnf value with a newline", "", with(cluster, "  mysqld: {config: {init_connect: \"SET @a=1\\nskip-grant-tables\"}}\n"), "spec.mysqld.config: a value must be one line without '#'"},
+	{"my.cnf value with a carriage return", "", with(cluster, "  mysqld: {config: {init_connect: \"SET @a=1\\rskip-grant-tables\"}}\n"), "spec.mysqld.config: a value must be one line without '#'"},
+	{"my.cnf value with #", "", with(cluster, "  mysqld: {config: {ft_boolean_syntax: \"+ -><()~*:#&|\"}}\n"), "spec.mysqld.config: a value must be one line without '#'"},
+	{"my.cnf option name with a space", "", with(cluster, "  mysqld: {config: {\"max connections\": \"10\"}}\n"), "spec.mysqld.config: option names are letters, digits, '_', '-' and '.'"},
 	{"switchover target out of range", "", with(cluster, "  replicas: 3\n  switchover: {target: 3, id: a}\n"), "spec.switchover.target: must be an instance ordinal below spec.replicas"},
 	{"bad errant policy", "", with(cluster, "  replication: {errantReplicaPolicy: Merge}\n"), `spec.replication.errantReplicaPolicy: Unsupported value: "Merge"`},
 	{"bad deletion policy", "", with(cluster, "  deletionPolicy: Wipe\n"), `spec.deletionPolicy: Unsupported value: "Wipe"`},
@@ -128,6 +146,51 @@ func assertRefused(t *testing.T, err error, want string) {
 	}
 }
 
+// The API server refuses every setting of OperatorOwnedConfig, in '_' and '-' spelling and behind
+// an option modifier, with the reason in the message; and accepts the exceptions.
+func TestValidationRefusesEveryOwnedKey(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	for _, o := range kurav1alpha1.OperatorOwnedConfig {
+		name := o.Name
+		if o.Prefix {
+			name += "x"
+		}
+		for _, k := range []string{name, strings.ReplaceAll(name, "_", "-"), "loose-" + name, "skip_" + name} {
+			c := decode(t, ns, with(cluster, fmt.Sprintf("  mysqld: {config: {%q: \"1\"}}\n", k)))
+			err := k8s.Create(ctx, c, client.DryRunAll)
+			if err == nil || !strings.Contains(err.Error(), "is owned by Kura") || !strings.Contains(err.Error(), o.Why) {
+				t.Errorf("%s: want a refusal saying why Kura owns it, got %v", k, err)
+			}
+		}
+		for _, k := range o.Except {
+			c := decode(t, ns, with(cluster, fmt.Sprintf("  mysqld: {config: {%q: \"1\"}}\n", k)))
+			if err := k8s.Create(ctx, c, client.DryRunAll); err != nil {
+				t.Errorf("%s must be accepted: %v", k, err)
+			}
+		}
+	}
+}
+
+// Good input near each limit is accepted (a dry-run create, or an update for the version rule).
+func TestValidationAcceptsGoodInput(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	long := strings.Repeat("x", 1024)
+	many := "  mysqld:\n    config:\n"
+	for i := 0; i < 200; i++ {
+		many += fmt.Sprintf("      opt_%d: \"%s\"\n", i, strings.Repeat("x", 64))
+	}
+	for what, m := range map[string]string{
+		"ordinary my.cnf":     with(cluster, "  mysqld: {config: {max-connections: \"10\", log_bin_trust_function_creators: \"ON\", skip-name-resolve: \"ON\", hot_cache.key_buffer_size: 8M, init_connect: \""+long+"\"}}\n"),
+		"200 my.cnf settings": with(cluster, many),
+	} {
+		if err := k8s.Create(ctx, decode(t, ns, m), client.DryRunAll); err != nil {
+			t.Errorf("%s refused: %v", what, err)
+		}
+	}
+}
+
 // docs/validation.md is generated from the table above, so every documented refusal is
 // backed by a test case.
 func TestValidationDocMatchesTable(t *testing.T) {
@@ -148,6 +211,7 @@ func TestValidationDocMatchesTable(t *testing.T) {
 		kind := strings.TrimSpace(strings.SplitN(strings.SplitN(r.bad, "kind: ", 2)[1], "\n", 2)[0])
 		fmt.Fprintf(&b, "| %s: %s | %s | `%s` |\n", kind, r.what, on, strings.ReplaceAll(r.want, "|", "\\|"))
 	}
+	b.WriteString(limitsDoc)
 	b.WriteString(statusProblemsDoc)
 	path := filepath.Join("..", "docs", "validation.md")
 	if *updateDocs {
@@ -161,6 +225,21 @@ func TestValidationDocMatchesTable(t *testing.T) {
 		t.Fatalf("docs/validation.md is stale: run go test ./controllers -run TestValidationDocMatchesTable -update-docs")
 	}
 }
+
+const limitsDoc = `
+## Limits and why
+
+- **` + "`spec.mysqld.config`" + `**: option names are letters, digits, ` + "`_`, `-` and `.`" + ` (at most 128 characters);
+  values are one line of at most 1024 characters without ` + "`#`" + `: mysqld reads option files in 4 KiB pieces,
+  so the rest of a longer line would be read as a separate, unchecked setting (such as
+  ` + "`skip-grant-tables`" + `), and a newline or carriage return would start one. Settings Kura owns are refused with
+  the reason (the list is in [configuration.md](configuration.md#settings-kura-owns)), in ` + "`_`" + ` or ` + "`-`" + `
+  spelling, behind the option modifiers mysqld accepts (` + "`loose-`, `skip-`, `disable-`, `enable-`, `maximum-`" + `,
+  ` + "`autoset-`" + `) and behind a ` + "`name.`" + ` prefix (connection names, key caches). The API server matches
+  lower case only; the operator refuses any other case in status (below). The check walks each value
+  character by character, so a config of more than about 100 values of 1 KiB each exceeds the API
+  server's cost limit and is refused too.
+`
 
 const statusProblemsDoc = `
 ## Status-reported problems

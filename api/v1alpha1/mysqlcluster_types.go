@@ -116,44 +116,80 @@ type MySQLClusterSpec struct {
 	Paused bool `json:"paused,omitempty"`
 }
 
-// OperatorOwnedConfigKeys are the my.cnf settings replication safety depends on. Kura renders
-// them itself; the CRD refuses them in spec.mysqld.config (written with '_' or '-').
-var OperatorOwnedConfigKeys = []string{
-	"server_id",
-	"gtid_mode",
-	"enforce_gtid_consistency",
-	"gtid_strict_mode",
-	"gtid_domain_id",
-	"log_bin",
-	"log_slave_updates",
-	"log_replica_updates",
-	"sync_binlog",
-	"innodb_flush_log_at_trx_commit",
-	"read_only",
-	"super_read_only",
-	"skip_slave_start",
-	"skip_replica_start",
-	"binlog_format",
-	"relay_log",
-	"relay_log_index",
-	"relay_log_recovery",
-	"log_bin_index",
-	"datadir",
-	"socket",
-	"port",
-	"bind_address",
-	"report_host",
-	"pid_file",
-	"rpl_semi_sync_master_enabled",
-	"rpl_semi_sync_slave_enabled",
-	"rpl_semi_sync_master_timeout",
-	"rpl_semi_sync_master_wait_point",
-	"rpl_semi_sync_source_enabled",
-	"rpl_semi_sync_replica_enabled",
-	"rpl_semi_sync_source_timeout",
-	"rpl_semi_sync_source_wait_point",
-	"rpl_semi_sync_source_wait_for_replica_count",
-	"init_rpl_role",
+// Why Kura owns the settings of OperatorOwnedConfig; each refusal message says it.
+const (
+	ownedForDurability    = "every commit must be on disk before it is acknowledged"
+	ownedForSemiSync      = "semi-sync must never acknowledge a commit that no replica has received"
+	ownedForCrashRecovery = "crash recovery must drop a commit that no replica received, so that a failed primary can rejoin"
+	ownedForReplication   = "every instance must log and apply every transaction with GTIDs, so that any replica can take over"
+	ownedForTopology      = "only the operator opens the primary for writes and starts replication"
+	ownedForPod           = "the Pod's volumes, Services and probes depend on it"
+	ownedForAccess        = "it would bypass authentication, cut off the operator or run code at startup"
+)
+
+// OwnedConfigKey is a my.cnf setting, or with Prefix a family of settings, that Kura owns.
+//
+// +kubebuilder:object:generate=false
+type OwnedConfigKey struct {
+	// Name is the option in lower case with '_'.
+	Name string
+	// Prefix makes Name stand for every option that starts with it.
+	Prefix bool
+	// Except lists options of a Prefix family that users may set.
+	Except []string
+	// Why Kura owns it.
+	Why string
+}
+
+// OperatorOwnedConfig are the my.cnf settings durability and replication safety depend on.
+// Kura renders the ones it needs itself; spec.mysqld.config may not set any of them, in '_' or
+// '-' spelling, behind an option modifier (loose-, skip-, disable-, enable-, maximum-, autoset-)
+// or behind a structured-variable or connection-name prefix ("name."). The CRD refuses them
+// with one rule each on MySQLDSpec.Config (written in lower case; internal/mycnf also refuses
+// every other spelling). internal/mycnf's tests check the rules against this list and
+// controllers/validation_test.go checks that the API server refuses every entry.
+var OperatorOwnedConfig = []OwnedConfigKey{
+	{Name: "server_id", Why: ownedForReplication},
+	{Name: "gtid_mode", Why: ownedForReplication},
+	{Name: "enforce_gtid_consistency", Why: ownedForReplication},
+	{Name: "gtid_strict_mode", Why: ownedForReplication},
+	{Name: "gtid_domain_id", Why: ownedForReplication},
+	{Name: "log_bin", Prefix: true, Except: []string{"log_bin_trust_function_creators"}, Why: ownedForReplication},
+	{Name: "log_slave_updates", Why: ownedForReplication},
+	{Name: "log_replica_updates", Why: ownedForReplication},
+	{Name: "sql_log_bin", Why: ownedForReplication},
+	{Name: "binlog_format", Why: ownedForReplication},
+	{Name: "binlog_do_db", Why: ownedForReplication},
+	{Name: "binlog_ignore_db", Why: ownedForReplication},
+	{Name: "relay_log", Prefix: true, Why: ownedForReplication},
+	{Name: "replicate_", Prefix: true, Why: ownedForReplication},
+	{Name: "slave_skip_errors", Why: ownedForReplication},
+	{Name: "replica_skip_errors", Why: ownedForReplication},
+	{Name: "slave_exec_mode", Why: ownedForReplication},
+	{Name: "replica_exec_mode", Why: ownedForReplication},
+	{Name: "sync_binlog", Why: ownedForDurability},
+	{Name: "innodb_flush_log_at_trx_commit", Why: ownedForDurability},
+	{Name: "rpl_semi_sync_master_", Prefix: true, Why: ownedForSemiSync},
+	{Name: "rpl_semi_sync_slave_", Prefix: true, Why: ownedForSemiSync},
+	{Name: "rpl_semi_sync_source_", Prefix: true, Why: ownedForSemiSync},
+	{Name: "rpl_semi_sync_replica_", Prefix: true, Why: ownedForSemiSync},
+	{Name: "init_rpl_role", Why: ownedForCrashRecovery},
+	{Name: "read_only", Why: ownedForTopology},
+	{Name: "super_read_only", Why: ownedForTopology},
+	{Name: "skip_slave_start", Why: ownedForTopology},
+	{Name: "skip_replica_start", Why: ownedForTopology},
+	{Name: "datadir", Why: ownedForPod},
+	{Name: "socket", Why: ownedForPod},
+	{Name: "port", Why: ownedForPod},
+	{Name: "bind_address", Why: ownedForPod},
+	{Name: "report_host", Why: ownedForPod},
+	{Name: "report_port", Why: ownedForPod},
+	{Name: "pid_file", Why: ownedForPod},
+	{Name: "user", Why: ownedForAccess},
+	{Name: "skip_grant_tables", Why: ownedForAccess},
+	{Name: "skip_networking", Why: ownedForAccess},
+	{Name: "init_file", Why: ownedForAccess},
+	{Name: "plugin_load", Prefix: true, Why: ownedForAccess},
 }
 
 // DeletionPolicy says what happens to data volumes when a cluster is deleted.
@@ -181,43 +217,54 @@ type StorageSpec struct {
 // MySQLDSpec tunes the database server.
 type MySQLDSpec struct {
 	// Config holds my.cnf settings for the [mysqld] section, merged over Kura's defaults.
-	// Settings that replication safety depends on are owned by Kura and refused here.
+	// Settings that durability and replication safety depend on are owned by Kura and refused
+	// here (OperatorOwnedConfig; docs/configuration.md). Option names are letters, digits, '_',
+	// '-' and '.'; values are one line of at most 1024 characters without '#'.
 	// Dynamic variables are applied with SET GLOBAL; static ones roll the instances.
-	// +kubebuilder:validation:XValidation:rule="!('server_id' in self) && !('server-id' in self)",message="spec.mysqld.config: server_id is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('gtid_mode' in self) && !('gtid-mode' in self)",message="spec.mysqld.config: gtid_mode is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('enforce_gtid_consistency' in self) && !('enforce-gtid-consistency' in self)",message="spec.mysqld.config: enforce_gtid_consistency is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('gtid_strict_mode' in self) && !('gtid-strict-mode' in self)",message="spec.mysqld.config: gtid_strict_mode is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('gtid_domain_id' in self) && !('gtid-domain-id' in self)",message="spec.mysqld.config: gtid_domain_id is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('log_bin' in self) && !('log-bin' in self)",message="spec.mysqld.config: log_bin is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('log_slave_updates' in self) && !('log-slave-updates' in self)",message="spec.mysqld.config: log_slave_updates is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('log_replica_updates' in self) && !('log-replica-updates' in self)",message="spec.mysqld.config: log_replica_updates is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('sync_binlog' in self) && !('sync-binlog' in self)",message="spec.mysqld.config: sync_binlog is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('innodb_flush_log_at_trx_commit' in self) && !('innodb-flush-log-at-trx-commit' in self)",message="spec.mysqld.config: innodb_flush_log_at_trx_commit is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('read_only' in self) && !('read-only' in self)",message="spec.mysqld.config: read_only is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('super_read_only' in self) && !('super-read-only' in self)",message="spec.mysqld.config: super_read_only is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('skip_slave_start' in self) && !('skip-slave-start' in self)",message="spec.mysqld.config: skip_slave_start is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('skip_replica_start' in self) && !('skip-replica-start' in self)",message="spec.mysqld.config: skip_replica_start is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('binlog_format' in self) && !('binlog-format' in self)",message="spec.mysqld.config: binlog_format is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('relay_log' in self) && !('relay-log' in self)",message="spec.mysqld.config: relay_log is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('relay_log_index' in self) && !('relay-log-index' in self)",message="spec.mysqld.config: relay_log_index is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('relay_log_recovery' in self) && !('relay-log-recovery' in self)",message="spec.mysqld.config: relay_log_recovery is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('log_bin_index' in self) && !('log-bin-index' in self)",message="spec.mysqld.config: log_bin_index is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('datadir' in self) && !('datadir' in self)",message="spec.mysqld.config: datadir is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('socket' in self) && !('socket' in self)",message="spec.mysqld.config: socket is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('port' in self) && !('port' in self)",message="spec.mysqld.config: port is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('bind_address' in self) && !('bind-address' in self)",message="spec.mysqld.config: bind_address is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('report_host' in self) && !('report-host' in self)",message="spec.mysqld.config: report_host is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('pid_file' in self) && !('pid-file' in self)",message="spec.mysqld.config: pid_file is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_master_enabled' in self) && !('rpl-semi-sync-master-enabled' in self)",message="spec.mysqld.config: rpl_semi_sync_master_enabled is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_slave_enabled' in self) && !('rpl-semi-sync-slave-enabled' in self)",message="spec.mysqld.config: rpl_semi_sync_slave_enabled is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_master_timeout' in self) && !('rpl-semi-sync-master-timeout' in self)",message="spec.mysqld.config: rpl_semi_sync_master_timeout is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_master_wait_point' in self) && !('rpl-semi-sync-master-wait-point' in self)",message="spec.mysqld.config: rpl_semi_sync_master_wait_point is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_enabled' in self) && !('rpl-semi-sync-source-enabled' in self)",message="spec.mysqld.config: rpl_semi_sync_source_enabled is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_replica_enabled' in self) && !('rpl-semi-sync-replica-enabled' in self)",message="spec.mysqld.config: rpl_semi_sync_replica_enabled is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_timeout' in self) && !('rpl-semi-sync-source-timeout' in self)",message="spec.mysqld.config: rpl_semi_sync_source_timeout is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_wait_point' in self) && !('rpl-semi-sync-source-wait-point' in self)",message="spec.mysqld.config: rpl_semi_sync_source_wait_point is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('rpl_semi_sync_source_wait_for_replica_count' in self) && !('rpl-semi-sync-source-wait-for-replica-count' in self)",message="spec.mysqld.config: rpl_semi_sync_source_wait_for_replica_count is managed by Kura and cannot be overridden; remove it"
-	// +kubebuilder:validation:XValidation:rule="!('init_rpl_role' in self) && !('init-rpl-role' in self)",message="spec.mysqld.config: init_rpl_role is managed by Kura and cannot be overridden; remove it"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'))",message="spec.mysqld.config: option names are letters, digits, '_', '-' and '.', at most 128 characters"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(self[k]) <= 1024)",message="spec.mysqld.config: values are limited to 1024 characters (mysqld reads option files in 4 KiB pieces, so the rest of a longer line would be read as another, unchecked setting)",messageExpression="'spec.mysqld.config.' + self.filter(k, size(self[k]) > 1024)[0] + ': values are limited to 1024 characters (mysqld reads option files in 4 KiB pieces, so the rest of a longer line would be read as another, unchecked setting)'"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(self[k]) > 1024 || (size(self[k]) <= 64 ? lists.range(64) : lists.range(1024)).all(i, i >= size(self[k]) || !(self[k].charAt(i) in ['\\n', '\\r', '#'])))",message="spec.mysqld.config: a value must be one line without '#' (a newline or carriage return would start another, unchecked setting; '#' starts a comment)"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*server_id$'))",message="spec.mysqld.config: server_id is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*gtid_mode$'))",message="spec.mysqld.config: gtid_mode is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*enforce_gtid_consistency$'))",message="spec.mysqld.config: enforce_gtid_consistency is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*gtid_strict_mode$'))",message="spec.mysqld.config: gtid_strict_mode is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*gtid_domain_id$'))",message="spec.mysqld.config: gtid_domain_id is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*log_bin') && !k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*log_bin_trust_function_creators$'))",message="spec.mysqld.config: log_bin* is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*log_slave_updates$'))",message="spec.mysqld.config: log_slave_updates is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*log_replica_updates$'))",message="spec.mysqld.config: log_replica_updates is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*sql_log_bin$'))",message="spec.mysqld.config: sql_log_bin is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*binlog_format$'))",message="spec.mysqld.config: binlog_format is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*binlog_do_db$'))",message="spec.mysqld.config: binlog_do_db is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*binlog_ignore_db$'))",message="spec.mysqld.config: binlog_ignore_db is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*relay_log'))",message="spec.mysqld.config: relay_log* is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*replicate_'))",message="spec.mysqld.config: replicate_* is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*slave_skip_errors$'))",message="spec.mysqld.config: slave_skip_errors is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*replica_skip_errors$'))",message="spec.mysqld.config: replica_skip_errors is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*slave_exec_mode$'))",message="spec.mysqld.config: slave_exec_mode is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*replica_exec_mode$'))",message="spec.mysqld.config: replica_exec_mode is owned by Kura and cannot be overridden (every instance must log and apply every transaction with GTIDs, so that any replica can take over); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*sync_binlog$'))",message="spec.mysqld.config: sync_binlog is owned by Kura and cannot be overridden (every commit must be on disk before it is acknowledged); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*innodb_flush_log_at_trx_commit$'))",message="spec.mysqld.config: innodb_flush_log_at_trx_commit is owned by Kura and cannot be overridden (every commit must be on disk before it is acknowledged); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*rpl_semi_sync_master_'))",message="spec.mysqld.config: rpl_semi_sync_master_* is owned by Kura and cannot be overridden (semi-sync must never acknowledge a commit that no replica has received); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*rpl_semi_sync_slave_'))",message="spec.mysqld.config: rpl_semi_sync_slave_* is owned by Kura and cannot be overridden (semi-sync must never acknowledge a commit that no replica has received); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*rpl_semi_sync_source_'))",message="spec.mysqld.config: rpl_semi_sync_source_* is owned by Kura and cannot be overridden (semi-sync must never acknowledge a commit that no replica has received); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*rpl_semi_sync_replica_'))",message="spec.mysqld.config: rpl_semi_sync_replica_* is owned by Kura and cannot be overridden (semi-sync must never acknowledge a commit that no replica has received); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*init_rpl_role$'))",message="spec.mysqld.config: init_rpl_role is owned by Kura and cannot be overridden (crash recovery must drop a commit that no replica received, so that a failed primary can rejoin); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*read_only$'))",message="spec.mysqld.config: read_only is owned by Kura and cannot be overridden (only the operator opens the primary for writes and starts replication); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*super_read_only$'))",message="spec.mysqld.config: super_read_only is owned by Kura and cannot be overridden (only the operator opens the primary for writes and starts replication); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*skip_slave_start$'))",message="spec.mysqld.config: skip_slave_start is owned by Kura and cannot be overridden (only the operator opens the primary for writes and starts replication); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*skip_replica_start$'))",message="spec.mysqld.config: skip_replica_start is owned by Kura and cannot be overridden (only the operator opens the primary for writes and starts replication); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*datadir$'))",message="spec.mysqld.config: datadir is owned by Kura and cannot be overridden (the Pod's volumes, Services and probes depend on it); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*socket$'))",message="spec.mysqld.config: socket is owned by Kura and cannot be overridden (the Pod's volumes, Services and probes depend on it); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*port$'))",message="spec.mysqld.config: port is owned by Kura and cannot be overridden (the Pod's volumes, Services and probes depend on it); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*bind_address$'))",message="spec.mysqld.config: bind_address is owned by Kura and cannot be overridden (the Pod's volumes, Services and probes depend on it); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*report_host$'))",message="spec.mysqld.config: report_host is owned by Kura and cannot be overridden (the Pod's volumes, Services and probes depend on it); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*report_port$'))",message="spec.mysqld.config: report_port is owned by Kura and cannot be overridden (the Pod's volumes, Services and probes depend on it); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*pid_file$'))",message="spec.mysqld.config: pid_file is owned by Kura and cannot be overridden (the Pod's volumes, Services and probes depend on it); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*user$'))",message="spec.mysqld.config: user is owned by Kura and cannot be overridden (it would bypass authentication, cut off the operator or run code at startup); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*skip_grant_tables$'))",message="spec.mysqld.config: skip_grant_tables is owned by Kura and cannot be overridden (it would bypass authentication, cut off the operator or run code at startup); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*skip_networking$'))",message="spec.mysqld.config: skip_networking is owned by Kura and cannot be overridden (it would bypass authentication, cut off the operator or run code at startup); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*init_file$'))",message="spec.mysqld.config: init_file is owned by Kura and cannot be overridden (it would bypass authentication, cut off the operator or run code at startup); remove it"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.replace('-', '_').matches('^(([a-z0-9_]*[.])|((loose|skip|disable|enable|maximum|autoset)_))*plugin_load'))",message="spec.mysqld.config: plugin_load* is owned by Kura and cannot be overridden (it would bypass authentication, cut off the operator or run code at startup); remove it"
 	// +kubebuilder:validation:MaxProperties=200
 	// +optional
 	Config map[string]string `json:"config,omitempty"`

@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -139,31 +141,83 @@ func NormalizeKey(k string) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(k)), "-", "_")
 }
 
-// ValidateOverrides checks spec.mysqld.config beyond what the CRD can: keys written in any case
-// or with '-' that are owned by Kura, and values that would break the file.
-func ValidateOverrides(cfg map[string]string) error {
-	ownedKeys := map[string]bool{}
-	for _, k := range kurav1alpha1.OperatorOwnedConfigKeys {
-		ownedKeys[k] = true
+// Limits of spec.mysqld.config, the same as the CRD's rules.
+const (
+	// MaxValueLength bounds a value: mysqld reads option files in 4 KiB pieces, so the rest of a
+	// longer line would be read as another, unchecked setting.
+	MaxValueLength = 1024
+	// MaxNameLength bounds an option name.
+	MaxNameLength = 128
+)
+
+var optionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// optionModifiers are the prefixes mysqld accepts before an option name ("loose-sync-binlog",
+// "skip-log-bin"); a name behind them is the same option.
+var optionModifiers = []string{"loose_", "skip_", "disable_", "enable_", "maximum_", "autoset_"}
+
+// Owned returns the entry of OperatorOwnedConfig that covers an option name written in any case,
+// with '-' or '_', behind option modifiers or behind a structured-variable or connection-name
+// prefix ("name."): the same names the CRD refuses, plus every other case.
+func Owned(key string) (kurav1alpha1.OwnedConfigKey, bool) {
+	k := NormalizeKey(key)
+	for {
+		if o, ok := ownedExactly(k); ok {
+			return o, true
+		}
+		rest := k
+		for _, m := range optionModifiers {
+			if strings.HasPrefix(k, m) {
+				rest = k[len(m):]
+				break
+			}
+		}
+		if rest == k {
+			if i := strings.IndexByte(k, '.'); i >= 0 {
+				rest = k[i+1:]
+			}
+		}
+		if rest == k {
+			return kurav1alpha1.OwnedConfigKey{}, false
+		}
+		k = rest
 	}
-	for _, k := range []string{"plugin_load_add", "relay_log_purge", "user", "skip_networking", "init_file"} {
-		ownedKeys[k] = true
-	}
-	var bad []string
-	for k, v := range cfg {
-		nk := NormalizeKey(k)
-		switch {
-		case nk == "" || strings.ContainsAny(nk, " =[]#\n\r\t"):
-			return fmt.Errorf("spec.mysqld.config: %q is not a valid option name", k)
-		case strings.ContainsAny(v, "\n\r"):
-			return fmt.Errorf("spec.mysqld.config.%s: value must be a single line", k)
-		case ownedKeys[nk]:
-			bad = append(bad, k)
+}
+
+func ownedExactly(k string) (kurav1alpha1.OwnedConfigKey, bool) {
+	for _, o := range kurav1alpha1.OperatorOwnedConfig {
+		if k == o.Name || (o.Prefix && strings.HasPrefix(k, o.Name) && !slices.Contains(o.Except, k)) {
+			return o, true
 		}
 	}
-	if len(bad) > 0 {
-		sort.Strings(bad)
-		return fmt.Errorf("spec.mysqld.config: %s is managed by Kura and cannot be overridden; remove it", strings.Join(bad, ", "))
+	return kurav1alpha1.OwnedConfigKey{}, false
+}
+
+// ValidateOverrides checks spec.mysqld.config as the CRD does, and beyond: owned keys written in
+// any case are refused too.
+func ValidateOverrides(cfg map[string]string) error {
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var owned []string
+	for _, k := range keys {
+		v := cfg[k]
+		switch {
+		case len(k) > MaxNameLength || !optionName.MatchString(k):
+			return fmt.Errorf("spec.mysqld.config: %q is not a valid option name: option names are letters, digits, '_', '-' and '.', at most %d characters", k, MaxNameLength)
+		case len(v) > MaxValueLength:
+			return fmt.Errorf("spec.mysqld.config.%s: values are limited to %d characters (mysqld reads option files in 4 KiB pieces, so the rest of a longer line would be read as another, unchecked setting)", k, MaxValueLength)
+		case strings.ContainsAny(v, "\n\r#"):
+			return fmt.Errorf("spec.mysqld.config.%s: a value must be one line without '#' (a newline or carriage return would start another, unchecked setting; '#' starts a comment)", k)
+		}
+		if o, ok := Owned(k); ok {
+			owned = append(owned, fmt.Sprintf("%s is owned by Kura and cannot be overridden (%s)", k, o.Why))
+		}
+	}
+	if len(owned) > 0 {
+		return fmt.Errorf("spec.mysqld.config: %s; remove it", strings.Join(owned, "; "))
 	}
 	return nil
 }
