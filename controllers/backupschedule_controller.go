@@ -5,16 +5,22 @@ import (
 	"fmt"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/robfig/cron/v3"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/apply"
+	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/events"
 )
 
@@ -44,17 +50,33 @@ func ParseSchedule(schedule, timeZone string, now time.Time) (time.Time, error) 
 	return next, nil
 }
 
-// BackupScheduleReconciler validates schedules and reports the next run.
+// BackupScheduleReconciler keeps a BackupSchedule's CronJob (and the identity it creates
+// Backups with) in place, reports the schedule in Ready, and applies retention after
+// backups complete.
 type BackupScheduleReconciler struct {
 	Client   client.Client
+	Options  builder.Options
 	Recorder events.Recorder
 	Now      func() time.Time
 }
 
 // +kubebuilder:rbac:groups=kura.dev,resources=backupschedules,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=kura.dev,resources=backupschedules/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 
-// Reconcile parses the schedule and sets the Ready condition.
+// scheduleStatus is the status this reconciler writes.
+type scheduleStatus struct {
+	ObservedGeneration   int64              `json:"observedGeneration"`
+	Conditions           []metav1.Condition `json:"conditions"`
+	NextScheduleTime     *metav1.Time       `json:"nextScheduleTime,omitempty"`
+	LastScheduleTime     *metav1.Time       `json:"lastScheduleTime,omitempty"`
+	LastSuccessfulBackup string             `json:"lastSuccessfulBackup,omitempty"`
+}
+
+// Reconcile parses the schedule, applies the CronJob, prunes and sets the status.
 func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	bs := &kurav1alpha1.BackupSchedule{}
 	if err := r.Client.Get(ctx, req.NamespacedName, bs); err != nil {
@@ -68,11 +90,7 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		now = r.Now()
 	}
 	cond := metav1.Condition{Type: kurav1alpha1.ConditionReady, ObservedGeneration: bs.Generation}
-	status := struct {
-		ObservedGeneration int64              `json:"observedGeneration"`
-		Conditions         []metav1.Condition `json:"conditions"`
-		NextScheduleTime   *metav1.Time       `json:"nextScheduleTime,omitempty"`
-	}{ObservedGeneration: bs.Generation}
+	status := scheduleStatus{ObservedGeneration: bs.Generation}
 	next, err := ParseSchedule(bs.Spec.Schedule, bs.Spec.TimeZone, now)
 	switch {
 	case err != nil:
@@ -80,12 +98,31 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		if c := meta.FindStatusCondition(bs.Status.Conditions, cond.Type); c == nil || c.Message != cond.Message {
 			r.Recorder.Emit(bs, events.Warning, events.ScheduleInvalid, "%v", err)
 		}
-	case bs.Spec.Suspend:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Suspended", "spec.suspend is true: no new backups are created"
+		// No CronJob runs a schedule that does not parse.
+		cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: bs.Namespace, Name: builder.BackupScheduleName(bs)}}
+		if err := r.Client.Delete(ctx, cj); err != nil && !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, fmt.Errorf("failed to delete CronJob %s: %w", cj.Name, err)
+		}
 	default:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, "ScheduleValid", fmt.Sprintf("next backup at %s", next.UTC().Format(time.RFC3339))
-		status.NextScheduleTime = &metav1.Time{Time: next}
+		if err := r.applyCronJob(ctx, bs); err != nil {
+			return ctrl.Result{}, err
+		}
+		if bs.Spec.Suspend {
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Suspended", "spec.suspend is true: no new backups are created"
+		} else {
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, "ScheduleValid", fmt.Sprintf("next backup at %s", next.UTC().Format(time.RFC3339))
+			status.NextScheduleTime = &metav1.Time{Time: next}
+		}
 	}
+	cj := &batchv1.CronJob{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: builder.BackupScheduleName(bs)}, cj); err == nil {
+		status.LastScheduleTime = cj.Status.LastScheduleTime
+	}
+	last, err := r.retain(ctx, bs, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	status.LastSuccessfulBackup = last
 	conds := append([]metav1.Condition(nil), bs.Status.Conditions...)
 	meta.SetStatusCondition(&conds, cond)
 	status.Conditions = []metav1.Condition{*meta.FindStatusCondition(conds, cond.Type)}
@@ -98,7 +135,72 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	return ctrl.Result{}, nil
 }
 
-// SetupWithManager registers the reconciler.
+// applyCronJob applies the CronJob and its identity, owned by the schedule.
+func (r *BackupScheduleReconciler) applyCronJob(ctx context.Context, bs *kurav1alpha1.BackupSchedule) error {
+	sa, role, binding := builder.BackupScheduleRBAC(bs)
+	for _, obj := range []client.Object{sa, role, binding, builder.BackupScheduleCronJob(bs, r.Options)} {
+		if err := controllerutil.SetControllerReference(bs, obj, r.Client.Scheme()); err != nil {
+			return fmt.Errorf("failed to own %s: %w", obj.GetName(), err)
+		}
+		if _, err := apply.Object(ctx, r.Client, obj, builder.FieldOwner); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retain deletes the Backups retention drops (their finalizer deletes the stored data) and
+// returns the newest completed one.
+func (r *BackupScheduleReconciler) retain(ctx context.Context, bs *kurav1alpha1.BackupSchedule, now time.Time) (string, error) {
+	list := &kurav1alpha1.BackupList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(bs.Namespace), client.MatchingLabels{builder.LabelSchedule: bs.Name}); err != nil {
+		return "", fmt.Errorf("failed to list the schedule's Backups: %w", err)
+	}
+	newest := ""
+	var at time.Time
+	live := list.Items[:0]
+	for _, b := range list.Items {
+		if !b.DeletionTimestamp.IsZero() {
+			continue
+		}
+		live = append(live, b)
+		if b.Status.Phase == kurav1alpha1.BackupCompleted && (newest == "" || pointOf(b).After(at)) {
+			newest, at = b.Name, pointOf(b)
+		}
+	}
+	for _, name := range Prune(live, bs.Spec.Retention, now) {
+		b := &kurav1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: bs.Namespace, Name: name}}
+		if err := r.Client.Delete(ctx, b); err != nil && !apierrors.IsNotFound(err) {
+			return newest, fmt.Errorf("failed to delete Backup %s: %w", name, err)
+		}
+		r.Recorder.Emit(bs, events.Normal, events.BackupPruned, "deleted Backup %s and its stored data (retention)", name)
+	}
+	return newest, nil
+}
+
+// CreateScheduledBackup is what a schedule's CronJob runs (`kura backup create`): it creates
+// the Backup of one run, named after the run's Job; a second attempt finds it and succeeds.
+func CreateScheduledBackup(ctx context.Context, c client.Client, namespace, schedule, name string) error {
+	bs := &kurav1alpha1.BackupSchedule{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: schedule}, bs); err != nil {
+		return fmt.Errorf("failed to get BackupSchedule %s: %w", schedule, err)
+	}
+	if err := c.Create(ctx, builder.ScheduledBackup(bs, name)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("failed to create Backup %s: %w", name, err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler; a Backup of a schedule changing wakes it
+// (retention and the last successful backup).
 func (r *BackupScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).For(&kurav1alpha1.BackupSchedule{}).Named("backupschedule").Complete(r)
+	toSchedule := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		name := obj.GetLabels()[builder.LabelSchedule]
+		if name == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+	})
+	return ctrl.NewControllerManagedBy(mgr).For(&kurav1alpha1.BackupSchedule{}).Owns(&batchv1.CronJob{}).
+		Watches(&kurav1alpha1.Backup{}, toSchedule).Named("backupschedule").Complete(r)
 }

@@ -92,7 +92,11 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := (&BackupScheduleReconciler{Client: mgr.GetClient(), Recorder: rec}).SetupWithManager(mgr); err != nil {
+	if err := (&BackupScheduleReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: "kura:test"}, Recorder: rec}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := (&BackupReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: "kura:test"}, Recorder: rec}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

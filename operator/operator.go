@@ -108,8 +108,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the MySQLCluster controller: %w", err)
 	}
-	if err := (&controllers.BackupScheduleReconciler{Client: mgr.GetClient(), Recorder: rec}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.BackupScheduleReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: o.KuraImage}, Recorder: rec}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the BackupSchedule controller: %w", err)
+	}
+	if err := (&controllers.BackupReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: o.KuraImage}, Recorder: rec}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("failed to set up the Backup controller: %w", err)
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		<-ctx.Done()

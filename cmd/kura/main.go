@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,10 +17,15 @@ import (
 	"github.com/kura-db/kura/internal/mycnf"
 	"github.com/kura-db/kura/internal/supervise"
 
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/kura-db/kura/backup"
+	"github.com/kura-db/kura/controllers"
 	"github.com/kura-db/kura/internal/agent"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/engine"
+	"github.com/kura-db/kura/internal/scheme"
 	"github.com/kura-db/kura/operator"
 )
 
@@ -32,7 +38,8 @@ commands:
   init          prepare an instance Pod: per-instance config, data directory, accounts
   agent         run the instance sidecar on :8080 (health, state, clone and re-clone endpoints)
   mysqld        run the database server, turning the Pod's SIGTERM into a switchover
-  backup        run or delete one backup (used by the backup Jobs: kura backup run|delete --request=<json>)
+  backup        run or delete one backup (the backup Jobs: kura backup run|delete --request=<json>), or
+                create a schedule's Backup (its CronJob: kura backup create --namespace --schedule --name)
   copy-binary   copy this binary to a path (used by the instance Pods' init container)
   version       print the version
 `
@@ -66,6 +73,9 @@ func run(args []string) error {
 		// ask the server whether it may stop.
 		return runMySQLD(context.Background(), args[1:])
 	case "backup":
+		if len(args) > 1 && args[1] == "create" {
+			return createBackup(ctx, args[2:])
+		}
 		return backup.Command(ctx, args[1:], os.Stderr)
 	case "copy-binary":
 		if len(args) != 2 {
@@ -134,5 +144,35 @@ func runMySQLD(ctx context.Context, args []string) error {
 		return err
 	}
 	os.Exit(code)
+	return nil
+}
+
+// createBackup is `kura backup create --namespace=N --schedule=S --name=B`, run by a
+// BackupSchedule's CronJob with its own ServiceAccount: it creates one Backup.
+func createBackup(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("kura backup create", flag.ContinueOnError)
+	ns := fs.String("namespace", "", "namespace of the BackupSchedule")
+	schedule := fs.String("schedule", "", "name of the BackupSchedule")
+	name := fs.String("name", "", "name of the Backup to create (the CronJob's Job name)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *ns == "" || *schedule == "" || *name == "" {
+		return fmt.Errorf("usage: kura backup create --namespace=N --schedule=S --name=B")
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("failed to load the Kubernetes configuration: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return fmt.Errorf("failed to create a Kubernetes client: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := controllers.CreateScheduledBackup(cctx, c, *ns, *schedule, *name); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "kura backup: created Backup %s/%s for schedule %s\n", *ns, *name, *schedule)
 	return nil
 }

@@ -43,6 +43,7 @@ const (
 	BackupStarted   = "BackupStarted"
 	BackupCompleted = "BackupCompleted"
 	BackupFailed    = "BackupFailed"
+	BackupPruned    = "BackupPruned"
 	RestoreStarted  = "RestoreStarted"
 	RestoreComplete = "RestoreCompleted"
 	RestoreFailed   = "RestoreFailed"

@@ -1,0 +1,400 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	backuprun "github.com/kura-db/kura/backup"
+	"github.com/kura-db/kura/internal/apply"
+	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/events"
+	"github.com/kura-db/kura/internal/mycnf"
+)
+
+// BackupReconciler runs each Backup as a Job (docs/backup.md): it picks the source instance,
+// creates the Job built by builder.BackupJob, and copies the Job's result (its termination
+// message) into status. It is the only writer of a Backup's status.
+type BackupReconciler struct {
+	Client   client.Client
+	Options  builder.Options
+	Recorder events.Recorder
+	Now      func() time.Time
+}
+
+// BackupDataFinalizer is on a Backup while its stored data must be deleted with it.
+const BackupDataFinalizer = "kura.dev/backup-data"
+
+// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=kura.dev,resources=backups/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kura.dev,resources=backups/finalizers,verbs=update
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+
+// backupStatus is the part of the status this reconciler writes (all of it).
+type backupStatus struct {
+	ObservedGeneration int64                    `json:"observedGeneration"`
+	Phase              kurav1alpha1.BackupPhase `json:"phase"`
+	Conditions         []metav1.Condition       `json:"conditions,omitempty"`
+	JobName            string                   `json:"jobName,omitempty"`
+	SourceInstance     string                   `json:"sourceInstance,omitempty"`
+	StartTime          *metav1.Time             `json:"startTime,omitempty"`
+	CompletionTime     *metav1.Time             `json:"completionTime,omitempty"`
+	SnapshotTime       *metav1.Time             `json:"snapshotTime,omitempty"`
+	GTIDPosition       string                   `json:"gtidPosition,omitempty"`
+	BinlogPosition     string                   `json:"binlogPosition,omitempty"`
+	Location           string                   `json:"location,omitempty"`
+	SizeBytes          int64                    `json:"sizeBytes,omitempty"`
+	SHA256             string                   `json:"sha256,omitempty"`
+	Engine             kurav1alpha1.Engine      `json:"engine,omitempty"`
+	EngineVersion      string                   `json:"engineVersion,omitempty"`
+	Message            string                   `json:"message,omitempty"`
+}
+
+func statusOf(b *kurav1alpha1.Backup) backupStatus {
+	s := b.Status
+	return backupStatus{ObservedGeneration: b.Generation, Phase: s.Phase, Conditions: s.Conditions, JobName: s.JobName,
+		SourceInstance: s.SourceInstance, StartTime: s.StartTime, CompletionTime: s.CompletionTime, SnapshotTime: s.SnapshotTime,
+		GTIDPosition: s.GTIDPosition, BinlogPosition: s.BinlogPosition, Location: s.Location, SizeBytes: s.SizeBytes,
+		SHA256: s.SHA256, Engine: s.Engine, EngineVersion: s.EngineVersion, Message: s.Message}
+}
+
+func (r *BackupReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile moves one Backup along Pending → Running → Completed or Failed.
+func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	b := &kurav1alpha1.Backup{}
+	if err := r.Client.Get(ctx, req.NamespacedName, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("failed to get Backup: %w", err)
+	}
+	if !b.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, b)
+	}
+	if b.Status.Phase == kurav1alpha1.BackupCompleted || b.Status.Phase == kurav1alpha1.BackupFailed {
+		return ctrl.Result{}, nil
+	}
+	if !controllerutil.ContainsFinalizer(b, BackupDataFinalizer) {
+		controllerutil.AddFinalizer(b, BackupDataFinalizer)
+		if err := r.Client.Update(ctx, b); err != nil {
+			return ctrl.Result{}, fmt.Errorf("failed to add the finalizer: %w", err)
+		}
+	}
+	job := &batchv1.Job{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: builder.BackupJobName(b)}, job)
+	switch {
+	case apierrors.IsNotFound(err):
+		return r.start(ctx, b)
+	case err != nil:
+		return ctrl.Result{}, fmt.Errorf("failed to get Job: %w", err)
+	}
+	return r.follow(ctx, b, job)
+}
+
+// start checks what the Job needs, picks the source and creates the Job. A problem the user
+// must fix fails the Backup with a message naming it: never a Job retried forever.
+func (r *BackupReconciler) start(ctx context.Context, b *kurav1alpha1.Backup) (ctrl.Result, error) {
+	c := &kurav1alpha1.MySQLCluster{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.Cluster}, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			return r.fail(ctx, b, "ClusterNotFound", fmt.Sprintf("spec.cluster: MySQLCluster %q not found in namespace %s; create it or fix spec.cluster", b.Spec.Cluster, b.Namespace))
+		}
+		return ctrl.Result{}, fmt.Errorf("failed to get MySQLCluster: %w", err)
+	}
+	if msg, err := r.checkSecrets(ctx, b, c); err != nil {
+		return ctrl.Result{}, err
+	} else if msg != "" {
+		return r.fail(ctx, b, "CredentialsMissing", msg)
+	}
+	src, err := ChooseBackupSource(c, b.Spec.Source)
+	if err != nil {
+		return r.fail(ctx, b, "NoSource", err.Error()+"; create a new Backup when the cluster is healthy")
+	}
+	reqJSON, err := backupRequest(b, c, src)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	job := builder.BackupJob(c, b, reqJSON, r.Options)
+	if err := controllerutil.SetControllerReference(b, job, r.Client.Scheme()); err != nil {
+		return ctrl.Result{}, fmt.Errorf("failed to own the Job: %w", err)
+	}
+	if err := r.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+		return ctrl.Result{}, fmt.Errorf("failed to create Job %s: %w", job.Name, err)
+	}
+	st := statusOf(b)
+	now := metav1.NewTime(r.now())
+	st.Phase, st.JobName, st.SourceInstance, st.StartTime, st.Engine, st.Message = kurav1alpha1.BackupRunning, job.Name, src.Name, &now, builder.Engine(c), ""
+	if err := r.writeStatus(ctx, b, st); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.Recorder.Emit(b, events.Normal, events.BackupStarted, "%s backup of %s started from %s (Job %s)", method(b), c.Name, src.Name, job.Name)
+	return ctrl.Result{}, nil
+}
+
+// checkSecrets returns a message when a Secret or key the Job mounts is missing.
+func (r *BackupReconciler) checkSecrets(ctx context.Context, b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster) (string, error) {
+	need := []struct{ secret, key, field string }{{builder.CredentialsSecretName(c), builder.KeyAgentPassword, "the cluster's credentials Secret"}}
+	if s3 := b.Spec.Storage.S3; s3 != nil {
+		cs := s3.CredentialsSecret
+		need = append(need,
+			struct{ secret, key, field string }{cs.Name, orDefault(cs.AccessKeyIDKey, "AWS_ACCESS_KEY_ID"), "spec.storage.s3.credentialsSecret"},
+			struct{ secret, key, field string }{cs.Name, orDefault(cs.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY"), "spec.storage.s3.credentialsSecret"})
+		if s3.CASecret != nil {
+			need = append(need, struct{ secret, key, field string }{s3.CASecret.Name, builder.BackupS3CAFile, "spec.storage.s3.caSecret"})
+		}
+	}
+	for _, n := range need {
+		s := &corev1.Secret{}
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: n.secret}, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return fmt.Sprintf("%s: Secret %q not found in namespace %s; create it", n.field, n.secret, b.Namespace), nil
+			}
+			return "", fmt.Errorf("failed to get Secret %s: %w", n.secret, err)
+		}
+		if len(s.Data[n.key]) == 0 {
+			return fmt.Sprintf("%s: Secret %q has no key %q; add it or name the right key", n.field, n.secret, n.key), nil
+		}
+	}
+	return "", nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func method(b *kurav1alpha1.Backup) kurav1alpha1.BackupMethod {
+	if b.Spec.Method == "" {
+		return kurav1alpha1.BackupMethodLogical
+	}
+	return b.Spec.Method
+}
+
+// backupRequest is the Job's --request: the backup, its source and storage; no secrets.
+func backupRequest(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster, src kurav1alpha1.InstanceStatus) (string, error) {
+	job := backuprun.Job{
+		Request: backuprun.Request{Name: b.Name, Namespace: b.Namespace, Cluster: c.Name, Lineage: string(c.UID), Engine: builder.Engine(c),
+			Method: method(b), Compression: b.Spec.Compression, Databases: b.Spec.Databases,
+			Source: backuprun.SourceInstance{Pod: src.Name, Host: fmt.Sprintf("%s.%s.%s.svc.cluster.local", src.Name, builder.HeadlessServiceName(c), c.Namespace),
+				SQLPort: mycnf.Port, AgentPort: builder.AgentPort, Role: string(src.Role)}},
+		AgentPasswordFile: builder.BackupCredentialsDir + "/" + builder.BackupAgentPasswordKey,
+	}
+	if s3 := b.Spec.Storage.S3; s3 != nil {
+		loc := &backuprun.S3Location{Endpoint: s3.Endpoint, Region: s3.Region, Bucket: s3.Bucket, Prefix: s3.Prefix,
+			PathStyle: s3.ForcePathStyle == nil || *s3.ForcePathStyle, CredentialsDir: builder.BackupS3CredentialsDir}
+		if s3.CASecret != nil {
+			loc.CAFile = builder.BackupS3CADir + "/" + builder.BackupS3CAFile
+		}
+		job.Storage.S3 = loc
+	}
+	if pvc := b.Spec.Storage.PVC; pvc != nil {
+		job.Storage.Dir = &backuprun.DirLocation{Root: builder.BackupStorageRoot(pvc), Claim: pvc.ClaimName, SubPath: pvc.SubPath}
+	}
+	out, err := json.Marshal(job)
+	if err != nil {
+		return "", fmt.Errorf("failed to encode the backup request: %w", err)
+	}
+	return string(out), nil
+}
+
+// follow copies a finished Job's result into status.
+func (r *BackupReconciler) follow(ctx context.Context, b *kurav1alpha1.Backup, job *batchv1.Job) (ctrl.Result, error) {
+	var done, failed *batchv1.JobCondition
+	for i := range job.Status.Conditions {
+		cond := &job.Status.Conditions[i]
+		if cond.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch cond.Type {
+		case batchv1.JobComplete:
+			done = cond
+		case batchv1.JobFailed:
+			failed = cond
+		}
+	}
+	if done == nil && failed == nil {
+		return ctrl.Result{}, nil
+	}
+	sum, err := r.summary(ctx, job)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if failed != nil || done == nil || sum.Error != "" || sum.Location == "" {
+		msg := sum.Error
+		switch {
+		case msg != "":
+		case failed != nil && failed.Reason == batchv1.JobReasonDeadlineExceeded:
+			msg = fmt.Sprintf("the backup ran longer than spec.activeDeadlineSeconds (%ds) and was stopped; nothing was kept", ptrValue(b.Spec.ActiveDeadlineSeconds))
+		case failed != nil:
+			msg = fmt.Sprintf("Job %s failed (%s: %s); see its Pod's log", job.Name, failed.Reason, failed.Message)
+		default:
+			msg = fmt.Sprintf("Job %s completed without reporting a backup", job.Name)
+		}
+		return r.fail(ctx, b, "BackupFailed", msg)
+	}
+	st := statusOf(b)
+	now := metav1.NewTime(r.now())
+	st.Phase, st.CompletionTime, st.Message = kurav1alpha1.BackupCompleted, &now, ""
+	st.Location, st.SizeBytes, st.SHA256, st.GTIDPosition, st.BinlogPosition = sum.Location, sum.Size, sum.SHA256, sum.GTID, sum.Binlog
+	st.EngineVersion = sum.Version
+	if sum.Source != "" {
+		st.SourceInstance = sum.Source
+	}
+	if !sum.Snapshot.IsZero() {
+		st.SnapshotTime = &metav1.Time{Time: sum.Snapshot}
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: kurav1alpha1.ConditionComplete, Status: metav1.ConditionTrue,
+		ObservedGeneration: b.Generation, Reason: "BackupCompleted", Message: "stored at " + sum.Location})
+	if err := r.writeStatus(ctx, b, st); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.Recorder.Emit(b, events.Normal, events.BackupCompleted, "stored %d bytes at %s, consistent with GTID %s", sum.Size, sum.Location, sum.GTID)
+	return ctrl.Result{}, nil
+}
+
+func ptrValue(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// summary reads the termination message of the Job's backup container.
+func (r *BackupReconciler) summary(ctx context.Context, job *batchv1.Job) (backuprun.Summary, error) {
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
+		return backuprun.Summary{}, fmt.Errorf("failed to list the Pods of Job %s: %w", job.Name, err)
+	}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name != builder.ContainerBackup || cs.State.Terminated == nil {
+				continue
+			}
+			msg := strings.TrimSpace(cs.State.Terminated.Message)
+			var s backuprun.Summary
+			if !json.Valid([]byte(msg)) || json.Unmarshal([]byte(msg), &s) != nil {
+				// FallbackToLogsOnError: the message is the log's tail.
+				s = backuprun.Summary{Error: lastLine(msg)}
+			}
+			return s, nil
+		}
+	}
+	return backuprun.Summary{}, nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// fail marks the Backup Failed with a message and one Warning event.
+func (r *BackupReconciler) fail(ctx context.Context, b *kurav1alpha1.Backup, reason, msg string) (ctrl.Result, error) {
+	st := statusOf(b)
+	now := metav1.NewTime(r.now())
+	st.Phase, st.Message, st.CompletionTime = kurav1alpha1.BackupFailed, msg, &now
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: kurav1alpha1.ConditionFailed, Status: metav1.ConditionTrue,
+		ObservedGeneration: b.Generation, Reason: reason, Message: msg})
+	if err := r.writeStatus(ctx, b, st); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.Recorder.Emit(b, events.Warning, events.BackupFailed, "%s", msg)
+	return ctrl.Result{}, nil
+}
+
+func (r *BackupReconciler) writeStatus(ctx context.Context, b *kurav1alpha1.Backup, st backupStatus) error {
+	return apply.Status(ctx, r.Client, b, st, StatusOwner)
+}
+
+// finalize deletes the backup's stored data with a Job (the operator never holds storage
+// credentials or mounts volumes), then releases the Backup.
+func (r *BackupReconciler) finalize(ctx context.Context, b *kurav1alpha1.Backup) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(b, BackupDataFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	if b.Status.Location != "" {
+		done, err := r.deleteData(ctx, b)
+		if err != nil || !done {
+			return ctrl.Result{RequeueAfter: 5 * time.Second}, err
+		}
+	}
+	controllerutil.RemoveFinalizer(b, BackupDataFinalizer)
+	if err := r.Client.Update(ctx, b); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("failed to remove the finalizer: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// deleteData runs (or follows) the deletion Job; done when it succeeded.
+func (r *BackupReconciler) deleteData(ctx context.Context, b *kurav1alpha1.Backup) (bool, error) {
+	c := &kurav1alpha1.MySQLCluster{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.Cluster}, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Without the cluster the lineage is unknown here; the data stays (docs/backup.md).
+			r.Recorder.Emit(b, events.Warning, events.BackupFailed, "MySQLCluster %q is gone: the stored data at %s is kept", b.Spec.Cluster, b.Status.Location)
+			return true, nil
+		}
+		return false, fmt.Errorf("failed to get MySQLCluster: %w", err)
+	}
+	name := builder.BackupDeleteJobName(b)
+	job := &batchv1.Job{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, job)
+	if apierrors.IsNotFound(err) {
+		src := kurav1alpha1.InstanceStatus{Name: b.Status.SourceInstance}
+		reqJSON, err := backupRequest(b, c, src)
+		if err != nil {
+			return false, err
+		}
+		job = builder.BackupDeleteJob(c, b, reqJSON, r.Options)
+		if err := r.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+			return false, fmt.Errorf("failed to create Job %s: %w", name, err)
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("failed to get Job %s: %w", name, err)
+	}
+	for _, cond := range job.Status.Conditions {
+		if cond.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch cond.Type {
+		case batchv1.JobComplete:
+			bg := metav1.DeletePropagationBackground
+			if err := r.Client.Delete(ctx, job, &client.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+				return false, fmt.Errorf("failed to delete Job %s: %w", name, err)
+			}
+			return true, nil
+		case batchv1.JobFailed:
+			return false, errors.New("failed to delete the stored data of " + b.Name + ": Job " + name + " failed; see its log, fix storage access, then delete the Job to retry")
+		}
+	}
+	return false, nil
+}
+
+// SetupWithManager registers the reconciler.
+func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).For(&kurav1alpha1.Backup{}).Owns(&batchv1.Job{}).Named("backup").Complete(r)
+}

@@ -1,0 +1,256 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	backuprun "github.com/kura-db/kura/backup"
+	"github.com/kura-db/kura/internal/apply"
+	"github.com/kura-db/kura/internal/builder"
+)
+
+// backupCluster creates a cluster whose status (written as the clustering loop would)
+// shows a primary shop-0 and replicas shop-1 (errant) and shop-2 (healthy), and the S3
+// credentials Secret.
+func backupCluster(t *testing.T, ns string) *kurav1alpha1.MySQLCluster {
+	t.Helper()
+	ctx := context.Background()
+	if err := k8s.Create(ctx, newMySQLCluster(ns, "shop")); err != nil {
+		t.Fatal(err)
+	}
+	c := waitReconciled(t, ns, "shop", metav1.ConditionTrue, "Reconciled")
+	status := map[string]any{
+		"currentPrimary": "shop-0",
+		"instances": []kurav1alpha1.InstanceStatus{
+			{Name: "shop-0", Role: kurav1alpha1.RolePrimary, Reachable: true, Healthy: true},
+			{Name: "shop-1", Role: kurav1alpha1.RoleReplica, Reachable: true, Healthy: true, ErrantGTIDs: "0-1001-3", LagSeconds: ptr.To[int64](0)},
+			{Name: "shop-2", Role: kurav1alpha1.RoleReplica, Reachable: true, Healthy: false, LagSeconds: ptr.To[int64](40)},
+		},
+	}
+	if err := apply.Status(ctx, k8s, c, status, "test-clustering"); err != nil {
+		t.Fatal(err)
+	}
+	s3 := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-keys"},
+		StringData: map[string]string{"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}}
+	if err := k8s.Create(ctx, s3); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the credentials Secret", func() error {
+		return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop-credentials"}, &corev1.Secret{})
+	})
+	return getCluster(t, ns, "shop")
+}
+
+func newBackupObject(ns, name string, mut ...func(*kurav1alpha1.Backup)) *kurav1alpha1.Backup {
+	b := &kurav1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: kurav1alpha1.BackupSpec{BackupOptions: kurav1alpha1.BackupOptions{
+			Cluster: "shop",
+			Storage: kurav1alpha1.BackupStorage{S3: &kurav1alpha1.S3Storage{Bucket: "backups", Endpoint: "http://s3.example:9000",
+				CredentialsSecret: kurav1alpha1.S3CredentialsSecret{Name: "s3-keys"}}},
+		}},
+	}
+	for _, m := range mut {
+		m(b)
+	}
+	return b
+}
+
+func getBackup(t *testing.T, ns, name string) *kurav1alpha1.Backup {
+	t.Helper()
+	b := &kurav1alpha1.Backup{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func waitPhase(t *testing.T, ns, name string, phase kurav1alpha1.BackupPhase) *kurav1alpha1.Backup {
+	t.Helper()
+	var b *kurav1alpha1.Backup
+	eventually(t, fmt.Sprintf("Backup %s %s", name, phase), func() error {
+		b = getBackup(t, ns, name)
+		if b.Status.Phase != phase {
+			return fmt.Errorf("status %+v", b.Status)
+		}
+		return nil
+	})
+	return b
+}
+
+// finishJob plays the job controller and the kubelet: a Pod of the Job whose backup
+// container ended with summary as its termination message, and the Job's final condition.
+func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok bool, reason string) {
+	t.Helper()
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-x1", Labels: map[string]string{batchv1.JobNameLabel: jobName}},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: builder.ContainerBackup, Image: "mariadb:11.4"}}}}
+	if err := k8s.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	code := int32(0)
+	if !ok {
+		code = 1
+	}
+	pod.Status.Phase = corev1.PodSucceeded
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: builder.ContainerBackup, Image: "mariadb:11.4",
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: string(summary.Encode())}}}}
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	job := &batchv1.Job{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: jobName}, job); err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	job.Status.StartTime = &now
+	if ok {
+		job.Status.CompletionTime = &now
+		job.Status.Succeeded = 1
+		job.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now}}
+	} else {
+		job.Status.Failed = 1
+		job.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: reason, LastTransitionTime: now},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: reason, Message: "the Job failed", LastTransitionTime: now}}
+	}
+	if err := k8s.Status().Update(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A Backup becomes a Job reading from the healthy (lagging) replica, never the errant one;
+// the Job's summary becomes the Backup's status; deleting the Backup deletes its data
+// through a deletion Job first.
+func TestBackupRunsAJobAndReportsItsResult(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	c := backupCluster(t, ns)
+	if err := k8s.Create(ctx, newBackupObject(ns, "nightly")); err != nil {
+		t.Fatal(err)
+	}
+	b := waitPhase(t, ns, "nightly", kurav1alpha1.BackupRunning)
+	if b.Status.SourceInstance != "shop-2" || b.Status.JobName != "nightly-backup" || b.Status.StartTime == nil || len(b.Finalizers) != 1 {
+		t.Fatalf("running status: %+v finalizers %v", b.Status, b.Finalizers)
+	}
+	job := &batchv1.Job{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly-backup"}, job); err != nil {
+		t.Fatal(err)
+	}
+	if !metav1.IsControlledBy(job, b) {
+		t.Errorf("the Job must be owned by the Backup: %v", job.OwnerReferences)
+	}
+	args := job.Spec.Template.Spec.Containers[0].Command
+	req, ok := strings.CutPrefix(args[len(args)-1], "--request=")
+	var parsed backuprun.Job
+	if !ok || json.Unmarshal([]byte(req), &parsed) != nil {
+		t.Fatalf("command %v", args)
+	}
+	if parsed.Lineage != string(c.UID) || parsed.Source.Pod != "shop-2" || parsed.Source.Host != "shop-2.shop-instances."+ns+".svc.cluster.local" ||
+		parsed.Method != kurav1alpha1.BackupMethodLogical || parsed.Storage.S3 == nil || parsed.Storage.S3.Bucket != "backups" || !parsed.Storage.S3.PathStyle {
+		t.Fatalf("request %+v", parsed)
+	}
+	if strings.Contains(req, "secret") {
+		t.Fatalf("the request must not hold secrets: %s", req)
+	}
+	snap := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	finishJob(t, ns, "nightly-backup", backuprun.Summary{Location: "s3://backups/" + ns + "/shop/x/backups/nightly/", Size: 1234, SHA256: "abcd",
+		GTID: "0-1000-42", Binlog: "mysql-bin.000003:777", Snapshot: snap, Engine: "mariadb", Version: "11.4.5-MariaDB", Source: "shop-2"}, true, "")
+	b = waitPhase(t, ns, "nightly", kurav1alpha1.BackupCompleted)
+	st := b.Status
+	if st.GTIDPosition != "0-1000-42" || st.SizeBytes != 1234 || st.SHA256 != "abcd" || st.BinlogPosition != "mysql-bin.000003:777" ||
+		st.EngineVersion != "11.4.5-MariaDB" || st.SnapshotTime == nil || !st.SnapshotTime.Time.Equal(snap) || st.CompletionTime == nil ||
+		!strings.HasPrefix(st.Location, "s3://backups/") {
+		t.Fatalf("completed status: %+v", st)
+	}
+
+	// Deleting it deletes the stored data first, through a Job.
+	if err := k8s.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deletion Job", func() error {
+		return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly-delete"}, &batchv1.Job{})
+	})
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly"}, &kurav1alpha1.Backup{}); err != nil {
+		t.Fatalf("the Backup must wait for its data to be deleted: %v", err)
+	}
+	finishJob(t, ns, "nightly-delete", backuprun.Summary{}, true, "")
+	eventually(t, "the Backup to be gone", func() error {
+		err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly"}, &kurav1alpha1.Backup{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %v", err)
+	})
+}
+
+// What the user must fix fails the Backup at once with a message that names it; a failed
+// Job's own words and a deadline are reported.
+func TestBackupFailuresSayWhatToFix(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	backupCluster(t, ns)
+	cases := []struct {
+		backup *kurav1alpha1.Backup
+		want   string
+	}{
+		{newBackupObject(ns, "no-cluster", func(b *kurav1alpha1.Backup) { b.Spec.Cluster = "gone" }), `spec.cluster: MySQLCluster "gone" not found`},
+		{newBackupObject(ns, "no-secret", func(b *kurav1alpha1.Backup) { b.Spec.Storage.S3.CredentialsSecret.Name = "nope" }), `spec.storage.s3.credentialsSecret: Secret "nope" not found`},
+		{newBackupObject(ns, "no-key", func(b *kurav1alpha1.Backup) { b.Spec.Storage.S3.CredentialsSecret.AccessKeyIDKey = "ID" }), `has no key "ID"`},
+		{newBackupObject(ns, "replica-only", func(b *kurav1alpha1.Backup) {
+			b.Spec.Source = kurav1alpha1.BackupSourcePrimary
+			b.Spec.Cluster = "shop"
+		}), ""},
+	}
+	for _, c := range cases {
+		if err := k8s.Create(ctx, c.backup); err != nil {
+			t.Fatal(err)
+		}
+		if c.want == "" {
+			continue
+		}
+		b := waitPhase(t, ns, c.backup.Name, kurav1alpha1.BackupFailed)
+		if !strings.Contains(b.Status.Message, c.want) {
+			t.Errorf("%s: message %q, want %q", c.backup.Name, b.Status.Message, c.want)
+		}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: c.backup.Name + "-backup"}, &batchv1.Job{}); !apierrors.IsNotFound(err) {
+			t.Errorf("%s: no Job may be created: %v", c.backup.Name, err)
+		}
+	}
+	// spec.source Primary reads from the primary.
+	if b := waitPhase(t, ns, "replica-only", kurav1alpha1.BackupRunning); b.Status.SourceInstance != "shop-0" {
+		t.Errorf("source %s, want the primary", b.Status.SourceInstance)
+	}
+	// The runner's error reaches status; so does a deadline.
+	if err := k8s.Create(ctx, newBackupObject(ns, "bad-bucket")); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, ns, "bad-bucket", kurav1alpha1.BackupRunning)
+	finishJob(t, ns, "bad-bucket-backup", backuprun.Summary{Error: `bucket "backups" does not exist at http://s3.example:9000: create it, or fix spec.storage.s3.bucket`}, false, batchv1.JobReasonBackoffLimitExceeded)
+	if b := waitPhase(t, ns, "bad-bucket", kurav1alpha1.BackupFailed); !strings.Contains(b.Status.Message, "does not exist") {
+		t.Errorf("message %q", b.Status.Message)
+	}
+	if err := k8s.Create(ctx, newBackupObject(ns, "slow")); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, ns, "slow", kurav1alpha1.BackupRunning)
+	finishJob(t, ns, "slow-backup", backuprun.Summary{}, false, batchv1.JobReasonDeadlineExceeded)
+	if b := waitPhase(t, ns, "slow", kurav1alpha1.BackupFailed); !strings.Contains(b.Status.Message, "spec.activeDeadlineSeconds") {
+		t.Errorf("message %q", b.Status.Message)
+	}
+}
