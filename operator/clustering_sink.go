@@ -231,12 +231,20 @@ func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
 		outcome = "error"
 	}
 	metrics.Passes.WithLabelValues(s.key.Namespace, s.key.Name, outcome).Inc()
+	var window *kurav1alpha1.AsynchronousWindow
+	if w := p.Async; w != nil {
+		window = &kurav1alpha1.AsynchronousWindow{Since: w.Since.String(), Until: w.Until.String(), StartTime: metav1.Now()}
+		if old := c.Status.AsynchronousWindow; old != nil && old.Since == window.Since {
+			window.StartTime = old.StartTime
+		}
+	}
 	st := struct {
-		State         kurav1alpha1.ClusterState     `json:"state"`
-		Conditions    []metav1.Condition            `json:"conditions"`
-		Instances     []kurav1alpha1.InstanceStatus `json:"instances"`
-		KeepInstances int32                         `json:"keepInstances"`
-	}{kurav1alpha1.ClusterState(p.State), mine, instances, int32(p.MinInstances)}
+		State              kurav1alpha1.ClusterState        `json:"state"`
+		Conditions         []metav1.Condition               `json:"conditions"`
+		Instances          []kurav1alpha1.InstanceStatus    `json:"instances"`
+		KeepInstances      int32                            `json:"keepInstances"`
+		AsynchronousWindow *kurav1alpha1.AsynchronousWindow `json:"asynchronousWindow,omitempty"`
+	}{kurav1alpha1.ClusterState(p.State), mine, instances, int32(p.MinInstances), window}
 	if err := apply.Status(ctx, s.client, c, st, ownerObserved); err != nil {
 		return err
 	}

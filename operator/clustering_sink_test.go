@@ -14,6 +14,7 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/clustering"
+	"github.com/kura-db/kura/internal/gtid"
 )
 
 // The reconciler and the clustering loop write status under separate field owners; no writer
@@ -92,5 +93,36 @@ func TestStatusWritersDoNotClobberEachOther(t *testing.T) {
 	rec := recordedOf(got)
 	if rec.Primary != 0 || rec.Term != 1 || rec.SwitchoverHandled != "a" {
 		t.Errorf("the loop's memory read back from status: %+v", rec)
+	}
+	if !rec.FormerPrimaries[0] || rec.Async != nil {
+		t.Errorf("former primaries %v, asynchronous window %+v", rec.FormerPrimaries, rec.Async)
+	}
+
+	// An asynchronous window and kept-aside transactions are recorded and read back; a window
+	// that closes disappears from status.
+	since := gtid.MustParse(gtid.MariaDB, "0-1000-7")
+	report.Plan.Async = &clustering.AsyncWindow{Since: since}
+	report.Plan.KeptAside = []clustering.KeptAside{{Ordinal: 1, Name: "shop-1", GTIDs: gtid.MustParse(gtid.MariaDB, "0-1001-3"), Reason: "never acknowledged"}}
+	if err := sink.Publish(ctx, report); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	if rec := recordedOf(got); rec.Async == nil || !rec.Async.Since.Equal(since) {
+		t.Errorf("asynchronous window read back: %+v", rec.Async)
+	}
+	if k := got.Status.KeptAside; len(k) != 1 || k[0].Instance != "shop-1" || k[0].GTIDs != "0-1001-3" {
+		t.Errorf("kept aside: %+v", k)
+	}
+	report.Plan.Async, report.Plan.KeptAside = nil, nil
+	if err := sink.Publish(ctx, report); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.AsynchronousWindow != nil || len(got.Status.KeptAside) != 1 {
+		t.Errorf("after the window closed: window %+v, kept aside %d", got.Status.AsynchronousWindow, len(got.Status.KeptAside))
 	}
 }

@@ -196,6 +196,16 @@ func specOf(c *kurav1alpha1.MySQLCluster) clustering.Spec {
 func recordedOf(c *kurav1alpha1.MySQLCluster) clustering.Recorded {
 	rec := clustering.Recorded{Primary: clustering.NoPrimary, Term: c.Status.Term, Errant: map[int]gtid.Set{}, Executed: map[int]gtid.Set{},
 		FormerPrimaries: map[int]bool{}}
+	flavor := engine.FlavorOf(builder.Engine(c))
+	if w := c.Status.AsynchronousWindow; w != nil {
+		since, err1 := gtid.Parse(flavor, w.Since)
+		until, err2 := gtid.Parse(flavor, w.Until)
+		if err1 != nil || err2 != nil {
+			// Unreadable: keep the window open from nothing, which refuses automatic failover.
+			since, until = gtid.Set{}, gtid.Set{}
+		}
+		rec.Async = &clustering.AsyncWindow{Since: since, Until: until}
+	}
 	for _, h := range c.Status.History {
 		if n, ok := ordinalOf(c.Name, h.To); ok {
 			rec.FormerPrimaries[n] = true
@@ -207,7 +217,6 @@ func recordedOf(c *kurav1alpha1.MySQLCluster) clustering.Recorded {
 	if sw := c.Status.Switchover; sw != nil && (sw.Phase == clustering.SwitchoverCompleted || sw.Phase == clustering.SwitchoverRefused) {
 		rec.SwitchoverHandled = sw.ID
 	}
-	flavor := engine.FlavorOf(builder.Engine(c))
 	for _, in := range c.Status.Instances {
 		n, ok := ordinalOf(c.Name, in.Name)
 		if !ok {

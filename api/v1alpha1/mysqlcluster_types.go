@@ -608,6 +608,25 @@ type MySQLClusterStatus struct {
 	// KeptAside lists the transactions set aside by the operator, newest last (at most 20).
 	// +optional
 	KeptAside []KeptAsideRecord `json:"keptAside,omitempty"`
+	// AsynchronousWindow is set while writes may be acknowledged without a copy on a replica
+	// (spec.replication.semiSync false, and until a semi-synchronous replica holds everything
+	// the primary executed when semi-sync was turned back on). Automatic failover refuses to
+	// cross it: a human decides with spec.switchover.
+	// +optional
+	AsynchronousWindow *AsynchronousWindow `json:"asynchronousWindow,omitempty"`
+}
+
+// AsynchronousWindow is a period in which the primary did not wait for acknowledgements.
+type AsynchronousWindow struct {
+	// Since is the primary's executed GTID set when the window began: transactions after it
+	// may exist on the primary only.
+	Since string `json:"since"`
+	// StartTime is when the window began.
+	StartTime metav1.Time `json:"startTime"`
+	// Until is, once semi-sync is on again, the primary's executed set when it was turned back
+	// on; the window closes when a semi-synchronous replica holds it.
+	// +optional
+	Until string `json:"until,omitempty"`
 }
 
 // MySQLCluster is a replicated MySQL-family database: one writable primary and

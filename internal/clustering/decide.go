@@ -20,6 +20,10 @@ import (
 // docs/clustering.md, "Passes".
 func Decide(obs Observation) Plan {
 	d := &decider{o: obs, p: Plan{Primary: obs.Recorded.Primary, Term: obs.Recorded.Term}}
+	if w := obs.Recorded.Async; w != nil {
+		c := *w
+		d.p.Async = &c
+	}
 	switch obs.Recorded.Primary {
 	case NoPrimary:
 		d.bootstrap()

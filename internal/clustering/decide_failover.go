@@ -70,6 +70,18 @@ func (d *decider) replacePrimary(old int, why string) {
 	if req != nil && req.ID == d.o.Recorded.SwitchoverHandled {
 		req = nil
 	}
+	async := d.o.Recorded.Async != nil || !d.o.Spec.SemiSync
+	if async && req == nil {
+		since := "unknown"
+		if w := d.o.Recorded.Async; w != nil {
+			since = fmt.Sprintf("%q", w.Since.String())
+		}
+		d.state(StateFailed, "AsynchronousWindow", "primary %s %s; writes after %s were acknowledged without waiting for a replica (semi-synchronous replication off), so no replica provably holds them all: automatic failover is refused; request a switchover to a replica to fail over by hand and accept the loss",
+			d.name(old), why, since)
+		d.event(true, EventFailoverRefused, "%s", d.p.Message)
+		d.labelsSet = true
+		return
+	}
 	if !d.o.Spec.AutoFailover && req == nil {
 		d.state(StateFailed, "AutoFailoverDisabled", "primary %s %s; automatic failover is off: request a switchover to a replica to fail over by hand",
 			d.name(old), why)
@@ -97,7 +109,7 @@ func (d *decider) replacePrimary(old int, why string) {
 		d.p.Continue, d.labelsSet = true, true
 		return
 	}
-	d.failover(old, reason, req)
+	d.failover(old, reason, req, async)
 }
 
 // accessDenied reports whether an instance answered but refused the operator's credentials
@@ -158,7 +170,7 @@ func (d *decider) recordedErrant(ordinal int) *gtid.Set {
 // failover is stage 2 (rules 8 and 9): every reachable replica's receiver is stopped, so
 // their sets are final. Pick the replica holding every transaction any of them holds, let it
 // apply them, promote it, record the new term, repoint the rest.
-func (d *decider) failover(old int, reason string, req *SwitchoverRequest) {
+func (d *decider) failover(old int, reason string, req *SwitchoverRequest, async bool) {
 	var required gtid.Set
 	var holdings []string
 	for _, in := range d.o.Instances {
@@ -195,7 +207,7 @@ func (d *decider) failover(old int, reason string, req *SwitchoverRequest) {
 		Optional{SetRoleLabel{Instance: old, Role: LabelNone}},
 		WaitApplied{Instance: cand, GTIDs: c.SQL.holds(), Timeout: d.o.Spec.ApplyTimeout},
 		Promote{Instance: cand},
-		RecordTopologyChange{Term: term, Kind: KindFailover, From: old, To: cand, Reason: reason, MayLoseAcknowledged: !d.o.Spec.SemiSync},
+		RecordTopologyChange{Term: term, Kind: KindFailover, From: old, To: cand, Reason: reason, MayLoseAcknowledged: async},
 	)
 	if req != nil {
 		d.add(RecordSwitchover{ID: req.ID, Target: req.Target, Phase: SwitchoverCompleted,

@@ -312,10 +312,41 @@ func (d *decider) maintain(primary Instance, verdicts map[int]replicaVerdict) {
 	if ackable < k {
 		d.problems = append(d.problems, fmt.Sprintf("%d of the %d replica acknowledgements each commit needs can be given now: writes wait until enough replicas replicate again (never asynchronous)", ackable, k))
 	}
+	d.trackAsyncWindow(primary, verdicts)
 	if primary.SQL.ReadOnly {
 		d.add(SetReadOnly{Instance: primary.Ordinal, ReadOnly: false})
 		d.problems = append(d.problems, fmt.Sprintf("primary %s was read-only (made writable)", primary.Name))
 	}
+}
+
+// trackAsyncWindow opens, keeps or closes the asynchronous window (rule 15): it opens when the
+// spec turns semi-sync off on a cluster with replicas, and closes once semi-sync is on again
+// and a semi-synchronous replica holds everything the primary had executed when it was.
+func (d *decider) trackAsyncWindow(primary Instance, verdicts map[int]replicaVerdict) {
+	w := d.p.Async
+	switch {
+	case !d.o.Spec.SemiSync && d.o.Spec.Replicas > 1:
+		if w == nil {
+			w = &AsyncWindow{Since: primary.SQL.Executed}
+		}
+		w.Until = gtid.Set{}
+		d.problems = append(d.problems, fmt.Sprintf("semi-synchronous replication is off (spec.replication.semiSync): writes after %q may exist on the primary only, and automatic failover is refused until it is on again",
+			w.Since.String()))
+	case w != nil:
+		if w.Until.IsEmpty() {
+			w.Until = primary.SQL.Executed
+		}
+		for _, in := range d.o.Instances {
+			if v, ok := verdicts[in.Ordinal]; ok && v.ackable && in.SQL.holds().Contains(w.Until) {
+				w = nil
+				break
+			}
+		}
+		if w != nil {
+			d.problems = append(d.problems, fmt.Sprintf("closing the asynchronous window: waiting until a semi-synchronous replica holds %q", w.Until.String()))
+		}
+	}
+	d.p.Async = w
 }
 
 // donor picks the instance a clone copies from: a healthy replica when there is one (lowest

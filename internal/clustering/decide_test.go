@@ -97,8 +97,21 @@ var decideCases = []struct {
 		steps: []string{"configure-semi-sync(0, true, wait 1)"}}},
 	{"semi-sync is turned back on when a replica returns", cluster(3).primary(0).semiSyncOff(0), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
 		steps: []string{"configure-semi-sync(0, true, wait 1)"}}},
-	{"semi-sync off in the spec switches the replica side off", cluster(2).specSemiSync(false).primary(0), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
-		steps: []string{"optional configure-replica(1, source 0, semi-sync false)"}, events: []string{EventReplicaConfigured}}},
+	{"semi-sync off in the spec switches the replica side off and opens an asynchronous window", cluster(2).specSemiSync(false).primary(0), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		steps: []string{"optional configure-replica(1, source 0, semi-sync false)"}, events: []string{EventReplicaConfigured},
+		check: func(t *testing.T, p Plan) {
+			if p.Async == nil || p.Async.Since.String() != "0-1000-100" {
+				t.Errorf("asynchronous window %+v, want one since 0-1000-100", p.Async)
+			}
+		}}},
+	{"semi-sync on again: the window closes once a semi-sync replica holds what the primary had", cluster(3).primary(0).async("0-1000-50", ""), want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1,
+		check: func(t *testing.T, p Plan) {
+			if p.Async != nil {
+				t.Errorf("window still open: %+v", p.Async)
+			}
+		}}},
+	{"semi-sync on again: the window stays open while no semi-sync replica holds it", cluster(3).primary(0).async("0-1000-50", "0-1000-120"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
+		check: messageHas("closing the asynchronous window")}},
 
 	// Fencing (rule 3).
 	{"writable non-primary is fenced first", cluster(3).primary(0).writable(2), want{state: StateDegraded, reason: "InstanceFenced", primary: ord(0), term: 1, cont: true,
@@ -172,6 +185,22 @@ var decideCases = []struct {
 		want{state: StateFailed, reason: "FailingOver", primary: ord(2), term: 2, events: []string{EventFailoverCompleted},
 			steps: []string{"wait-applied(2, \"0-1000-100\", 1m0s)", "promote(2)", "record-Failover(term 2, 0 -> 2: primary db-0 unreachable for 10s: x; requested by spec.switchover (id m1))",
 				"record-switchover(m1, target 2, Completed: failed over to db-2 (term 2): the primary was unreachable)", "optional configure-replica(1, source 2, semi-sync true)", "configure-semi-sync(2, true, wait 1)", "set-read-only(2, false)"}}},
+	// Rule 15: automatic failover never crosses an asynchronous window.
+	{"semi-sync off: automatic failover refused", cluster(3).specSemiSync(false).primary(0).down(0, 10*s, "x"),
+		want{state: StateFailed, reason: "AsynchronousWindow", primary: ord(0), term: 1, events: []string{EventFailoverRefused}}},
+	{"recorded asynchronous window: automatic failover refused even with semi-sync on again", cluster(3).primary(0).async("0-1000-50", "0-1000-100").down(0, 10*s, "x"),
+		want{state: StateFailed, reason: "AsynchronousWindow", primary: ord(0), term: 1, events: []string{EventFailoverRefused}, check: messageHas(`"0-1000-50"`)}},
+	{"asynchronous window: a switchover request fails over by hand, recorded as possibly losing writes", cluster(3).specSemiSync(false).primary(0).down(0, 10*s, "x").switchover("m1", 2).fenced(1).fenced(2),
+		want{state: StateFailed, reason: "FailingOver", primary: ord(2), term: 2, events: []string{EventFailoverCompleted},
+			steps: []string{"wait-applied(2, \"0-1000-100\", 1m0s)", "promote(2)", "record-Failover(term 2, 0 -> 2: primary db-0 unreachable for 10s: x; requested by spec.switchover (id m1))",
+				"record-switchover(m1, target 2, Completed: failed over to db-2 (term 2): the primary was unreachable)", "optional configure-replica(1, source 2, semi-sync false)", "configure-semi-sync(2, false, wait 0)", "set-read-only(2, false)"},
+			check: func(t *testing.T, p Plan) {
+				for _, s := range p.Steps {
+					if r, ok := s.(RecordTopologyChange); ok && !r.MayLoseAcknowledged {
+						t.Errorf("%s must say acknowledged writes may be lost", r)
+					}
+				}
+			}}},
 	{"single-instance primary down: nothing to fail over to", cluster(1).primary(0).down(0, 10*s, "x"), want{state: StateFailed, reason: "SingleInstance", primary: ord(0), term: 1}},
 	{"writable replica is fenced even while the primary is down", cluster(3).primary(0).down(0, time.Second, "x").writable(1), want{state: StateDegraded, reason: "PrimaryUnreachable", primary: ord(0), term: 1,
 		steps: []string{"fence(1, or stop it)"}, events: []string{EventInstanceFenced}}},

@@ -164,6 +164,14 @@ func (f *fx) reclonePolicy() *fx       { f.o.Spec.ErrantPolicy = ErrantReclone; 
 func (f *fx) specSemiSync(on bool) *fx { f.o.Spec.SemiSync = on; return f }
 func (f *fx) handled(id string) *fx    { f.o.Recorded.SwitchoverHandled = id; return f }
 func (f *fx) mysqlAcks() *fx           { f.o.Engine.MaxAckCount = 0; return f }
+func (f *fx) async(since, until string) *fx {
+	w := &AsyncWindow{Since: set(since)}
+	if until != "" {
+		w.Until = set(until)
+	}
+	f.o.Recorded.Async = w
+	return f
+}
 func (f *fx) formerPrimary(i int) *fx {
 	if f.o.Recorded.FormerPrimaries == nil {
 		f.o.Recorded.FormerPrimaries = map[int]bool{}

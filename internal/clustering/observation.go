@@ -83,6 +83,15 @@ type Recorded struct {
 	Executed map[int]gtid.Set
 	// FormerPrimaries are the ordinals status history names as a primary of an earlier term.
 	FormerPrimaries map[int]bool
+	// Async is the asynchronous window status records, or nil.
+	Async *AsyncWindow
+}
+
+// AsyncWindow is a period in which the primary did not wait for acknowledgements (rule 15):
+// transactions after Since may exist on the primary only. Until is, once semi-sync is on
+// again, the primary's executed set then; the window closes when a semi-sync replica holds it.
+type AsyncWindow struct {
+	Since, Until gtid.Set
 }
 
 // EngineTraits are the engine differences clustering must know about, as capabilities.

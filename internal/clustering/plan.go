@@ -69,6 +69,8 @@ type Plan struct {
 	MinInstances int
 	// KeptAside lists the transactions this plan sets aside (rule 15b), for status.
 	KeptAside []KeptAside
+	// Async is the asynchronous window status must hold after this pass, or nil.
+	Async *AsyncWindow
 }
 
 // KeptAside is a set of transactions an instance's re-clone keeps aside in its volume.
