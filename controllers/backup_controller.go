@@ -23,6 +23,7 @@ import (
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/events"
+	"github.com/kura-db/kura/internal/metrics"
 	"github.com/kura-db/kura/internal/mycnf"
 )
 
@@ -271,6 +272,13 @@ func (r *BackupReconciler) follow(ctx context.Context, b *kurav1alpha1.Backup, j
 	if err := r.writeStatus(ctx, b, st); err != nil {
 		return ctrl.Result{}, err
 	}
+	m := string(method(b))
+	metrics.BackupLastSuccess.WithLabelValues(b.Namespace, b.Spec.Cluster, m).Set(float64(now.Unix()))
+	if st.StartTime != nil {
+		metrics.BackupLastDuration.WithLabelValues(b.Namespace, b.Spec.Cluster, m).Set(now.Sub(st.StartTime.Time).Seconds())
+	}
+	metrics.BackupLastSize.WithLabelValues(b.Namespace, b.Spec.Cluster, m).Set(float64(sum.Size))
+	metrics.Backups.WithLabelValues(b.Namespace, b.Spec.Cluster, m, "completed").Inc()
 	r.Recorder.Emit(b, events.Normal, events.BackupCompleted, "stored %d bytes at %s, consistent with GTID %s", sum.Size, sum.Location, sum.GTID)
 	return ctrl.Result{}, nil
 }
@@ -320,6 +328,7 @@ func (r *BackupReconciler) fail(ctx context.Context, b *kurav1alpha1.Backup, rea
 	if err := r.writeStatus(ctx, b, st); err != nil {
 		return ctrl.Result{}, err
 	}
+	metrics.Backups.WithLabelValues(b.Namespace, b.Spec.Cluster, string(method(b)), "failed").Inc()
 	r.Recorder.Emit(b, events.Warning, events.BackupFailed, "%s", msg)
 	return ctrl.Result{}, nil
 }

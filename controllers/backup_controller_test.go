@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +21,7 @@ import (
 	backuprun "github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/metrics"
 )
 
 // backupCluster creates a cluster whose status (written as the clustering loop would)
@@ -177,6 +179,13 @@ func TestBackupRunsAJobAndReportsItsResult(t *testing.T) {
 		st.EngineVersion != "11.4.5-MariaDB" || st.SnapshotTime == nil || !st.SnapshotTime.Time.Equal(snap) || st.CompletionTime == nil ||
 		!strings.HasPrefix(st.Location, "s3://backups/") {
 		t.Fatalf("completed status: %+v", st)
+	}
+
+	if v := testutil.ToFloat64(metrics.BackupLastSize.WithLabelValues(ns, "shop", "logical")); v != 1234 {
+		t.Errorf("kura_backup_last_size_bytes = %v", v)
+	}
+	if v := testutil.ToFloat64(metrics.Backups.WithLabelValues(ns, "shop", "logical", "completed")); v != 1 {
+		t.Errorf("kura_backups_total{outcome=completed} = %v", v)
 	}
 
 	// Deleting it deletes the stored data first, through a Job.

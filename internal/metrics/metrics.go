@@ -47,13 +47,39 @@ var (
 	}, []string{"namespace", "cluster", "outcome"})
 )
 
+// Backups (docs/backup.md), by the backed-up cluster and the method.
+var (
+	// BackupLastSuccess is when the newest completed backup finished.
+	BackupLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "backup_last_success_timestamp_seconds",
+		Help: "Unix time at which the newest completed Backup of the cluster finished, by method.",
+	}, []string{"namespace", "cluster", "method"})
+	// BackupLastDuration is how long the newest completed backup took (Job start to manifest).
+	BackupLastDuration = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "backup_last_duration_seconds",
+		Help: "Duration of the newest completed Backup of the cluster, from its start to its manifest, by method.",
+	}, []string{"namespace", "cluster", "method"})
+	// BackupLastSize is the stored size of the newest completed backup.
+	BackupLastSize = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "backup_last_size_bytes",
+		Help: "Stored (compressed) size of the newest completed Backup of the cluster, by method.",
+	}, []string{"namespace", "cluster", "method"})
+	// Backups counts finished backups by outcome.
+	Backups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "backups_total",
+		Help: "Backups this operator process saw finish, by method and outcome (completed, failed).",
+	}, []string{"namespace", "cluster", "method", "outcome"})
+)
+
 var all = []*prometheus.MetricVec{
 	ClusterState.MetricVec, ClusterAvailable.MetricVec, Instances.MetricVec, ReplicaLag.MetricVec,
 	Term.MetricVec, TopologyChanges.MetricVec, Passes.MetricVec,
+	BackupLastSuccess.MetricVec, BackupLastDuration.MetricVec, BackupLastSize.MetricVec, Backups.MetricVec,
 }
 
 func init() {
-	crmetrics.Registry.MustRegister(ClusterState, ClusterAvailable, Instances, ReplicaLag, Term, TopologyChanges, Passes)
+	crmetrics.Registry.MustRegister(ClusterState, ClusterAvailable, Instances, ReplicaLag, Term, TopologyChanges, Passes,
+		BackupLastSuccess, BackupLastDuration, BackupLastSize, Backups)
 }
 
 // States are the values of the state label.
