@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/builder"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "rewrite docs/validation.md from the validation table")
@@ -51,6 +52,15 @@ spec:
   target: {newCluster: shop-restored}
 `
 
+const schedule = `apiVersion: kura.dev/v1alpha1
+kind: BackupSchedule
+metadata: {name: daily}
+spec:
+  cluster: shop
+  schedule: "0 3 * * *"
+  storage: {pvc: {claimName: x}}
+`
+
 func with(base, extra string) string { return base + extra }
 
 var refusals = []refusal{
@@ -79,11 +89,23 @@ var refusals = []refusal{
 	{"my.cnf value with a carriage return", "", with(cluster, "  mysqld: {config: {init_connect: \"SET @a=1\\rskip-grant-tables\"}}\n"), "spec.mysqld.config: a value must be one line without '#'"},
 	{"my.cnf value with #", "", with(cluster, "  mysqld: {config: {ft_boolean_syntax: \"+ -><()~*:#&|\"}}\n"), "spec.mysqld.config: a value must be one line without '#'"},
 	{"my.cnf option name with a space", "", with(cluster, "  mysqld: {config: {\"max connections\": \"10\"}}\n"), "spec.mysqld.config: option names are letters, digits, '_', '-' and '.'"},
+	{"failover grace period not a duration", "", with(cluster, "  replication: {failoverGracePeriod: 3 seconds}\n"), "spec.replication.failoverGracePeriod: must be a duration of at least 1s with a unit"},
+	{"failover grace period zero", "", with(cluster, "  replication: {failoverGracePeriod: 0s}\n"), "spec.replication.failoverGracePeriod: must be a duration of at least 1s"},
+	{"failover grace period below 1s", "", with(cluster, "  replication: {failoverGracePeriod: 500ms}\n"), "spec.replication.failoverGracePeriod: must be a duration of at least 1s"},
+	{"max lag not a duration", "", with(cluster, "  replication: {maxLag: abc}\n"), "spec.replication.maxLag: must be a duration of at least 1s with a unit"},
+	{"max lag without a unit", "", with(cluster, "  replication: {maxLag: \"30\"}\n"), "spec.replication.maxLag: must be a duration of at least 1s with a unit"},
+	{"max lag negative", "", with(cluster, "  replication: {maxLag: -1s}\n"), "spec.replication.maxLag: must be a duration of at least 1s"},
+	{"apply timeout zero", "", with(cluster, "  replication: {applyTimeout: 0s}\n"), "spec.replication.applyTimeout: must be a duration of at least 1s"},
+	{"apply timeout not a duration", "", with(cluster, "  replication: {applyTimeout: 1 minute}\n"), "spec.replication.applyTimeout: must be a duration of at least 1s with a unit"},
+	{"binlog archive delay zero", "", with(cluster, "  binlogArchive: {maxDelay: 0s, storage: {pvc: {claimName: x}}}\n"), "spec.binlogArchive.maxDelay: must be a duration of at least 1s"},
+	{"name of 53 characters", "", strings.Replace(cluster, "{name: shop}", "{name: "+strings.Repeat("a", 53)+"}", 1), "metadata.name: a MySQLCluster name is at most 52 characters"},
+	{"name of 60 characters", "", strings.Replace(cluster, "{name: shop}", "{name: "+strings.Repeat("a", 60)+"}", 1), "metadata.name: a MySQLCluster name is at most 52 characters"},
 	{"switchover target out of range", "", with(cluster, "  replicas: 3\n  switchover: {target: 3, id: a}\n"), "spec.switchover.target: must be an instance ordinal below spec.replicas"},
 	{"bad errant policy", "", with(cluster, "  replication: {errantReplicaPolicy: Merge}\n"), `spec.replication.errantReplicaPolicy: Unsupported value: "Merge"`},
 	{"bad deletion policy", "", with(cluster, "  deletionPolicy: Wipe\n"), `spec.deletionPolicy: Unsupported value: "Wipe"`},
 	{"engine changed", cluster, with(cluster, "  engine: mysql\n  version: \"8.4\"\n"), "spec.engine is immutable; restore a backup into a new cluster to change engines"},
 	{"version downgraded", with(cluster, "  version: \"11.4\"\n"), with(cluster, "  version: \"10.11\"\n"), "spec.version: downgrades and unsupported upgrade paths are refused; only 10.11 -> 11.4 is allowed"},
+	{"version set below the default it ran without one", cluster, with(cluster, "  version: \"10.11\"\n"), "spec.version: the cluster runs its engine's default version (11.4 for mariadb, 8.4 for mysql) while spec.version is unset, so only that version may be set; downgrades are refused"},
 	{"storage shrunk", cluster, "apiVersion: kura.dev/v1alpha1\nkind: MySQLCluster\nmetadata: {name: shop}\nspec: {storage: {size: 5Gi}}\n", "spec.storage.size cannot shrink; volumes can only grow"},
 	{"storage class changed", strings.Replace(cluster, "{size: 10Gi}", "{size: 10Gi, storageClassName: fast}", 1), strings.Replace(cluster, "{size: 10Gi}", "{size: 10Gi, storageClassName: slow}", 1), "spec.storage.storageClassName is immutable"},
 	{"bootstrap changed", with(cluster, "  bootstrap: {backup: a}\n"), with(cluster, "  bootstrap: {backup: b}\n"), "spec.bootstrap is immutable"},
@@ -98,6 +120,10 @@ var refusals = []refusal{
 	{"restore point in time with time and gtid", "", with(restore, "  pointInTime: {time: \"2026-11-23T14:05:00Z\", gtid: \"0-1001-5\"}\n"), "pointInTime: set exactly one of time or gtid"},
 	{"restore spec changed", restore, strings.Replace(restore, "backup: nightly", "backup: other", 1), "spec is immutable; create a new Restore instead"},
 	{"backup schedule without schedule", "", "apiVersion: kura.dev/v1alpha1\nkind: BackupSchedule\nmetadata: {name: n}\nspec: {cluster: shop, storage: {pvc: {claimName: x}}}\n", "spec.schedule: Required value"},
+	{"retention age not a duration", "", with(schedule, "  retention: {maxAge: 7 days}\n"), "spec.retention.maxAge: must be a duration of at least 1m with a unit"},
+	{"backup name of 57 characters", "", strings.Replace(backup, "{name: nightly}", "{name: "+strings.Repeat("b", 57)+"}", 1), "metadata.name: a Backup name is at most 56 characters"},
+	{"schedule name of 40 characters", "", strings.Replace(schedule, "{name: daily}", "{name: "+strings.Repeat("s", 40)+"}", 1), "metadata.name: a BackupSchedule name is at most 39 characters"},
+	{"retention age zero", "", with(schedule, "  retention: {maxAge: 0s}\n"), "spec.retention.maxAge: must be a duration of at least 1m"},
 }
 
 func decode(t *testing.T, ns, text string) *unstructured.Unstructured {
@@ -130,7 +156,9 @@ func TestValidationRefusesBadManifests(t *testing.T) {
 				return
 			}
 			bad := decode(t, ns, r.bad)
-			bad.SetName(name)
+			if !strings.Contains(r.what, "name of") { // the cases about name lengths keep theirs
+				bad.SetName(name)
+			}
 			assertRefused(t, k8s.Create(ctx, bad), r.want)
 		})
 	}
@@ -182,11 +210,36 @@ func TestValidationAcceptsGoodInput(t *testing.T) {
 		many += fmt.Sprintf("      opt_%d: \"%s\"\n", i, strings.Repeat("x", 64))
 	}
 	for what, m := range map[string]string{
-		"ordinary my.cnf":     with(cluster, "  mysqld: {config: {max-connections: \"10\", log_bin_trust_function_creators: \"ON\", skip-name-resolve: \"ON\", hot_cache.key_buffer_size: 8M, init_connect: \""+long+"\"}}\n"),
-		"200 my.cnf settings": with(cluster, many),
+		"durations":                      with(cluster, "  replication: {failoverGracePeriod: 1s, maxLag: 1m30s, applyTimeout: 1.5s}\n  binlogArchive: {maxDelay: 1h, storage: {pvc: {claimName: x}}}\n"),
+		"ordinary my.cnf":                with(cluster, "  mysqld: {config: {max-connections: \"10\", log_bin_trust_function_creators: \"ON\", skip-name-resolve: \"ON\", hot_cache.key_buffer_size: 8M, init_connect: \""+long+"\"}}\n"),
+		"200 my.cnf settings":            with(cluster, many),
+		"name of 52 characters":          strings.Replace(cluster, "{name: shop}", "{name: "+strings.Repeat("a", 52)+"}", 1),
+		"retention age":                  with(schedule, "  retention: {maxAge: 168h}\n"),
+		"backup name of 56 characters":   strings.Replace(backup, "{name: nightly}", "{name: "+strings.Repeat("b", 56)+"}", 1),
+		"schedule name of 39 characters": strings.Replace(schedule, "{name: daily}", "{name: "+strings.Repeat("s", 39)+"}", 1),
 	} {
 		if err := k8s.Create(ctx, decode(t, ns, m), client.DryRunAll); err != nil {
 			t.Errorf("%s refused: %v", what, err)
+		}
+	}
+}
+
+// A cluster created without spec.version runs builder.DefaultVersion; setting exactly that
+// version later is accepted (the CRD's rule spells the defaults out).
+func TestValidationVersionDefaultsMatchBuilder(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	for engine, version := range builder.DefaultVersion {
+		base := decode(t, ns, with(cluster, fmt.Sprintf("  engine: %s\n", engine)))
+		base.SetName("v-" + string(engine))
+		if err := k8s.Create(ctx, base); err != nil {
+			t.Fatal(err)
+		}
+		set := decode(t, ns, with(cluster, fmt.Sprintf("  engine: %s\n  version: %q\n", engine, version)))
+		set.SetName(base.GetName())
+		set.SetResourceVersion(base.GetResourceVersion())
+		if err := k8s.Update(ctx, set, client.DryRunAll); err != nil {
+			t.Errorf("%s: setting the default version %s refused: %v", engine, version, err)
 		}
 	}
 }
@@ -229,6 +282,25 @@ func TestValidationDocMatchesTable(t *testing.T) {
 const limitsDoc = `
 ## Limits and why
 
+- **Durations** (` + "`spec.replication.maxLag`, `failoverGracePeriod`, `applyTimeout`, `spec.binlogArchive.maxDelay`" + `,
+  BackupSchedule ` + "`spec.retention.maxAge`" + `) are numbers with a unit (` + "`h`, `m`, `s`, `ms`, `us`, `ns`" + `,
+  combined as in ` + "`1h30m`" + `), at most 32 characters. A malformed one is not only wrong for its cluster: the
+  operator reads every MySQLCluster in one list, and one value it cannot parse makes the whole list
+  fail, so no cluster anywhere would be reconciled. Zero and negative values are refused, and so are
+  values that would switch a safeguard off: ` + "`failoverGracePeriod`" + ` (fail over only after the primary has been
+  unreachable this long), ` + "`applyTimeout`" + ` (a candidate's time to apply what it received before promotion),
+  ` + "`maxLag`" + ` (a replica further behind leaves the read Service) and ` + "`maxDelay`" + ` are at least ` + "`1s`" + `;
+  ` + "`maxAge`" + ` is at least ` + "`1m`" + `.
+- **MySQLCluster names** are at most 52 characters. Kubernetes labels every instance Pod with
+  ` + "`controller-revision-hash: <name>-<hash>`" + `, the hash having up to 10 characters, and a label value is at
+  most 63 characters: with a longer name the StatefulSet cannot create any Pod. The other names Kura
+  derives (` + "`<name>-instances`" + `, 62 characters at most, and ` + "`<name>-8`" + ` for the last Pod) fit.
+  ` + "`spec.target.newCluster`" + ` of a Restore has the same limit.
+- **Backup names** are at most 56 characters: a Backup runs the Jobs ` + "`<name>-backup`" + ` and ` + "`<name>-delete`" + `,
+  and a Job name is at most 63 characters (cut short, two long names could share a Job).
+  **BackupSchedule names** are at most 39 characters: the schedule's CronJob ` + "`<name>-backups`" + ` creates a
+  Backup per run named like its Job, ` + "`<name>-backups-<minute>`" + ` (8 digits), and that Backup's Job adds
+  ` + "`-backup`" + `. Restore names derive nothing yet and have only Kubernetes' own limits.
 - **` + "`spec.mysqld.config`" + `**: option names are letters, digits, ` + "`_`, `-` and `.`" + ` (at most 128 characters);
   values are one line of at most 1024 characters without ` + "`#`" + `: mysqld reads option files in 4 KiB pieces,
   so the rest of a longer line would be read as a separate, unchecked setting (such as
@@ -239,6 +311,21 @@ const limitsDoc = `
   lower case only; the operator refuses any other case in status (below). The check walks each value
   character by character, so a config of more than about 100 values of 1 KiB each exceeds the API
   server's cost limit and is refused too.
+- **` + "`spec.version`" + `** only moves from 10.11 to 11.4. A cluster created without a version runs its engine's
+  default (11.4 for mariadb, 8.4 for mysql), so setting a version later may only name that default.
+
+## Objects stored before these rules
+
+An object stored before a rule existed is not checked again until it is changed (and the API
+server lets an update through when it leaves the invalid field as it was). A stored duration the
+operator cannot parse stops it from reading any MySQLCluster (its log shows ` + "`time: unknown unit`" + ` or
+` + "`time: invalid duration`" + `); this cannot be fixed on the operator's side without changing the field types.
+Find the object and fix the field, for example:
+
+` + "```" + `
+kubectl get mysqlclusters -A -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name,LAG:.spec.replication.maxLag,GRACE:.spec.replication.failoverGracePeriod,APPLY:.spec.replication.applyTimeout,DELAY:.spec.binlogArchive.maxDelay
+kubectl -n <ns> patch mysqlcluster <name> --type merge -p '{"spec":{"replication":{"maxLag":"30s"}}}'
+` + "```" + `
 `
 
 const statusProblemsDoc = `

@@ -129,6 +129,7 @@ type BackupStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mbk,categories=kura
 // +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="spec is immutable; create a new Backup instead"
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 56",message="metadata.name: a Backup name is at most 56 characters: its Jobs are named <name>-backup and <name>-delete, and a Job name is at most 63 characters"
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.cluster`
 // +kubebuilder:printcolumn:name="Method",type=string,JSONPath=`.spec.method`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
@@ -162,6 +163,8 @@ type RetentionPolicy struct {
 	// +optional
 	KeepLast *int32 `json:"keepLast,omitempty"`
 	// MaxAge deletes completed backups older than this (for example "168h"), keeping at least one.
+	// At least 1m.
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 32 && self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') && duration(self) >= duration('1m')",message="spec.retention.maxAge: must be a duration of at least 1m with a unit, such as 168h or 720h (units h, m, s, ms, us, ns)"
 	// +optional
 	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
 }
@@ -210,6 +213,7 @@ type BackupScheduleStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mbs,categories=kura
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 39",message="metadata.name: a BackupSchedule name is at most 39 characters: its CronJob <name>-backups creates Backups named <name>-backups-<8-digit minute>, whose Jobs add -backup, and a Job name is at most 63 characters"
 // +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.spec.cluster`
 // +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`

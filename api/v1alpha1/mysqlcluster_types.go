@@ -9,6 +9,7 @@ import (
 // MySQLClusterSpec is the desired state of a replicated MySQL-family database.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.image) || !has(self.version) || (self.engine == 'mariadb' && self.version in ['10.11', '11.4']) || (self.engine == 'mysql' && self.version == '8.4')",message="spec.version: mariadb supports 10.11 or 11.4 and mysql supports 8.4; set spec.image to run another build"
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.version) || !has(self.version) || self.version == ((has(oldSelf.engine) && oldSelf.engine == 'mysql') ? '8.4' : '11.4')",fieldPath=".version",message="spec.version: the cluster runs its engine's default version (11.4 for mariadb, 8.4 for mysql) while spec.version is unset, so only that version may be set; downgrades are refused"
 // +kubebuilder:validation:XValidation:rule="!has(self.switchover) || self.switchover.target < self.replicas",message="spec.switchover.target: must be an instance ordinal below spec.replicas"
 type MySQLClusterSpec struct {
 	// Engine is the database server: mariadb or mysql. It cannot be changed after creation.
@@ -19,7 +20,8 @@ type MySQLClusterSpec struct {
 
 	// Version is the engine's release line: "10.11" or "11.4" for mariadb, "8.4" for mysql.
 	// Empty means the engine's newest supported line (11.4 for mariadb, 8.4 for mysql).
-	// Upgrades roll replicas first; downgrades are refused.
+	// Upgrades roll replicas first; downgrades are refused, including setting a version lower
+	// than the default a cluster created without one runs.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf || (oldSelf == '10.11' && self == '11.4')",message="spec.version: downgrades and unsupported upgrade paths are refused; only 10.11 -> 11.4 is allowed"
 	// +optional
 	Version string `json:"version,omitempty"`
@@ -291,6 +293,8 @@ type ReplicationSpec struct {
 	SemiSync *bool `json:"semiSync,omitempty"`
 
 	// MaxLag is the replication delay beyond which a replica leaves the replicas Service.
+	// At least 1s.
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 32 && self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') && duration(self) >= duration('1s')",message="spec.replication.maxLag: must be a duration of at least 1s with a unit, such as 30s or 2m (units h, m, s, ms, us, ns)"
 	// +kubebuilder:default="30s"
 	// +optional
 	MaxLag *metav1.Duration `json:"maxLag,omitempty"`
@@ -298,6 +302,8 @@ type ReplicationSpec struct {
 	// FailoverGracePeriod is how long the operator's own probes must find the primary
 	// unreachable before it fails over. Shorter fails over faster; longer tolerates brief
 	// network blips without a change of primary.
+	// At least 1s.
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 32 && self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') && duration(self) >= duration('1s')",message="spec.replication.failoverGracePeriod: must be a duration of at least 1s with a unit, such as 3s or 1m30s (units h, m, s, ms, us, ns)"
 	// +kubebuilder:default="3s"
 	// +optional
 	FailoverGracePeriod *metav1.Duration `json:"failoverGracePeriod,omitempty"`
@@ -305,6 +311,8 @@ type ReplicationSpec struct {
 	// ApplyTimeout bounds how long a failover candidate may take to apply the transactions it
 	// has received before being promoted, and how long a switchover waits for the target to
 	// catch up.
+	// At least 1s.
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 32 && self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') && duration(self) >= duration('1s')",message="spec.replication.applyTimeout: must be a duration of at least 1s with a unit, such as 60s or 5m (units h, m, s, ms, us, ns)"
 	// +kubebuilder:default="60s"
 	// +optional
 	ApplyTimeout *metav1.Duration `json:"applyTimeout,omitempty"`
@@ -403,6 +411,8 @@ type BinlogArchiveSpec struct {
 	Compression Compression `json:"compression,omitempty"`
 	// MaxDelay bounds how long a written transaction may wait before its binlog file is
 	// closed (FLUSH BINARY LOGS) and archived.
+	// At least 1s.
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 32 && self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') && duration(self) >= duration('1s')",message="spec.binlogArchive.maxDelay: must be a duration of at least 1s with a unit, such as 1m or 30s (units h, m, s, ms, us, ns)"
 	// +kubebuilder:default="1m"
 	// +optional
 	MaxDelay *metav1.Duration `json:"maxDelay,omitempty"`
@@ -635,6 +645,7 @@ type AsynchronousWindow struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=myc;mysql,categories=kura
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 52",message="metadata.name: a MySQLCluster name is at most 52 characters: its instance Pods carry the label controller-revision-hash=<name>-<hash of up to 10 characters>, and a label value is at most 63 characters"
 // +kubebuilder:printcolumn:name="Engine",type=string,JSONPath=`.spec.engine`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.version`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`
