@@ -121,6 +121,12 @@ func (d *decider) assessReplica(primary, in Instance) replicaVerdict {
 	switch {
 	case r.IOErrno == errnoBinlogGone:
 		st.Reason = fmt.Sprintf("replication receiver error %d: %s", r.IOErrno, r.IOError)
+		if extra := in.SQL.holds().Subtract(primary.SQL.Executed); !extra.IsEmpty() {
+			// Rule 15a: it received transactions the primary lacks; a re-clone from an instance
+			// lacking them would drop what may be the only copy of acknowledged writes.
+			st.Reason += fmt.Sprintf("; it holds %s, which the primary lacks, so it is not re-cloned", extra)
+			break
+		}
 		v.reclone = "the primary no longer has the binary logs this replica needs"
 	case r.SQLErrno != 0 || r.SQLError != "":
 		st.Reason = fmt.Sprintf("replication applier error %d: %s", r.SQLErrno, r.SQLError)

@@ -84,6 +84,8 @@ var decideCases = []struct {
 		events: []string{EventInstanceCloneStarted, EventErrantReplicaDetected}}},
 	{"replica whose binlogs are gone is recloned", cluster(3).primary(0).ioError(2, 1236, "Could not find GTID state requested by slave in any binlog files"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
 		steps: []string{"reclone(2 from 1: the primary no longer has the binary logs this replica needs)"}, events: []string{EventInstanceCloneStarted}}},
+	{"replica whose binlogs are gone but which received what the primary lacks: never re-cloned (rule 15a)", cluster(3).primary(0).has(2, "0-1000-100", "0-1000-101").ioError(2, 1236, "Could not find GTID state requested by slave in any binlog files"),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, check: reasonHas(2, "holds 0-1000-101, which the primary lacks")}},
 	{"cloning replica is not waited for", cluster(3).mysqlAcks().primary(0).cloning(2), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
 		labels: map[int]string{2: LabelNone}}},
 	{"MySQL five with two replicas down still waits for two", cluster(5).mysqlAcks().primary(0).down(3, s, "x").down(4, s, "x"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
