@@ -66,7 +66,7 @@ func (mariadbDialect) semiSync() semiSyncNames {
 }
 
 func (mariadbDialect) processlistQuery() string {
-	return "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
+	return "SELECT ID, USER, COMMAND, STATE FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
 }
 
 // changeSource uses MASTER_USE_GTID=slave_pos. Before it runs, the instance copies

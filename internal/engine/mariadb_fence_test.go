@@ -42,11 +42,13 @@ func TestMariaDBFenceCompletesBehindWaitingCommits(t *testing.T) {
 	// Writers with both user accounts, reconnecting after every error, as applications do.
 	var next, acked atomic.Int64
 	var mu sync.Mutex
-	var ackedAfterFence []int64
+	var ackedAfterFence, ackedIDs []int64
+	var ackedAt []time.Duration
+	t0 := time.Now()
 	var fenced atomic.Bool
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for _, db := range []*sql.DB{app, admin, app, admin} {
+	for _, db := range []*sql.DB{app, admin, app, admin, app, admin, app, admin} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -59,6 +61,9 @@ func TestMariaDBFenceCompletesBehindWaitingCommits(t *testing.T) {
 				id := next.Add(1)
 				if _, err := db.Exec(fmt.Sprintf("INSERT INTO %s.t VALUES (?)", enginetest.Database), id); err == nil {
 					acked.Add(1)
+					mu.Lock()
+					ackedIDs, ackedAt = append(ackedIDs, id), append(ackedAt, time.Since(t0))
+					mu.Unlock()
 					if fenced.Load() {
 						mu.Lock()
 						ackedAfterFence = append(ackedAfterFence, id)
@@ -91,7 +96,7 @@ func TestMariaDBFenceCompletesBehindWaitingCommits(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	if n := acked.Load(); n != 0 {
-		t.Errorf("%d writes were acknowledged without a replica's acknowledgement", n)
+		t.Errorf("%d writes were acknowledged without a replica's acknowledgement: ids %v at %v (fence began at %s)", n, ackedIDs, ackedAt, start.Sub(t0))
 	}
 	if len(ackedAfterFence) > 0 {
 		t.Errorf("writes acknowledged after the fence: %v", ackedAfterFence)

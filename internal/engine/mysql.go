@@ -65,7 +65,7 @@ func (mysqlDialect) semiSync() semiSyncNames {
 }
 
 func (mysqlDialect) processlistQuery() string {
-	return "SELECT ID, USER, COMMAND FROM performance_schema.processlist WHERE ID <> CONNECTION_ID()"
+	return "SELECT ID, USER, COMMAND, STATE FROM performance_schema.processlist WHERE ID <> CONNECTION_ID()"
 }
 
 // changeSource uses SOURCE_AUTO_POSITION=1: the source sends what gtid_executed lacks.

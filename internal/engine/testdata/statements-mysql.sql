@@ -3,7 +3,7 @@ SELECT @@server_id AS server_id, @@server_uuid AS server_uuid, @@version AS vers
 -- status: replica
 SHOW REPLICA STATUS;
 -- kill: list connections
-SELECT ID, USER, COMMAND FROM performance_schema.processlist WHERE ID <> CONNECTION_ID();
+SELECT ID, USER, COMMAND, STATE FROM performance_schema.processlist WHERE ID <> CONNECTION_ID();
 -- ConfigureReplica
 CHANGE REPLICATION SOURCE TO SOURCE_HOST = 'shop-1.shop-instances.prod.svc.cluster.local', SOURCE_PORT = 3306, SOURCE_USER = 'kura-repl', SOURCE_PASSWORD = 's3\'cr\\et', SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, GET_SOURCE_PUBLIC_KEY = 1;
 -- ConfigureReplica (connect retry 2.5s)
