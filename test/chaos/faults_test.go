@@ -138,9 +138,11 @@ func (r *round) signal(ctx context.Context, pod, container string, sig syscall.S
 	if err := env.SignalContainer(ctx, namespace, pod, container, sig); err != nil {
 		return err
 	}
-	r.note("+%s %s → %s/%s", r.sinceFault(), sig, pod, container)
+	r.note("+%s %s → %s/%s", r.sinceFault(), sigNames[sig], pod, container)
 	return nil
 }
+
+var sigNames = map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGSTOP: "SIGSTOP", syscall.SIGCONT: "SIGCONT"}
 
 // freeze stops every process of the Pod's server for d, then lets them go on.
 func (r *round) freeze(ctx context.Context, pod string, d time.Duration) error {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/kube"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kura-db/kura/internal/testenv"
 	"github.com/kura-db/kura/test/localcluster"
@@ -103,6 +105,7 @@ func (e *Env) install(ctx context.Context, o Options, start time.Time) error {
 	if err != nil {
 		return err
 	}
+	ctrllog.SetLogger(logr.Discard())
 	if e.Client, err = client.New(cfg, client.Options{Scheme: testenv.NewScheme()}); err != nil {
 		return err
 	}
