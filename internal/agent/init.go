@@ -377,7 +377,7 @@ func asideForEmptyCluster(dir string, opts InitOptions) error {
 func undecidedPeers(states []PeerState) []string {
 	var out []string
 	for _, p := range states {
-		if p.Answered() && p.State.Initialized && !(p.Err == nil && p.State.Reachable) {
+		if p.Answered() && p.State.Initialized && (p.Err != nil || !p.State.Reachable) {
 			out = append(out, p.Peer.Name)
 		}
 	}

@@ -137,8 +137,9 @@ func (i *instance) Fence(ctx context.Context) (int, error) {
 			n, kerr := i.killOthers(ctx, killer, roID)
 			killed += n
 			if kerr != nil && ctx.Err() == nil {
-				err = kerr
-				<-done
+				if err = <-done; err != nil { // read-only may hold all the same
+					err = errors.Join(kerr, err)
+				}
 				break round
 			}
 			select {
