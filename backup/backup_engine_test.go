@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -243,13 +242,7 @@ func TestPhysicalBackupUnderWritesRestores(t *testing.T) {
 	w := startWriter(inst.DB())
 	time.Sleep(300 * time.Millisecond)
 	req := request(inst, "phys-1", kurav1alpha1.BackupMethodPhysical)
-	copier := func(ctx context.Context) (*seed.Reader, io.Closer, error) {
-		s, err := client.Clone(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		return s.Reader, s, nil
-	}
+	copier := client.CloneFrames
 	start := time.Now()
 	m, err := Run(context.Background(), req, st, Deps{Copy: copier, Log: tlog{t}})
 	w.Stop(t)

@@ -85,7 +85,7 @@ func BenchmarkBackupVersusTool(b *testing.B) {
 			job := Job{Request: Request{Name: fmt.Sprintf("bench-%s-%d", m, i), Namespace: "bench", Cluster: "shop", Lineage: "lineage-1",
 				Engine: kurav1alpha1.EngineMariaDB, Method: m, Compression: kurav1alpha1.CompressionZstd,
 				Source: SourceInstance{Pod: "shop-1", Host: inst.Host, SQLPort: inst.Port, AgentPort: agentPort}},
-				Storage: StorageConfig{S3: &S3Location{Endpoint: srv.Endpoint, Region: "us-east-1", Bucket: "backups", PathStyle: true, CredentialsDir: creds}},
+				Storage:           StorageConfig{S3: &S3Location{Endpoint: srv.Endpoint, Region: "us-east-1", Bucket: "backups", PathStyle: true, CredentialsDir: creds}},
 				AgentPasswordFile: pw}
 			req, _ := json.Marshal(job)
 			cmd := exec.Command(kura, "backup", "run", "--request="+string(req), "--termination-log="+filepath.Join(dir, "summary.json"))

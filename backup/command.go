@@ -14,7 +14,6 @@ import (
 
 	"github.com/kura-db/kura/backup/storage"
 	"github.com/kura-db/kura/internal/agent"
-	"github.com/kura-db/kura/internal/seed"
 )
 
 // StorageConfig says where the Job stores: an S3 bucket or a mounted directory. Secrets
@@ -190,13 +189,8 @@ func runJob(ctx context.Context, job Job, log io.Writer) (Manifest, storage.Stor
 		return m, nil, err
 	}
 	client := agent.NewClient(job.Source.Host, job.Source.AgentPort, password)
-	d := Deps{AgentPassword: password, Log: log, Copy: func(ctx context.Context) (*seed.Reader, io.Closer, error) {
-		s, err := client.Clone(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		return s.Reader, s, nil
-	}}
+	// The frames undecoded (no gzip on the wire): the backup compresses them with zstd itself.
+	d := Deps{AgentPassword: password, Log: log, Copy: client.CloneFrames}
 	m, err = Run(ctx, job.Request, st, d)
 	return m, st, err
 }

@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -48,8 +47,9 @@ type SourceInstance struct {
 	Role      string `json:"role,omitempty"`
 }
 
-// Copier opens a physical copy stream of the source (through its agent).
-type Copier func(ctx context.Context) (*seed.Reader, io.Closer, error)
+// Copier opens the physical copy stream of the source (through its agent) as the frames
+// the source wrote: the backup stores them as they are and verifies them as they pass.
+type Copier func(ctx context.Context) (io.ReadCloser, error)
 
 // Deps are what a run uses besides storage.
 type Deps struct {
@@ -328,24 +328,23 @@ func physical(ctx context.Context, req Request, st storage.Storage, key string, 
 		return errors.New("failed to back up: no copy source")
 	}
 	m.Tool = "mariadb-backup"
-	src, closer, err := d.Copy(ctx)
+	body, err := d.Copy(ctx)
 	if err != nil {
 		return fmt.Errorf("failed to back up %s: %w", req.Source.Pod, err)
 	}
-	defer func() { _ = closer.Close() }()
+	defer func() { _ = body.Close() }()
 	p, err := startPipeline(ctx, st, key, req.Compression)
 	if err != nil {
 		return err
 	}
-	sw, err := seed.NewWriter(p, src.Header)
+	// The frames go to storage exactly as the source wrote them, while seed's reader checks
+	// them (header, counts, SHA-256 of the copy, trailer) on their way.
+	src, err := seed.NewReader(io.TeeReader(body, p))
 	if err == nil {
-		_, err = io.Copy(sw, bufio.NewReaderSize(src, 1<<20))
+		_, err = io.Copy(io.Discard, src)
 	}
 	if err == nil && src.Trailer == nil {
 		err = fmt.Errorf("the copy ended without its trailer: %w", seed.ErrTruncated)
-	}
-	if err == nil {
-		err = sw.Close(*src.Trailer)
 	}
 	o, err := p.finish(err)
 	if err != nil {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -125,10 +126,17 @@ type CloneStream struct {
 // Close releases the connection.
 func (s *CloneStream) Close() error { return s.body.Close() }
 
-// Clone opens the donor's clone stream. A donor busy with other clones answers at once and
-// starts this one when a slot frees; the stream's header arrives then.
+// Clone opens the donor's clone stream, gzip-compressed on the wire. A donor busy with other
+// clones answers at once and starts this one when a slot frees; the stream's header arrives
+// then.
 func (c *Client) Clone(ctx context.Context) (*CloneStream, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/v1/clone")
+	return c.CloneEncoded(ctx, EncodingGzip)
+}
+
+// CloneEncoded opens the clone stream with the given wire encoding (EncodingIdentity for a
+// client that compresses the copy itself).
+func (c *Client) CloneEncoded(ctx context.Context, encoding string) (*CloneStream, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/clone?encoding="+url.QueryEscape(encoding))
 	if err != nil {
 		return nil, err
 	}
@@ -136,10 +144,41 @@ func (c *Client) Clone(ctx context.Context) (*CloneStream, error) {
 		defer func() { _ = resp.Body.Close() }()
 		return nil, statusError(resp)
 	}
-	sr, err := newWireReader(resp.Body)
+	got := resp.Header.Get(EncodingHeader)
+	if got == "" {
+		got = EncodingGzip // an agent older than the encodings
+	}
+	sr, err := newWireReader(resp.Body, got)
 	if err != nil {
 		_ = resp.Body.Close()
 		return nil, err
 	}
 	return &CloneStream{Reader: sr, body: resp.Body}, nil
+}
+
+// CloneFrames opens the clone stream and returns its frames undecoded (seed's copy stream as
+// the donor wrote it, without the wire's compression), for a client that stores the stream
+// itself and verifies it with seed.NewReader as it passes.
+func (c *Client) CloneFrames(ctx context.Context) (io.ReadCloser, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/clone?encoding="+EncodingIdentity)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer func() { _ = resp.Body.Close() }()
+		return nil, statusError(resp)
+	}
+	if enc := resp.Header.Get(EncodingHeader); enc == EncodingIdentity {
+		return resp.Body, nil
+	}
+	// An agent older than the encodings sends gzip.
+	gz, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("failed to read clone stream: %w", seed.Truncation(err))
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{gz, resp.Body}, nil
 }

@@ -31,9 +31,18 @@ func (s *Server) serveClone(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "mysqld: "+st.Error, http.StatusServiceUnavailable)
 		return
 	}
+	encoding := r.URL.Query().Get("encoding")
+	if encoding == "" {
+		encoding = EncodingGzip
+	}
+	if encoding != EncodingGzip && encoding != EncodingIdentity {
+		http.Error(w, fmt.Sprintf("unknown encoding %q (gzip or identity)", encoding), http.StatusBadRequest)
+		return
+	}
 	w.Header().Set("Content-Type", ContentTypeClone)
+	w.Header().Set(EncodingHeader, encoding)
 	w.WriteHeader(http.StatusOK)
-	ww, err := newWireWriter(w)
+	ww, err := newWireWriter(w, encoding)
 	if err != nil {
 		_, _ = fmt.Fprintf(s.Log, "kura agent: clone for %s failed: %v\n", r.RemoteAddr, err)
 		return

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"compress/gzip"
 	"fmt"
 	"io"
@@ -30,20 +31,50 @@ var ErrTruncated = seed.ErrTruncated
 // flushInterval bounds how long compressed bytes wait in the donor's buffers.
 const flushInterval = time.Second
 
-// wireWriter is the donor's side of the wire: gzip around the copy stream, flushed through
-// to the client at least every flushInterval.
+// Wire encodings of the clone stream. Gzip is the default (a clone crosses the Pod network
+// and is extracted as is); identity is for a client that compresses the stream itself (a
+// physical backup stores it zstd-compressed), which would otherwise pay for gzip on both
+// ends.
+const (
+	EncodingGzip     = "gzip"
+	EncodingIdentity = "identity"
+	// EncodingHeader names the encoding of a clone response.
+	EncodingHeader = "X-Kura-Clone-Encoding"
+)
+
+// wireWriter is the donor's side of the wire: the encoder around the copy stream, flushed
+// through to the client at least every flushInterval.
 type wireWriter struct {
-	gz    *gzip.Writer
+	enc   encoder
 	flush func()
 	last  time.Time
 }
 
-func newWireWriter(w io.Writer) (*wireWriter, error) {
-	gz, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
-	if err != nil {
-		return nil, fmt.Errorf("failed to start clone stream: %w", err)
+type encoder interface {
+	io.Writer
+	Flush() error
+	Close() error
+}
+
+// identity buffers writes and never compresses.
+type identity struct{ *bufio.Writer }
+
+func (identity) Close() error { return nil }
+
+func newWireWriter(w io.Writer, encoding string) (*wireWriter, error) {
+	ww := &wireWriter{last: time.Now()}
+	switch encoding {
+	case EncodingIdentity:
+		ww.enc = identity{bufio.NewWriterSize(w, 256<<10)}
+	case EncodingGzip, "":
+		gz, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		if err != nil {
+			return nil, fmt.Errorf("failed to start clone stream: %w", err)
+		}
+		ww.enc = gz
+	default:
+		return nil, fmt.Errorf("unknown clone stream encoding %q", encoding)
 	}
-	ww := &wireWriter{gz: gz, last: time.Now()}
 	if f, ok := w.(http.Flusher); ok {
 		ww.flush = f.Flush
 	}
@@ -51,7 +82,7 @@ func newWireWriter(w io.Writer) (*wireWriter, error) {
 }
 
 func (w *wireWriter) Write(p []byte) (int, error) {
-	n, err := w.gz.Write(p)
+	n, err := w.enc.Write(p)
 	if err == nil && time.Since(w.last) >= flushInterval {
 		err = w.Flush()
 	}
@@ -61,7 +92,7 @@ func (w *wireWriter) Write(p []byte) (int, error) {
 // Flush sends everything written so far.
 func (w *wireWriter) Flush() error {
 	w.last = time.Now()
-	if err := w.gz.Flush(); err != nil {
+	if err := w.enc.Flush(); err != nil {
 		return fmt.Errorf("failed to write clone stream: %w", err)
 	}
 	if w.flush != nil {
@@ -70,22 +101,26 @@ func (w *wireWriter) Flush() error {
 	return nil
 }
 
-// Close ends the gzip stream and flushes it.
+// Close ends the encoding and flushes it.
 func (w *wireWriter) Close() error {
-	if err := w.gz.Close(); err != nil {
+	if err := w.enc.Close(); err != nil {
 		return fmt.Errorf("failed to finish clone stream: %w", err)
 	}
-	if w.flush != nil {
-		w.flush()
-	}
-	return nil
+	return w.Flush()
 }
 
 // newWireReader reads a clone stream from the wire.
-func newWireReader(r io.Reader) (*seed.Reader, error) {
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read clone stream: %w", seed.Truncation(err))
+func newWireReader(r io.Reader, encoding string) (*seed.Reader, error) {
+	switch encoding {
+	case EncodingIdentity:
+		return seed.NewReader(r)
+	case EncodingGzip, "":
+		gz, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read clone stream: %w", seed.Truncation(err))
+		}
+		return seed.NewReader(gz)
+	default:
+		return nil, fmt.Errorf("unknown clone stream encoding %q", encoding)
 	}
-	return seed.NewReader(gz)
 }

@@ -18,45 +18,47 @@ import (
 	"github.com/kura-db/kura/internal/seed"
 )
 
-// The wire adds gzip around seed's copy stream (framing is tested in internal/seed): a
+// The wire adds gzip (or nothing) around seed's copy stream (framing is tested in internal/seed): a
 // round trip, and a cut anywhere is a truncation.
 func TestWireRoundTripAndTruncation(t *testing.T) {
-	data := make([]byte, 2*seed.MaxFrame+777)
-	_, _ = rand.Read(data[:len(data)/2])
-	var buf bytes.Buffer
-	ww, err := newWireWriter(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw, err := seed.NewWriter(ww, CloneHeader{Engine: "mariadb", Donor: "shop-0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sw.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := sw.Close(CloneTrailer{ExecutedAfter: "0-1000-9"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ww.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b := buf.Bytes()
-	r, err := newWireReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := io.ReadAll(r)
-	if err != nil || !bytes.Equal(out, data) || r.Trailer == nil || r.Trailer.ExecutedAfter != "0-1000-9" {
-		t.Fatalf("round trip: %d bytes, %v, %+v", len(out), err, r.Trailer)
-	}
-	for _, cut := range []int{0, 5, len(b) / 2, len(b) - 1} {
-		r, err := newWireReader(bytes.NewReader(b[:cut]))
-		if err == nil {
-			_, err = io.ReadAll(r)
+	for _, enc := range []string{EncodingGzip, EncodingIdentity} {
+		data := make([]byte, 2*seed.MaxFrame+777)
+		_, _ = rand.Read(data[:len(data)/2])
+		var buf bytes.Buffer
+		ww, err := newWireWriter(&buf, enc)
+		if err != nil {
+			t.Fatal(enc, err)
 		}
-		if !errors.Is(err, ErrTruncated) {
-			t.Errorf("cut at %d of %d: %v", cut, len(b), err)
+		sw, err := seed.NewWriter(ww, CloneHeader{Engine: "mariadb", Donor: "shop-0"})
+		if err != nil {
+			t.Fatal(enc, err)
+		}
+		if _, err := sw.Write(data); err != nil {
+			t.Fatal(enc, err)
+		}
+		if err := sw.Close(CloneTrailer{ExecutedAfter: "0-1000-9"}); err != nil {
+			t.Fatal(enc, err)
+		}
+		if err := ww.Close(); err != nil {
+			t.Fatal(enc, err)
+		}
+		b := buf.Bytes()
+		r, err := newWireReader(bytes.NewReader(b), enc)
+		if err != nil {
+			t.Fatal(enc, err)
+		}
+		out, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(out, data) || r.Trailer == nil || r.Trailer.ExecutedAfter != "0-1000-9" {
+			t.Fatalf("%s round trip: %d bytes, %v, %+v", enc, len(out), err, r.Trailer)
+		}
+		for _, cut := range []int{0, 5, len(b) / 2, len(b) - 1} {
+			r, err := newWireReader(bytes.NewReader(b[:cut]), enc)
+			if err == nil {
+				_, err = io.ReadAll(r)
+			}
+			if !errors.Is(err, ErrTruncated) {
+				t.Errorf("%s: cut at %d of %d: %v", enc, cut, len(b), err)
+			}
 		}
 	}
 }
