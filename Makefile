@@ -30,6 +30,7 @@ deps:
 	hack/build-versitygw.sh
 
 generate:
+	go mod tidy
 	hack/tools.sh controller-gen
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=charts/kura/crds
@@ -39,8 +40,8 @@ generate:
 
 # Fails when generated files differ from what the markers produce.
 verify-generated: generate
-	@if ! git diff --quiet -- api charts/kura/crds charts/kura/files hack/generated docs/api.md; then \
-	  git --no-pager diff --stat -- api charts/kura/crds charts/kura/files hack/generated docs/api.md; \
+	@if ! git diff --quiet -- go.mod go.sum api charts/kura/crds charts/kura/files hack/generated docs/api.md; then \
+	  git --no-pager diff --stat -- go.mod go.sum api charts/kura/crds charts/kura/files hack/generated docs/api.md; \
 	  echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; fi
 
 fmt:

@@ -237,6 +237,15 @@ func (r *BackupReconciler) follow(ctx context.Context, b *kurav1alpha1.Backup, j
 		}
 	}
 	if done == nil && failed == nil {
+		if b.Status.Phase != kurav1alpha1.BackupRunning {
+			// The Job was created but the status write after it was lost.
+			st := statusOf(b)
+			st.Phase, st.JobName = kurav1alpha1.BackupRunning, job.Name
+			if st.StartTime == nil {
+				st.StartTime = &metav1.Time{Time: job.CreationTimestamp.Time}
+			}
+			return ctrl.Result{}, r.writeStatus(ctx, b, st)
+		}
 		return ctrl.Result{}, nil
 	}
 	sum, err := r.summary(ctx, job)
