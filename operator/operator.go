@@ -15,7 +15,9 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -88,6 +90,13 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionNamespace:       o.LeaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 	}
+	if o.LeaderElect {
+		lock, err := leaderLock(cfg, o)
+		if err != nil {
+			return nil, err
+		}
+		mo.LeaderElectionResourceLockInterface = lock
+	}
 	if len(o.Namespaces) > 0 {
 		mo.Cache.DefaultNamespaces = map[string]cache.Config{}
 		for _, n := range o.Namespaces {
@@ -153,4 +162,44 @@ func Run(ctx context.Context, args []string) error {
 	}
 	log.Info("starting", "namespaces", o.Namespaces, "clusteringInterval", o.ClusteringInterval, "kuraImage", o.KuraImage, "leaderElect", o.LeaderElect)
 	return mgr.Start(ctx)
+}
+
+// leaderLock is the leader election Lease with a stable identity: the Pod's name (POD_NAME,
+// else the host name), without the random suffix controller-runtime adds. An operator
+// container that crashed and was restarted in the same Pod finds the Lease held by its own
+// identity and takes it back at once, instead of waiting for it to expire (15 s) while no
+// clustering loop runs; only one container of a Pod runs at a time, so two holders can never
+// share the identity. Any other Pod still waits for the Lease to expire.
+func leaderLock(cfg *rest.Config, o Options) (resourcelock.Interface, error) {
+	id := os.Getenv("POD_NAME")
+	if id == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("failed to name this operator for leader election: %w", err)
+		}
+		id = h
+	}
+	ns := o.LeaderElectionNS
+	if ns == "" {
+		ns = os.Getenv("POD_NAMESPACE")
+	}
+	if ns == "" {
+		b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+		if err != nil {
+			return nil, fmt.Errorf("failed to find the leader election namespace (set --leader-election-namespace): %w", err)
+		}
+		ns = strings.TrimSpace(string(b))
+	}
+	c := rest.CopyConfig(cfg)
+	c.Timeout = 5 * time.Second // half the default renew deadline
+	cs, err := kubernetes.NewForConfig(rest.AddUserAgent(c, "leader-election"))
+	if err != nil {
+		return nil, fmt.Errorf("failed to build the leader election client: %w", err)
+	}
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, ns, o.LeaderElectionID, cs.CoreV1(), cs.CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: id})
+	if err != nil {
+		return nil, fmt.Errorf("failed to build the leader election lock: %w", err)
+	}
+	return lock, nil
 }
