@@ -347,12 +347,13 @@ func (r *BackupReconciler) writeStatus(ctx context.Context, b *kurav1alpha1.Back
 }
 
 // finalize deletes the backup's stored data with a Job (the operator never holds storage
-// credentials or mounts volumes), then releases the Backup.
+// credentials or mounts volumes), unless spec.deletionPolicy is Retain, then releases the
+// Backup.
 func (r *BackupReconciler) finalize(ctx context.Context, b *kurav1alpha1.Backup) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(b, BackupDataFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	if b.Status.Location != "" {
+	if b.Status.Location != "" && b.Spec.DeletionPolicy != kurav1alpha1.DeletionPolicyRetain {
 		done, err := r.deleteData(ctx, b)
 		if err != nil || !done {
 			return ctrl.Result{RequeueAfter: 5 * time.Second}, err

@@ -263,3 +263,30 @@ func TestBackupFailuresSayWhatToFix(t *testing.T) {
 		t.Errorf("message %q", b.Status.Message)
 	}
 }
+
+// spec.deletionPolicy Retain: deleting the Backup keeps its stored data (no deletion Job).
+func TestBackupRetainKeepsTheData(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	backupCluster(t, ns)
+	b := newBackupObject(ns, "keep", func(b *kurav1alpha1.Backup) { b.Spec.DeletionPolicy = kurav1alpha1.DeletionPolicyRetain })
+	if err := k8s.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, ns, "keep", kurav1alpha1.BackupRunning)
+	finishJob(t, ns, "keep-backup", backuprun.Summary{Location: "s3://backups/x/keep/", Size: 1, SHA256: "ab", GTID: "0-1000-1"}, true, "")
+	b = waitPhase(t, ns, "keep", kurav1alpha1.BackupCompleted)
+	if err := k8s.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Backup to be gone", func() error {
+		err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "keep"}, &kurav1alpha1.Backup{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %v", err)
+	})
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "keep-delete"}, &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a retained Backup's data must not be deleted: %v", err)
+	}
+}

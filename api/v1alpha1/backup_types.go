@@ -53,6 +53,11 @@ type BackupOptions struct {
 	// Resources of the backup Job's container.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	// DeletionPolicy says what deleting the Backup (by hand or by a schedule's retention) does
+	// to its stored data: Delete removes it, Retain keeps it in storage.
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 }
 
 // BackupSpec is a request for one backup. It cannot be changed once created.
