@@ -54,8 +54,8 @@ type S3Storage struct {
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=63
 	Bucket string `json:"bucket"`
-	// Prefix is prepended to every object key, for example "prod/shop". Defaults to the namespace
-	// and cluster name.
+	// Prefix is prepended to every object key, for example "team-a". Under it Kura keeps
+	// <namespace>/<cluster>/<cluster UID>/ (docs/backup.md).
 	// +optional
 	Prefix string `json:"prefix,omitempty"`
 	// Endpoint is the S3 endpoint URL, for example "https://s3.eu-west-1.amazonaws.com" or the URL
@@ -99,7 +99,8 @@ type PVCStorage struct {
 	// ClaimName is the PersistentVolumeClaim's name.
 	// +kubebuilder:validation:MinLength=1
 	ClaimName string `json:"claimName"`
-	// SubPath is a directory inside the volume. Defaults to the namespace and cluster name.
+	// SubPath is a directory inside the volume (default: its root). Under it Kura keeps
+	// <namespace>/<cluster>/<cluster UID>/ (docs/backup.md).
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.contains('..')",message="subPath must be relative and must not contain '..'"
 	// +optional
 	SubPath string `json:"subPath,omitempty"`
