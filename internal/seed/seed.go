@@ -98,7 +98,16 @@ func Into(ctx context.Context, src Source, datadir string, opts Options) (Result
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stall := opts.StallTimeout
+	if stall <= 0 {
+		stall = 10 * time.Minute
+	}
+	// Opening includes waiting for a busy donor's slot: bounded like a stalled stream.
+	waiting := time.AfterFunc(stall, cancel)
 	stream, closer, err := src.Open(ctx)
+	if !waiting.Stop() && err != nil {
+		err = fmt.Errorf("nothing received for %s: %w", stall, err)
+	}
 	if err != nil {
 		return res, fmt.Errorf("failed to copy from %s: %w", src.Name(), err)
 	}
