@@ -66,6 +66,35 @@ type backupStatus struct {
 	Message            string                   `json:"message,omitempty"`
 }
 
+// statusFromJob is b's status with what the Job says filled in where it is missing: each
+// status write applies every field this reconciler owns, so a stale read must not drop any.
+func statusFromJob(b *kurav1alpha1.Backup, job *batchv1.Job) backupStatus {
+	st := statusOf(b)
+	st.JobName = job.Name
+	if st.StartTime == nil {
+		st.StartTime = &metav1.Time{Time: job.CreationTimestamp.Time}
+	}
+	if c := job.Spec.Template.Spec.Containers; len(c) > 0 && len(c[0].Command) > 0 {
+		var req backuprun.Job
+		arg, ok := strings.CutPrefix(c[0].Command[len(c[0].Command)-1], "--request=")
+		if ok && json.Unmarshal([]byte(arg), &req) == nil {
+			if st.SourceInstance == "" {
+				st.SourceInstance = req.Source.Pod
+			}
+			if st.Engine == "" {
+				st.Engine = req.Engine
+			}
+		}
+	}
+	return st
+}
+
+// fromBackupStatus folds st back into a status (for the write that follows).
+func fromBackupStatus(st backupStatus, s kurav1alpha1.BackupStatus) kurav1alpha1.BackupStatus {
+	s.JobName, s.StartTime, s.SourceInstance, s.Engine = st.JobName, st.StartTime, st.SourceInstance, st.Engine
+	return s
+}
+
 func statusOf(b *kurav1alpha1.Backup) backupStatus {
 	s := b.Status
 	return backupStatus{ObservedGeneration: b.Generation, Phase: s.Phase, Conditions: s.Conditions, JobName: s.JobName,
@@ -238,12 +267,10 @@ func (r *BackupReconciler) follow(ctx context.Context, b *kurav1alpha1.Backup, j
 	}
 	if done == nil && failed == nil {
 		if b.Status.Phase != kurav1alpha1.BackupRunning {
-			// The Job was created but the status write after it was lost.
-			st := statusOf(b)
-			st.Phase, st.JobName = kurav1alpha1.BackupRunning, job.Name
-			if st.StartTime == nil {
-				st.StartTime = &metav1.Time{Time: job.CreationTimestamp.Time}
-			}
+			// The Job exists but the status written after creating it is not seen (lost,
+			// or not yet in the cache): what it said is rebuilt from the Job.
+			st := statusFromJob(b, job)
+			st.Phase = kurav1alpha1.BackupRunning
 			return ctrl.Result{}, r.writeStatus(ctx, b, st)
 		}
 		return ctrl.Result{}, nil
@@ -252,6 +279,7 @@ func (r *BackupReconciler) follow(ctx context.Context, b *kurav1alpha1.Backup, j
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	b.Status = fromBackupStatus(statusFromJob(b, job), b.Status)
 	if failed != nil || done == nil || sum.Error != "" || sum.Location == "" {
 		msg := sum.Error
 		switch {
