@@ -58,6 +58,19 @@ func (s *kubeSink) fresh(ctx context.Context) (*kurav1alpha1.MySQLCluster, error
 // and its plan stops before the promoted instance becomes writable. Recording a term that is
 // already recorded with the same primary is a no-op.
 func (s *kubeSink) RecordTopologyChange(ctx context.Context, ch clustering.TopologyChange) error {
+	// A write by anyone else between the read and the write (a status pass, the reconciler, a
+	// spec change) fails the precondition too; read again and re-check the term, which is what
+	// the swap is about.
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = s.recordTopologyChange(ctx, ch); !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *kubeSink) recordTopologyChange(ctx context.Context, ch clustering.TopologyChange) error {
 	c, err := s.fresh(ctx)
 	if err != nil {
 		return err

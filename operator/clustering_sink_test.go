@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/apply"
@@ -124,5 +125,64 @@ func TestStatusWritersDoNotClobberEachOther(t *testing.T) {
 	}
 	if got.Status.AsynchronousWindow != nil || len(got.Status.KeptAside) != 1 {
 		t.Errorf("after the window closed: window %+v, kept aside %d", got.Status.AsynchronousWindow, len(got.Status.KeptAside))
+	}
+}
+
+// racingReader reads through to the API server, then changes the object once right after the
+// first read, as a spec change or another status write landing between the read and the write
+// of a topology record does.
+type racingReader struct {
+	client.Client
+	raced bool
+}
+
+func (r *racingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := r.Client.Get(ctx, key, obj, opts...); err != nil {
+		return err
+	}
+	if !r.raced {
+		r.raced = true
+		other := &kurav1alpha1.MySQLCluster{}
+		if err := r.Client.Get(ctx, key, other); err != nil {
+			return err
+		}
+		other.Spec.Switchover = &kurav1alpha1.SwitchoverRequest{ID: "raced", Target: 1}
+		return r.Client.Update(ctx, other)
+	}
+	return nil
+}
+
+// A write by someone else between the read and the compare-and-swap fails the precondition;
+// the record reads again and succeeds, since the term itself did not move.
+func TestTopologyRecordSurvivesAnUnrelatedWrite(t *testing.T) {
+	env := testenv(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "sink-"}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	c := &kurav1alpha1.MySQLCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "shop"},
+		Spec:       kurav1alpha1.MySQLClusterSpec{Storage: kurav1alpha1.StorageSpec{Size: resource.MustParse("1Gi")}},
+	}
+	if err := env.Client.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: ns.Name, Name: "shop"}
+	reader := &racingReader{Client: env.Client}
+	sink := &kubeSink{client: env.Client, reader: reader, key: key}
+	change := clustering.TopologyChange{Term: 1, Kind: "Bootstrap", From: clustering.NoPrimary, To: 0, ToName: "shop-0", Reason: "fresh cluster", Time: time.Now()}
+	if err := sink.RecordTopologyChange(ctx, change); err != nil {
+		t.Fatalf("record after an unrelated write: %v", err)
+	}
+	if !reader.raced {
+		t.Fatal("the race was not staged")
+	}
+	got := &kurav1alpha1.MySQLCluster{}
+	if err := env.Client.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Term != 1 || got.Spec.Switchover == nil {
+		t.Errorf("term %d, switchover %+v", got.Status.Term, got.Spec.Switchover)
 	}
 }
