@@ -147,7 +147,7 @@ func (r *racingReader) Get(ctx context.Context, key client.ObjectKey, obj client
 			return err
 		}
 		other.Spec.Switchover = &kurav1alpha1.SwitchoverRequest{ID: "raced", Target: 1}
-		return r.Client.Update(ctx, other)
+		return r.Update(ctx, other)
 	}
 	return nil
 }
