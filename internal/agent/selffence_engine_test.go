@@ -130,3 +130,73 @@ func TestSelfFenceOfACutOffPrimary(t *testing.T) {
 		t.Fatal("a primary without semi-sync replicas fenced itself")
 	}
 }
+
+// TestFrozenPrimaryNeverAnswersAsWritableAgain: a primary frozen (SIGSTOP) for longer than the
+// grace period, while another instance became writable, is shut down by the SHUTDOWN its agent
+// queued, before anyone can read it as writable once it runs again.
+func TestFrozenPrimaryNeverAnswersAsWritableAgain(t *testing.T) {
+	c := enginetest.Start(t, 1, enginetest.Options{})
+	srv := c.Instances[0]
+	ctx := context.Background()
+	op := srv.Open(engine.Options{})
+	if err := op.ConfigureSemiSync(ctx, engine.SemiSyncConfig{Role: engine.RolePrimary, WaitCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.SetReadOnly(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	short := engine.Options{ConnectTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
+	observer, err := sql.Open("mysql", engine.DSN(srv.Endpoint(engine.AgentUser, enginetest.AgentPassword), short))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = observer.Close() }()
+	guard, err := sql.Open("mysql", engine.DSN(srv.Operator(), engine.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = guard.Close() }()
+	var peerWritable atomic.Bool
+	f := &SelfFence{Observer: observer, Fencer: srv.Open(engine.Options{}), OperatorUser: engine.OperatorUser, Grace: time.Second,
+		Interval: 100 * time.Millisecond, Guard: guard, PeerWritable: func(context.Context) bool { return peerWritable.Load() }}
+	if _, err := f.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume()
+		}
+	}()
+	peerWritable.Store(true) // the operator failed over meanwhile
+	deadline := time.Now().Add(10 * time.Second)
+	for !f.stopping && time.Now().Before(deadline) {
+		_, _ = f.Check(ctx)
+	}
+	if !f.stopping {
+		t.Fatal("no SHUTDOWN was queued for the frozen primary")
+	}
+	srv.Resume()
+	resumed = true
+	// Read it as a client would, as fast as possible: it must never answer as writable.
+	probe, err := sql.Open("mysql", engine.DSN(srv.Endpoint(engine.AdminUser, enginetest.AdminPassword), short))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = probe.Close() }()
+	writable := 0
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		var ro int
+		if err := probe.QueryRow("SELECT @@read_only").Scan(&ro); err == nil && ro == 0 {
+			writable++
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if writable > 0 {
+		t.Errorf("the resumed primary answered as writable %d times", writable)
+	}
+	if srv.Running() {
+		t.Error("the resumed primary is still running")
+	}
+}
