@@ -50,21 +50,27 @@ type runningLoop struct {
 	loop   *clustering.Loop
 	src    *kubeSource
 	cancel context.CancelFunc
+	// generation is the spec generation the loop was last poked for.
+	generation int64
 }
 
 func newClusterLoops(mgr ctrl.Manager, o Options, rec events.Recorder) *clusterLoops {
 	return &clusterLoops{mgr: mgr, o: o, rec: rec, running: map[types.NamespacedName]*runningLoop{}}
 }
 
-// Ensure starts the cluster's loop if it is not running, and pokes it otherwise (the spec may
-// have changed).
+// Ensure starts the cluster's loop if it is not running, and pokes it when the spec changed.
+// Status writes (every pass publishes one) also reach the reconciler; poking on those would
+// make passes run back to back under writes, so they do not poke.
 func (l *clusterLoops) Ensure(ctx context.Context, c *kurav1alpha1.MySQLCluster) {
 	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
 	l.hookPods(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if r, ok := l.running[key]; ok {
-		r.loop.Poke()
+		if r.generation != c.Generation {
+			r.generation = c.Generation
+			r.loop.Poke()
+		}
 		return
 	}
 	// A short connect timeout: an unreachable primary costs each pass at most this much,
@@ -76,7 +82,7 @@ func (l *clusterLoops) Ensure(ctx context.Context, c *kurav1alpha1.MySQLCluster)
 		Log:      ctrl.Log.WithName("clustering").WithValues("mysqlcluster", key.String()),
 	})
 	lctx, cancel := context.WithCancel(context.Background())
-	l.running[key] = &runningLoop{loop: loop, src: src, cancel: cancel}
+	l.running[key] = &runningLoop{loop: loop, src: src, cancel: cancel, generation: c.Generation}
 	go func() {
 		defer src.close()
 		_ = loop.Run(lctx)
