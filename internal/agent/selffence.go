@@ -41,21 +41,8 @@ type SelfFence struct {
 	Log io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Guard is the local server through the operator's account. While this instance is a
-	// primary, one of its connections is held open: if the server stops answering (frozen)
-	// for longer than Grace and another instance has become writable meanwhile (the operator
-	// failed over), a SHUTDOWN is sent on it, which the server runs as soon as it runs again,
-	// before it can answer anyone as a second writable primary.
-	Guard *sql.DB
-	// PeerWritable reports whether another instance accepts writes now.
-	PeerWritable func(ctx context.Context) bool
 
 	client *http.Client
-	// lastAnswered is when the local server last answered as a semi-sync primary; guardConn
-	// is the held connection; stopping is set once the SHUTDOWN is queued.
-	lastAnswered time.Time
-	guardConn    *sql.Conn
-	stopping     bool
 	// lastOperator and lastPeer are when the operator last ran a statement here and when a
 	// peer last answered.
 	lastOperator, lastPeer time.Time
@@ -106,18 +93,9 @@ func (f *SelfFence) Check(ctx context.Context) (bool, error) {
 	defer cancel()
 	var readOnly, semiSync int
 	if err := f.Observer.QueryRowContext(cctx, "SELECT @@read_only, @@rpl_semi_sync_master_enabled").Scan(&readOnly, &semiSync); err != nil {
-		if f.stopOnResume(ctx) {
-			return false, nil
-		}
 		return false, fmt.Errorf("failed to read the local server's state: %w", err)
 	}
 	now := f.Now()
-	if readOnly == 0 && semiSync != 0 {
-		f.lastAnswered = now
-		f.holdGuard(ctx)
-	} else {
-		f.lastAnswered = time.Time{}
-	}
 	if idle, ok, err := f.operatorIdle(cctx); err != nil {
 		return false, err
 	} else if ok && now.Add(-idle).After(f.lastOperator) {
@@ -140,41 +118,6 @@ func (f *SelfFence) Check(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("failed to make the cut-off primary read-only: %w", err)
 	}
 	return true, nil
-}
-
-// holdGuard keeps one connection of Guard open while this instance is a primary.
-func (f *SelfFence) holdGuard(ctx context.Context) {
-	if f.Guard == nil || f.guardConn != nil {
-		return
-	}
-	gctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if c, err := f.Guard.Conn(gctx); err == nil {
-		f.guardConn = c
-	}
-}
-
-// stopOnResume queues a SHUTDOWN on the held connection when the server, last seen as a
-// primary, has not answered for longer than Grace and another instance accepts writes. It
-// reports whether it queued one now.
-func (f *SelfFence) stopOnResume(ctx context.Context) bool {
-	if f.stopping || f.guardConn == nil || f.lastAnswered.IsZero() || f.PeerWritable == nil ||
-		f.Now().Sub(f.lastAnswered) <= f.Grace || !f.PeerWritable(ctx) {
-		return false
-	}
-	f.stopping = true
-	conn := f.guardConn
-	go func() {
-		// The statement waits in the socket until the server runs again; a long bound.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Minute)
-		defer cancel()
-		_, err := conn.ExecContext(sctx, "SHUTDOWN")
-		fmt.Fprintf(f.Log, "kura agent: the server resumed after another instance became the primary; shut it down (%v)\n", err)
-		_ = conn.Close()
-	}()
-	fmt.Fprintf(f.Log, "kura agent: the server has not answered for %s and another instance accepts writes: queued a SHUTDOWN for when it runs again\n",
-		f.Now().Sub(f.lastAnswered).Round(time.Millisecond))
-	return true
 }
 
 // operatorIdle is how long the operator's most recent connection has been idle (the
@@ -249,23 +192,7 @@ func startSelfFence(ctx context.Context, e Env, agentEP engine.Endpoint) (func()
 	for _, p := range PeersOf(e, builder.AgentPort) {
 		peers = append(peers, p.Client.BaseURL)
 	}
-	guard, err := sql.Open("mysql", engine.DSN(opEP, engine.Options{ConnectTimeout: time.Second}))
-	if err != nil {
-		_ = observer.Close()
-		_ = fencer.Close()
-		return nil, fmt.Errorf("failed to open the local instance: %w", err)
-	}
-	others := PeersOf(e, builder.AgentPort)
-	writable := func(ctx context.Context) bool {
-		for _, st := range AskPeers(ctx, others, 500*time.Millisecond) {
-			if st.Err == nil && st.State.Reachable && !st.State.ReadOnly {
-				return true
-			}
-		}
-		return false
-	}
-	f := &SelfFence{Observer: observer, Fencer: fencer, OperatorUser: engine.OperatorUser, Peers: peers, Grace: grace, Log: os.Stderr,
-		Guard: guard, PeerWritable: writable}
+	f := &SelfFence{Observer: observer, Fencer: fencer, OperatorUser: engine.OperatorUser, Peers: peers, Grace: grace, Log: os.Stderr}
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -276,7 +203,6 @@ func startSelfFence(ctx context.Context, e Env, agentEP engine.Endpoint) (func()
 		cancel()
 		<-done
 		_ = fencer.Close()
-		_ = guard.Close()
 		_ = observer.Close()
 	}, nil
 }
