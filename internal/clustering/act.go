@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -57,20 +56,13 @@ func (a *Actor) Act(ctx context.Context, p Plan) Result {
 			from, to = r.From, r.To
 		}
 	}
-	fenced := map[int]error{}
-	for i, s := range p.Steps {
+	for _, s := range p.Steps {
 		if ctx.Err() != nil {
 			res.Err = ctx.Err()
 			break
 		}
 		start := a.now()
-		if _, done := fenced[i]; !done && isFence(s) {
-			a.fenceAtOnce(ctx, p.Steps, i, fenced)
-		}
-		err, done := fenced[i]
-		if !done {
-			err = a.run(ctx, s, "")
-		}
+		err := a.run(ctx, s, "")
 		res.Steps = append(res.Steps, StepResult{Step: s.String(), Err: err, Duration: a.now().Sub(start)})
 		if err == nil {
 			switch st := s.(type) {
@@ -100,31 +92,6 @@ func (a *Actor) Act(ctx context.Context, p Plan) Result {
 		break
 	}
 	return res
-}
-
-// fenceAtOnce runs the receiver fences that follow one another from step i at once, and
-// records their results by step index in out. On MariaDB stopping a receiver connected to a
-// frozen primary takes about 2 s; one after the other they added up to the failover time
-// (docs/clustering.md, "Failover").
-func (a *Actor) fenceAtOnce(ctx context.Context, steps []Step, i int, out map[int]error) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for k := i; k < len(steps) && isFence(steps[k]); k++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := a.run(ctx, steps[k], "")
-			mu.Lock()
-			out[k] = err
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-}
-
-func isFence(s Step) bool {
-	_, ok := s.(FenceIOThreads)
-	return ok
 }
 
 func (a *Actor) now() time.Time {
