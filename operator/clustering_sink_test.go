@@ -18,23 +18,30 @@ import (
 	"github.com/kura-db/kura/internal/gtid"
 )
 
-// The reconciler and the clustering loop write status under separate field owners; no writer
-// may erase another's fields, and a topology change is recorded once per term.
-func TestStatusWritersDoNotClobberEachOther(t *testing.T) {
-	env := testenv(t)
+// newSinkCluster creates a MySQLCluster "shop" in a new namespace.
+func newSinkCluster(t *testing.T, cl client.Client) (*kurav1alpha1.MySQLCluster, types.NamespacedName) {
+	t.Helper()
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "sink-"}}
-	if err := env.Client.Create(ctx, ns); err != nil {
+	if err := cl.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
 	c := &kurav1alpha1.MySQLCluster{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "shop"},
 		Spec:       kurav1alpha1.MySQLClusterSpec{Storage: kurav1alpha1.StorageSpec{Size: resource.MustParse("1Gi")}},
 	}
-	if err := env.Client.Create(ctx, c); err != nil {
+	if err := cl.Create(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	key := types.NamespacedName{Namespace: ns.Name, Name: "shop"}
+	return c, types.NamespacedName{Namespace: ns.Name, Name: "shop"}
+}
+
+// The reconciler and the clustering loop write status under separate field owners; no writer
+// may erase another's fields, and a topology change is recorded once per term.
+func TestStatusWritersDoNotClobberEachOther(t *testing.T) {
+	env := testenv(t)
+	ctx := context.Background()
+	c, key := newSinkCluster(t, env.Client)
 	sink := &kubeSink{client: env.Client, reader: env.Client, key: key}
 
 	// The reconciler's part.
@@ -157,18 +164,7 @@ func (r *racingReader) Get(ctx context.Context, key client.ObjectKey, obj client
 func TestTopologyRecordSurvivesAnUnrelatedWrite(t *testing.T) {
 	env := testenv(t)
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "sink-"}}
-	if err := env.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	c := &kurav1alpha1.MySQLCluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "shop"},
-		Spec:       kurav1alpha1.MySQLClusterSpec{Storage: kurav1alpha1.StorageSpec{Size: resource.MustParse("1Gi")}},
-	}
-	if err := env.Client.Create(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	key := types.NamespacedName{Namespace: ns.Name, Name: "shop"}
+	_, key := newSinkCluster(t, env.Client)
 	reader := &racingReader{Client: env.Client}
 	sink := &kubeSink{client: env.Client, reader: reader, key: key}
 	change := clustering.TopologyChange{Term: 1, Kind: "Bootstrap", From: clustering.NoPrimary, To: 0, ToName: "shop-0", Reason: "fresh cluster", Time: time.Now()}
