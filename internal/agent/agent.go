@@ -34,6 +34,10 @@ type Server struct {
 	Backup engine.BackupOptions
 	// Log receives one line per clone served and the backup program's log (default stderr).
 	Log io.Writer
+	// Guard fences the local server, or stops it when it is frozen (POST /v1/fence).
+	Guard interface {
+		FenceOrStop(ctx context.Context) (FenceResult, error)
+	}
 
 	cloning chan struct{}
 }
@@ -60,6 +64,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/state", s.auth(http.HandlerFunc(s.serveState)))
 	mux.Handle("GET /v1/clone", s.auth(http.HandlerFunc(s.serveClone)))
 	mux.Handle("POST /v1/reclone", s.auth(http.HandlerFunc(s.serveReclone)))
+	mux.Handle("POST /v1/fence", s.auth(http.HandlerFunc(s.serveFence)))
 	return mux
 }
 
@@ -140,13 +145,13 @@ func Run(ctx context.Context, addr string) error {
 		return fmt.Errorf("failed to open the local instance: %w", err)
 	}
 	defer func() { _ = inst.Close() }()
-	stopFence, err := startSelfFence(ctx, e, ep)
+	guard, stopFence, err := startSelfFence(ctx, e, ep)
 	if err != nil {
 		return err
 	}
 	defer stopFence()
 	api := &Server{Instance: inst, Engine: e.Engine, Token: e.AgentPassword, PodName: e.PodName, DataDir: mycnf.DataDir,
-		Backup: engine.BackupOptions{DefaultsFile: mycnf.ConfigFile, Endpoint: ep}}
+		Backup: engine.BackupOptions{DefaultsFile: mycnf.ConfigFile, Endpoint: ep}, Guard: guard}
 	// No write timeout: a clone stream lasts as long as the copy.
 	srv := &http.Server{Addr: addr, Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)

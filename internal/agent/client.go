@@ -182,3 +182,37 @@ func (c *Client) CloneFrames(ctx context.Context) (io.ReadCloser, error) {
 		io.Closer
 	}{gz, resp.Body}, nil
 }
+
+// fenceHTTP bounds the connect of a fence request to one second: the agent of a cut-off
+// primary must not hold up a failover.
+var fenceHTTP = &http.Client{Transport: &http.Transport{
+	DialContext:       (&net.Dialer{Timeout: time.Second}).DialContext,
+	DisableKeepAlives: true,
+}}
+
+// FenceOrStop asks the agent to fence its server, or to stop it when it no longer answers
+// after it last answered as a writable primary (a frozen primary; docs/clustering.md, rule 3c).
+func (c *Client) FenceOrStop(ctx context.Context) (FenceResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+"/v1/fence", nil)
+	if err != nil {
+		return FenceResult{}, fmt.Errorf("failed to build request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	hc := c.HTTP
+	if hc == nil {
+		hc = fenceHTTP
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return FenceResult{}, fmt.Errorf("failed to call agent %s: %w", c.BaseURL, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return FenceResult{}, statusError(resp)
+	}
+	var res FenceResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return FenceResult{}, fmt.Errorf("failed to read the fence result from %s: %w", c.BaseURL, err)
+	}
+	return res, nil
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/engine"
+	"github.com/kura-db/kura/internal/mycnf"
 )
 
 // SelfFence makes a primary cut off from the operator and from every other instance read-only
@@ -37,6 +38,8 @@ type SelfFence struct {
 	Grace time.Duration
 	// Interval between checks (default 250ms).
 	Interval time.Duration
+	// PidFile is the local server's pid file (FenceOrStop).
+	PidFile string
 	// Log receives one line per fence (default io.Discard).
 	Log io.Writer
 	// Now is the clock (default time.Now).
@@ -46,6 +49,9 @@ type SelfFence struct {
 	// lastOperator and lastPeer are when the operator last ran a statement here and when a
 	// peer last answered.
 	lastOperator, lastPeer time.Time
+
+	mu   sync.Mutex
+	last answer // the server's last answer (FenceOrStop)
 }
 
 func (f *SelfFence) defaults() {
@@ -92,9 +98,11 @@ func (f *SelfFence) Check(ctx context.Context) (bool, error) {
 	cctx, cancel := context.WithTimeout(ctx, f.Interval+time.Second)
 	defer cancel()
 	var readOnly, semiSync int
+	pid := readPid(f.PidFile)
 	if err := f.Observer.QueryRowContext(cctx, "SELECT @@read_only, @@rpl_semi_sync_master_enabled").Scan(&readOnly, &semiSync); err != nil {
 		return false, fmt.Errorf("failed to read the local server's state: %w", err)
 	}
+	f.noteAnswer(pid, readOnly == 0 && semiSync != 0)
 	now := f.Now()
 	if idle, ok, err := f.operatorIdle(cctx); err != nil {
 		return false, err
@@ -172,34 +180,35 @@ func (f *SelfFence) anyPeerAnswers(ctx context.Context) bool {
 // startSelfFence runs SelfFence for the local instance in the background; the returned func
 // stops it. The grace period comes from KURA_FAILOVER_GRACE (the cluster's
 // failoverGracePeriod); the peers are the other ordinals' agents.
-func startSelfFence(ctx context.Context, e Env, agentEP engine.Endpoint) (func(), error) {
+func startSelfFence(ctx context.Context, e Env, agentEP engine.Endpoint) (*SelfFence, func(), error) {
 	grace, err := time.ParseDuration(os.Getenv("KURA_FAILOVER_GRACE"))
 	if err != nil || grace <= 0 {
-		return nil, fmt.Errorf("KURA_FAILOVER_GRACE %q is not a positive duration", os.Getenv("KURA_FAILOVER_GRACE"))
+		return nil, nil, fmt.Errorf("KURA_FAILOVER_GRACE %q is not a positive duration", os.Getenv("KURA_FAILOVER_GRACE"))
 	}
 	observer, err := sql.Open("mysql", engine.DSN(agentEP, engine.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
 	if err != nil {
-		return nil, fmt.Errorf("failed to open the local instance: %w", err)
+		return nil, nil, fmt.Errorf("failed to open the local instance: %w", err)
 	}
 	opEP := agentEP
 	opEP.User, opEP.Password = engine.OperatorUser, e.OperatorPassword
 	fencer, err := engine.Open(e.Engine, opEP, engine.Options{ConnectTimeout: time.Second})
 	if err != nil {
 		_ = observer.Close()
-		return nil, fmt.Errorf("failed to open the local instance: %w", err)
+		return nil, nil, fmt.Errorf("failed to open the local instance: %w", err)
 	}
 	var peers []string
 	for _, p := range PeersOf(e, builder.AgentPort) {
 		peers = append(peers, p.Client.BaseURL)
 	}
-	f := &SelfFence{Observer: observer, Fencer: fencer, OperatorUser: engine.OperatorUser, Peers: peers, Grace: grace, Log: os.Stderr}
+	f := &SelfFence{Observer: observer, Fencer: fencer, OperatorUser: engine.OperatorUser, Peers: peers, Grace: grace,
+		PidFile: mycnf.PidFile, Log: os.Stderr}
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		f.Run(fctx)
 	}()
-	return func() {
+	return f, func() {
 		cancel()
 		<-done
 		_ = fencer.Close()
