@@ -168,16 +168,12 @@ func (s *kubeSink) RecloneInstance(ctx context.Context, t, donor clustering.Targ
 	if pod.DeletionTimestamp != nil {
 		return nil
 	}
-	if pod.Status.PodIP == "" {
-		return fmt.Errorf("failed to re-clone %s: the Pod has no IP yet", t.Name)
-	}
-	secret := &corev1.Secret{}
-	if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.CredentialsSecretName(c)}, secret); err != nil {
-		return fmt.Errorf("failed to get the credentials Secret: %w", err)
+	cl, err := s.agentOf(ctx, c, pod)
+	if err != nil {
+		return fmt.Errorf("failed to re-clone %s: %w", t.Name, err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cl := agent.NewClient(pod.Status.PodIP, builder.AgentPort, string(secret.Data[builder.KeyAgentPassword]))
 	if err := cl.RequestReclone(rctx, donor.Name, reason); err != nil {
 		return fmt.Errorf("failed to request the re-clone of %s: %w", t.Name, err)
 	}
@@ -187,6 +183,44 @@ func (s *kubeSink) RecloneInstance(ctx context.Context, t, donor clustering.Targ
 	}
 	s.rec.Emit(c, events.Normal, events.InstanceCloneStarted, "re-cloning %s from %s (data kept aside): %s", t.Name, donor.Name, reason)
 	return nil
+}
+
+// agentOf returns a client for the agent of a Pod.
+func (s *kubeSink) agentOf(ctx context.Context, c *kurav1alpha1.MySQLCluster, pod *corev1.Pod) (*agent.Client, error) {
+	if pod.Status.PodIP == "" {
+		return nil, fmt.Errorf("the Pod %s has no IP yet", pod.Name)
+	}
+	secret := &corev1.Secret{}
+	if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.CredentialsSecretName(c)}, secret); err != nil {
+		return nil, fmt.Errorf("failed to get the credentials Secret: %w", err)
+	}
+	return agent.NewClient(pod.Status.PodIP, builder.AgentPort, string(secret.Data[builder.KeyAgentPassword])), nil
+}
+
+// FenceThroughAgent asks the instance's agent to fence its server, or to kill it when it is
+// frozen (rule 3c). A cut-off agent costs at most the connect timeout of one second.
+func (s *kubeSink) FenceThroughAgent(ctx context.Context, t clustering.Target) (string, error) {
+	c, err := s.fresh(ctx)
+	if err != nil {
+		return "", err
+	}
+	pod := &corev1.Pod{}
+	if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: t.Name}, pod); err != nil {
+		return "", fmt.Errorf("failed to get Pod %s: %w", t.Name, err)
+	}
+	cl, err := s.agentOf(ctx, c, pod)
+	if err != nil {
+		return "", err
+	}
+	res, err := cl.FenceOrStop(ctx)
+	if err != nil {
+		return "", fmt.Errorf("the agent of %s could not fence it: %w", t.Name, err)
+	}
+	if res.Outcome == agent.FenceOutcomeStopped {
+		s.rec.EmitRelated(c, pod, events.Warning, clustering.EventFrozenPrimaryStopped,
+			"%s stopped answering as the primary and was killed by its agent before another instance was promoted: %s", t.Name, res.Message)
+	}
+	return res.Outcome, nil
 }
 
 // Event emits one Event about the cluster.

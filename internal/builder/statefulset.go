@@ -108,9 +108,12 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 			Annotations: merge(p.Annotations, map[string]string{AnnotationConfigHash: configHash}),
 		},
 		Spec: corev1.PodSpec{
-			ServiceAccountName:            ServiceAccountName(c),
-			AutomountServiceAccountToken:  ptr.To(false),
-			EnableServiceLinks:            ptr.To(false),
+			ServiceAccountName:           ServiceAccountName(c),
+			AutomountServiceAccountToken: ptr.To(false),
+			EnableServiceLinks:           ptr.To(false),
+			// The agent kills a frozen primary's server process when the operator fails over
+			// from it (docs/clustering.md, rule 3c): it must see that process.
+			ShareProcessNamespace:         ptr.To(true),
 			TerminationGracePeriodSeconds: grace,
 			ImagePullSecrets:              c.Spec.ImagePullSecrets,
 			Affinity:                      affinity(c),

@@ -105,6 +105,12 @@ func (d *decider) replacePrimary(old int, why string) {
 		d.state(StateFailed, "Fencing", "%s: stopping the replicas' receivers before choosing a new primary", reason)
 		d.event(true, EventFailoverStarted, "failing over: %s", reason)
 		d.add(Optional{SetRoleLabel{Instance: old, Role: LabelNone}})
+		// Rule 3c: at the same time, the old primary's agent fences it, or kills it when it
+		// is frozen, so it never answers as writable after the promotion (best effort: a
+		// primary cut off with its agent fences itself, rule 15a).
+		if in, ok := d.o.instance(old); ok && in.Pod.Exists && !in.Pod.Terminating {
+			d.add(Optional{FenceThroughAgent{Instance: old}})
+		}
 		d.add(fences...)
 		d.p.Continue, d.labelsSet = true, true
 		return

@@ -123,7 +123,7 @@ var decideCases = []struct {
 	// A primary that restarted without transactions a replica holds is not reopened (rule 3b).
 	{"read-only primary behind a replica: not made writable, failover stage 1", cluster(3).primary(0).readOnly(0).has(1, "0-1000-101", "0-1000-101"),
 		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
-			steps: []string{"fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
+			steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
 			check: messageHas("came back without transactions it had committed (db-1 has 0-1000-101)")}},
 	{"read-only primary behind a replica: the replica holding its transactions is promoted", cluster(3).primary(0).readOnly(0).has(1, "0-1000-100", "0-1000-101").fenced(1).fenced(2),
 		want{state: StateFailed, reason: "FailingOver", primary: ord(1), term: 2, events: []string{EventFailoverCompleted},
@@ -136,7 +136,7 @@ var decideCases = []struct {
 		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, steps: []string{"set-read-only(0, false)"}}},
 	{"read-only primary with less than status recorded (emptied volume): failover stage 1", cluster(3).primary(0).readOnly(0).recordedExecuted(0, "0-1000-120"),
 		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
-			steps: []string{"fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
+			steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
 			check: messageHas("it had 0-1000-120 before")}},
 	{"read-only primary and a replica with its own (errant) writes: the primary is reopened", cluster(3).primary(0).readOnly(0).errant(1, "0-1001-5"),
 		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventErrantReplicaDetected},
@@ -152,7 +152,7 @@ var decideCases = []struct {
 			}
 		}}},
 	{"failover stage 1: fence every receiver", cluster(3).primary(0).down(0, 4*s, "connection refused"), want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
-		steps: []string{"fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone}}},
+		steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone}}},
 	{"failover stage 2: the replica holding everything is promoted", cluster(3).primary(0).down(0, 4*s, "connection refused").has(1, "0-1000-100", "0-1000-105").has(2, "0-1000-103", "0-1000-103").fenced(1).fenced(2),
 		want{state: StateFailed, reason: "FailingOver", primary: ord(1), term: 2, events: []string{EventFailoverCompleted},
 			steps: []string{"wait-applied(1, \"0-1000-105\", 1m0s)", "promote(1)", "record-Failover(term 2, 0 -> 1: primary db-0 unreachable for 4s: connection refused)", "optional configure-replica(2, source 1, semi-sync true)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"}}},
@@ -177,7 +177,7 @@ var decideCases = []struct {
 		want{state: StateLost, reason: "TooFewInstances", primary: ord(0), term: 1, events: []string{EventClusterLost}, check: messageHas("db-2")}},
 	{"MariaDB five with one replica unobservable is Lost (one ack may be on it)", cluster(5).primary(0).down(0, 10*s, "x").down(4, 10*s, "x"), want{state: StateLost, reason: "TooFewInstances", primary: ord(0), term: 1, events: []string{EventClusterLost}}},
 	{"MySQL five with one replica unobservable fails over (two acks)", cluster(5).mysqlAcks().primary(0).down(0, 10*s, "x").down(4, 10*s, "x"), want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
-		steps: []string{"fence-io-threads(1)", "fence-io-threads(2)", "fence-io-threads(3)"}, events: []string{EventFailoverStarted}}},
+		steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)", "fence-io-threads(3)"}, events: []string{EventFailoverStarted}}},
 	{"wrong credentials everywhere: no failover, the condition says how to fix the Secret", cluster(3).primary(0).down(0, 10*s, "Error 1045: Access denied for user 'kura-operator'").down(1, 10*s, "Error 1045: Access denied").down(2, 10*s, "Error 1045: Access denied"),
 		want{state: StateDegraded, reason: "CredentialsRejected", primary: ord(0), term: 1, check: messageHas("operator-password")}},
 	{"the primary alone refuses the password: no failover", cluster(3).primary(0).down(0, 10*s, "Error 1045 (28000): Access denied for user 'kura-operator'@'10.0.0.9'"),
@@ -303,7 +303,7 @@ var decideCases = []struct {
 
 	// Paused.
 	{"paused: observe only, even with a failed primary", cluster(3).primary(0).down(0, 30*s, "x").paused(), want{state: StatePaused, reason: "Paused", primary: ord(0), term: 1,
-		check: messageHas("fence-io-threads(1), fence-io-threads(2)")}},
+		check: messageHas("fence-through-agent(0), fence-io-threads(1), fence-io-threads(2)")}},
 	{"paused: a switchover request waits", cluster(3).primary(0).switchover("s1", 1).paused(), want{state: StatePaused, reason: "Paused", primary: ord(0), term: 1}},
 }
 

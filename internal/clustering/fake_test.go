@@ -244,6 +244,23 @@ func (c *fakeCluster) SetRoleLabel(_ context.Context, t Target, role string) err
 	return nil
 }
 func (c *fakeCluster) RestartInstance(context.Context, Target, string) error { return nil }
+
+// FenceThroughAgent stands in for the agent beside a server: a frozen node is killed, an
+// answering one is made read-only.
+func (c *fakeCluster) FenceThroughAgent(_ context.Context, t Target) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nodes[t.Ordinal]
+	if err := c.call("FenceThroughAgent", n); err != nil {
+		return "", err
+	}
+	if n.frozen {
+		n.frozen, n.up = false, false
+		return "Stopped", nil
+	}
+	n.ro = true
+	return "Fenced", nil
+}
 func (c *fakeCluster) RecloneInstance(context.Context, Target, Target, string) error {
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/agent"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/enginetest"
 	"github.com/kura-db/kura/internal/gtid"
@@ -40,6 +42,12 @@ type rig struct {
 	last    Report
 	sqls    map[int]*EngineSQL
 	loop    *Loop
+	// agents stand beside the servers when withAgents was called (the real agent code that
+	// fences a server locally or kills it when frozen).
+	agents map[int]*agent.SelfFence
+	// onRecord, when set, runs as a topology change is recorded (before the new primary
+	// becomes writable).
+	onRecord func(TopologyChange)
 }
 
 // newRig starts n servers and a loop over them (not yet running).
@@ -121,6 +129,9 @@ func (r *rig) connect(t Target) (SQL, error) {
 func (r *rig) RecordTopologyChange(_ context.Context, c TopologyChange) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.onRecord != nil {
+		r.onRecord(c)
+	}
 	if c.Term > r.rec.Term || r.rec.Primary == NoPrimary {
 		r.rec.Primary, r.rec.Term = c.To, c.Term
 	}
@@ -142,6 +153,40 @@ func (r *rig) RestartInstance(_ context.Context, t Target, _ string) error {
 	go r.restart(t.Ordinal)
 	return nil
 }
+func (r *rig) FenceThroughAgent(ctx context.Context, t Target) (string, error) {
+	r.mu.Lock()
+	a := r.agents[t.Ordinal]
+	r.mu.Unlock()
+	if a == nil {
+		return "", fmt.Errorf("no agent runs beside %s on this rig", t.Name)
+	}
+	res, err := a.FenceOrStop(ctx)
+	return res.Outcome, err
+}
+
+// withAgents runs an agent's guard beside every server: it watches its server as the agent in
+// the Pod does (every 100 ms) and serves FenceThroughAgent. It never fences by itself.
+func (r *rig) withAgents() {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	r.agents = map[int]*agent.SelfFence{}
+	for _, s := range r.servers {
+		opts := engine.Options{ConnectTimeout: 300 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second}
+		observer, err := sql.Open("mysql", engine.DSN(s.Endpoint(engine.AgentUser, enginetest.AgentPassword), opts))
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		fencer := s.Open(opts)
+		a := &agent.SelfFence{Observer: observer, Fencer: fencer, OperatorUser: engine.OperatorUser, Grace: time.Hour,
+			Interval: 100 * time.Millisecond, PidFile: filepath.Join(s.Dir, "mysqld.pid")}
+		r.agents[s.Index] = a
+		wg.Add(1)
+		go func() { defer wg.Done(); a.Run(ctx) }()
+		r.t.Cleanup(func() { _ = observer.Close(); _ = fencer.Close() })
+	}
+	r.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
 func (r *rig) RecloneInstance(context.Context, Target, Target, string) error {
 	return fmt.Errorf("failed to reclone: not supported on the engine tier")
 }

@@ -104,6 +104,9 @@ type Sink interface {
 	SetRoleLabel(ctx context.Context, t Target, role string) error
 	// RestartInstance restarts an instance so it runs its desired revision.
 	RestartInstance(ctx context.Context, t Target, reason string) error
+	// FenceThroughAgent asks the instance's agent to fence its server, or to kill it when it
+	// is frozen (FenceThroughAgent step, rule 3c); it reports what the agent did.
+	FenceThroughAgent(ctx context.Context, t Target) (string, error)
 	// RecloneInstance keeps the instance's data aside and clones it from donor.
 	RecloneInstance(ctx context.Context, t, donor Target, reason string) error
 	// Event emits one Event about the cluster.

@@ -282,6 +282,57 @@ func TestEngineFrozenPrimaryIsFencedAndCannotCommit(t *testing.T) {
 	}
 }
 
+// TestEngineFrozenPrimaryIsStoppedBeforePromotion: with an agent beside each server (as in
+// the Pods), a failover from a frozen primary has the agent kill it in the first stage, so
+// it is dead before the new primary is recorded and can never answer as writable again
+// (rule 3c). Its restart then rejoins or is reported errant, and no acknowledged write is lost.
+func TestEngineFrozenPrimaryIsStoppedBeforePromotion(t *testing.T) {
+	r := newRig(t, 3)
+	r.withAgents()
+	var ranAtPromotion atomic.Int32
+	ranAtPromotion.Store(-1)
+	r.onRecord = func(c TopologyChange) {
+		if c.Kind == KindFailover && c.From == 0 {
+			if r.servers[0].Running() {
+				ranAtPromotion.Store(1)
+			} else {
+				ranAtPromotion.Store(0)
+			}
+		}
+	}
+	r.run()
+	r.until("healthy after bootstrap", 30*time.Second, r.healthy)
+	r.setupApp()
+	w := startWriter(r)
+	r.until("writes flowing", 10*time.Second, func() bool { return w.next.Load() > 50 })
+	frozenAt := time.Now()
+	r.servers[0].Pause()
+	r.until("a new primary", 30*time.Second, func() bool { return r.recorded().Primary != 0 })
+	switch ranAtPromotion.Load() {
+	case 1:
+		t.Fatal("the frozen old primary still ran when the new primary was recorded")
+	case -1:
+		t.Fatal("no failover from instance 0 was recorded")
+	}
+	r.until("a write acknowledged by the new primary", 30*time.Second, func() bool { return w.okAfter(frozenAt) })
+	acked, _ := w.halt()
+	t.Logf("failover from a frozen primary: new primary %d after %s", r.recorded().Primary, time.Since(frozenAt).Round(time.Millisecond))
+	if r.servers[0].Running() {
+		t.Fatal("the frozen old primary runs again")
+	}
+	// Its container restarts it (by hand on this rig).
+	r.servers[0].Restart()
+	r.until("the old primary rejoined or reported errant", 60*time.Second, func() bool {
+		st, ok := r.report().Plan.InstanceStatus(0)
+		return ok && (st.Role == RoleErrant || (st.Role == RoleReplica && st.Healthy))
+	})
+	st, _ := r.report().Plan.InstanceStatus(0)
+	t.Logf("old primary after its restart: role %s, reason %q, errant %q", st.Role, st.Reason, st.Errant)
+	if lost := missing(t, r, r.recorded().Primary, acked); len(lost) > 0 {
+		t.Fatalf("%d acknowledged writes missing on the new primary: %v", len(lost), lost)
+	}
+}
+
 func TestEngineSwitchoverUnderWrites(t *testing.T) {
 	r := bootstrapped(t)
 	w := startWriter(r)

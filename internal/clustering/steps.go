@@ -40,6 +40,13 @@ type Fence struct {
 	StopIfStuck bool
 }
 
+// FenceThroughAgent asks an instance's agent, which runs beside the server, to fence it, or,
+// when the server does not answer the agent either but last answered it as a writable primary
+// (frozen), to kill it (rule 3c). A failover runs it on the old primary next to the receiver
+// fences, so a frozen primary is dead before another instance is promoted and never answers
+// as writable when it would have thawed.
+type FenceThroughAgent struct{ Instance int }
+
 // WaitApplied waits until an instance has executed GTIDs, at most Timeout.
 type WaitApplied struct {
 	Instance int
@@ -153,11 +160,13 @@ const (
 	EventInstanceCloneStarted  = "InstanceCloneStarted"
 	EventClusterLost           = "ClusterLost"
 	EventKeptAside             = "UnacknowledgedTransactionsKeptAside"
+	EventFrozenPrimaryStopped  = "FrozenPrimaryStopped"
 )
 
 func (Optional) isStep()             {}
 func (FenceIOThreads) isStep()       {}
 func (SetReadOnly) isStep()          {}
+func (FenceThroughAgent) isStep()    {}
 func (Fence) isStep()                {}
 func (WaitApplied) isStep()          {}
 func (WaitCaughtUp) isStep()         {}
@@ -173,6 +182,9 @@ func (EmitEvent) isStep()            {}
 
 func (s Optional) String() string       { return "optional " + s.Step.String() }
 func (s FenceIOThreads) String() string { return fmt.Sprintf("fence-io-threads(%d)", s.Instance) }
+func (s FenceThroughAgent) String() string {
+	return fmt.Sprintf("fence-through-agent(%d)", s.Instance)
+}
 func (s SetReadOnly) String() string {
 	return fmt.Sprintf("set-read-only(%d, %t)", s.Instance, s.ReadOnly)
 }
