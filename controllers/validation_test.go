@@ -92,6 +92,8 @@ var refusals = []refusal{
 	{"failover grace period not a duration", "", with(cluster, "  replication: {failoverGracePeriod: 3 seconds}\n"), "spec.replication.failoverGracePeriod: must be a duration of at least 1s with a unit"},
 	{"failover grace period zero", "", with(cluster, "  replication: {failoverGracePeriod: 0s}\n"), "spec.replication.failoverGracePeriod: must be a duration of at least 1s"},
 	{"failover grace period below 1s", "", with(cluster, "  replication: {failoverGracePeriod: 500ms}\n"), "spec.replication.failoverGracePeriod: must be a duration of at least 1s"},
+	{"server-down grace period below 1s", "", with(cluster, "  replication: {serverDownGracePeriod: 200ms}\n"), "spec.replication.serverDownGracePeriod: must be a duration of at least 1s"},
+	{"server-down grace period not a duration", "", with(cluster, "  replication: {serverDownGracePeriod: one}\n"), "spec.replication.serverDownGracePeriod: must be a duration of at least 1s with a unit"},
 	{"max lag not a duration", "", with(cluster, "  replication: {maxLag: abc}\n"), "spec.replication.maxLag: must be a duration of at least 1s with a unit"},
 	{"max lag without a unit", "", with(cluster, "  replication: {maxLag: \"30\"}\n"), "spec.replication.maxLag: must be a duration of at least 1s with a unit"},
 	{"max lag negative", "", with(cluster, "  replication: {maxLag: -1s}\n"), "spec.replication.maxLag: must be a duration of at least 1s"},
@@ -210,7 +212,7 @@ func TestValidationAcceptsGoodInput(t *testing.T) {
 		many += fmt.Sprintf("      opt_%d: \"%s\"\n", i, strings.Repeat("x", 64))
 	}
 	for what, m := range map[string]string{
-		"durations":                      with(cluster, "  replication: {failoverGracePeriod: 1s, maxLag: 1m30s, applyTimeout: 1.5s}\n  binlogArchive: {maxDelay: 1h, storage: {pvc: {claimName: x}}}\n"),
+		"durations":                      with(cluster, "  replication: {failoverGracePeriod: 1s, serverDownGracePeriod: 1s, maxLag: 1m30s, applyTimeout: 1.5s}\n  binlogArchive: {maxDelay: 1h, storage: {pvc: {claimName: x}}}\n"),
 		"ordinary my.cnf":                with(cluster, "  mysqld: {config: {max-connections: \"10\", log_bin_trust_function_creators: \"ON\", skip-name-resolve: \"ON\", hot_cache.key_buffer_size: 8M, init_connect: \""+long+"\"}}\n"),
 		"200 my.cnf settings":            with(cluster, many),
 		"name of 52 characters":          strings.Replace(cluster, "{name: shop}", "{name: "+strings.Repeat("a", 52)+"}", 1),
@@ -282,13 +284,13 @@ func TestValidationDocMatchesTable(t *testing.T) {
 const limitsDoc = `
 ## Limits and why
 
-- **Durations** (` + "`spec.replication.maxLag`, `failoverGracePeriod`, `applyTimeout`, `spec.binlogArchive.maxDelay`" + `,
+- **Durations** (` + "`spec.replication.maxLag`, `failoverGracePeriod`, `serverDownGracePeriod`, `applyTimeout`, `spec.binlogArchive.maxDelay`" + `,
   BackupSchedule ` + "`spec.retention.maxAge`" + `) are numbers with a unit (` + "`h`, `m`, `s`, `ms`, `us`, `ns`" + `,
   combined as in ` + "`1h30m`" + `), at most 32 characters. A malformed one is not only wrong for its cluster: the
   operator reads every MySQLCluster in one list, and one value it cannot parse makes the whole list
   fail, so no cluster anywhere would be reconciled. Zero and negative values are refused, and so are
   values that would switch a safeguard off: ` + "`failoverGracePeriod`" + ` (fail over only after the primary has been
-  unreachable this long), ` + "`applyTimeout`" + ` (a candidate's time to apply what it received before promotion),
+  unreachable this long), ` + "`serverDownGracePeriod`" + ` (the same for a primary whose server refuses connections), ` + "`applyTimeout`" + ` (a candidate's time to apply what it received before promotion),
   ` + "`maxLag`" + ` (a replica further behind leaves the read Service) and ` + "`maxDelay`" + ` are at least ` + "`1s`" + `;
   ` + "`maxAge`" + ` is at least ` + "`1m`" + `.
 - **MySQLCluster names** are at most 52 characters. Kubernetes labels every instance Pod with

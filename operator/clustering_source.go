@@ -178,6 +178,7 @@ func specOf(c *kurav1alpha1.MySQLCluster) clustering.Spec {
 		SemiSync:      r.SemiSync == nil || *r.SemiSync,
 		MaxLag:        durationOr(r.MaxLag, defaultMaxLag),
 		FailoverGrace: durationOr(r.FailoverGracePeriod, defaultFailoverGrace),
+		DownGrace:     durationOr(r.ServerDownGracePeriod, defaultDownGrace),
 		ApplyTimeout:  durationOr(r.ApplyTimeout, defaultApplyTimeout),
 		ErrantPolicy:  clustering.ErrantManual,
 		AutoFailover:  r.AutoFailover == nil || *r.AutoFailover,

@@ -24,6 +24,7 @@ import (
 const (
 	defaultMaxLag        = 30 * time.Second
 	defaultFailoverGrace = 3 * time.Second
+	defaultDownGrace     = time.Second
 	defaultApplyTimeout  = 60 * time.Second
 )
 

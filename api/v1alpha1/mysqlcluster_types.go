@@ -308,6 +308,18 @@ type ReplicationSpec struct {
 	// +optional
 	FailoverGracePeriod *metav1.Duration `json:"failoverGracePeriod,omitempty"`
 
+	// ServerDownGracePeriod is how long a primary whose server is down is waited for before
+	// failing over, when it is shorter than failoverGracePeriod: the Pod's address answers
+	// but refuses connections on the database port (the server crashed, was killed, ran out of
+	// memory or is shutting down). That is no network blip, and waiting longer only waits
+	// for a restart and its crash recovery. Set it equal to failoverGracePeriod to treat a
+	// down server like an unreachable one.
+	// At least 1s.
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 32 && self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') && duration(self) >= duration('1s')",message="spec.replication.serverDownGracePeriod: must be a duration of at least 1s with a unit, such as 1s or 3s (units h, m, s, ms, us, ns)"
+	// +kubebuilder:default="1s"
+	// +optional
+	ServerDownGracePeriod *metav1.Duration `json:"serverDownGracePeriod,omitempty"`
+
 	// ApplyTimeout bounds how long a failover candidate may take to apply the transactions it
 	// has received before being promoted, and how long a switchover waits for the target to
 	// catch up.

@@ -697,6 +697,11 @@ func (in *ReplicationSpec) DeepCopyInto(out *ReplicationSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.ServerDownGracePeriod != nil {
+		in, out := &in.ServerDownGracePeriod, &out.ServerDownGracePeriod
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.ApplyTimeout != nil {
 		in, out := &in.ApplyTimeout, &out.ApplyTimeout
 		*out = new(v1.Duration)

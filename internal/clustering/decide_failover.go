@@ -34,10 +34,14 @@ func (d *decider) primaryUnreachable(primary Instance, known bool) {
 		return
 	}
 
-	if down < d.o.Spec.FailoverGrace {
-		d.state(StateDegraded, "PrimaryUnreachable", "primary %s %s; failing over after %s (failoverGracePeriod)",
-			d.name(old), why, d.o.Spec.FailoverGrace)
-		d.p.RequeueAfter = max(d.o.Spec.FailoverGrace-down, 50*time.Millisecond)
+	grace, graceWhy := d.o.Spec.FailoverGrace, "failoverGracePeriod"
+	if dg := d.o.Spec.DownGrace; known && dg > 0 && dg < grace && serverDown(primary) {
+		grace, graceWhy = dg, "serverDownGracePeriod: the Pod's address answers but no server listens"
+	}
+	if down < grace {
+		d.state(StateDegraded, "PrimaryUnreachable", "primary %s %s; failing over after %s (%s)",
+			d.name(old), why, grace, graceWhy)
+		d.p.RequeueAfter = max(grace-down, 50*time.Millisecond)
 		// Keep the labels as they are until the grace period is over.
 		d.labelsSet = true
 		for i := range d.p.Instances {
@@ -116,6 +120,16 @@ func (d *decider) replacePrimary(old int, why string) {
 		return
 	}
 	d.failover(old, reason, req, async)
+}
+
+// serverDown reports whether an instance's last probe was refused: its host answered, its
+// server did not listen. The failover grace period rides out network blips and stalls, in
+// which a server may still hold connections and come back; a refused connection is no blip
+// (crashed, killed, out of memory, shutting down), so Spec.DownGrace applies. Waiting longer
+// would only wait for a restart and its crash recovery, which the reopen guard (rule 15a) may
+// refuse anyway.
+func serverDown(in Instance) bool {
+	return in.SQL == nil && in.Pod.Exists && strings.Contains(in.Error, "connection refused")
 }
 
 // accessDenied reports whether an instance answered but refused the operator's credentials

@@ -151,6 +151,15 @@ var decideCases = []struct {
 				t.Errorf("RequeueAfter %s, want 2s", p.RequeueAfter)
 			}
 		}}},
+	{"primary refusing connections: its server is down, failing over after 1s, not the grace period", cluster(3).primary(0).down(0, 300*time.Millisecond, "dial tcp 10.0.0.1:3306: connect: connection refused"), want{state: StateDegraded, reason: "PrimaryUnreachable", primary: ord(0), term: 1,
+		check: func(t *testing.T, p Plan) {
+			if p.RequeueAfter != 700*time.Millisecond {
+				t.Errorf("RequeueAfter %s, want 700ms", p.RequeueAfter)
+			}
+		}}},
+	{"primary refusing connections for 1s: failover stage 1", cluster(3).primary(0).down(0, time.Second, "dial tcp 10.0.0.1:3306: connect: connection refused"), want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
+		steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone}}},
+	{"primary refusing connections but its Pod is gone: the grace period", cluster(3).primary(0).down(0, time.Second, "connection refused").podGone(0), want{state: StateDegraded, reason: "PrimaryUnreachable", primary: ord(0), term: 1}},
 	{"failover stage 1: fence every receiver", cluster(3).primary(0).down(0, 4*s, "connection refused"), want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
 		steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone}}},
 	{"failover stage 2: the replica holding everything is promoted", cluster(3).primary(0).down(0, 4*s, "connection refused").has(1, "0-1000-100", "0-1000-105").has(2, "0-1000-103", "0-1000-103").fenced(1).fenced(2),

@@ -22,7 +22,7 @@ func set(s string) gtid.Set { return gtid.MustParse(gtid.MariaDB, s) }
 func cluster(n int) *fx {
 	f := &fx{o: Observation{
 		Cluster: "db",
-		Spec: Spec{Replicas: n, SemiSync: true, MaxLag: 30 * time.Second, FailoverGrace: 3 * time.Second,
+		Spec: Spec{Replicas: n, SemiSync: true, MaxLag: 30 * time.Second, FailoverGrace: 3 * time.Second, DownGrace: time.Second,
 			ApplyTimeout: 60 * time.Second, ErrantPolicy: ErrantManual, AutoFailover: true},
 		Recorded: Recorded{Primary: NoPrimary},
 		Engine:   EngineTraits{MaxAckCount: 1},
@@ -118,6 +118,7 @@ func (f *fx) down(i int, d time.Duration, err string) *fx {
 	return f
 }
 
+func (f *fx) podGone(i int) *fx         { f.in(i).Pod.Exists = false; return f }
 func (f *fx) writable(i int) *fx        { f.in(i).SQL.ReadOnly = false; return f }
 func (f *fx) readOnly(i int) *fx        { f.in(i).SQL.ReadOnly = true; return f }
 func (f *fx) terminating(i int) *fx     { f.in(i).Pod.Terminating = true; return f }

@@ -57,7 +57,7 @@ func newRig(t testing.TB, n int) *rig {
 	c.Spec.Replicas = int32(n)
 	cl := enginetest.Start(t, n, enginetest.Options{Cluster: c})
 	r := &rig{t: t, servers: cl.Instances, labels: map[int]string{}, sqls: map[int]*EngineSQL{}, rec: Recorded{Primary: NoPrimary},
-		spec: Spec{Replicas: n, SemiSync: true, MaxLag: 30 * time.Second, FailoverGrace: 3 * time.Second,
+		spec: Spec{Replicas: n, SemiSync: true, MaxLag: 30 * time.Second, FailoverGrace: 3 * time.Second, DownGrace: time.Second,
 			ApplyTimeout: 60 * time.Second, ErrantPolicy: ErrantManual, AutoFailover: true}}
 	t.Cleanup(func() {
 		r.mu.Lock()

@@ -467,12 +467,12 @@ func TestEngineFailoverKeepsReceivedButUnappliedWrites(t *testing.T) {
 // init_rpl_role=SLAVE does the same to a transaction a replica received but the primary never
 // committed). It must not be made writable, which would write new transactions under GTIDs
 // the replicas already hold: the replica holding them is promoted and the old primary rejoins
-// it with nothing lost. The failover grace period is set far out so that only this rule can
+// it with nothing lost. The failover grace periods are set far out so that only this rule can
 // move the primary.
 func TestEngineRestartedPrimaryBehindReplicasIsReplaced(t *testing.T) {
 	r := bootstrapped(t)
 	r.mu.Lock()
-	r.spec.FailoverGrace = 10 * time.Minute
+	r.spec.FailoverGrace, r.spec.DownGrace = 10*time.Minute, 10*time.Minute
 	r.mu.Unlock()
 	insert := func(from, to int64) []int64 {
 		app := r.db(0, appUser, appPassword, 5*time.Second)

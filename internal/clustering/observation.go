@@ -36,6 +36,9 @@ type Spec struct {
 	MaxLag time.Duration
 	// FailoverGrace is how long the operator's own probes must fail before failover.
 	FailoverGrace time.Duration
+	// DownGrace, when shorter, replaces FailoverGrace for a primary whose server is down
+	// (connection refused); zero means never.
+	DownGrace time.Duration
 	// ApplyTimeout bounds the wait for a candidate or switchover target to apply what it has.
 	ApplyTimeout time.Duration
 	// ErrantPolicy says what happens to an errant replica.
