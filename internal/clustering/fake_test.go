@@ -26,6 +26,8 @@ type fakeCluster struct {
 	events   []EmitEvent
 	labels   map[int]string
 	reports  []Report
+	// bounds is the time left on the context of each method's last call ("Facts@2").
+	bounds map[string]time.Duration
 }
 
 type fakeNode struct {
@@ -118,6 +120,12 @@ func (c *fakeCluster) call(method string, n *fakeNode) error {
 
 func (n *fakeNode) enter(ctx context.Context, method string) error {
 	n.c.mu.Lock()
+	if dl, ok := ctx.Deadline(); ok {
+		if n.c.bounds == nil {
+			n.c.bounds = map[string]time.Duration{}
+		}
+		n.c.bounds[fmt.Sprintf("%s@%d", method, n.ord)] = time.Until(dl)
+	}
 	frozen := n.frozen
 	n.c.mu.Unlock()
 	if frozen {

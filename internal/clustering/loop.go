@@ -136,7 +136,7 @@ func (l *Loop) Pass(ctx context.Context) (Report, error) {
 	}
 	l.termSeen = snap.Recorded.Term
 	start := l.opts.Now()
-	ins := Observe(ctx, snap, l.opts.ObserveTimeout)
+	ins := observe(ctx, snap, l.opts.ObserveTimeout, l.probes.failing())
 	l.probes.track(ins, start)
 	obs := Observation{Cluster: snap.Cluster, Spec: snap.Spec, Recorded: snap.Recorded, Engine: snap.Engine, Instances: ins}
 	plan := Decide(obs)

@@ -145,6 +145,31 @@ func TestObserveFrozenInstanceIsBounded(t *testing.T) {
 	}
 }
 
+// An instance whose last probe failed is asked with the shorter bound: a frozen primary must
+// not cost every pass of its failover the full observe timeout.
+func TestObserveAFailingInstanceWithTheShorterBound(t *testing.T) {
+	c := newFakeCluster(3)
+	l := NewLoop(c, c, Options{Log: testr.New(t), ObserveTimeout: time.Second, StepTimeout: 200 * time.Millisecond})
+	passUntil(t, l, 5, "healthy", healthy)
+	c.mu.Lock()
+	c.nodes[2].frozen = true
+	c.mu.Unlock()
+	bound := func() time.Duration {
+		if _, err := l.Pass(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.bounds["Facts@2"]
+	}
+	if b := bound(); b <= FailingObserveTimeout {
+		t.Fatalf("first probe of a frozen instance had %s, want the full observe timeout", b)
+	}
+	if b := bound(); b > FailingObserveTimeout {
+		t.Fatalf("second probe of a frozen instance had %s, want at most %s", b, FailingObserveTimeout)
+	}
+}
+
 func TestLoopRunStopsAndPokes(t *testing.T) {
 	c := newFakeCluster(1)
 	l := NewLoop(c, c, Options{Interval: time.Hour, Log: testr.New(t)})

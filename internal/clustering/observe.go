@@ -17,6 +17,16 @@ const DefaultObserveTimeout = time.Second
 // primary's set was read a moment earlier than the replica's. If that second read fails the
 // primary counts as unreachable in this pass.
 func Observe(ctx context.Context, snap Snapshot, timeout time.Duration) []Instance {
+	return observe(ctx, snap, timeout, nil)
+}
+
+// FailingObserveTimeout bounds the query of an instance whose previous probe already failed:
+// it is unreachable until it answers, and a frozen or cut-off primary would otherwise cost
+// every pass of a failover the full timeout.
+const FailingObserveTimeout = 500 * time.Millisecond
+
+// observe is Observe with a shorter bound for the instances named in failing.
+func observe(ctx context.Context, snap Snapshot, timeout time.Duration, failing map[string]bool) []Instance {
 	if timeout <= 0 {
 		timeout = DefaultObserveTimeout
 	}
@@ -32,7 +42,11 @@ func Observe(ctx context.Context, snap Snapshot, timeout time.Duration) []Instan
 		wg.Add(1)
 		go func(i int, t Target) {
 			defer wg.Done()
-			facts, err := query(ctx, snap, t, timeout)
+			bound := timeout
+			if failing[t.Name] {
+				bound = min(timeout, FailingObserveTimeout)
+			}
+			facts, err := query(ctx, snap, t, bound)
 			if err != nil {
 				out[i].Error = err.Error()
 				return
@@ -98,6 +112,17 @@ func query(ctx context.Context, snap Snapshot, t Target, timeout time.Duration) 
 type probes struct {
 	mu        sync.Mutex
 	failingAt map[string]time.Time
+}
+
+// failing names the instances whose last probe failed.
+func (p *probes) failing() map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]bool, len(p.failingAt))
+	for name := range p.failingAt {
+		out[name] = true
+	}
+	return out
 }
 
 // track sets UnreachableFor on every instance, given the time the pass started.
