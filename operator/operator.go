@@ -33,15 +33,17 @@ import (
 
 // Options are the operator's flags.
 type Options struct {
-	Namespaces             []string
-	ClusteringInterval     time.Duration
-	LeaderElect            bool
-	LeaderElectionID       string
-	LeaderElectionNS       string
-	MetricsBindAddress     string
-	HealthProbeBindAddress string
-	KuraImage              string
-	ZapOptions             zap.Options
+	Namespaces         []string
+	ClusteringInterval time.Duration
+	LeaderElect        bool
+	LeaderElectionID   string
+	LeaderElectionNS   string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election (see ParseFlags).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	MetricsBindAddress                        string
+	HealthProbeBindAddress                    string
+	KuraImage                                 string
+	ZapOptions                                zap.Options
 }
 
 // ParseFlags parses the operator's command line.
@@ -54,6 +56,13 @@ func ParseFlags(args []string) (Options, error) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader so that only one operator replica acts at a time")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "kura-operator.kura.dev", "name of the leader election Lease")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the operator's own)")
+	// Shorter than controller-runtime's 15 s / 10 s / 2 s: an operator lost with its node held
+	// every cluster's failover back until its Lease expired. Two operators acting for a moment
+	// would still be safe (each change of primary is a compare-and-swap on the term in
+	// status), and a leader that cannot renew within the deadline stops acting first.
+	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", 8*time.Second, "how long a leader's Lease is valid without renewal; another operator takes over after this")
+	fs.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", 5*time.Second, "how long the leader keeps trying to renew before it stops acting")
+	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", time.Second, "how often leader election is retried and the Lease renewed")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8443", "address of the Prometheus metrics endpoint (plain HTTP); 0 disables it")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.StringVar(&o.KuraImage, "kura-image", os.Getenv("KURA_IMAGE"), "image holding the kura binary at /kura, copied into every instance Pod (required)")
@@ -69,6 +78,9 @@ func ParseFlags(args []string) (Options, error) {
 	}
 	if o.KuraImage == "" {
 		return o, errors.New("--kura-image (or KURA_IMAGE) is required: the image holding the kura binary that instance Pods copy")
+	}
+	if o.LeaseDuration <= o.RenewDeadline || o.RenewDeadline <= o.RetryPeriod || o.RetryPeriod <= 0 {
+		return o, fmt.Errorf("leader election needs lease duration (%s) > renew deadline (%s) > retry period (%s) > 0", o.LeaseDuration, o.RenewDeadline, o.RetryPeriod)
 	}
 	if o.ClusteringInterval < 100*time.Millisecond {
 		return o, fmt.Errorf("--clustering-interval %s is too short; use at least 100ms", o.ClusteringInterval)
@@ -89,6 +101,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.LeaseDuration,
+		RenewDeadline:                 &o.RenewDeadline,
+		RetryPeriod:                   &o.RetryPeriod,
 	}
 	if o.LeaderElect {
 		lock, err := leaderLock(cfg, o)

@@ -33,6 +33,12 @@ func TestParseFlags(t *testing.T) {
 	if _, err := ParseFlags([]string{"--kura-image=x", "--clustering-interval=1ms"}); err == nil || !strings.Contains(err.Error(), "--clustering-interval") {
 		t.Errorf("short interval: %v", err)
 	}
+	if o.LeaseDuration != 8*time.Second || o.RenewDeadline != 5*time.Second || o.RetryPeriod != time.Second {
+		t.Errorf("leader election defaults %s/%s/%s, want 8s/5s/1s", o.LeaseDuration, o.RenewDeadline, o.RetryPeriod)
+	}
+	if _, err := ParseFlags([]string{"--kura-image=x", "--leader-election-renew-deadline=10s"}); err == nil || !strings.Contains(err.Error(), "lease duration (8s) > renew deadline (10s)") {
+		t.Errorf("renew deadline beyond the lease: %v", err)
+	}
 }
 
 func freePort(t *testing.T) string {
