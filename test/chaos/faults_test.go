@@ -75,6 +75,9 @@ var faults = []fault{
 	{"operator-kill-after-promotion", func(ctx context.Context, r *round) error {
 		return r.killOperatorAt(ctx, stageAfterPromotion)
 	}},
+	{"operator-kill-mid-rejoin", func(ctx context.Context, r *round) error {
+		return r.killOperatorAt(ctx, stageMidRejoin)
+	}},
 	{"primary-and-operator-kill", func(ctx context.Context, r *round) error {
 		op, err := operatorPod(ctx)
 		if err != nil {
@@ -199,6 +202,9 @@ const (
 	stageBeforeFence    = "before the fence"
 	stageAfterFence     = "between fence and promotion"
 	stageAfterPromotion = "between promotion and repointing"
+	// stageMidRejoin: a new primary is recorded and the old one answers again after its
+	// restart but is not yet a healthy replica.
+	stageMidRejoin = "while the old primary rejoins"
 )
 
 // killOperatorAt kills the primary's server, waits until the failover reached stage as the
@@ -241,6 +247,22 @@ func (r *round) killOperatorAt(ctx context.Context, stage string) error {
 		})
 	case stageAfterPromotion:
 		_, waitErr = r.awaitTerm(ctx)
+	case stageMidRejoin:
+		if _, waitErr = r.awaitTerm(ctx); waitErr != nil {
+			break
+		}
+		waitErr = e2eutil.Await(stageWait, stagePoll, func() error {
+			mc, err := r.c.get(ctx)
+			if err != nil {
+				return err
+			}
+			for _, in := range mc.Status.Instances {
+				if in.Name == r.primary() && in.Reachable && !in.Healthy {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s is not back yet, or has already rejoined", r.primary())
+		})
 	}
 	if waitErr != nil {
 		r.note("stage %q not seen within %s (%v): the operator is killed anyway", stage, stageWait, waitErr)
