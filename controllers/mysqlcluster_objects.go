@@ -15,12 +15,13 @@ import (
 
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/events"
 	"github.com/kura-db/kura/internal/mycnf"
 )
 
 func (r *MySQLClusterReconciler) apply(ctx context.Context, obj client.Object) error {
-	_, err := apply.Object(ctx, r.Client, obj, builder.FieldOwner)
+	_, err := apply.Object(ctx, r.Client, obj, contract.FieldOwner)
 	return err
 }
 

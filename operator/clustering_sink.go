@@ -19,6 +19,7 @@ import (
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/clustering"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/events"
 	"github.com/kura-db/kura/internal/metrics"
 )
@@ -127,14 +128,14 @@ func (s *kubeSink) SetRoleLabel(ctx context.Context, t clustering.Target, role s
 	if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: t.Name}, pod); err != nil {
 		return fmt.Errorf("failed to get Pod %s: %w", t.Name, err)
 	}
-	if pod.Labels[builder.LabelRole] == role {
+	if pod.Labels[contract.LabelRole] == role {
 		return nil
 	}
 	patch := client.MergeFrom(pod.DeepCopy())
 	if pod.Labels == nil {
 		pod.Labels = map[string]string{}
 	}
-	pod.Labels[builder.LabelRole] = role
+	pod.Labels[contract.LabelRole] = role
 	if err := s.client.Patch(ctx, pod, patch); err != nil {
 		return fmt.Errorf("failed to label Pod %s: %w", t.Name, err)
 	}
@@ -177,7 +178,7 @@ func (s *kubeSink) RecloneInstance(ctx context.Context, t, donor clustering.Targ
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cl := agent.NewClient(pod.Status.PodIP, builder.AgentPort, string(secret.Data[builder.KeyAgentPassword]))
+	cl := agent.NewClient(pod.Status.PodIP, contract.AgentPort, string(secret.Data[contract.KeyAgentPassword]))
 	if err := cl.RequestReclone(rctx, donor.Name, reason); err != nil {
 		return fmt.Errorf("failed to request the re-clone of %s: %w", t.Name, err)
 	}

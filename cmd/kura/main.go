@@ -14,7 +14,7 @@ import (
 	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/mycnf"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/supervise"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,7 +23,6 @@ import (
 	"github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/controllers"
 	"github.com/kura-db/kura/internal/agent"
-	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/scheme"
 	"github.com/kura-db/kura/operator"
@@ -67,7 +66,7 @@ func run(args []string) error {
 	case "init":
 		return agent.RunInit(ctx)
 	case "agent":
-		return agent.Run(ctx, fmt.Sprintf(":%d", builder.AgentPort))
+		return agent.Run(ctx, fmt.Sprintf(":%d", contract.AgentPort))
 	case "mysqld":
 		// Not ctx: SIGTERM cancels it, and SIGTERM is exactly when the supervisor must still
 		// ask the server whether it may stop.
@@ -136,8 +135,8 @@ func runMySQLD(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
-	kind := kurav1alpha1.Engine(os.Getenv("ENGINE"))
-	probe := supervise.SQLProbe(kind, mycnf.Port, engine.OperatorUser, os.Getenv("KURA_OPERATOR_PASSWORD"))
+	kind := kurav1alpha1.Engine(os.Getenv(contract.EnvEngine))
+	probe := supervise.SQLProbe(kind, contract.MySQLPort, engine.OperatorUser, os.Getenv("KURA_OPERATOR_PASSWORD"))
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "kura mysqld: "+format+"\n", a...) }
 	code, err := supervise.Run(ctx, args, probe, supervise.Options{HoldFor: hold, Log: logf})
 	if err != nil {

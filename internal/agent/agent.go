@@ -13,8 +13,8 @@ import (
 	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
-	"github.com/kura-db/kura/internal/mycnf"
 )
 
 // Server is the agent's HTTP API. /healthz says the agent runs; /readyz says the local mysqld
@@ -134,7 +134,7 @@ func Run(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	ep := engine.Endpoint{Host: "127.0.0.1", Port: mycnf.Port, User: engine.AgentUser, Password: e.AgentPassword}
+	ep := engine.Endpoint{Host: "127.0.0.1", Port: contract.MySQLPort, User: engine.AgentUser, Password: e.AgentPassword}
 	inst, err := engine.Open(e.Engine, ep, engine.Options{})
 	if err != nil {
 		return fmt.Errorf("failed to open the local instance: %w", err)
@@ -145,8 +145,8 @@ func Run(ctx context.Context, addr string) error {
 		return err
 	}
 	defer stopFence()
-	api := &Server{Instance: inst, Engine: e.Engine, Token: e.AgentPassword, PodName: e.PodName, DataDir: mycnf.DataDir,
-		Backup: engine.BackupOptions{DefaultsFile: mycnf.ConfigFile, Endpoint: ep}}
+	api := &Server{Instance: inst, Engine: e.Engine, Token: e.AgentPassword, PodName: e.PodName, DataDir: contract.DataDir,
+		Backup: engine.BackupOptions{DefaultsFile: contract.ConfigFile, Endpoint: ep}}
 	// No write timeout: a clone stream lasts as long as the copy.
 	srv := &http.Server{Addr: addr, Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)

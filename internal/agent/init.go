@@ -15,7 +15,7 @@ import (
 	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/mycnf"
 )
@@ -42,18 +42,18 @@ func (e Env) Credentials() engine.Credentials {
 func EnvFromOS() (Env, error) {
 	get := func(k string) string { return os.Getenv(k) }
 	e := Env{
-		PodName: get("POD_NAME"), Namespace: get("POD_NAMESPACE"), Cluster: get("CLUSTER_NAME"),
-		InstancesService: get("KURA_INSTANCES_SERVICE"), Engine: kurav1alpha1.Engine(get("ENGINE")),
+		PodName: get(contract.EnvPodName), Namespace: get(contract.EnvPodNamespace), Cluster: get(contract.EnvClusterName),
+		InstancesService: get(contract.EnvInstancesService), Engine: kurav1alpha1.Engine(get(contract.EnvEngine)),
 		OperatorPassword: get("KURA_OPERATOR_PASSWORD"), ReplicationPassword: get("KURA_REPL_PASSWORD"),
 		AgentPassword: get("KURA_AGENT_PASSWORD"), RootPassword: get("KURA_ROOT_PASSWORD"),
-		AdminPassword: get("KURA_ADMIN_PASSWORD"), AppPassword: get("KURA_APP_PASSWORD"), Database: get("KURA_DATABASE"),
+		AdminPassword: get("KURA_ADMIN_PASSWORD"), AppPassword: get("KURA_APP_PASSWORD"), Database: get(contract.EnvDatabase),
 	}
 	for k, v := range map[string]string{
-		"POD_NAME": e.PodName, "POD_NAMESPACE": e.Namespace, "CLUSTER_NAME": e.Cluster,
-		"KURA_INSTANCES_SERVICE": e.InstancesService, "ENGINE": string(e.Engine),
+		contract.EnvPodName: e.PodName, contract.EnvPodNamespace: e.Namespace, contract.EnvClusterName: e.Cluster,
+		contract.EnvInstancesService: e.InstancesService, contract.EnvEngine: string(e.Engine),
 		"KURA_OPERATOR_PASSWORD": e.OperatorPassword, "KURA_REPL_PASSWORD": e.ReplicationPassword,
 		"KURA_AGENT_PASSWORD": e.AgentPassword, "KURA_ROOT_PASSWORD": e.RootPassword,
-		"KURA_ADMIN_PASSWORD": e.AdminPassword, "KURA_APP_PASSWORD": e.AppPassword, "KURA_DATABASE": e.Database,
+		"KURA_ADMIN_PASSWORD": e.AdminPassword, "KURA_APP_PASSWORD": e.AppPassword, contract.EnvDatabase: e.Database,
 	} {
 		if v == "" {
 			return e, fmt.Errorf("environment variable %s is not set", k)
@@ -80,7 +80,7 @@ type InitPaths struct {
 }
 
 // DefaultInitPaths are the paths inside an instance Pod.
-var DefaultInitPaths = InitPaths{DataDir: mycnf.DataDir, InstanceFile: mycnf.InstanceFile}
+var DefaultInitPaths = InitPaths{DataDir: contract.DataDir, InstanceFile: contract.InstanceFile}
 
 // InitOptions tune Init. The zero value is what `kura init` uses in a Pod.
 type InitOptions struct {
@@ -88,7 +88,7 @@ type InitOptions struct {
 	Engine engine.InitOptions
 	// Peers are asked for a donor; nil means PeersOf(env) (ordinals 0..8 but this one).
 	Peers []Peer
-	// DefaultsFile is the server's option file (default mycnf.ConfigFile).
+	// DefaultsFile is the server's option file (default contract.ConfigFile).
 	DefaultsFile string
 	// AskTimeout bounds one peer's answer (default 2s).
 	AskTimeout time.Duration
@@ -232,10 +232,10 @@ func (o InitOptions) withDefaults(e Env) InitOptions {
 		o.Log = os.Stderr
 	}
 	if o.Peers == nil {
-		o.Peers = PeersOf(e, builder.AgentPort)
+		o.Peers = PeersOf(e, contract.AgentPort)
 	}
 	if o.DefaultsFile == "" {
-		o.DefaultsFile = mycnf.ConfigFile
+		o.DefaultsFile = contract.ConfigFile
 	}
 	if o.AskTimeout <= 0 {
 		o.AskTimeout = 2 * time.Second
@@ -323,11 +323,11 @@ func RunInit(ctx context.Context) error {
 	}
 	switch out {
 	case Initialised:
-		fmt.Fprintf(os.Stderr, "kura init: initialised %s for %s (server_id %d)\n", mycnf.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
+		fmt.Fprintf(os.Stderr, "kura init: initialised %s for %s (server_id %d)\n", contract.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
 	case Cloned:
-		fmt.Fprintf(os.Stderr, "kura init: cloned %s for %s (server_id %d)\n", mycnf.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
+		fmt.Fprintf(os.Stderr, "kura init: cloned %s for %s (server_id %d)\n", contract.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
 	default:
-		fmt.Fprintf(os.Stderr, "kura init: %s already initialised; kept\n", mycnf.DataDir)
+		fmt.Fprintf(os.Stderr, "kura init: %s already initialised; kept\n", contract.DataDir)
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 )
 
@@ -189,7 +189,7 @@ func startSelfFence(ctx context.Context, e Env, agentEP engine.Endpoint) (func()
 		return nil, fmt.Errorf("failed to open the local instance: %w", err)
 	}
 	var peers []string
-	for _, p := range PeersOf(e, builder.AgentPort) {
+	for _, p := range PeersOf(e, contract.AgentPort) {
 		peers = append(peers, p.Client.BaseURL)
 	}
 	f := &SelfFence{Observer: observer, Fencer: fencer, OperatorUser: engine.OperatorUser, Peers: peers, Grace: grace, Log: os.Stderr}

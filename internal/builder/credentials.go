@@ -8,29 +8,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-)
-
-// Keys of the credentials Secret and the environment variables the instance Pods get them as.
-const (
-	KeyOperatorPassword    = "operator-password"
-	KeyAdminPassword       = "admin-password"
-	KeyAppPassword         = "app-password"
-	KeyRootPassword        = "root-password"
-	KeyReplicationPassword = "replication-password"
-	KeyAgentPassword       = "agent-password"
-	KeyBackupPassword      = "backup-password"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 // CredentialKeys are the keys every credentials Secret must hold, with the env var each is
 // exposed as in the instance Pods.
 var CredentialKeys = []struct{ Key, Env string }{
-	{KeyOperatorPassword, "KURA_OPERATOR_PASSWORD"},
-	{KeyAdminPassword, "KURA_ADMIN_PASSWORD"},
-	{KeyAppPassword, "KURA_APP_PASSWORD"},
-	{KeyRootPassword, "KURA_ROOT_PASSWORD"},
-	{KeyReplicationPassword, "KURA_REPL_PASSWORD"},
-	{KeyAgentPassword, "KURA_AGENT_PASSWORD"},
-	{KeyBackupPassword, "KURA_BACKUP_PASSWORD"},
+	{contract.KeyOperatorPassword, "KURA_OPERATOR_PASSWORD"},
+	{contract.KeyAdminPassword, "KURA_ADMIN_PASSWORD"},
+	{contract.KeyAppPassword, "KURA_APP_PASSWORD"},
+	{contract.KeyRootPassword, "KURA_ROOT_PASSWORD"},
+	{contract.KeyReplicationPassword, "KURA_REPL_PASSWORD"},
+	{contract.KeyAgentPassword, "KURA_AGENT_PASSWORD"},
+	{contract.KeyBackupPassword, "KURA_BACKUP_PASSWORD"},
 }
 
 const passwordAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

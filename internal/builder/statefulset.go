@@ -11,10 +11,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/mycnf"
+	"github.com/kura-db/kura/internal/contract"
 )
 
-// Volume names and mount paths inside instance Pods.
+// Volume names inside instance Pods (the mount paths are in internal/contract).
 const (
 	VolumeData     = "data"
 	VolumeConfig   = "config"
@@ -22,17 +22,6 @@ const (
 	VolumeRun      = "run"
 	VolumeInstance = "instance"
 	VolumeTmp      = "tmp"
-
-	KuraBinDir  = "/opt/kura/bin"
-	KuraBinPath = KuraBinDir + "/kura"
-
-	// MySQLUID is the mysql user and group of the official engine images.
-	MySQLUID = 999
-
-	ContainerMySQLD   = "mysqld"
-	ContainerAgent    = "agent"
-	ContainerKuraCopy = "kura-copy"
-	ContainerKuraInit = "kura-init"
 )
 
 // serverCommand is the database server binary of each engine's official image.
@@ -105,7 +94,7 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
 			Labels:      merge(p.Labels, SelectorLabels(c)),
-			Annotations: merge(p.Annotations, map[string]string{AnnotationConfigHash: configHash}),
+			Annotations: merge(p.Annotations, map[string]string{contract.AnnotationConfigHash: configHash}),
 		},
 		Spec: corev1.PodSpec{
 			ServiceAccountName:            ServiceAccountName(c),
@@ -119,9 +108,9 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 			TopologySpreadConstraints:     p.TopologySpreadConstraints,
 			PriorityClassName:             p.PriorityClassName,
 			SecurityContext: &corev1.PodSecurityContext{
-				RunAsUser:           ptr.To[int64](MySQLUID),
-				RunAsGroup:          ptr.To[int64](MySQLUID),
-				FSGroup:             ptr.To[int64](MySQLUID),
+				RunAsUser:           ptr.To[int64](contract.MySQLUID),
+				RunAsGroup:          ptr.To[int64](contract.MySQLUID),
+				FSGroup:             ptr.To[int64](contract.MySQLUID),
 				RunAsNonRoot:        ptr.To(true),
 				FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
 				SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
@@ -185,14 +174,14 @@ func instanceEnv(c *kurav1alpha1.MySQLCluster) []corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
 	}
 	env := []corev1.EnvVar{
-		field("POD_NAME", "metadata.name"),
-		field("POD_NAMESPACE", "metadata.namespace"),
-		field("POD_IP", "status.podIP"),
-		{Name: "CLUSTER_NAME", Value: c.Name},
-		{Name: "ENGINE", Value: string(Engine(c))},
-		{Name: "KURA_INSTANCES_SERVICE", Value: HeadlessServiceName(c)},
-		{Name: "KURA_DATABASE", Value: Database(c)},
-		{Name: "KURA_FAILOVER_GRACE", Value: FailoverGrace(c).String()},
+		field(contract.EnvPodName, "metadata.name"),
+		field(contract.EnvPodNamespace, "metadata.namespace"),
+		field(contract.EnvPodIP, "status.podIP"),
+		{Name: contract.EnvClusterName, Value: c.Name},
+		{Name: contract.EnvEngine, Value: string(Engine(c))},
+		{Name: contract.EnvInstancesService, Value: HeadlessServiceName(c)},
+		{Name: contract.EnvDatabase, Value: Database(c)},
+		{Name: contract.EnvFailoverGrace, Value: FailoverGrace(c).String()},
 	}
 	for _, k := range CredentialKeys {
 		env = append(env, corev1.EnvVar{Name: k.Env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
@@ -205,12 +194,12 @@ func instanceEnv(c *kurav1alpha1.MySQLCluster) []corev1.EnvVar {
 
 func mounts(names ...string) []corev1.VolumeMount {
 	paths := map[string]string{
-		VolumeData:     mycnf.DataDir,
-		VolumeConfig:   mycnf.ConfigDir,
-		VolumeKuraBin:  KuraBinDir,
-		VolumeRun:      mycnf.RunDir,
-		VolumeInstance: mycnf.InstanceDir,
-		VolumeTmp:      "/tmp",
+		VolumeData:     contract.DataDir,
+		VolumeConfig:   contract.ConfigDir,
+		VolumeKuraBin:  contract.KuraBinDir,
+		VolumeRun:      contract.RunDir,
+		VolumeInstance: contract.InstanceDir,
+		VolumeTmp:      contract.TmpDir,
 	}
 	out := make([]corev1.VolumeMount, 0, len(names))
 	for _, n := range names {
@@ -234,10 +223,10 @@ func smallResources() corev1.ResourceRequirements {
 // the engine's official image can run it: no custom database image is needed.
 func kuraCopyContainer(c *kurav1alpha1.MySQLCluster, opts Options) corev1.Container {
 	return corev1.Container{
-		Name:            ContainerKuraCopy,
+		Name:            contract.ContainerKuraCopy,
 		Image:           opts.KuraImage,
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
-		Command:         []string{"/kura", "copy-binary", KuraBinPath},
+		Command:         []string{"/kura", "copy-binary", contract.KuraBinPath},
 		VolumeMounts:    mounts(VolumeKuraBin),
 		SecurityContext: restrictedSecurityContext(),
 		Resources:       smallResources(),
@@ -248,10 +237,10 @@ func kuraCopyContainer(c *kurav1alpha1.MySQLCluster, opts Options) corev1.Contai
 // data directory and creates the accounts with binary logging off.
 func kuraInitContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
 	return corev1.Container{
-		Name:            ContainerKuraInit,
+		Name:            contract.ContainerKuraInit,
 		Image:           EngineImage(c),
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
-		Command:         []string{KuraBinPath, "init"},
+		Command:         []string{contract.KuraBinPath, "init"},
 		Env:             instanceEnv(c),
 		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
 		SecurityContext: restrictedSecurityContext(),
@@ -277,15 +266,15 @@ func holdFor(c *kurav1alpha1.MySQLCluster) time.Duration {
 // planned switchover (docs/clustering.md): deleting the primary's Pod never drops writes
 // on the floor.
 func mysqldContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
-	tcp := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString(MySQLPortName)}}
+	tcp := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString(contract.MySQLPortName)}}
 	return corev1.Container{
-		Name:            ContainerMySQLD,
+		Name:            contract.ContainerMySQLD,
 		Image:           EngineImage(c),
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
-		Command: []string{KuraBinPath, "mysqld", "--hold-for=" + holdFor(c).String(), "--",
-			serverCommand(Engine(c)), "--defaults-file=" + mycnf.ConfigFile},
+		Command: []string{contract.KuraBinPath, "mysqld", "--hold-for=" + holdFor(c).String(), "--",
+			serverCommand(Engine(c)), "--defaults-file=" + contract.ConfigFile},
 		Env:             instanceEnv(c),
-		Ports:           []corev1.ContainerPort{{Name: MySQLPortName, ContainerPort: mycnf.Port, Protocol: corev1.ProtocolTCP}},
+		Ports:           []corev1.ContainerPort{{Name: contract.MySQLPortName, ContainerPort: contract.MySQLPort, Protocol: corev1.ProtocolTCP}},
 		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
 		Resources:       c.Spec.Resources,
 		SecurityContext: restrictedSecurityContext(),
@@ -306,15 +295,15 @@ func agentContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
 		}
 	}
 	http := func(path string) corev1.ProbeHandler {
-		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(AgentPortName)}}
+		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(contract.AgentPortName)}}
 	}
 	return corev1.Container{
-		Name:            ContainerAgent,
+		Name:            contract.ContainerAgent,
 		Image:           EngineImage(c),
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
-		Command:         []string{KuraBinPath, "agent"},
+		Command:         []string{contract.KuraBinPath, "agent"},
 		Env:             instanceEnv(c),
-		Ports:           []corev1.ContainerPort{{Name: AgentPortName, ContainerPort: AgentPort, Protocol: corev1.ProtocolTCP}},
+		Ports:           []corev1.ContainerPort{{Name: contract.AgentPortName, ContainerPort: contract.AgentPort, Protocol: corev1.ProtocolTCP}},
 		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
 		Resources:       res,
 		SecurityContext: restrictedSecurityContext(),
