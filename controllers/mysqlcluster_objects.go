@@ -49,7 +49,7 @@ func (r *MySQLClusterReconciler) reconcileCredentials(ctx context.Context, p *pa
 	switch {
 	case apierrors.IsNotFound(err) && c.Spec.CredentialsSecret != nil:
 		return &errBlocked{reason: "CredentialsSecretNotFound",
-			message: fmt.Sprintf("spec.credentialsSecret: Secret %q not found in namespace %q; create it with keys %s", name, c.Namespace, strings.Join(credentialKeyNames(), ", "))}
+			message: fmt.Sprintf("spec.credentialsSecret: Secret %q not found in namespace %q; create it with keys %s", name, c.Namespace, strings.Join(builder.CredentialKeys, ", "))}
 	case apierrors.IsNotFound(err):
 		gen, err := builder.CredentialsSecret(c)
 		if err != nil {
@@ -69,14 +69,6 @@ func (r *MySQLClusterReconciler) reconcileCredentials(ctx context.Context, p *pa
 		return &errBlocked{reason: "CredentialsSecretInvalid", message: msg}
 	}
 	return nil
-}
-
-func credentialKeyNames() []string {
-	out := make([]string, 0, len(builder.CredentialKeys))
-	for _, k := range builder.CredentialKeys {
-		out = append(out, k.Key)
-	}
-	return out
 }
 
 func (r *MySQLClusterReconciler) reconcileServiceAccount(ctx context.Context, p *pass) error {

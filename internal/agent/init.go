@@ -20,8 +20,10 @@ import (
 	"github.com/kura-db/kura/internal/mycnf"
 )
 
-// Env is what an instance Pod learns from its environment (downward API and the credentials
-// Secret; see internal/builder/statefulset.go).
+// Env is what an instance Pod learns from its environment (the downward API and plain values;
+// see internal/builder/statefulset.go) and, for the passwords, from the files of its
+// credentials volume (contract.CredentialsDir): each container gets only the passwords it
+// needs, so the others stay empty.
 type Env struct {
 	PodName, Namespace, Cluster, InstancesService string
 	Engine                                        kurav1alpha1.Engine
@@ -38,26 +40,33 @@ func (e Env) Credentials() engine.Credentials {
 		Root: e.RootPassword, Admin: e.AdminPassword, App: e.AppPassword, Database: e.Database}
 }
 
-// EnvFromOS reads Env, failing with the name of any missing variable.
+// EnvFromOS is LoadEnv with the passwords `kura init` needs, from $KURA_CREDENTIALS_DIR or
+// else contract.CredentialsDir.
 func EnvFromOS() (Env, error) {
+	dir := os.Getenv(EnvCredentialsDir)
+	if dir == "" {
+		dir = contract.CredentialsDir
+	}
+	return LoadEnv(dir, contract.InitCredentialKeys)
+}
+
+// LoadEnv reads Env from the environment and the passwords named by keys from files in
+// credDir, failing with the name of any missing variable or file.
+func LoadEnv(credDir string, keys []string) (Env, error) {
 	get := func(k string) string { return os.Getenv(k) }
 	e := Env{
 		PodName: get(contract.EnvPodName), Namespace: get(contract.EnvPodNamespace), Cluster: get(contract.EnvClusterName),
 		InstancesService: get(contract.EnvInstancesService), Engine: kurav1alpha1.Engine(get(contract.EnvEngine)),
-		OperatorPassword: get("KURA_OPERATOR_PASSWORD"), ReplicationPassword: get("KURA_REPL_PASSWORD"),
-		AgentPassword: get("KURA_AGENT_PASSWORD"), RootPassword: get("KURA_ROOT_PASSWORD"),
-		AdminPassword: get("KURA_ADMIN_PASSWORD"), AppPassword: get("KURA_APP_PASSWORD"), Database: get(contract.EnvDatabase),
+		Database: get(contract.EnvDatabase),
 	}
-	for k, v := range map[string]string{
-		contract.EnvPodName: e.PodName, contract.EnvPodNamespace: e.Namespace, contract.EnvClusterName: e.Cluster,
-		contract.EnvInstancesService: e.InstancesService, contract.EnvEngine: string(e.Engine),
-		"KURA_OPERATOR_PASSWORD": e.OperatorPassword, "KURA_REPL_PASSWORD": e.ReplicationPassword,
-		"KURA_AGENT_PASSWORD": e.AgentPassword, "KURA_ROOT_PASSWORD": e.RootPassword,
-		"KURA_ADMIN_PASSWORD": e.AdminPassword, "KURA_APP_PASSWORD": e.AppPassword, contract.EnvDatabase: e.Database,
-	} {
-		if v == "" {
+	for _, k := range []string{contract.EnvPodName, contract.EnvPodNamespace, contract.EnvClusterName,
+		contract.EnvInstancesService, contract.EnvEngine, contract.EnvDatabase} {
+		if get(k) == "" {
 			return e, fmt.Errorf("environment variable %s is not set", k)
 		}
+	}
+	if err := readCredentials(&e, credDir, keys); err != nil {
+		return e, err
 	}
 	rest, ok := strings.CutPrefix(e.PodName, e.Cluster+"-")
 	n, err := strconv.Atoi(rest)
@@ -312,8 +321,8 @@ func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, pr
 }
 
 // RunInit is `kura init`.
-func RunInit(ctx context.Context) error {
-	e, err := EnvFromOS()
+func RunInit(ctx context.Context, credDir string) error {
+	e, err := LoadEnv(credDir, contract.InitCredentialKeys)
 	if err != nil {
 		return err
 	}

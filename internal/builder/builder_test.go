@@ -163,9 +163,9 @@ func TestCredentials(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, k := range CredentialKeys {
-		p := string(s1.Data[k.Key])
-		if len(p) != 32 || seen[p] || p == string(s2.Data[k.Key]) {
-			t.Errorf("%s: passwords must be 32 random characters, distinct", k.Key)
+		p := string(s1.Data[k])
+		if len(p) != 32 || seen[p] || p == string(s2.Data[k]) {
+			t.Errorf("%s: passwords must be 32 random characters, distinct", k)
 		}
 		seen[p] = true
 	}

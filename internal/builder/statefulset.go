@@ -22,6 +22,12 @@ const (
 	VolumeRun      = "run"
 	VolumeInstance = "instance"
 	VolumeTmp      = "tmp"
+
+	// One credentials volume per container that needs passwords, each with only the keys
+	// that container uses (contract.*CredentialKeys).
+	VolumeInitCredentials   = "init-credentials"
+	VolumeAgentCredentials  = "agent-credentials"
+	VolumeMySQLDCredentials = "mysqld-credentials"
 )
 
 // serverCommand is the database server binary of each engine's official image.
@@ -126,6 +132,9 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 				emptyDir(VolumeRun),
 				emptyDir(VolumeInstance),
 				emptyDir(VolumeTmp),
+				credentialsVolume(c, VolumeInitCredentials, contract.InitCredentialKeys),
+				credentialsVolume(c, VolumeAgentCredentials, contract.AgentCredentialKeys),
+				credentialsVolume(c, VolumeMySQLDCredentials, contract.MySQLDCredentialKeys),
 			},
 		},
 	}
@@ -168,12 +177,12 @@ func restrictedSecurityContext() *corev1.SecurityContext {
 }
 
 // instanceEnv is the environment every engine-image container gets: who it is and the
-// passwords, from the credentials Secret (never rendered into the Pod spec).
+// cluster's plain settings. No password: those are files of the credentials volumes.
 func instanceEnv(c *kurav1alpha1.MySQLCluster) []corev1.EnvVar {
 	field := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
 	}
-	env := []corev1.EnvVar{
+	return []corev1.EnvVar{
 		field(contract.EnvPodName, "metadata.name"),
 		field(contract.EnvPodNamespace, "metadata.namespace"),
 		field(contract.EnvPodIP, "status.podIP"),
@@ -183,13 +192,6 @@ func instanceEnv(c *kurav1alpha1.MySQLCluster) []corev1.EnvVar {
 		{Name: contract.EnvDatabase, Value: Database(c)},
 		{Name: contract.EnvFailoverGrace, Value: FailoverGrace(c).String()},
 	}
-	for _, k := range CredentialKeys {
-		env = append(env, corev1.EnvVar{Name: k.Env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsSecretName(c)},
-			Key:                  k.Key,
-		}}})
-	}
-	return env
 }
 
 func mounts(names ...string) []corev1.VolumeMount {
@@ -242,7 +244,8 @@ func kuraInitContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
 		Command:         []string{contract.KuraBinPath, "init"},
 		Env:             instanceEnv(c),
-		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+		VolumeMounts: append(mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+			credentialsMount(VolumeInitCredentials)),
 		SecurityContext: restrictedSecurityContext(),
 		Resources:       c.Spec.Resources,
 	}
@@ -273,9 +276,10 @@ func mysqldContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
 		Command: []string{contract.KuraBinPath, "mysqld", "--hold-for=" + holdFor(c).String(), "--",
 			serverCommand(Engine(c)), "--defaults-file=" + contract.ConfigFile},
-		Env:             instanceEnv(c),
-		Ports:           []corev1.ContainerPort{{Name: contract.MySQLPortName, ContainerPort: contract.MySQLPort, Protocol: corev1.ProtocolTCP}},
-		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+		Env:   instanceEnv(c),
+		Ports: []corev1.ContainerPort{{Name: contract.MySQLPortName, ContainerPort: contract.MySQLPort, Protocol: corev1.ProtocolTCP}},
+		VolumeMounts: append(mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+			credentialsMount(VolumeMySQLDCredentials)),
 		Resources:       c.Spec.Resources,
 		SecurityContext: restrictedSecurityContext(),
 		// Crash recovery of a large instance can take long: the startup probe allows an hour
@@ -304,7 +308,8 @@ func agentContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
 		Command:         []string{contract.KuraBinPath, "agent"},
 		Env:             instanceEnv(c),
 		Ports:           []corev1.ContainerPort{{Name: contract.AgentPortName, ContainerPort: contract.AgentPort, Protocol: corev1.ProtocolTCP}},
-		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+		VolumeMounts: append(mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+			credentialsMount(VolumeAgentCredentials)),
 		Resources:       res,
 		SecurityContext: restrictedSecurityContext(),
 		// No readiness probe: Pod readiness (and so Service endpoints) follows mysqld only; an

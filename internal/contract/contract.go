@@ -1,8 +1,8 @@
 // Package contract is the vocabulary the operator, the builders and the processes inside
 // Kura's Pods share: label and annotation keys, port numbers and names, the field owner,
 // container names, the keys of the credentials Secret, and where each Pod finds its files
-// (mount paths). It holds constants only and imports no other Kura package, so any process
-// can use it without pulling in the builders.
+// (mount paths). It holds constants and a few fixed lists only and imports no other Kura
+// package, so any process can use it without pulling in the builders.
 package contract
 
 // Label keys and values.
@@ -87,6 +87,22 @@ const (
 	KeyBackupPassword      = "backup-password"
 )
 
+// CredentialsDir is where a container finds the passwords it needs: one file per key of the
+// credentials Secret, named after the key, from a Secret volume. Passwords never reach a
+// container as environment variables or arguments.
+const CredentialsDir = "/var/run/kura/credentials"
+
+// The credentials each container of an instance Pod gets (docs/security.md): kura-init
+// creates and repairs every account; the agent uses its own account and, to fence a primary
+// cut off from everything, the operator's; `kura mysqld` asks the server with the operator's
+// account whether it may stop. kura-copy gets none.
+var (
+	InitCredentialKeys = []string{KeyOperatorPassword, KeyReplicationPassword, KeyAgentPassword,
+		KeyRootPassword, KeyAdminPassword, KeyAppPassword}
+	AgentCredentialKeys  = []string{KeyAgentPassword, KeyOperatorPassword}
+	MySQLDCredentialKeys = []string{KeyOperatorPassword}
+)
+
 // Environment variables of the instance Pods' containers (never secrets).
 const (
 	EnvPodName          = "POD_NAME"
@@ -102,7 +118,7 @@ const (
 // Paths inside a backup Job's container (docs/backup.md). Credentials are files from
 // Secret volumes, never environment variables or arguments.
 const (
-	BackupCredentialsDir   = "/var/run/kura/credentials"
+	BackupCredentialsDir   = CredentialsDir
 	BackupAgentPasswordKey = KeyAgentPassword
 	BackupS3CredentialsDir = "/var/run/kura/s3"
 	BackupS3AccessKeyFile  = "access-key-id"
