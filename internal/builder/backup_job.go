@@ -74,14 +74,9 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 	vols := []corev1.Volume{
 		emptyDir(VolumeKuraBin),
 		emptyDir(VolumeTmp),
-		{Name: volumeBackupCredentials, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName:  CredentialsSecretName(c),
-			Items:       []corev1.KeyToPath{{Key: contract.KeyAgentPassword, Path: contract.BackupAgentPasswordKey}},
-			DefaultMode: ptr.To[int32](0o440),
-		}}},
+		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey}),
 	}
-	mnts := append(mounts(VolumeKuraBin, VolumeTmp),
-		corev1.VolumeMount{Name: volumeBackupCredentials, MountPath: contract.BackupCredentialsDir, ReadOnly: true})
+	mnts := append(mounts(VolumeKuraBin, VolumeTmp), credentialsMount(volumeBackupCredentials))
 	if s3 := spec.Storage.S3; s3 != nil {
 		vols = append(vols, corev1.Volume{Name: volumeBackupS3, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: s3.CredentialsSecret.Name,
@@ -89,7 +84,7 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 				{Key: orDefault(s3.CredentialsSecret.AccessKeyIDKey, "AWS_ACCESS_KEY_ID"), Path: contract.BackupS3AccessKeyFile},
 				{Key: orDefault(s3.CredentialsSecret.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY"), Path: contract.BackupS3SecretKeyFile},
 			},
-			DefaultMode: ptr.To[int32](0o440),
+			DefaultMode: ptr.To[int32](0o400),
 		}}})
 		mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupS3, MountPath: contract.BackupS3CredentialsDir, ReadOnly: true})
 		if s3.CASecret != nil {
