@@ -20,6 +20,12 @@ var DefaultVersion = map[kurav1alpha1.Engine]string{
 type Options struct {
 	// KuraImage is the image holding the kura binary at /kura.
 	KuraImage string
+	// OperatorNamespace and OperatorPodLabels identify the operator's Pods, which the
+	// NetworkPolicy lets reach the instances. Without a namespace no rule admits the operator
+	// (an operator outside the cluster is not a Pod a policy can select); without labels every
+	// Pod of the namespace counts as the operator.
+	OperatorNamespace string
+	OperatorPodLabels map[string]string
 }
 
 // Database is the application database: spec.database, else the cluster's name.
@@ -52,6 +58,7 @@ func ReplicasServiceName(c *kurav1alpha1.MySQLCluster) string { return c.Name + 
 func ConfigMapName(c *kurav1alpha1.MySQLCluster) string       { return c.Name + "-config" }
 func ServiceAccountName(c *kurav1alpha1.MySQLCluster) string  { return c.Name + "-mysql" }
 func PDBName(c *kurav1alpha1.MySQLCluster) string             { return c.Name }
+func NetworkPolicyName(c *kurav1alpha1.MySQLCluster) string   { return c.Name + "-instances" }
 
 // CredentialsSecretName is the Secret holding the cluster's passwords: the user's, or the
 // generated "<cluster>-credentials".
