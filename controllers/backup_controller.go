@@ -22,9 +22,9 @@ import (
 	backuprun "github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/events"
 	"github.com/kura-db/kura/internal/metrics"
-	"github.com/kura-db/kura/internal/mycnf"
 )
 
 // BackupReconciler runs each Backup as a Job (docs/backup.md): it picks the source instance,
@@ -184,14 +184,14 @@ func (r *BackupReconciler) start(ctx context.Context, b *kurav1alpha1.Backup) (c
 
 // checkSecrets returns a message when a Secret or key the Job mounts is missing.
 func (r *BackupReconciler) checkSecrets(ctx context.Context, b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster) (string, error) {
-	need := []struct{ secret, key, field string }{{builder.CredentialsSecretName(c), builder.KeyAgentPassword, "the cluster's credentials Secret"}}
+	need := []struct{ secret, key, field string }{{builder.CredentialsSecretName(c), contract.KeyAgentPassword, "the cluster's credentials Secret"}}
 	if s3 := b.Spec.Storage.S3; s3 != nil {
 		cs := s3.CredentialsSecret
 		need = append(need,
 			struct{ secret, key, field string }{cs.Name, orDefault(cs.AccessKeyIDKey, "AWS_ACCESS_KEY_ID"), "spec.storage.s3.credentialsSecret"},
 			struct{ secret, key, field string }{cs.Name, orDefault(cs.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY"), "spec.storage.s3.credentialsSecret"})
 		if s3.CASecret != nil {
-			need = append(need, struct{ secret, key, field string }{s3.CASecret.Name, builder.BackupS3CAFile, "spec.storage.s3.caSecret"})
+			need = append(need, struct{ secret, key, field string }{s3.CASecret.Name, contract.BackupS3CAFile, "spec.storage.s3.caSecret"})
 		}
 	}
 	for _, n := range need {
@@ -229,14 +229,14 @@ func backupRequest(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster, src kur
 		Request: backuprun.Request{Name: b.Name, Namespace: b.Namespace, Cluster: c.Name, Lineage: string(c.UID), Engine: builder.Engine(c),
 			Method: method(b), Compression: b.Spec.Compression, Databases: b.Spec.Databases,
 			Source: backuprun.SourceInstance{Pod: src.Name, Host: fmt.Sprintf("%s.%s.%s.svc.cluster.local", src.Name, builder.HeadlessServiceName(c), c.Namespace),
-				SQLPort: mycnf.Port, AgentPort: builder.AgentPort, Role: string(src.Role)}},
-		AgentPasswordFile: builder.BackupCredentialsDir + "/" + builder.BackupAgentPasswordKey,
+				SQLPort: contract.MySQLPort, AgentPort: contract.AgentPort, Role: string(src.Role)}},
+		AgentPasswordFile: contract.BackupCredentialsDir + "/" + contract.BackupAgentPasswordKey,
 	}
 	if s3 := b.Spec.Storage.S3; s3 != nil {
 		loc := &backuprun.S3Location{Endpoint: s3.Endpoint, Region: s3.Region, Bucket: s3.Bucket, Prefix: s3.Prefix,
-			PathStyle: s3.ForcePathStyle == nil || *s3.ForcePathStyle, CredentialsDir: builder.BackupS3CredentialsDir}
+			PathStyle: s3.ForcePathStyle == nil || *s3.ForcePathStyle, CredentialsDir: contract.BackupS3CredentialsDir}
 		if s3.CASecret != nil {
-			loc.CAFile = builder.BackupS3CADir + "/" + builder.BackupS3CAFile
+			loc.CAFile = contract.BackupS3CADir + "/" + contract.BackupS3CAFile
 		}
 		job.Storage.S3 = loc
 	}
@@ -335,7 +335,7 @@ func (r *BackupReconciler) summary(ctx context.Context, job *batchv1.Job) (backu
 	}
 	for _, p := range pods.Items {
 		for _, cs := range p.Status.ContainerStatuses {
-			if cs.Name != builder.ContainerBackup || cs.State.Terminated == nil {
+			if cs.Name != contract.ContainerBackup || cs.State.Terminated == nil {
 				continue
 			}
 			msg := strings.TrimSpace(cs.State.Terminated.Message)

@@ -20,7 +20,7 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	backuprun "github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/internal/apply"
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/metrics"
 )
 
@@ -99,7 +99,7 @@ func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok b
 	t.Helper()
 	ctx := context.Background()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-x1", Labels: map[string]string{batchv1.JobNameLabel: jobName}},
-		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: builder.ContainerBackup, Image: "mariadb:11.4"}}}}
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: contract.ContainerBackup, Image: "mariadb:11.4"}}}}
 	if err := k8s.Create(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok b
 		code = 1
 	}
 	pod.Status.Phase = corev1.PodSucceeded
-	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: builder.ContainerBackup, Image: "mariadb:11.4",
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: contract.ContainerBackup, Image: "mariadb:11.4",
 		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: string(summary.Encode())}}}}
 	if err := k8s.Status().Update(ctx, pod); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/events"
 )
 
@@ -142,7 +143,7 @@ func (r *BackupScheduleReconciler) applyCronJob(ctx context.Context, bs *kurav1a
 		if err := controllerutil.SetControllerReference(bs, obj, r.Client.Scheme()); err != nil {
 			return fmt.Errorf("failed to own %s: %w", obj.GetName(), err)
 		}
-		if _, err := apply.Object(ctx, r.Client, obj, builder.FieldOwner); err != nil {
+		if _, err := apply.Object(ctx, r.Client, obj, contract.FieldOwner); err != nil {
 			return err
 		}
 	}
@@ -153,7 +154,7 @@ func (r *BackupScheduleReconciler) applyCronJob(ctx context.Context, bs *kurav1a
 // returns the newest completed one.
 func (r *BackupScheduleReconciler) retain(ctx context.Context, bs *kurav1alpha1.BackupSchedule, now time.Time) (string, error) {
 	list := &kurav1alpha1.BackupList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(bs.Namespace), client.MatchingLabels{builder.LabelSchedule: bs.Name}); err != nil {
+	if err := r.Client.List(ctx, list, client.InNamespace(bs.Namespace), client.MatchingLabels{contract.LabelSchedule: bs.Name}); err != nil {
 		return "", fmt.Errorf("failed to list the schedule's Backups: %w", err)
 	}
 	newest := ""
@@ -195,7 +196,7 @@ func CreateScheduledBackup(ctx context.Context, c client.Client, namespace, sche
 // (retention and the last successful backup).
 func (r *BackupScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	toSchedule := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
-		name := obj.GetLabels()[builder.LabelSchedule]
+		name := obj.GetLabels()[contract.LabelSchedule]
 		if name == "" {
 			return nil
 		}

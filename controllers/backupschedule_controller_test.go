@@ -19,7 +19,7 @@ import (
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	backuprun "github.com/kura-db/kura/backup"
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 func TestParseSchedule(t *testing.T) {
@@ -144,7 +144,7 @@ func TestBackupScheduleOwnsACronJobAndPrunes(t *testing.T) {
 			}
 		}
 		b := waitPhase(t, ns, name, kurav1alpha1.BackupRunning)
-		if b.Labels[builder.LabelSchedule] != "nightly" || b.Spec.Cluster != "shop" || b.Spec.Storage.S3 == nil {
+		if b.Labels[contract.LabelSchedule] != "nightly" || b.Spec.Cluster != "shop" || b.Spec.Storage.S3 == nil {
 			t.Fatalf("scheduled Backup %+v", b.ObjectMeta)
 		}
 		finishJob(t, ns, name+"-backup", backuprun.Summary{Location: "s3://backups/x/" + name + "/", Size: 1, SHA256: "ab", GTID: "0-1000-1",
@@ -159,7 +159,7 @@ func TestBackupScheduleOwnsACronJobAndPrunes(t *testing.T) {
 	finishJob(t, ns, "nightly-backups-1-delete", backuprun.Summary{}, true, "")
 	eventually(t, "the pruned Backup to be gone", func() error {
 		list := &kurav1alpha1.BackupList{}
-		if err := k8s.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{builder.LabelSchedule: "nightly"}); err != nil {
+		if err := k8s.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{contract.LabelSchedule: "nightly"}); err != nil {
 			return err
 		}
 		var names []string

@@ -18,6 +18,7 @@ import (
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 func newMySQLCluster(ns, name string, mut ...func(*kurav1alpha1.MySQLCluster)) *kurav1alpha1.MySQLCluster {
@@ -148,9 +149,9 @@ func TestMySQLClusterUpdatesObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	pod := sts.Spec.Template
-	if *sts.Spec.Replicas != 5 || pod.Spec.Containers[0].Image != "mariadb:11.4" || pod.Annotations[builder.AnnotationConfigHash] != c.Status.ConfigHash ||
+	if *sts.Spec.Replicas != 5 || pod.Spec.Containers[0].Image != "mariadb:11.4" || pod.Annotations[contract.AnnotationConfigHash] != c.Status.ConfigHash ||
 		pod.Spec.Containers[0].Resources.Requests.Memory().String() != "1Gi" {
-		t.Errorf("statefulset not updated: replicas %d image %s hash %s", *sts.Spec.Replicas, pod.Spec.Containers[0].Image, pod.Annotations[builder.AnnotationConfigHash])
+		t.Errorf("statefulset not updated: replicas %d image %s hash %s", *sts.Spec.Replicas, pod.Spec.Containers[0].Image, pod.Annotations[contract.AnnotationConfigHash])
 	}
 	cm := &corev1.ConfigMap{}
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop-config"}, cm); err != nil {
@@ -170,7 +171,7 @@ func TestMySQLClusterUpdatesObjects(t *testing.T) {
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop-credentials"}, secretAfter); err != nil {
 		t.Fatal(err)
 	}
-	if secretAfter.ResourceVersion != secretBefore.ResourceVersion || string(secretAfter.Data[builder.KeyAdminPassword]) != string(secretBefore.Data[builder.KeyAdminPassword]) {
+	if secretAfter.ResourceVersion != secretBefore.ResourceVersion || string(secretAfter.Data[contract.KeyAdminPassword]) != string(secretBefore.Data[contract.KeyAdminPassword]) {
 		t.Error("the generated credentials Secret must never be rewritten")
 	}
 }
@@ -212,9 +213,9 @@ func TestMySQLClusterUserSecretMissingKey(t *testing.T) {
 	sec := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mine"},
 		Data: map[string][]byte{
-			builder.KeyRootPassword: []byte("r"), builder.KeyAdminPassword: []byte("a"),
-			builder.KeyReplicationPassword: []byte("p"), builder.KeyAgentPassword: []byte("g"),
-			builder.KeyOperatorPassword: []byte("o"), builder.KeyAppPassword: []byte("q"),
+			contract.KeyRootPassword: []byte("r"), contract.KeyAdminPassword: []byte("a"),
+			contract.KeyReplicationPassword: []byte("p"), contract.KeyAgentPassword: []byte("g"),
+			contract.KeyOperatorPassword: []byte("o"), contract.KeyAppPassword: []byte("q"),
 		},
 	}
 	if err := k8s.Create(ctx, sec); err != nil {
@@ -234,7 +235,7 @@ func TestMySQLClusterUserSecretMissingKey(t *testing.T) {
 		t.Error("a StatefulSet was created with incomplete credentials")
 	}
 	// Fixing the Secret unblocks the cluster without touching the cluster.
-	sec.Data[builder.KeyBackupPassword] = []byte("b")
+	sec.Data[contract.KeyBackupPassword] = []byte("b")
 	if err := k8s.Update(ctx, sec); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func TestMySQLClusterUserSecretMissingKey(t *testing.T) {
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mine"}, got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.OwnerReferences) != 0 || string(got.Data[builder.KeyAdminPassword]) != "a" {
+	if len(got.OwnerReferences) != 0 || string(got.Data[contract.KeyAdminPassword]) != "a" {
 		t.Error("the user's Secret was modified")
 	}
 }

@@ -15,12 +15,13 @@ import (
 
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/events"
 	"github.com/kura-db/kura/internal/mycnf"
 )
 
 func (r *MySQLClusterReconciler) apply(ctx context.Context, obj client.Object) error {
-	_, err := apply.Object(ctx, r.Client, obj, builder.FieldOwner)
+	_, err := apply.Object(ctx, r.Client, obj, contract.FieldOwner)
 	return err
 }
 
@@ -48,7 +49,7 @@ func (r *MySQLClusterReconciler) reconcileCredentials(ctx context.Context, p *pa
 	switch {
 	case apierrors.IsNotFound(err) && c.Spec.CredentialsSecret != nil:
 		return &errBlocked{reason: "CredentialsSecretNotFound",
-			message: fmt.Sprintf("spec.credentialsSecret: Secret %q not found in namespace %q; create it with keys %s", name, c.Namespace, strings.Join(credentialKeyNames(), ", "))}
+			message: fmt.Sprintf("spec.credentialsSecret: Secret %q not found in namespace %q; create it with keys %s", name, c.Namespace, strings.Join(builder.CredentialKeys, ", "))}
 	case apierrors.IsNotFound(err):
 		gen, err := builder.CredentialsSecret(c)
 		if err != nil {
@@ -68,14 +69,6 @@ func (r *MySQLClusterReconciler) reconcileCredentials(ctx context.Context, p *pa
 		return &errBlocked{reason: "CredentialsSecretInvalid", message: msg}
 	}
 	return nil
-}
-
-func credentialKeyNames() []string {
-	out := make([]string, 0, len(builder.CredentialKeys))
-	for _, k := range builder.CredentialKeys {
-		out = append(out, k.Key)
-	}
-	return out
 }
 
 func (r *MySQLClusterReconciler) reconcileServiceAccount(ctx context.Context, p *pass) error {

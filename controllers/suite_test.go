@@ -61,6 +61,11 @@ func (l *recordingLoops) counts(k types.NamespacedName) (int, int) {
 	return l.ensured[k], l.forgot[k]
 }
 
+// testInstanceOptions are the MySQLCluster reconciler's builder options: an operator in
+// kura-system with the chart's selector labels.
+var testInstanceOptions = builder.Options{KuraImage: "kura:test", OperatorNamespace: "kura-system",
+	OperatorPodLabels: map[string]string{"app.kubernetes.io/name": "kura", "app.kubernetes.io/instance": "kura"}}
+
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
 }
@@ -88,7 +93,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	rec := events.Recorder{R: mgr.GetEventRecorder("kura")}
-	if err := (&MySQLClusterReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: "kura:test"}, Recorder: rec, Loops: loops}).SetupWithManager(mgr); err != nil {
+	if err := (&MySQLClusterReconciler{Client: mgr.GetClient(), Options: testInstanceOptions, Recorder: rec, Loops: loops}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

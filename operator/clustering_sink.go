@@ -19,6 +19,7 @@ import (
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/clustering"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/events"
 	"github.com/kura-db/kura/internal/metrics"
 )
@@ -127,14 +128,14 @@ func (s *kubeSink) SetRoleLabel(ctx context.Context, t clustering.Target, role s
 	if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: t.Name}, pod); err != nil {
 		return fmt.Errorf("failed to get Pod %s: %w", t.Name, err)
 	}
-	if pod.Labels[builder.LabelRole] == role {
+	if pod.Labels[contract.LabelRole] == role {
 		return nil
 	}
 	patch := client.MergeFrom(pod.DeepCopy())
 	if pod.Labels == nil {
 		pod.Labels = map[string]string{}
 	}
-	pod.Labels[builder.LabelRole] = role
+	pod.Labels[contract.LabelRole] = role
 	if err := s.client.Patch(ctx, pod, patch); err != nil {
 		return fmt.Errorf("failed to label Pod %s: %w", t.Name, err)
 	}
@@ -194,7 +195,7 @@ func (s *kubeSink) agentOf(ctx context.Context, c *kurav1alpha1.MySQLCluster, po
 	if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.CredentialsSecretName(c)}, secret); err != nil {
 		return nil, fmt.Errorf("failed to get the credentials Secret: %w", err)
 	}
-	return agent.NewClient(pod.Status.PodIP, builder.AgentPort, string(secret.Data[builder.KeyAgentPassword])), nil
+	return agent.NewClient(pod.Status.PodIP, contract.AgentPort, string(secret.Data[contract.KeyAgentPassword])), nil
 }
 
 // FenceThroughAgent asks the instance's agent to fence its server, or to kill it when it is

@@ -15,9 +15,9 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/clustering"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/gtid"
-	"github.com/kura-db/kura/internal/mycnf"
 )
 
 // kubeSource reports one MySQLCluster to its clustering loop: the spec knobs, what status
@@ -94,7 +94,7 @@ func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) 
 			Ordinal:         n,
 			Name:            builder.PodName(c, int32(n)),
 			Host:            builder.InstanceHost(c, int32(n)),
-			Port:            mycnf.Port,
+			Port:            contract.MySQLPort,
 			DesiredRevision: desiredRevision,
 		}
 		if p, ok := byOrdinal[n]; ok {
@@ -103,17 +103,17 @@ func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) 
 				Phase:       string(p.Status.Phase),
 				Ready:       podReady(p),
 				Terminating: p.DeletionTimestamp != nil,
-				RoleLabel:   p.Labels[builder.LabelRole],
+				RoleLabel:   p.Labels[contract.LabelRole],
 			}
 			t.Revision = p.Labels[appsv1.ControllerRevisionHashLabelKey]
-			t.Cloning = initRunning(p, builder.ContainerKuraInit)
+			t.Cloning = initRunning(p, contract.ContainerKuraInit)
 			ips[t.Name] = p.Status.PodIP
 		}
 		snap.Targets = append(snap.Targets, t)
 	}
 	kind := builder.Engine(c)
-	admin := string(secret.Data[builder.KeyOperatorPassword])
-	repl := string(secret.Data[builder.KeyReplicationPassword])
+	admin := string(secret.Data[contract.KeyOperatorPassword])
+	repl := string(secret.Data[contract.KeyReplicationPassword])
 	snap.Connect = func(t clustering.Target) (clustering.SQL, error) {
 		ip := ips[t.Name]
 		if ip == "" {
@@ -138,7 +138,7 @@ func (s *kubeSource) connect(kind kurav1alpha1.Engine, name, ip, admin, repl str
 		_ = p.sql.Instance.Close()
 		delete(s.conns, name)
 	}
-	inst, err := engine.Open(kind, engine.Endpoint{Host: ip, Port: mycnf.Port, User: engine.OperatorUser, Password: admin}, s.engineOptions)
+	inst, err := engine.Open(kind, engine.Endpoint{Host: ip, Port: contract.MySQLPort, User: engine.OperatorUser, Password: admin}, s.engineOptions)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open %s: %w", name, err)
 	}

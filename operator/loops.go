@@ -13,8 +13,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/clustering"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/events"
 	"github.com/kura-db/kura/internal/metrics"
@@ -139,10 +139,10 @@ func (l *clusterLoops) hookPods(ctx context.Context) {
 			obj = t.Obj
 		}
 		p, ok := obj.(*corev1.Pod)
-		if !ok || !strings.EqualFold(p.Labels[builder.LabelName], "mysql") {
+		if !ok || !strings.EqualFold(p.Labels[contract.LabelName], "mysql") {
 			return
 		}
-		if c := p.Labels[builder.LabelCluster]; c != "" {
+		if c := p.Labels[contract.LabelCluster]; c != "" {
 			l.poke(p.Namespace, c)
 		}
 	}

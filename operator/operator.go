@@ -124,9 +124,13 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	rec := events.Recorder{R: mgr.GetEventRecorder("kura-operator")}
 	loops := newClusterLoops(mgr, o, rec)
+	instanceOpts, err := instanceBuilderOptions(o)
+	if err != nil {
+		return nil, err
+	}
 	if err := (&controllers.MySQLClusterReconciler{
 		Client:   mgr.GetClient(),
-		Options:  builder.Options{KuraImage: o.KuraImage},
+		Options:  instanceOpts,
 		Recorder: rec,
 		Loops:    loops,
 	}).SetupWithManager(mgr); err != nil {

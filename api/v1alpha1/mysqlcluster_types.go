@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -116,6 +117,30 @@ type MySQLClusterSpec struct {
 	// replication topology, failover included. Status is still observed.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
+
+	// NetworkPolicy restricts who may connect to the instances (docs/security.md). By default
+	// Kura owns a NetworkPolicy that lets only the selected clients reach the database port,
+	// and only the operator and the cluster's own Pods reach the agent port.
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+}
+
+// NetworkPolicySpec says whether Kura restricts traffic to the instances, and whom it lets in.
+type NetworkPolicySpec struct {
+	// Enabled makes Kura create and own a NetworkPolicy for the instance Pods (the default).
+	// false removes it: every Pod that can reach the instances can then try both ports.
+	// Enforcement needs a network plugin that implements NetworkPolicy.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Clients may connect to the database port, besides the operator and the cluster's own
+	// Pods (replication, backups). Each entry is a NetworkPolicy peer: a podSelector alone
+	// selects Pods of the cluster's namespace; add a namespaceSelector to select other
+	// namespaces. Empty means every Pod of the cluster's namespace.
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Clients []networkingv1.NetworkPolicyPeer `json:"clients,omitempty"`
 }
 
 // Why Kura owns the settings of OperatorOwnedConfig; each refusal message says it.

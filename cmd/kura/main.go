@@ -14,7 +14,7 @@ import (
 	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/mycnf"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/supervise"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,7 +23,6 @@ import (
 	"github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/controllers"
 	"github.com/kura-db/kura/internal/agent"
-	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/scheme"
 	"github.com/kura-db/kura/operator"
@@ -65,9 +64,17 @@ func run(args []string) error {
 	case "operator":
 		return operator.Run(ctx, args[1:])
 	case "init":
-		return agent.RunInit(ctx)
+		dir, err := credentialsDirFlag("kura init", args[1:])
+		if err != nil {
+			return err
+		}
+		return agent.RunInit(ctx, dir)
 	case "agent":
-		return agent.Run(ctx, fmt.Sprintf(":%d", builder.AgentPort))
+		dir, err := credentialsDirFlag("kura agent", args[1:])
+		if err != nil {
+			return err
+		}
+		return agent.Run(ctx, fmt.Sprintf(":%d", contract.AgentPort), dir)
 	case "mysqld":
 		// Not ctx: SIGTERM cancels it, and SIGTERM is exactly when the supervisor must still
 		// ask the server whether it may stop.
@@ -123,21 +130,53 @@ func copyBinary(dst string) error {
 	return nil
 }
 
-// runMySQLD is `kura mysqld [--hold-for=D] -- <server> <args>`.
+// credentialsDirFlag parses `--credentials-dir=DIR` (default contract.CredentialsDir): the
+// directory holding one password file per key of the credentials Secret.
+func credentialsDirFlag(name string, args []string) (string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	dir := fs.String("credentials-dir", contract.CredentialsDir, "directory of the password files, one per key of the credentials Secret")
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("%s takes no arguments, got %q", name, fs.Args())
+	}
+	return *dir, nil
+}
+
+// runMySQLD is `kura mysqld [--hold-for=D] [--credentials-dir=DIR] -- <server> <args>`. The
+// operator password, which the shutdown check needs, is read from DIR when the check runs:
+// the server itself gets no credential in its environment or arguments.
 func runMySQLD(ctx context.Context, args []string) error {
 	hold := 45 * time.Second
-	if len(args) > 0 && strings.HasPrefix(args[0], "--hold-for=") {
-		d, err := time.ParseDuration(strings.TrimPrefix(args[0], "--hold-for="))
-		if err != nil {
-			return fmt.Errorf("--hold-for: %w", err)
+	credDir := contract.CredentialsDir
+	for len(args) > 0 && args[0] != "--" && strings.HasPrefix(args[0], "--") {
+		name, value, _ := strings.Cut(strings.TrimPrefix(args[0], "--"), "=")
+		switch name {
+		case "hold-for":
+			d, err := time.ParseDuration(value)
+			if err != nil {
+				return fmt.Errorf("--hold-for: %w", err)
+			}
+			hold = d
+		case "credentials-dir":
+			credDir = value
+		default:
+			return fmt.Errorf("kura mysqld: unknown flag %q (want --hold-for, --credentials-dir, then -- and the server command)", args[0])
 		}
-		hold, args = d, args[1:]
+		args = args[1:]
 	}
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
-	kind := kurav1alpha1.Engine(os.Getenv("ENGINE"))
-	probe := supervise.SQLProbe(kind, mycnf.Port, engine.OperatorUser, os.Getenv("KURA_OPERATOR_PASSWORD"))
+	kind := kurav1alpha1.Engine(os.Getenv(contract.EnvEngine))
+	probe := func(ctx context.Context) (bool, string, error) {
+		password, err := agent.ReadCredential(credDir, contract.KeyOperatorPassword)
+		if err != nil {
+			return false, "", err
+		}
+		return supervise.SQLProbe(kind, contract.MySQLPort, engine.OperatorUser, password)(ctx)
+	}
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "kura mysqld: "+format+"\n", a...) }
 	code, err := supervise.Run(ctx, args, probe, supervise.Options{HoldFor: hold, Log: logf})
 	if err != nil {

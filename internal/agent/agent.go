@@ -13,8 +13,8 @@ import (
 	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
-	"github.com/kura-db/kura/internal/mycnf"
 )
 
 // Server is the agent's HTTP API. /healthz says the agent runs; /readyz says the local mysqld
@@ -26,6 +26,9 @@ type Server struct {
 	Engine kurav1alpha1.Engine
 	// Token is the agent password; when empty every /v1 request is refused.
 	Token string
+	// TokenFunc, when set, is asked for the agent password on every request instead of Token,
+	// so a rotated password file takes effect without a restart.
+	TokenFunc func() string
 	// PodName names this instance in clone headers.
 	PodName string
 	// DataDir is the local data directory (initialised marker, re-clone marker).
@@ -72,7 +75,11 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || s.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+		token := s.Token
+		if s.TokenFunc != nil {
+			token = s.TokenFunc()
+		}
+		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kura-agent"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
@@ -133,13 +140,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Run is `kura agent`: it serves until ctx ends.
-func Run(ctx context.Context, addr string) error {
-	e, err := EnvFromOS()
+// Run is `kura agent`: it serves until ctx ends. The passwords it needs are files in credDir.
+func Run(ctx context.Context, addr, credDir string) error {
+	e, err := LoadEnv(credDir, contract.AgentCredentialKeys)
 	if err != nil {
 		return err
 	}
-	ep := engine.Endpoint{Host: "127.0.0.1", Port: mycnf.Port, User: engine.AgentUser, Password: e.AgentPassword}
+	ep := engine.Endpoint{Host: "127.0.0.1", Port: contract.MySQLPort, User: engine.AgentUser, Password: e.AgentPassword}
 	inst, err := engine.Open(e.Engine, ep, engine.Options{})
 	if err != nil {
 		return fmt.Errorf("failed to open the local instance: %w", err)
@@ -150,8 +157,9 @@ func Run(ctx context.Context, addr string) error {
 		return err
 	}
 	defer stopFence()
-	api := &Server{Instance: inst, Engine: e.Engine, Token: e.AgentPassword, PodName: e.PodName, DataDir: mycnf.DataDir,
-		Backup: engine.BackupOptions{DefaultsFile: mycnf.ConfigFile, Endpoint: ep}, Guard: guard}
+	token := &credentialFile{dir: credDir, key: contract.KeyAgentPassword, last: e.AgentPassword}
+	api := &Server{Instance: inst, Engine: e.Engine, TokenFunc: token.Get, PodName: e.PodName, DataDir: contract.DataDir,
+		Backup: engine.BackupOptions{DefaultsFile: contract.ConfigFile, Endpoint: ep}, Guard: guard}
 	// No write timeout: a clone stream lasts as long as the copy.
 	srv := &http.Server{Addr: addr, Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)

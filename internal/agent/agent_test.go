@@ -10,16 +10,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 )
 
+// setEnv gives the test the environment and the credential files of an instance Pod's
+// kura-init container (the files in a temporary directory named by KURA_CREDENTIALS_DIR).
 func setEnv(t *testing.T, pod string) {
 	for k, v := range map[string]string{
 		"POD_NAME": pod, "POD_NAMESPACE": "prod", "CLUSTER_NAME": "shop", "KURA_INSTANCES_SERVICE": "shop-instances",
-		"ENGINE": "mariadb", "KURA_OPERATOR_PASSWORD": "o", "KURA_ADMIN_PASSWORD": "a", "KURA_APP_PASSWORD": "p", "KURA_DATABASE": "shop", "KURA_REPL_PASSWORD": "r", "KURA_AGENT_PASSWORD": "g", "KURA_ROOT_PASSWORD": "x",
+		"ENGINE": "mariadb", "KURA_DATABASE": "shop",
 	} {
 		t.Setenv(k, v)
 	}
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		contract.KeyOperatorPassword: "o", contract.KeyAdminPassword: "a", contract.KeyAppPassword: "p",
+		contract.KeyReplicationPassword: "r", contract.KeyAgentPassword: "g", contract.KeyRootPassword: "x",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv(EnvCredentialsDir, dir)
 }
 
 func TestEnvFromOS(t *testing.T) {
@@ -31,14 +44,79 @@ func TestEnvFromOS(t *testing.T) {
 	if e.Ordinal != 2 || e.Host() != "shop-2.shop-instances.prod.svc.cluster.local" {
 		t.Errorf("env %+v host %s", e, e.Host())
 	}
+	if e.AgentPassword != "g" || e.OperatorPassword != "o" || e.AppPassword != "p" {
+		t.Errorf("passwords not read from the credential files: %+v", e)
+	}
 	setEnv(t, "other-2")
 	if _, err := EnvFromOS(); err == nil || !strings.Contains(err.Error(), "POD_NAME") {
 		t.Errorf("a foreign pod name must be refused: %v", err)
 	}
 	setEnv(t, "shop-0")
-	t.Setenv("KURA_AGENT_PASSWORD", "")
-	if _, err := EnvFromOS(); err == nil || !strings.Contains(err.Error(), "KURA_AGENT_PASSWORD") {
-		t.Errorf("a missing password must be named: %v", err)
+	dir := os.Getenv(EnvCredentialsDir)
+	if err := os.Remove(filepath.Join(dir, contract.KeyAgentPassword)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnvFromOS(); err == nil || !strings.Contains(err.Error(), contract.KeyAgentPassword) {
+		t.Errorf("a missing password file must be named: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, contract.KeyAgentPassword), nil, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnvFromOS(); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("an empty password file must be refused: %v", err)
+	}
+	// The agent reads only the passwords it uses: the others may be absent.
+	for _, k := range []string{contract.KeyAppPassword, contract.KeyAdminPassword, contract.KeyRootPassword, contract.KeyReplicationPassword} {
+		_ = os.Remove(filepath.Join(dir, k))
+	}
+	if err := os.WriteFile(filepath.Join(dir, contract.KeyAgentPassword), []byte("g"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	a, err := LoadEnv(dir, contract.AgentCredentialKeys)
+	if err != nil || a.AgentPassword != "g" || a.AppPassword != "" {
+		t.Errorf("agent env %+v: %v", a, err)
+	}
+}
+
+// A rotated agent password file takes effect on the next request, without a restart; a file
+// that disappears keeps the last good value.
+func TestAgentTokenFollowsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, contract.KeyAgentPassword)
+	if err := os.WriteFile(path, []byte("first"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	tok := &credentialFile{dir: dir, key: contract.KeyAgentPassword}
+	srv := httptest.NewServer((&Server{TokenFunc: tok.Get}).Handler())
+	defer srv.Close()
+	status := func(token string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/reclone", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status("first"); got == http.StatusUnauthorized {
+		t.Fatalf("the current password was refused")
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("second"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if got := status("first"); got != http.StatusUnauthorized {
+		t.Errorf("the old password was accepted after rotation: %d", got)
+	}
+	if got := status("second"); got == http.StatusUnauthorized {
+		t.Errorf("the rotated password was refused")
+	}
+	_ = os.Remove(path)
+	if got := status("second"); got == http.StatusUnauthorized {
+		t.Errorf("a vanished file must keep the last good password")
 	}
 }
 

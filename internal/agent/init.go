@@ -15,13 +15,15 @@ import (
 	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/mycnf"
 )
 
-// Env is what an instance Pod learns from its environment (downward API and the credentials
-// Secret; see internal/builder/statefulset.go).
+// Env is what an instance Pod learns from its environment (the downward API and plain values;
+// see internal/builder/statefulset.go) and, for the passwords, from the files of its
+// credentials volume (contract.CredentialsDir): each container gets only the passwords it
+// needs, so the others stay empty.
 type Env struct {
 	PodName, Namespace, Cluster, InstancesService string
 	Engine                                        kurav1alpha1.Engine
@@ -38,26 +40,33 @@ func (e Env) Credentials() engine.Credentials {
 		Root: e.RootPassword, Admin: e.AdminPassword, App: e.AppPassword, Database: e.Database}
 }
 
-// EnvFromOS reads Env, failing with the name of any missing variable.
+// EnvFromOS is LoadEnv with the passwords `kura init` needs, from $KURA_CREDENTIALS_DIR or
+// else contract.CredentialsDir.
 func EnvFromOS() (Env, error) {
+	dir := os.Getenv(EnvCredentialsDir)
+	if dir == "" {
+		dir = contract.CredentialsDir
+	}
+	return LoadEnv(dir, contract.InitCredentialKeys)
+}
+
+// LoadEnv reads Env from the environment and the passwords named by keys from files in
+// credDir, failing with the name of any missing variable or file.
+func LoadEnv(credDir string, keys []string) (Env, error) {
 	get := func(k string) string { return os.Getenv(k) }
 	e := Env{
-		PodName: get("POD_NAME"), Namespace: get("POD_NAMESPACE"), Cluster: get("CLUSTER_NAME"),
-		InstancesService: get("KURA_INSTANCES_SERVICE"), Engine: kurav1alpha1.Engine(get("ENGINE")),
-		OperatorPassword: get("KURA_OPERATOR_PASSWORD"), ReplicationPassword: get("KURA_REPL_PASSWORD"),
-		AgentPassword: get("KURA_AGENT_PASSWORD"), RootPassword: get("KURA_ROOT_PASSWORD"),
-		AdminPassword: get("KURA_ADMIN_PASSWORD"), AppPassword: get("KURA_APP_PASSWORD"), Database: get("KURA_DATABASE"),
+		PodName: get(contract.EnvPodName), Namespace: get(contract.EnvPodNamespace), Cluster: get(contract.EnvClusterName),
+		InstancesService: get(contract.EnvInstancesService), Engine: kurav1alpha1.Engine(get(contract.EnvEngine)),
+		Database: get(contract.EnvDatabase),
 	}
-	for k, v := range map[string]string{
-		"POD_NAME": e.PodName, "POD_NAMESPACE": e.Namespace, "CLUSTER_NAME": e.Cluster,
-		"KURA_INSTANCES_SERVICE": e.InstancesService, "ENGINE": string(e.Engine),
-		"KURA_OPERATOR_PASSWORD": e.OperatorPassword, "KURA_REPL_PASSWORD": e.ReplicationPassword,
-		"KURA_AGENT_PASSWORD": e.AgentPassword, "KURA_ROOT_PASSWORD": e.RootPassword,
-		"KURA_ADMIN_PASSWORD": e.AdminPassword, "KURA_APP_PASSWORD": e.AppPassword, "KURA_DATABASE": e.Database,
-	} {
-		if v == "" {
+	for _, k := range []string{contract.EnvPodName, contract.EnvPodNamespace, contract.EnvClusterName,
+		contract.EnvInstancesService, contract.EnvEngine, contract.EnvDatabase} {
+		if get(k) == "" {
 			return e, fmt.Errorf("environment variable %s is not set", k)
 		}
+	}
+	if err := readCredentials(&e, credDir, keys); err != nil {
+		return e, err
 	}
 	rest, ok := strings.CutPrefix(e.PodName, e.Cluster+"-")
 	n, err := strconv.Atoi(rest)
@@ -80,7 +89,7 @@ type InitPaths struct {
 }
 
 // DefaultInitPaths are the paths inside an instance Pod.
-var DefaultInitPaths = InitPaths{DataDir: mycnf.DataDir, InstanceFile: mycnf.InstanceFile}
+var DefaultInitPaths = InitPaths{DataDir: contract.DataDir, InstanceFile: contract.InstanceFile}
 
 // InitOptions tune Init. The zero value is what `kura init` uses in a Pod.
 type InitOptions struct {
@@ -88,7 +97,7 @@ type InitOptions struct {
 	Engine engine.InitOptions
 	// Peers are asked for a donor; nil means PeersOf(env) (ordinals 0..8 but this one).
 	Peers []Peer
-	// DefaultsFile is the server's option file (default mycnf.ConfigFile).
+	// DefaultsFile is the server's option file (default contract.ConfigFile).
 	DefaultsFile string
 	// AskTimeout bounds one peer's answer (default 2s).
 	AskTimeout time.Duration
@@ -232,10 +241,10 @@ func (o InitOptions) withDefaults(e Env) InitOptions {
 		o.Log = os.Stderr
 	}
 	if o.Peers == nil {
-		o.Peers = PeersOf(e, builder.AgentPort)
+		o.Peers = PeersOf(e, contract.AgentPort)
 	}
 	if o.DefaultsFile == "" {
-		o.DefaultsFile = mycnf.ConfigFile
+		o.DefaultsFile = contract.ConfigFile
 	}
 	if o.AskTimeout <= 0 {
 		o.AskTimeout = 2 * time.Second
@@ -312,8 +321,8 @@ func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, pr
 }
 
 // RunInit is `kura init`.
-func RunInit(ctx context.Context) error {
-	e, err := EnvFromOS()
+func RunInit(ctx context.Context, credDir string) error {
+	e, err := LoadEnv(credDir, contract.InitCredentialKeys)
 	if err != nil {
 		return err
 	}
@@ -323,11 +332,11 @@ func RunInit(ctx context.Context) error {
 	}
 	switch out {
 	case Initialised:
-		fmt.Fprintf(os.Stderr, "kura init: initialised %s for %s (server_id %d)\n", mycnf.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
+		fmt.Fprintf(os.Stderr, "kura init: initialised %s for %s (server_id %d)\n", contract.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
 	case Cloned:
-		fmt.Fprintf(os.Stderr, "kura init: cloned %s for %s (server_id %d)\n", mycnf.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
+		fmt.Fprintf(os.Stderr, "kura init: cloned %s for %s (server_id %d)\n", contract.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
 	default:
-		fmt.Fprintf(os.Stderr, "kura init: %s already initialised; kept\n", mycnf.DataDir)
+		fmt.Fprintf(os.Stderr, "kura init: %s already initialised; kept\n", contract.DataDir)
 	}
 	return nil
 }

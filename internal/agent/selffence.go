@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
-	"github.com/kura-db/kura/internal/mycnf"
 )
 
 // SelfFence makes a primary cut off from the operator and from every other instance read-only
@@ -197,11 +196,11 @@ func startSelfFence(ctx context.Context, e Env, agentEP engine.Endpoint) (*SelfF
 		return nil, nil, fmt.Errorf("failed to open the local instance: %w", err)
 	}
 	var peers []string
-	for _, p := range PeersOf(e, builder.AgentPort) {
+	for _, p := range PeersOf(e, contract.AgentPort) {
 		peers = append(peers, p.Client.BaseURL)
 	}
 	f := &SelfFence{Observer: observer, Fencer: fencer, OperatorUser: engine.OperatorUser, Peers: peers, Grace: grace,
-		PidFile: mycnf.PidFile, Log: os.Stderr}
+		PidFile: contract.PidFile, Log: os.Stderr}
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

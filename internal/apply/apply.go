@@ -12,20 +12,20 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 // Object applies obj (a typed object with TypeMeta set and, ideally, an applied-hash
 // annotation) with server-side apply and forced ownership. When the live object carries the
 // same applied hash, nothing is written. It reports whether a write happened.
 func Object(ctx context.Context, c client.Client, obj client.Object, owner string) (bool, error) {
-	want := obj.GetAnnotations()[builder.AnnotationAppliedHash]
+	want := obj.GetAnnotations()[contract.AnnotationAppliedHash]
 	if want != "" {
 		live := &unstructured.Unstructured{}
 		live.SetGroupVersionKind(obj.GetObjectKind().GroupVersionKind())
 		err := c.Get(ctx, client.ObjectKeyFromObject(obj), live)
 		switch {
-		case err == nil && live.GetAnnotations()[builder.AnnotationAppliedHash] == want && live.GetDeletionTimestamp() == nil:
+		case err == nil && live.GetAnnotations()[contract.AnnotationAppliedHash] == want && live.GetDeletionTimestamp() == nil:
 			return false, nil
 		case err != nil && !apierrors.IsNotFound(err):
 			return false, fmt.Errorf("failed to get %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)

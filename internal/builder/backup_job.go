@@ -9,23 +9,11 @@ import (
 	"k8s.io/utils/ptr"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/contract"
 )
 
-// Paths inside a backup Job's container (docs/backup.md). Credentials are files from
-// Secret volumes, never environment variables or arguments.
+// Volume names of a backup Job's Pod (the mount paths are in internal/contract).
 const (
-	BackupCredentialsDir   = "/var/run/kura/credentials"
-	BackupAgentPasswordKey = KeyAgentPassword
-	BackupS3CredentialsDir = "/var/run/kura/s3"
-	BackupS3AccessKeyFile  = "access-key-id"
-	BackupS3SecretKeyFile  = "secret-access-key"
-	BackupS3CADir          = "/var/run/kura/s3-ca"
-	BackupS3CAFile         = "ca.crt"
-	BackupStorageMount     = "/var/lib/kura-backup"
-
-	ContainerBackup = "backup"
-	LabelBackup     = "kura.dev/backup"
-
 	volumeBackupCredentials = "credentials"
 	volumeBackupS3          = "s3-credentials"
 	volumeBackupS3CA        = "s3-ca"
@@ -44,12 +32,12 @@ func BackupJobName(b *kurav1alpha1.Backup) string {
 // BackupLabels are the labels of a Backup's Job and Pod.
 func BackupLabels(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup) map[string]string {
 	return map[string]string{
-		LabelName:      "mysql-backup",
-		LabelInstance:  c.Name,
-		LabelCluster:   c.Name,
-		LabelManagedBy: "kura",
-		LabelComponent: "backup",
-		LabelBackup:    b.Name,
+		contract.LabelName:      "mysql-backup",
+		contract.LabelInstance:  c.Name,
+		contract.LabelCluster:   c.Name,
+		contract.LabelManagedBy: "kura",
+		contract.LabelComponent: "backup",
+		contract.LabelBackup:    b.Name,
 	}
 }
 
@@ -86,37 +74,32 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 	vols := []corev1.Volume{
 		emptyDir(VolumeKuraBin),
 		emptyDir(VolumeTmp),
-		{Name: volumeBackupCredentials, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName:  CredentialsSecretName(c),
-			Items:       []corev1.KeyToPath{{Key: KeyAgentPassword, Path: BackupAgentPasswordKey}},
-			DefaultMode: ptr.To[int32](0o440),
-		}}},
+		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey}),
 	}
-	mnts := append(mounts(VolumeKuraBin, VolumeTmp),
-		corev1.VolumeMount{Name: volumeBackupCredentials, MountPath: BackupCredentialsDir, ReadOnly: true})
+	mnts := append(mounts(VolumeKuraBin, VolumeTmp), credentialsMount(volumeBackupCredentials))
 	if s3 := spec.Storage.S3; s3 != nil {
 		vols = append(vols, corev1.Volume{Name: volumeBackupS3, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: s3.CredentialsSecret.Name,
 			Items: []corev1.KeyToPath{
-				{Key: orDefault(s3.CredentialsSecret.AccessKeyIDKey, "AWS_ACCESS_KEY_ID"), Path: BackupS3AccessKeyFile},
-				{Key: orDefault(s3.CredentialsSecret.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY"), Path: BackupS3SecretKeyFile},
+				{Key: orDefault(s3.CredentialsSecret.AccessKeyIDKey, "AWS_ACCESS_KEY_ID"), Path: contract.BackupS3AccessKeyFile},
+				{Key: orDefault(s3.CredentialsSecret.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY"), Path: contract.BackupS3SecretKeyFile},
 			},
-			DefaultMode: ptr.To[int32](0o440),
+			DefaultMode: ptr.To[int32](0o400),
 		}}})
-		mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupS3, MountPath: BackupS3CredentialsDir, ReadOnly: true})
+		mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupS3, MountPath: contract.BackupS3CredentialsDir, ReadOnly: true})
 		if s3.CASecret != nil {
 			vols = append(vols, corev1.Volume{Name: volumeBackupS3CA, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 				SecretName:  s3.CASecret.Name,
-				Items:       []corev1.KeyToPath{{Key: BackupS3CAFile, Path: BackupS3CAFile}},
+				Items:       []corev1.KeyToPath{{Key: contract.BackupS3CAFile, Path: contract.BackupS3CAFile}},
 				DefaultMode: ptr.To[int32](0o444),
 			}}})
-			mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupS3CA, MountPath: BackupS3CADir, ReadOnly: true})
+			mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupS3CA, MountPath: contract.BackupS3CADir, ReadOnly: true})
 		}
 	}
 	if pvc := spec.Storage.PVC; pvc != nil {
 		vols = append(vols, corev1.Volume{Name: volumeBackupStorage, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc.ClaimName}}})
-		mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupStorage, MountPath: BackupStorageMount})
+		mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupStorage, MountPath: contract.BackupStorageMount})
 	}
 	labels := BackupLabels(c, b)
 	return &batchv1.Job{
@@ -134,18 +117,18 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 					EnableServiceLinks:           ptr.To(false),
 					ImagePullSecrets:             c.Spec.ImagePullSecrets,
 					SecurityContext: &corev1.PodSecurityContext{
-						RunAsUser:      ptr.To[int64](MySQLUID),
-						RunAsGroup:     ptr.To[int64](MySQLUID),
-						FSGroup:        ptr.To[int64](MySQLUID),
+						RunAsUser:      ptr.To[int64](contract.MySQLUID),
+						RunAsGroup:     ptr.To[int64](contract.MySQLUID),
+						FSGroup:        ptr.To[int64](contract.MySQLUID),
 						RunAsNonRoot:   ptr.To(true),
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
 					InitContainers: []corev1.Container{kuraCopyContainer(c, opts)},
 					Containers: []corev1.Container{{
-						Name:                     ContainerBackup,
+						Name:                     contract.ContainerBackup,
 						Image:                    EngineImage(c),
 						ImagePullPolicy:          c.Spec.ImagePullPolicy,
-						Command:                  []string{KuraBinPath, "backup", verb, "--request=" + request},
+						Command:                  []string{contract.KuraBinPath, "backup", verb, "--request=" + request},
 						VolumeMounts:             mnts,
 						Resources:                spec.Resources,
 						SecurityContext:          restrictedSecurityContext(),
@@ -161,7 +144,7 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 
 // BackupStorageRoot is where a PVC-stored backup's files are inside the Job.
 func BackupStorageRoot(pvc *kurav1alpha1.PVCStorage) string {
-	return path.Join(BackupStorageMount, pvc.SubPath)
+	return path.Join(contract.BackupStorageMount, pvc.SubPath)
 }
 
 func orDefault(v, def string) string {

@@ -8,13 +8,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/contract"
 )
-
-// LabelSchedule is on every Backup a BackupSchedule created.
-const LabelSchedule = "kura.dev/schedule"
-
-// ContainerBackupCreate is the CronJob's container.
-const ContainerBackupCreate = "create-backup"
 
 // BackupScheduleName names a BackupSchedule's CronJob, ServiceAccount, Role and RoleBinding
 // (a CronJob's name is limited to 52 characters).
@@ -28,12 +23,12 @@ func BackupScheduleName(bs *kurav1alpha1.BackupSchedule) string {
 
 func scheduleLabels(bs *kurav1alpha1.BackupSchedule) map[string]string {
 	return map[string]string{
-		LabelName:      "mysql-backup-schedule",
-		LabelInstance:  bs.Spec.Cluster,
-		LabelCluster:   bs.Spec.Cluster,
-		LabelManagedBy: "kura",
-		LabelComponent: "backup-schedule",
-		LabelSchedule:  bs.Name,
+		contract.LabelName:      "mysql-backup-schedule",
+		contract.LabelInstance:  bs.Spec.Cluster,
+		contract.LabelCluster:   bs.Spec.Cluster,
+		contract.LabelManagedBy: "kura",
+		contract.LabelComponent: "backup-schedule",
+		contract.LabelSchedule:  bs.Name,
 	}
 }
 
@@ -79,7 +74,7 @@ func BackupScheduleCronJob(bs *kurav1alpha1.BackupSchedule, opts Options) *batch
 								SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 							},
 							Containers: []corev1.Container{{
-								Name:  ContainerBackupCreate,
+								Name:  contract.ContainerBackupCreate,
 								Image: opts.KuraImage,
 								Command: []string{"/kura", "backup", "create", "--namespace=$(POD_NAMESPACE)", "--schedule=" + bs.Name,
 									"--name=$(JOB_NAME)"},
@@ -120,7 +115,7 @@ func ScheduledBackup(bs *kurav1alpha1.BackupSchedule, name string) *kurav1alpha1
 	return &kurav1alpha1.Backup{
 		TypeMeta: metav1.TypeMeta{APIVersion: kurav1alpha1.GroupVersion.String(), Kind: "Backup"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace,
-			Labels: map[string]string{LabelSchedule: bs.Name, LabelCluster: bs.Spec.Cluster}},
+			Labels: map[string]string{contract.LabelSchedule: bs.Name, contract.LabelCluster: bs.Spec.Cluster}},
 		Spec: kurav1alpha1.BackupSpec{BackupOptions: bs.Spec.BackupOptions},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/golden"
 )
 
@@ -94,7 +95,7 @@ func TestStatefulSetInvariants(t *testing.T) {
 	if got := strings.Join(pod.Containers[0].Command, " "); got != "/opt/kura/bin/kura mysqld --hold-for=45s -- mariadbd --defaults-file=/etc/kura/config/my.cnf" {
 		t.Errorf("mysqld command: %s", got)
 	}
-	if sts.Spec.Template.Annotations[AnnotationConfigHash] != "h" {
+	if sts.Spec.Template.Annotations[contract.AnnotationConfigHash] != "h" {
 		t.Error("the pod template must carry the config hash")
 	}
 	if pod.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm.TopologyKey != corev1.LabelHostname {
@@ -137,11 +138,11 @@ func TestServices(t *testing.T) {
 		t.Errorf("headless service: %+v", h.Spec)
 	}
 	p := PrimaryService(c)
-	if p.Spec.Selector[LabelRole] != RolePrimary || p.Spec.Type != corev1.ServiceTypeLoadBalancer || p.Annotations["lb"] != "internal" || p.Labels["expose"] != "yes" || p.Spec.ExternalTrafficPolicy != "Local" {
+	if p.Spec.Selector[contract.LabelRole] != contract.RolePrimary || p.Spec.Type != corev1.ServiceTypeLoadBalancer || p.Annotations["lb"] != "internal" || p.Labels["expose"] != "yes" || p.Spec.ExternalTrafficPolicy != "Local" {
 		t.Errorf("primary service: %+v %+v", p.ObjectMeta, p.Spec)
 	}
 	r := ReplicasService(c)
-	if r.Spec.Selector[LabelRole] != RoleReplica || r.Spec.Type != corev1.ServiceTypeClusterIP || r.Spec.ExternalTrafficPolicy != "" {
+	if r.Spec.Selector[contract.LabelRole] != contract.RoleReplica || r.Spec.Type != corev1.ServiceTypeClusterIP || r.Spec.ExternalTrafficPolicy != "" {
 		t.Errorf("replicas service: %+v", r.Spec)
 	}
 	for _, s := range []*corev1.Service{h, p, r} {
@@ -162,9 +163,9 @@ func TestCredentials(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, k := range CredentialKeys {
-		p := string(s1.Data[k.Key])
-		if len(p) != 32 || seen[p] || p == string(s2.Data[k.Key]) {
-			t.Errorf("%s: passwords must be 32 random characters, distinct", k.Key)
+		p := string(s1.Data[k])
+		if len(p) != 32 || seen[p] || p == string(s2.Data[k]) {
+			t.Errorf("%s: passwords must be 32 random characters, distinct", k)
 		}
 		seen[p] = true
 	}
@@ -174,7 +175,7 @@ func TestCredentials(t *testing.T) {
 	if CredentialsSecretName(user) != "mine" {
 		t.Error("a user-named secret must be used")
 	}
-	partial := &corev1.Secret{Data: map[string][]byte{KeyAdminPassword: []byte("x"), KeyRootPassword: {}}}
+	partial := &corev1.Secret{Data: map[string][]byte{contract.KeyAdminPassword: []byte("x"), contract.KeyRootPassword: {}}}
 	missing := MissingCredentialKeys(partial)
 	if strings.Join(missing, ",") != "operator-password,app-password,root-password,replication-password,agent-password,backup-password" {
 		t.Errorf("missing = %v", missing)
@@ -182,9 +183,9 @@ func TestCredentials(t *testing.T) {
 }
 
 func TestHashChangesWithSpec(t *testing.T) {
-	a := StatefulSet(newCluster(), "h", opts).Annotations[AnnotationAppliedHash]
-	b := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Replicas = 5 }), "h", opts).Annotations[AnnotationAppliedHash]
-	a2 := StatefulSet(newCluster(), "h", opts).Annotations[AnnotationAppliedHash]
+	a := StatefulSet(newCluster(), "h", opts).Annotations[contract.AnnotationAppliedHash]
+	b := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Replicas = 5 }), "h", opts).Annotations[contract.AnnotationAppliedHash]
+	a2 := StatefulSet(newCluster(), "h", opts).Annotations[contract.AnnotationAppliedHash]
 	if a == "" || a == b || a != a2 {
 		t.Errorf("applied hash must be stable and follow the spec: %s %s %s", a, b, a2)
 	}

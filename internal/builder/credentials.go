@@ -6,31 +6,17 @@ import (
 	"math/big"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/contract"
 )
 
-// Keys of the credentials Secret and the environment variables the instance Pods get them as.
-const (
-	KeyOperatorPassword    = "operator-password"
-	KeyAdminPassword       = "admin-password"
-	KeyAppPassword         = "app-password"
-	KeyRootPassword        = "root-password"
-	KeyReplicationPassword = "replication-password"
-	KeyAgentPassword       = "agent-password"
-	KeyBackupPassword      = "backup-password"
-)
-
-// CredentialKeys are the keys every credentials Secret must hold, with the env var each is
-// exposed as in the instance Pods.
-var CredentialKeys = []struct{ Key, Env string }{
-	{KeyOperatorPassword, "KURA_OPERATOR_PASSWORD"},
-	{KeyAdminPassword, "KURA_ADMIN_PASSWORD"},
-	{KeyAppPassword, "KURA_APP_PASSWORD"},
-	{KeyRootPassword, "KURA_ROOT_PASSWORD"},
-	{KeyReplicationPassword, "KURA_REPL_PASSWORD"},
-	{KeyAgentPassword, "KURA_AGENT_PASSWORD"},
-	{KeyBackupPassword, "KURA_BACKUP_PASSWORD"},
+// CredentialKeys are the keys every credentials Secret must hold. The instance Pods get them as
+// files of Secret volumes, each container only those it needs (contract.*CredentialKeys).
+var CredentialKeys = []string{
+	contract.KeyOperatorPassword, contract.KeyAdminPassword, contract.KeyAppPassword, contract.KeyRootPassword,
+	contract.KeyReplicationPassword, contract.KeyAgentPassword, contract.KeyBackupPassword,
 }
 
 const passwordAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -60,7 +46,7 @@ func CredentialsSecret(c *kurav1alpha1.MySQLCluster) (*corev1.Secret, error) {
 		if err != nil {
 			return nil, err
 		}
-		data[k.Key] = []byte(p)
+		data[k] = []byte(p)
 	}
 	return &corev1.Secret{
 		TypeMeta:   typeMeta("v1", "Secret"),
@@ -74,9 +60,29 @@ func CredentialsSecret(c *kurav1alpha1.MySQLCluster) (*corev1.Secret, error) {
 func MissingCredentialKeys(s *corev1.Secret) []string {
 	var missing []string
 	for _, k := range CredentialKeys {
-		if len(s.Data[k.Key]) == 0 {
-			missing = append(missing, k.Key)
+		if len(s.Data[k]) == 0 {
+			missing = append(missing, k)
 		}
 	}
 	return missing
+}
+
+// credentialsVolume is a Secret volume of the cluster's credentials holding only keys, one
+// file per key, readable by the owner only (the kubelet adds group read for the Pod's
+// fsGroup, which is the containers' own group).
+func credentialsVolume(c *kurav1alpha1.MySQLCluster, name string, keys []string) corev1.Volume {
+	items := make([]corev1.KeyToPath, 0, len(keys))
+	for _, k := range keys {
+		items = append(items, corev1.KeyToPath{Key: k, Path: k})
+	}
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName:  CredentialsSecretName(c),
+		Items:       items,
+		DefaultMode: ptr.To[int32](0o400),
+	}}}
+}
+
+// credentialsMount mounts a credentials volume read-only at contract.CredentialsDir.
+func credentialsMount(volume string) corev1.VolumeMount {
+	return corev1.VolumeMount{Name: volume, MountPath: contract.CredentialsDir, ReadOnly: true}
 }

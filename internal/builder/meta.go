@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 // objectMeta returns metadata for an owned object with the owner reference set.
@@ -49,5 +50,5 @@ func StampHash(meta *metav1.ObjectMeta, desired any) {
 	if meta.Annotations == nil {
 		meta.Annotations = map[string]string{}
 	}
-	meta.Annotations[AnnotationAppliedHash] = hex.EncodeToString(sum[:10])
+	meta.Annotations[contract.AnnotationAppliedHash] = hex.EncodeToString(sum[:10])
 }

@@ -7,33 +7,7 @@ import (
 	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-)
-
-// Label keys and values.
-const (
-	LabelName      = "app.kubernetes.io/name"
-	LabelInstance  = "app.kubernetes.io/instance"
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	LabelComponent = "app.kubernetes.io/component"
-	LabelCluster   = "kura.dev/cluster"
-	// LabelRole is set by the clustering loop on each Pod: primary, replica or none. The
-	// primary and replicas Services select on it.
-	LabelRole = "kura.dev/role"
-
-	RolePrimary = "primary"
-	RoleReplica = "replica"
-	RoleNone    = "none"
-
-	AnnotationConfigHash = "kura.dev/config-hash"
-	// AnnotationAppliedHash on an owned object is the hash of what Kura last applied; an equal
-	// hash skips the write.
-	AnnotationAppliedHash = "kura.dev/applied-hash"
-
-	FieldOwner = "kura"
-
-	MySQLPortName = "mysql"
-	AgentPortName = "agent"
-	AgentPort     = 8080
+	"github.com/kura-db/kura/internal/contract"
 )
 
 // Default versions per engine, used when spec.version is empty.
@@ -46,6 +20,12 @@ var DefaultVersion = map[kurav1alpha1.Engine]string{
 type Options struct {
 	// KuraImage is the image holding the kura binary at /kura.
 	KuraImage string
+	// OperatorNamespace and OperatorPodLabels identify the operator's Pods, which the
+	// NetworkPolicy lets reach the instances. Without a namespace no rule admits the operator
+	// (an operator outside the cluster is not a Pod a policy can select); without labels every
+	// Pod of the namespace counts as the operator.
+	OperatorNamespace string
+	OperatorPodLabels map[string]string
 }
 
 // Database is the application database: spec.database, else the cluster's name.
@@ -78,6 +58,7 @@ func ReplicasServiceName(c *kurav1alpha1.MySQLCluster) string { return c.Name + 
 func ConfigMapName(c *kurav1alpha1.MySQLCluster) string       { return c.Name + "-config" }
 func ServiceAccountName(c *kurav1alpha1.MySQLCluster) string  { return c.Name + "-mysql" }
 func PDBName(c *kurav1alpha1.MySQLCluster) string             { return c.Name }
+func NetworkPolicyName(c *kurav1alpha1.MySQLCluster) string   { return c.Name + "-instances" }
 
 // CredentialsSecretName is the Secret holding the cluster's passwords: the user's, or the
 // generated "<cluster>-credentials".
@@ -131,16 +112,16 @@ func Replicas(c *kurav1alpha1.MySQLCluster) int32 {
 // SelectorLabels select every instance Pod of a cluster.
 func SelectorLabels(c *kurav1alpha1.MySQLCluster) map[string]string {
 	return map[string]string{
-		LabelName:     "mysql",
-		LabelInstance: c.Name,
-		LabelCluster:  c.Name,
+		contract.LabelName:     "mysql",
+		contract.LabelInstance: c.Name,
+		contract.LabelCluster:  c.Name,
 	}
 }
 
 // CommonLabels are set on every owned object.
 func CommonLabels(c *kurav1alpha1.MySQLCluster) map[string]string {
 	l := SelectorLabels(c)
-	l[LabelManagedBy] = "kura"
+	l[contract.LabelManagedBy] = "kura"
 	return l
 }
 

@@ -11,10 +11,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/mycnf"
+	"github.com/kura-db/kura/internal/contract"
 )
 
-// Volume names and mount paths inside instance Pods.
+// Volume names inside instance Pods (the mount paths are in internal/contract).
 const (
 	VolumeData     = "data"
 	VolumeConfig   = "config"
@@ -23,16 +23,11 @@ const (
 	VolumeInstance = "instance"
 	VolumeTmp      = "tmp"
 
-	KuraBinDir  = "/opt/kura/bin"
-	KuraBinPath = KuraBinDir + "/kura"
-
-	// MySQLUID is the mysql user and group of the official engine images.
-	MySQLUID = 999
-
-	ContainerMySQLD   = "mysqld"
-	ContainerAgent    = "agent"
-	ContainerKuraCopy = "kura-copy"
-	ContainerKuraInit = "kura-init"
+	// One credentials volume per container that needs passwords, each with only the keys
+	// that container uses (contract.*CredentialKeys).
+	VolumeInitCredentials   = "init-credentials"
+	VolumeAgentCredentials  = "agent-credentials"
+	VolumeMySQLDCredentials = "mysqld-credentials"
 )
 
 // serverCommand is the database server binary of each engine's official image.
@@ -105,7 +100,7 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
 			Labels:      merge(p.Labels, SelectorLabels(c)),
-			Annotations: merge(p.Annotations, map[string]string{AnnotationConfigHash: configHash}),
+			Annotations: merge(p.Annotations, map[string]string{contract.AnnotationConfigHash: configHash}),
 		},
 		Spec: corev1.PodSpec{
 			ServiceAccountName:           ServiceAccountName(c),
@@ -122,9 +117,9 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 			TopologySpreadConstraints:     p.TopologySpreadConstraints,
 			PriorityClassName:             p.PriorityClassName,
 			SecurityContext: &corev1.PodSecurityContext{
-				RunAsUser:           ptr.To[int64](MySQLUID),
-				RunAsGroup:          ptr.To[int64](MySQLUID),
-				FSGroup:             ptr.To[int64](MySQLUID),
+				RunAsUser:           ptr.To[int64](contract.MySQLUID),
+				RunAsGroup:          ptr.To[int64](contract.MySQLUID),
+				FSGroup:             ptr.To[int64](contract.MySQLUID),
 				RunAsNonRoot:        ptr.To(true),
 				FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
 				SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
@@ -140,6 +135,9 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 				emptyDir(VolumeRun),
 				emptyDir(VolumeInstance),
 				emptyDir(VolumeTmp),
+				credentialsVolume(c, VolumeInitCredentials, contract.InitCredentialKeys),
+				credentialsVolume(c, VolumeAgentCredentials, contract.AgentCredentialKeys),
+				credentialsVolume(c, VolumeMySQLDCredentials, contract.MySQLDCredentialKeys),
 			},
 		},
 	}
@@ -182,38 +180,31 @@ func restrictedSecurityContext() *corev1.SecurityContext {
 }
 
 // instanceEnv is the environment every engine-image container gets: who it is and the
-// passwords, from the credentials Secret (never rendered into the Pod spec).
+// cluster's plain settings. No password: those are files of the credentials volumes.
 func instanceEnv(c *kurav1alpha1.MySQLCluster) []corev1.EnvVar {
 	field := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
 	}
-	env := []corev1.EnvVar{
-		field("POD_NAME", "metadata.name"),
-		field("POD_NAMESPACE", "metadata.namespace"),
-		field("POD_IP", "status.podIP"),
-		{Name: "CLUSTER_NAME", Value: c.Name},
-		{Name: "ENGINE", Value: string(Engine(c))},
-		{Name: "KURA_INSTANCES_SERVICE", Value: HeadlessServiceName(c)},
-		{Name: "KURA_DATABASE", Value: Database(c)},
-		{Name: "KURA_FAILOVER_GRACE", Value: FailoverGrace(c).String()},
+	return []corev1.EnvVar{
+		field(contract.EnvPodName, "metadata.name"),
+		field(contract.EnvPodNamespace, "metadata.namespace"),
+		field(contract.EnvPodIP, "status.podIP"),
+		{Name: contract.EnvClusterName, Value: c.Name},
+		{Name: contract.EnvEngine, Value: string(Engine(c))},
+		{Name: contract.EnvInstancesService, Value: HeadlessServiceName(c)},
+		{Name: contract.EnvDatabase, Value: Database(c)},
+		{Name: contract.EnvFailoverGrace, Value: FailoverGrace(c).String()},
 	}
-	for _, k := range CredentialKeys {
-		env = append(env, corev1.EnvVar{Name: k.Env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsSecretName(c)},
-			Key:                  k.Key,
-		}}})
-	}
-	return env
 }
 
 func mounts(names ...string) []corev1.VolumeMount {
 	paths := map[string]string{
-		VolumeData:     mycnf.DataDir,
-		VolumeConfig:   mycnf.ConfigDir,
-		VolumeKuraBin:  KuraBinDir,
-		VolumeRun:      mycnf.RunDir,
-		VolumeInstance: mycnf.InstanceDir,
-		VolumeTmp:      "/tmp",
+		VolumeData:     contract.DataDir,
+		VolumeConfig:   contract.ConfigDir,
+		VolumeKuraBin:  contract.KuraBinDir,
+		VolumeRun:      contract.RunDir,
+		VolumeInstance: contract.InstanceDir,
+		VolumeTmp:      contract.TmpDir,
 	}
 	out := make([]corev1.VolumeMount, 0, len(names))
 	for _, n := range names {
@@ -237,10 +228,10 @@ func smallResources() corev1.ResourceRequirements {
 // the engine's official image can run it: no custom database image is needed.
 func kuraCopyContainer(c *kurav1alpha1.MySQLCluster, opts Options) corev1.Container {
 	return corev1.Container{
-		Name:            ContainerKuraCopy,
+		Name:            contract.ContainerKuraCopy,
 		Image:           opts.KuraImage,
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
-		Command:         []string{"/kura", "copy-binary", KuraBinPath},
+		Command:         []string{"/kura", "copy-binary", contract.KuraBinPath},
 		VolumeMounts:    mounts(VolumeKuraBin),
 		SecurityContext: restrictedSecurityContext(),
 		Resources:       smallResources(),
@@ -251,12 +242,13 @@ func kuraCopyContainer(c *kurav1alpha1.MySQLCluster, opts Options) corev1.Contai
 // data directory and creates the accounts with binary logging off.
 func kuraInitContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
 	return corev1.Container{
-		Name:            ContainerKuraInit,
+		Name:            contract.ContainerKuraInit,
 		Image:           EngineImage(c),
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
-		Command:         []string{KuraBinPath, "init"},
+		Command:         []string{contract.KuraBinPath, "init"},
 		Env:             instanceEnv(c),
-		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+		VolumeMounts: append(mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+			credentialsMount(VolumeInitCredentials)),
 		SecurityContext: restrictedSecurityContext(),
 		Resources:       c.Spec.Resources,
 	}
@@ -280,16 +272,17 @@ func holdFor(c *kurav1alpha1.MySQLCluster) time.Duration {
 // planned switchover (docs/clustering.md): deleting the primary's Pod never drops writes
 // on the floor.
 func mysqldContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
-	tcp := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString(MySQLPortName)}}
+	tcp := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString(contract.MySQLPortName)}}
 	return corev1.Container{
-		Name:            ContainerMySQLD,
+		Name:            contract.ContainerMySQLD,
 		Image:           EngineImage(c),
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
-		Command: []string{KuraBinPath, "mysqld", "--hold-for=" + holdFor(c).String(), "--",
-			serverCommand(Engine(c)), "--defaults-file=" + mycnf.ConfigFile},
-		Env:             instanceEnv(c),
-		Ports:           []corev1.ContainerPort{{Name: MySQLPortName, ContainerPort: mycnf.Port, Protocol: corev1.ProtocolTCP}},
-		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+		Command: []string{contract.KuraBinPath, "mysqld", "--hold-for=" + holdFor(c).String(), "--",
+			serverCommand(Engine(c)), "--defaults-file=" + contract.ConfigFile},
+		Env:   instanceEnv(c),
+		Ports: []corev1.ContainerPort{{Name: contract.MySQLPortName, ContainerPort: contract.MySQLPort, Protocol: corev1.ProtocolTCP}},
+		VolumeMounts: append(mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+			credentialsMount(VolumeMySQLDCredentials)),
 		Resources:       c.Spec.Resources,
 		SecurityContext: restrictedSecurityContext(),
 		// Crash recovery of a large instance can take long: the startup probe allows an hour
@@ -309,16 +302,17 @@ func agentContainer(c *kurav1alpha1.MySQLCluster) corev1.Container {
 		}
 	}
 	http := func(path string) corev1.ProbeHandler {
-		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(AgentPortName)}}
+		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(contract.AgentPortName)}}
 	}
 	return corev1.Container{
-		Name:            ContainerAgent,
+		Name:            contract.ContainerAgent,
 		Image:           EngineImage(c),
 		ImagePullPolicy: c.Spec.ImagePullPolicy,
-		Command:         []string{KuraBinPath, "agent"},
+		Command:         []string{contract.KuraBinPath, "agent"},
 		Env:             instanceEnv(c),
-		Ports:           []corev1.ContainerPort{{Name: AgentPortName, ContainerPort: AgentPort, Protocol: corev1.ProtocolTCP}},
-		VolumeMounts:    mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+		Ports:           []corev1.ContainerPort{{Name: contract.AgentPortName, ContainerPort: contract.AgentPort, Protocol: corev1.ProtocolTCP}},
+		VolumeMounts: append(mounts(VolumeData, VolumeConfig, VolumeKuraBin, VolumeRun, VolumeInstance, VolumeTmp),
+			credentialsMount(VolumeAgentCredentials)),
 		Resources:       res,
 		SecurityContext: restrictedSecurityContext(),
 		// No readiness probe: Pod readiness (and so Service endpoints) follows mysqld only; an

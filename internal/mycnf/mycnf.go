@@ -13,21 +13,13 @@ import (
 	"strings"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/contract"
 )
 
-// Paths inside an instance Pod.
+// The paths inside an instance Pod and the port are in internal/contract.
 const (
-	DataDir         = "/var/lib/mysql"
-	ConfigDir       = "/etc/kura/config"
-	ConfigFile      = ConfigDir + "/my.cnf"
-	InstanceDir     = "/etc/kura/instance"
-	InstanceFile    = InstanceDir + "/instance.cnf"
-	RunDir          = "/run/mysqld"
-	Socket          = RunDir + "/mysqld.sock"
-	PidFile         = RunDir + "/mysqld.pid"
-	Port            = 3306
 	ServerIDBase    = 1000
-	includeLine     = "!include " + InstanceFile
+	includeLine     = "!include " + contract.InstanceFile
 	semiSyncTimeout = "4294967295" // milliseconds; about 49 days: the primary never falls back to async
 )
 
@@ -37,10 +29,10 @@ type setting struct{ key, value string }
 // owned returns the settings Kura enforces for an engine.
 func owned(engine kurav1alpha1.Engine, semiSync bool) []setting {
 	common := []setting{
-		{"datadir", DataDir},
-		{"socket", Socket},
-		{"pid_file", PidFile},
-		{"port", fmt.Sprint(Port)},
+		{"datadir", contract.DataDir},
+		{"socket", contract.Socket},
+		{"pid_file", contract.PidFile},
+		{"port", fmt.Sprint(contract.MySQLPort)},
 		{"bind_address", "*"},
 		// Durability: every commit is on disk in the binlog and the redo log before it is acknowledged.
 		{"sync_binlog", "1"},
@@ -274,9 +266,9 @@ func Render(c *kurav1alpha1.MySQLCluster) (string, error) {
 // replace it with their own per-instance settings.
 func IncludeLine() string { return includeLine }
 
-// Instance returns the per-instance settings written by `kura init` to InstanceFile.
+// Instance returns the per-instance settings written by `kura init` to contract.InstanceFile.
 func Instance(engine kurav1alpha1.Engine, ordinal int32, reportHost string) string {
-	return fmt.Sprintf("[mysqld]\nserver_id = %d\nreport_host = %s\nreport_port = %d\n", ServerIDBase+int(ordinal), reportHost, Port)
+	return fmt.Sprintf("[mysqld]\nserver_id = %d\nreport_host = %s\nreport_port = %d\n", ServerIDBase+int(ordinal), reportHost, contract.MySQLPort)
 }
 
 // Hash returns a short stable hash of a rendered config; Pods carry it in an annotation so a

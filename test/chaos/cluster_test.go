@@ -19,6 +19,7 @@ import (
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/test/e2eutil"
 )
 
@@ -108,13 +109,13 @@ func (c *cluster) accounts(ctx context.Context, unsafe string) error {
 		return err
 	}
 	c.database = builder.Database(mc)
-	c.adminUser, c.adminPassword = adminUser, string(s.Data[builder.KeyAdminPassword])
-	c.user, c.password = appUser, string(s.Data[builder.KeyAppPassword])
+	c.adminUser, c.adminPassword = adminUser, string(s.Data[contract.KeyAdminPassword])
+	c.user, c.password = appUser, string(s.Data[contract.KeyAppPassword])
 	if c.password == "" {
-		return fmt.Errorf("the Secret %s has no %s", s.Name, builder.KeyAppPassword)
+		return fmt.Errorf("the Secret %s has no %s", s.Name, contract.KeyAppPassword)
 	}
 	if unsafe == unsafePrivilegedWriter {
-		c.user, c.password = operatorUser, string(s.Data[builder.KeyOperatorPassword])
+		c.user, c.password = operatorUser, string(s.Data[contract.KeyOperatorPassword])
 	}
 	c.primaryIP = serviceIP(ctx, c.ns, c.name+"-primary")
 	db := e2eutil.OpenDB(c.primaryIP, c.user, c.password, e2eutil.DefaultTimeouts)
@@ -324,7 +325,7 @@ func (c *cluster) dump(ctx context.Context) string {
 	if pods, err := c.pods(ctx); err == nil {
 		b.WriteString("pods:\n")
 		for _, p := range pods {
-			fmt.Fprintf(&b, "  %s ip=%s ready=%t role=%s", p.Name, p.Status.PodIP, podReady(&p), p.Labels[builder.LabelRole])
+			fmt.Fprintf(&b, "  %s ip=%s ready=%t role=%s", p.Name, p.Status.PodIP, podReady(&p), p.Labels[contract.LabelRole])
 			for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
 				state := "running"
 				switch {

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/test/e2eutil"
 )
 
@@ -40,7 +40,7 @@ type fault struct {
 // faults is every kind the suite knows, in the order of the sample.
 var faults = []fault{
 	{"primary-sigkill", func(ctx context.Context, r *round) error {
-		return r.signal(ctx, r.primary(), builder.ContainerMySQLD, syscall.SIGKILL)
+		return r.signal(ctx, r.primary(), contract.ContainerMySQLD, syscall.SIGKILL)
 	}},
 	{"primary-sigstop", func(ctx context.Context, r *round) error {
 		return r.freeze(ctx, r.primary(), freezeFor)
@@ -64,7 +64,7 @@ var faults = []fault{
 	}},
 	{"replica-sigkill", func(ctx context.Context, r *round) error {
 		reps := r.replicas()
-		return r.signal(ctx, reps[r.rng.Intn(len(reps))], builder.ContainerMySQLD, syscall.SIGKILL)
+		return r.signal(ctx, reps[r.rng.Intn(len(reps))], contract.ContainerMySQLD, syscall.SIGKILL)
 	}},
 	{"operator-kill-before-fence", func(ctx context.Context, r *round) error {
 		return r.killOperatorAt(ctx, stageBeforeFence)
@@ -83,7 +83,7 @@ var faults = []fault{
 		if err != nil {
 			return err
 		}
-		if err := r.signal(ctx, r.primary(), builder.ContainerMySQLD, syscall.SIGKILL); err != nil {
+		if err := r.signal(ctx, r.primary(), contract.ContainerMySQLD, syscall.SIGKILL); err != nil {
 			return err
 		}
 		return r.killOperator(ctx, op)
@@ -96,16 +96,16 @@ var faults = []fault{
 	{"double-fault", func(ctx context.Context, r *round) error {
 		// The primary crashes; as soon as a new one is recorded, before the cluster healed,
 		// the new primary crashes too.
-		if err := r.signal(ctx, r.primary(), builder.ContainerMySQLD, syscall.SIGKILL); err != nil {
+		if err := r.signal(ctx, r.primary(), contract.ContainerMySQLD, syscall.SIGKILL); err != nil {
 			return err
 		}
 		mc, err := r.awaitTerm(ctx)
 		if err != nil {
 			r.note("no new term within %s (%v): the first primary is killed again", stageWait, err)
-			return r.signal(ctx, r.primary(), builder.ContainerMySQLD, syscall.SIGKILL)
+			return r.signal(ctx, r.primary(), contract.ContainerMySQLD, syscall.SIGKILL)
 		}
 		r.note("second fault at +%s: the new primary %s (term %d) killed", r.sinceFault(), mc.Status.CurrentPrimary, mc.Status.Term)
-		return r.signal(ctx, mc.Status.CurrentPrimary, builder.ContainerMySQLD, syscall.SIGKILL)
+		return r.signal(ctx, mc.Status.CurrentPrimary, contract.ContainerMySQLD, syscall.SIGKILL)
 	}},
 }
 
@@ -149,15 +149,15 @@ var sigNames = map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIG
 
 // freeze stops every process of the Pod's server for d, then lets them go on.
 func (r *round) freeze(ctx context.Context, pod string, d time.Duration) error {
-	if err := r.signal(ctx, pod, builder.ContainerMySQLD, syscall.SIGSTOP); err != nil {
+	if err := r.signal(ctx, pod, contract.ContainerMySQLD, syscall.SIGSTOP); err != nil {
 		return err
 	}
 	cont := func() {
-		_ = env.SignalContainer(context.Background(), r.c.ns, pod, builder.ContainerMySQLD, syscall.SIGCONT)
+		_ = env.SignalContainer(context.Background(), r.c.ns, pod, contract.ContainerMySQLD, syscall.SIGCONT)
 	}
 	r.cleanups = append(r.cleanups, cont)
 	time.Sleep(d) // the fault itself: frozen for d
-	return r.signal(ctx, pod, builder.ContainerMySQLD, syscall.SIGCONT)
+	return r.signal(ctx, pod, contract.ContainerMySQLD, syscall.SIGCONT)
 }
 
 func (r *round) partitionPod(ctx context.Context, pod string, peers []string, d time.Duration) error {
@@ -216,7 +216,7 @@ func (r *round) killOperatorAt(ctx context.Context, stage string) error {
 		return err
 	}
 	started := r.c.eventVersions(ctx, eventFailoverStarted)
-	if err := r.signal(ctx, r.primary(), builder.ContainerMySQLD, syscall.SIGKILL); err != nil {
+	if err := r.signal(ctx, r.primary(), contract.ContainerMySQLD, syscall.SIGKILL); err != nil {
 		return err
 	}
 	var waitErr error

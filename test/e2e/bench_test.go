@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 func trials(def int) int {
@@ -76,7 +76,7 @@ func BenchmarkFailoverThroughTheStack(b *testing.B) {
 			})
 			primary := get(b, ns, "shop").Status.CurrentPrimary
 			at := time.Now()
-			killContainer(b, ns, primary, builder.ContainerMySQLD)
+			killContainer(b, ns, primary, contract.ContainerMySQLD)
 			waitFor(b, "a write on the new primary", 2*time.Minute, func() error {
 				if c := get(b, ns, "shop"); c.Status.CurrentPrimary == primary || !w.ackedSince(at) {
 					return fmt.Errorf("not yet")

@@ -19,6 +19,7 @@ import (
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 // One cluster's life, in order: each step starts from the healthy cluster the previous one
@@ -134,7 +135,7 @@ func TestClusterLifecycle(t *testing.T) {
 	})
 
 	t.Run("SIGKILL of the primary's mariadbd fails over without losing a write", func(t *testing.T) {
-		failoverUnder(t, "SIGKILL", func(primary string) { killContainer(t, ns, primary, builder.ContainerMySQLD) })
+		failoverUnder(t, "SIGKILL", func(primary string) { killContainer(t, ns, primary, contract.ContainerMySQLD) })
 	})
 
 	t.Run("deleting the primary's Pod moves the primary without losing a write", func(t *testing.T) {
@@ -276,8 +277,8 @@ func TestClusterLifecycle(t *testing.T) {
 			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: replica}, p); err != nil {
 				return err
 			}
-			if p.UID == oldPod.UID || p.Status.PodIP == "" || p.Labels[builder.LabelRole] != builder.RoleReplica {
-				return fmt.Errorf("pod %s uid %s ip %q role %q", p.Name, p.UID, p.Status.PodIP, p.Labels[builder.LabelRole])
+			if p.UID == oldPod.UID || p.Status.PodIP == "" || p.Labels[contract.LabelRole] != contract.RoleReplica {
+				return fmt.Errorf("pod %s uid %s ip %q role %q", p.Name, p.UID, p.Status.PodIP, p.Labels[contract.LabelRole])
 			}
 			return nil
 		})

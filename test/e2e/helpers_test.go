@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/test/e2eutil"
 )
 
@@ -131,7 +131,7 @@ func adminPassword(t testing.TB, ns, name string) string {
 	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name + "-credentials"}, s); err != nil {
 		t.Fatal(err)
 	}
-	return string(s.Data[builder.KeyAdminPassword])
+	return string(s.Data[contract.KeyAdminPassword])
 }
 
 func serviceIP(t testing.TB, ns, svc string) string {
@@ -164,7 +164,7 @@ func setupApp(t testing.TB, ns, name string) {
 	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name + "-credentials"}, s); err != nil {
 		t.Fatal(err)
 	}
-	appPassword = string(s.Data[builder.KeyAppPassword])
+	appPassword = string(s.Data[contract.KeyAppPassword])
 	db := openDB(serviceIP(t, ns, name+"-primary"), appUser, appPassword)
 	defer func() { _ = db.Close() }()
 	q := "CREATE TABLE IF NOT EXISTS " + appTable + " (id BIGINT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"

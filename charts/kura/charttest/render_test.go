@@ -98,6 +98,22 @@ func TestDefaultDeployment(t *testing.T) {
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args =\n%v\nwant\n%v", c.Args, wantArgs)
 	}
+	// The instances' NetworkPolicies admit the operator by these labels: they must select
+	// the operator's own Pods.
+	var podLabels string
+	for _, e := range c.Env {
+		if e.Name == "KURA_OPERATOR_POD_LABELS" {
+			podLabels = e.Value
+		}
+	}
+	for k, v := range d.Spec.Selector.MatchLabels {
+		if !strings.Contains(","+podLabels+",", ","+k+"="+v+",") || d.Spec.Template.Labels[k] != v {
+			t.Errorf("KURA_OPERATOR_POD_LABELS=%q lacks selector label %s=%s", podLabels, k, v)
+		}
+	}
+	if podLabels == "" || strings.Count(podLabels, "=") != len(d.Spec.Selector.MatchLabels) {
+		t.Errorf("KURA_OPERATOR_POD_LABELS=%q, want the selector labels %v", podLabels, d.Spec.Selector.MatchLabels)
+	}
 
 	for _, p := range []struct {
 		probe *corev1.Probe

@@ -143,6 +143,44 @@ func TestWriteAtomic(t *testing.T) {
 	}
 }
 
+// Secret volumes follow the kubelet: defaultMode (or an item's mode) is the file's mode;
+// with an fsGroup the file belongs to that group, which gets read access (0400 becomes 0440),
+// so a container running as the fsGroup reads a file the mode keeps from everyone else.
+func TestSecretVolumeModeAndGroup(t *testing.T) {
+	secret := map[string][]byte{"agent-password": []byte("g"), "operator-password": []byte("o"), "other": []byte("x")}
+	items := []corev1.KeyToPath{{Key: "agent-password", Path: "agent-password"}, {Key: "operator-password", Path: "op", Mode: ptr.To[int32](0o600)}}
+	for _, tc := range []struct {
+		fsGroup     *int64
+		agent, op   os.FileMode
+		wantGroupID int
+	}{
+		{nil, 0o400, 0o600, os.Getgid()},
+		{ptr.To[int64](999), 0o440, 0o640, 999},
+	} {
+		files := map[string]fileData{}
+		if err := addItems(secret, items, modeOr(ptr.To[int32](0o400), 0o644), files, "secret s"); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if _, err := writeAtomic(dir, files, tc.fsGroup); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "other")); !os.IsNotExist(err) {
+			t.Errorf("a key not listed in items was written: %v", err)
+		}
+		for name, want := range map[string]os.FileMode{"agent-password": tc.agent, "op": tc.op} {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if fi.Mode().Perm() != want || int(st.Gid) != tc.wantGroupID {
+				t.Errorf("fsGroup %v: %s has mode %o group %d, want %o group %d", tc.fsGroup, name, fi.Mode().Perm(), st.Gid, want, tc.wantGroupID)
+			}
+		}
+	}
+}
+
 func TestBackoff(t *testing.T) {
 	w := &podWorker{a: &Agent{cfg: &localcluster.Config{BackoffBase: 10e9}}}
 	want := []string{"10s", "20s", "40s", "1m20s", "2m40s", "5m0s", "5m0s"}

@@ -1,0 +1,123 @@
+package builder
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/contract"
+)
+
+// builtPodSpecs are the Pod specs of every Pod and Job Kura creates, for both engines and
+// every backup storage.
+func builtPodSpecs() map[string]corev1.PodSpec {
+	out := map[string]corev1.PodSpec{}
+	for _, e := range []kurav1alpha1.Engine{kurav1alpha1.EngineMariaDB, kurav1alpha1.EngineMySQL} {
+		c := newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Engine = e })
+		out["instance/"+string(e)] = StatefulSet(c, "h", opts).Spec.Template.Spec
+		pvc := newBackup(func(b *kurav1alpha1.Backup) {
+			b.Spec.Storage = kurav1alpha1.BackupStorage{PVC: &kurav1alpha1.PVCStorage{ClaimName: "v"}}
+		})
+		for name, b := range map[string]*kurav1alpha1.Backup{"s3": newBackup(), "pvc": pvc} {
+			out["backup-"+name+"/"+string(e)] = BackupJob(c, b, `{"name":"`+b.Name+`"}`, opts).Spec.Template.Spec
+			out["backup-delete-"+name+"/"+string(e)] = BackupDeleteJob(c, b, `{"name":"`+b.Name+`"}`, opts).Spec.Template.Spec
+		}
+	}
+	bs := &kurav1alpha1.BackupSchedule{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: "prod"},
+		Spec:       kurav1alpha1.BackupScheduleSpec{BackupOptions: newBackup().Spec.BackupOptions, Schedule: "0 3 * * *"},
+	}
+	out["backup-schedule"] = BackupScheduleCronJob(bs, opts).Spec.JobTemplate.Spec.Template.Spec
+	return out
+}
+
+func allContainers(p corev1.PodSpec) []corev1.Container {
+	return append(slices.Clone(p.InitContainers), p.Containers...)
+}
+
+// secretArg matches an argument that carries a secret's value rather than a file's path.
+var secretArg = regexp.MustCompile(`(?i)(password|passwd|secret|token)[A-Za-z]*"?\s*[=:]\s*"?([^/"\s,}][^"\s,}]*)`)
+
+// No container of any Pod or Job Kura builds gets a password as an environment variable (from
+// a Secret or literal) or as an argument: passwords are files of Secret volumes.
+func TestNoSecretInEnvironmentOrArguments(t *testing.T) {
+	for name, p := range builtPodSpecs() {
+		for _, c := range allContainers(p) {
+			for _, e := range c.Env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					t.Errorf("%s/%s: env %s comes from Secret %s", name, c.Name, e.Name, e.ValueFrom.SecretKeyRef.Name)
+				}
+				if u := strings.ToUpper(e.Name); strings.Contains(u, "PASSWORD") || strings.Contains(u, "SECRET") || strings.Contains(u, "TOKEN") {
+					t.Errorf("%s/%s: env %s looks like a credential", name, c.Name, e.Name)
+				}
+			}
+			for _, ef := range c.EnvFrom {
+				if ef.SecretRef != nil {
+					t.Errorf("%s/%s: envFrom Secret %s", name, c.Name, ef.SecretRef.Name)
+				}
+			}
+			for _, a := range append(slices.Clone(c.Command), c.Args...) {
+				if m := secretArg.FindStringSubmatch(a); m != nil {
+					t.Errorf("%s/%s: argument %q carries a credential (%s)", name, c.Name, a, m[1])
+				}
+			}
+		}
+	}
+	// The pattern must catch what it is meant to catch.
+	for _, bad := range []string{"--password=hunter2", `{"agentPassword":"hunter2"}`, "TOKEN=abc"} {
+		if !secretArg.MatchString(bad) {
+			t.Errorf("the check misses %q", bad)
+		}
+	}
+	if secretArg.MatchString(`{"agentPasswordFile":"/var/run/kura/credentials/agent-password"}`) {
+		t.Error("a password file's path must not count as a password")
+	}
+}
+
+// Each instance container mounts only the passwords it uses, owner-read-only, read-only, at
+// contract.CredentialsDir; kura-copy, which runs the operator's image, gets none.
+func TestInstanceCredentialsPerContainer(t *testing.T) {
+	p := StatefulSet(newCluster(), "h", opts).Spec.Template.Spec
+	vols := map[string]corev1.Volume{}
+	for _, v := range p.Volumes {
+		vols[v.Name] = v
+	}
+	want := map[string][]string{
+		contract.ContainerKuraCopy: nil,
+		contract.ContainerKuraInit: contract.InitCredentialKeys,
+		contract.ContainerAgent:    contract.AgentCredentialKeys,
+		contract.ContainerMySQLD:   contract.MySQLDCredentialKeys,
+	}
+	for _, c := range allContainers(p) {
+		var got []string
+		for _, m := range c.VolumeMounts {
+			s := vols[m.Name].Secret
+			if s == nil {
+				continue
+			}
+			if s.SecretName != "shop-credentials" || m.MountPath != contract.CredentialsDir || !m.ReadOnly {
+				t.Errorf("%s: credentials mount %+v of Secret %s", c.Name, m, s.SecretName)
+			}
+			if s.DefaultMode == nil || *s.DefaultMode != 0o400 {
+				t.Errorf("%s: credentials volume %s must be mode 0400", c.Name, m.Name)
+			}
+			for _, it := range s.Items {
+				if it.Path != it.Key || it.Mode != nil {
+					t.Errorf("%s: item %+v must be a file named after its key", c.Name, it)
+				}
+				got = append(got, it.Key)
+			}
+		}
+		if !slices.Equal(got, want[c.Name]) {
+			t.Errorf("%s gets passwords %v, want %v", c.Name, got, want[c.Name])
+		}
+	}
+	if slices.Contains(contract.MySQLDCredentialKeys, contract.KeyAdminPassword) || len(contract.MySQLDCredentialKeys) != 1 {
+		t.Errorf("the server's container needs the operator password only, got %v", contract.MySQLDCredentialKeys)
+	}
+}
