@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,13 @@ import (
 // fill grows app.big to about mb MB of poorly compressible rows.
 func fill(t testing.TB, inst *enginetest.Instance, mb int) {
 	t.Helper()
-	db := inst.DB()
+	// Each statement writes about 30 MB: on a loaded machine that takes longer than the
+	// default read timeout.
+	db, err := sql.Open("mysql", engine.DSN(inst.Operator(), engine.Options{ReadTimeout: 5 * time.Minute, WriteTimeout: time.Minute}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
 	mustExec(t, db, "CREATE DATABASE IF NOT EXISTS app", "CREATE TABLE app.big (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(255))")
 	rows := mb * 1024 * 1024 / 300
 	for done := 0; done < rows; done += 100000 {
