@@ -51,6 +51,8 @@ type SelfFence struct {
 
 	mu   sync.Mutex
 	last answer // the server's last answer (FenceOrStop)
+	// acks is the server's count of transactions a replica acknowledged, at the last check.
+	acks int64
 }
 
 func (f *SelfFence) defaults() {
@@ -64,7 +66,7 @@ func (f *SelfFence) defaults() {
 		f.Now = time.Now
 	}
 	if f.client == nil {
-		f.client = &http.Client{Timeout: 500 * time.Millisecond}
+		f.client = &http.Client{Timeout: time.Second}
 	}
 }
 
@@ -112,7 +114,7 @@ func (f *SelfFence) Check(ctx context.Context) (bool, error) {
 		f.lastPeer = now // not a primary waiting for replicas: nothing to guard
 		return false, nil
 	}
-	if f.anyPeerAnswers(cctx) {
+	if f.replicaAcknowledged(cctx) || f.anyPeerAnswers(cctx) {
 		f.lastPeer = f.Now()
 	}
 	now = f.Now()
@@ -150,6 +152,21 @@ func (f *SelfFence) operatorIdle(ctx context.Context) (time.Duration, bool, erro
 		}
 	}
 	return best, ok, rows.Err()
+}
+
+// replicaAcknowledged reports whether a replica acknowledged a transaction since the last
+// check: then the primary is not cut off from its replicas, whatever the peers' agents answer
+// (under load or with slow name resolution a /healthz can miss its deadline, and a primary
+// that fenced itself while its replicas acknowledged stopped every write).
+func (f *SelfFence) replicaAcknowledged(ctx context.Context) bool {
+	var name string
+	var n int64
+	if err := f.Observer.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_yes_tx'").Scan(&name, &n); err != nil {
+		return false
+	}
+	grew := f.acks != 0 && n > f.acks
+	f.acks = n
+	return grew
 }
 
 // anyPeerAnswers asks every peer's agent for /healthz at once; any HTTP answer counts.

@@ -130,3 +130,81 @@ func TestSelfFenceOfACutOffPrimary(t *testing.T) {
 		t.Fatal("a primary without semi-sync replicas fenced itself")
 	}
 }
+
+// TestSelfFenceNeverWhileAReplicaAcknowledges: a primary whose semi-sync replica keeps
+// acknowledging its commits is not cut off, even when the operator is silent and no peer's
+// agent answers (a loaded machine, slow name resolution): it never fences itself then, and
+// does once the acknowledgements stop for the grace period.
+func TestSelfFenceNeverWhileAReplicaAcknowledges(t *testing.T) {
+	c := enginetest.Start(t, 2, enginetest.Options{})
+	src, rep := c.Instances[0], c.Instances[1]
+	ctx := context.Background()
+	op, rop := src.Open(engine.Options{}), rep.Open(engine.Options{})
+	if err := op.ConfigureSemiSync(ctx, engine.SemiSyncConfig{Role: engine.RolePrimary, WaitCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rop.ConfigureSemiSync(ctx, engine.SemiSyncConfig{Role: engine.RoleReplica}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rop.ConfigureReplica(ctx, src.ReplicationSource()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rop.StartReplication(ctx, engine.BothThreads); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.SetReadOnly(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src.DB(), "CREATE DATABASE IF NOT EXISTS app", "CREATE TABLE app.acks (id INT AUTO_INCREMENT PRIMARY KEY)",
+		"CREATE USER 'writer'@'%' IDENTIFIED BY 'w-pw'", "GRANT INSERT ON app.* TO 'writer'@'%'")
+	// Not the operator's account: its statements would count as operator contact.
+	db, err := sql.Open("mysql", engine.DSN(src.Endpoint("writer", "w-pw"), engine.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	observer, err := sql.Open("mysql", engine.DSN(src.Endpoint(engine.AgentUser, enginetest.AgentPassword), engine.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = observer.Close() }()
+	var writing atomic.Bool
+	writing.Store(true)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if writing.Load() {
+				_, _ = db.Exec("INSERT INTO app.acks () VALUES ()")
+			}
+		}
+	}()
+	const grace = 1500 * time.Millisecond
+	f := &SelfFence{Observer: observer, Fencer: src.Open(engine.Options{}), OperatorUser: engine.OperatorUser,
+		Peers: []string{"http://127.0.0.1:1"}, Grace: grace, Interval: 100 * time.Millisecond}
+	checkFor := func(d time.Duration) bool {
+		t.Helper()
+		for start := time.Now(); time.Since(start) < d; time.Sleep(100 * time.Millisecond) {
+			fenced, err := f.Check(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fenced {
+				return true
+			}
+		}
+		return false
+	}
+	if checkFor(3 * grace) {
+		t.Fatal("a primary whose replica acknowledged its writes fenced itself")
+	}
+	writing.Store(false)
+	if !checkFor(grace + 3*time.Second) {
+		t.Fatal("a primary without operator, peers or acknowledgements stayed writable")
+	}
+}
