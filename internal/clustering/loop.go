@@ -137,6 +137,7 @@ func (l *Loop) Pass(ctx context.Context) (Report, error) {
 	l.termSeen = snap.Recorded.Term
 	start := l.opts.Now()
 	ins := observe(ctx, snap, l.opts.ObserveTimeout, l.probes.failing())
+	observed := l.opts.Now()
 	l.probes.track(ins, start)
 	obs := Observation{Cluster: snap.Cluster, Spec: snap.Spec, Recorded: snap.Recorded, Engine: snap.Engine, Instances: ins}
 	plan := Decide(obs)
@@ -155,11 +156,11 @@ func (l *Loop) Pass(ctx context.Context) (Report, error) {
 	}
 
 	kv := []any{"state", plan.State, "reason", plan.Reason, "primary", plan.Primary, "term", plan.Term,
-		"observeMillis", l.opts.Now().Sub(start).Milliseconds()}
+		"observeMillis", observed.Sub(start).Milliseconds(), "passMillis", l.opts.Now().Sub(start).Milliseconds()}
 	if len(plan.Steps) > 0 {
 		var steps []string
 		for _, s := range res.Steps {
-			steps = append(steps, s.Step)
+			steps = append(steps, fmt.Sprintf("%s [%dms]", s.Step, s.Duration.Milliseconds()))
 		}
 		kv = append(kv, "steps", strings.Join(steps, "; "))
 	}
