@@ -45,21 +45,12 @@ func TestSelfFenceOfACutOffPrimary(t *testing.T) {
 	var operatorOn, peerOn atomic.Bool
 	operatorOn.Store(true)
 	peerOn.Store(true)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			if operatorOn.Load() {
-				_ = operator.Ping()
-				_, _ = operator.Exec("SELECT 1")
-			}
+	every(t, 200*time.Millisecond, func() {
+		if operatorOn.Load() {
+			_ = operator.Ping()
+			_, _ = operator.Exec("SELECT 1")
 		}
-	}()
+	})
 	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if !peerOn.Load() {
 			// Hang as a partitioned peer does; the client's timeout ends the request.
@@ -170,20 +161,11 @@ func TestSelfFenceNeverWhileAReplicaAcknowledges(t *testing.T) {
 	defer func() { _ = observer.Close() }()
 	var writing atomic.Bool
 	writing.Store(true)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			if writing.Load() {
-				_, _ = db.Exec("INSERT INTO app.acks () VALUES ()")
-			}
+	every(t, 100*time.Millisecond, func() {
+		if writing.Load() {
+			_, _ = db.Exec("INSERT INTO app.acks () VALUES ()")
 		}
-	}()
+	})
 	const grace = 1500 * time.Millisecond
 	f := &SelfFence{Observer: observer, Fencer: src.Open(engine.Options{}), OperatorUser: engine.OperatorUser,
 		Peers: []string{"http://127.0.0.1:1"}, Grace: grace, Interval: 100 * time.Millisecond}
@@ -207,4 +189,21 @@ func TestSelfFenceNeverWhileAReplicaAcknowledges(t *testing.T) {
 	if !checkFor(grace + 3*time.Second) {
 		t.Fatal("a primary without operator, peers or acknowledgements stayed writable")
 	}
+}
+
+// every runs f every d in the background until the test ends.
+func every(t *testing.T, d time.Duration, f func()) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(d):
+			}
+			f()
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
@@ -78,6 +79,7 @@ var faults = []fault{
 	{"operator-kill-mid-rejoin", func(ctx context.Context, r *round) error {
 		return r.killOperatorAt(ctx, stageMidRejoin)
 	}},
+	{"operator-kill-mid-reclone", func(ctx context.Context, r *round) error { return r.killOperatorMidReclone(ctx) }},
 	{"primary-and-operator-kill", func(ctx context.Context, r *round) error {
 		op, err := operatorPod(ctx)
 		if err != nil {
@@ -402,5 +404,79 @@ func (r *round) switchover(ctx context.Context) error {
 	if sw.Phase != switchoverCompleted {
 		r.fail("the switchover to the healthy replica %s was refused: %s", target, sw.Message)
 	}
+	return nil
+}
+
+// killOperatorMidReclone makes a replica errant (a transaction written on it with the
+// operator's own account, which read_only does not stop), lets the operator re-clone it
+// (errantReplicaPolicy Reclone for the round), and kills the operator while the replica's
+// clone runs. The replica must come back as a healthy replica of the primary, its errant
+// transaction kept aside.
+func (r *round) killOperatorMidReclone(ctx context.Context) error {
+	op, err := operatorPod(ctx)
+	if err != nil {
+		return err
+	}
+	mc, err := r.c.get(ctx)
+	if err != nil {
+		return err
+	}
+	before := mc.Spec.Replication.ErrantReplicaPolicy
+	setPolicy := func(p kurav1alpha1.ErrantReplicaPolicy) error {
+		patch := client.MergeFrom(mc.DeepCopy())
+		mc.Spec.Replication.ErrantReplicaPolicy = p
+		return env.Client.Patch(ctx, mc, patch)
+	}
+	if err := setPolicy(kurav1alpha1.ErrantReplicaReclone); err != nil {
+		return err
+	}
+	defer func() {
+		if mc, err = r.c.get(ctx); err == nil {
+			_ = setPolicy(before)
+		}
+	}()
+	reps := r.replicas()
+	victim := reps[r.rng.Intn(len(reps))]
+	pods, err := r.c.pods(ctx)
+	if err != nil {
+		return err
+	}
+	var uid string
+	for _, p := range pods {
+		if p.Name == victim {
+			uid = string(p.UID)
+		}
+	}
+	s := &corev1.Secret{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: r.c.ns, Name: r.c.name + "-credentials"}, s); err != nil {
+		return err
+	}
+	db := e2eutil.OpenDB(r.c.podIPs(ctx)[victim], operatorUser, string(s.Data[contract.KeyOperatorPassword]), e2eutil.DefaultTimeouts)
+	defer func() { _ = db.Close() }()
+	r.mark()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS kura_chaos_errant"); err != nil {
+		return fmt.Errorf("failed to write an errant transaction on %s: %w", victim, err)
+	}
+	r.note("+%s errant transaction written on %s", r.sinceFault(), victim)
+	// The clone runs in the new Pod's kura-init: the Pod was replaced and is not ready yet.
+	waitErr := e2eutil.Await(stageWait, stagePoll, func() error {
+		pods, err := r.c.pods(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range pods {
+			if p.Name == victim && string(p.UID) != uid && p.DeletionTimestamp == nil && !podReady(&p) {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s has not been replaced for its re-clone yet", victim)
+	})
+	if waitErr != nil {
+		r.note("no re-clone of %s seen within %s (%v): the operator is killed anyway", victim, stageWait, waitErr)
+	}
+	if err := r.killOperator(ctx, op); err != nil {
+		return err
+	}
+	r.note("+%s operator killed while %s is being re-cloned", r.sinceFault(), victim)
 	return nil
 }
