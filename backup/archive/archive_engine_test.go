@@ -3,12 +3,18 @@ package archive
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,13 +30,19 @@ var testLayout = backup.Layout{Namespace: "shop-ns", Cluster: "shop", Lineage: "
 
 func s3Storage(t testing.TB) storage.Storage {
 	t.Helper()
+	st, _ := s3Server(t)
+	return st
+}
+
+func s3Server(t testing.TB) (storage.Storage, *s3test.Server) {
+	t.Helper()
 	srv := s3test.Start(t, "backups")
 	st, err := storage.NewS3(storage.S3Config{Endpoint: srv.Endpoint, Region: "us-east-1", Bucket: "backups", PathStyle: true,
 		AccessKeyID: s3test.AccessKey, SecretAccessKey: s3test.SecretKey, PartSize: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st
+	return st, srv
 }
 
 func addr(i *enginetest.Instance) string { return fmt.Sprintf("%s:%d", i.Host, i.Port) }
@@ -265,37 +277,133 @@ func TestArchiveStreamsEveryTransaction(t *testing.T) {
 	}
 }
 
-// TestArchiveResumesAfterKill: an archiver stopped without giving its lease back (a crash)
-// is replaced by another, which waits for the lease to expire and resumes from the last
-// stored piece: no gap, no duplicate.
+// TestMain runs `kura archive` when a test starts this test binary as that command.
+func TestMain(m *testing.M) {
+	if req := os.Getenv("KURA_ARCHIVE_REQUEST"); req != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		if err := Command(ctx, []string{"--request=" + req}, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "kura archive:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// command is a `kura archive` process.
+type command struct {
+	cmd    *exec.Cmd
+	listen string
+	done   chan struct{}
+}
+
+func startCommand(t testing.TB, req Request) *command {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Listen = ln.Addr().String()
+	_ = ln.Close()
+	text, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "KURA_ARCHIVE_REQUEST="+string(text))
+	cmd.Stdout, cmd.Stderr = tlog{t}, tlog{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &command{cmd: cmd, listen: req.Listen, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() { c.kill() })
+	return c
+}
+
+func (c *command) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.done
+}
+
+// status reads the process's /status (zero Status until it answers).
+func (c *command) status() (Status, string) {
+	resp, err := http.Get("http://" + c.listen + "/status")
+	if err != nil {
+		return Status{}, ""
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var s Status
+	_ = json.NewDecoder(resp.Body).Decode(&s)
+	m, err := http.Get("http://" + c.listen + "/metrics")
+	if err != nil {
+		return s, ""
+	}
+	defer func() { _ = m.Body.Close() }()
+	b, _ := io.ReadAll(m.Body)
+	return s, string(b)
+}
+
+func (c *command) waitArchived(t testing.TB, want string) (Status, string) {
+	t.Helper()
+	w := gtid.MustParse(gtid.MariaDB, want)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s, metrics := c.status()
+		if s.LastGTID != "" && gtid.MustParse(gtid.MariaDB, s.LastGTID).Contains(w) {
+			return s, metrics
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kura archive did not reach %s within 60s: %+v", want, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type tlog struct{ t testing.TB }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestArchiveResumesAfterKill: `kura archive` is killed (SIGKILL, no lease released) while
+// writes go on; a second process waits for the dead one's lease to expire and resumes from
+// the last stored piece: every transaction archived once, no gap.
 func TestArchiveResumesAfterKill(t *testing.T) {
 	c := enginetest.Start(t, 1, enginetest.Options{})
 	db := makePrimary(t, c.Instances[0], true)
-	st := s3Storage(t)
-	cfg := config(st, c.Instances[0])
-	cfg.Holder = "first"
-	r1 := start(t, cfg)
+	st, srv := s3Server(t)
+	dir := t.TempDir()
+	for name, v := range map[string]string{"access-key-id": s3test.AccessKey, "secret-access-key": s3test.SecretKey, "agent": enginetest.AgentPassword} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := Request{Namespace: testLayout.Namespace, Cluster: testLayout.Cluster, Lineage: testLayout.Lineage,
+		Sources: []string{addr(c.Instances[0])}, ServerID: 3_000_000_002, AgentPasswordFile: filepath.Join(dir, "agent"),
+		Storage: backup.StorageConfig{S3: &backup.S3Location{Endpoint: srv.Endpoint, Region: "us-east-1", Bucket: "backups",
+			PathStyle: true, CredentialsDir: dir}},
+		PieceInterval: "300ms", LeaseTTL: "3s"}
+	first := startCommand(t, req)
 	want := write(t, db, 0, 200, time.Millisecond)
-	waitArchived(t, r1.a, binlogPos(t, db))
-	// Writes go on while the first archiver dies.
+	first.waitArchived(t, binlogPos(t, db))
 	done := make(chan []string)
 	go func() { done <- write(t, db, 200, 600, 2*time.Millisecond) }()
 	time.Sleep(300 * time.Millisecond)
-	r1.stop()
-	// Stopping released the lease; a crash would not have: put it back as the dead holder's.
-	rec := fmt.Sprintf(`{"holder":"first","renewed":%q,"ttl":%d}`, time.Now().UTC().Format(time.RFC3339Nano), int64(cfg.LeaseTTL))
-	if _, err := st.Put(context.Background(), LeaseKey(testLayout), strings.NewReader(rec), int64(len(rec))); err != nil {
-		t.Fatal(err)
-	}
-	took := time.Now()
-	cfg.Holder = "second"
-	r2 := start(t, cfg)
+	first.kill()
+	killed := time.Now()
+	second := startCommand(t, req)
 	want = append(want, <-done...)
-	waitArchived(t, r2.a, binlogPos(t, db))
-	if waited := time.Since(took); waited < cfg.LeaseTTL/2 {
-		t.Errorf("the second archiver took over after %s, before the dead holder's lease (%s) expired", waited, cfg.LeaseTTL)
+	s, metrics := second.waitArchived(t, binlogPos(t, db))
+	if waited := time.Since(killed); waited < 2*time.Second {
+		t.Errorf("the second archiver resumed %s after the kill, before the dead one's lease (3s) expired", waited)
 	}
-	r2.stop()
+	if !s.Holding || !strings.Contains(metrics, "kura_archive_pieces_total{cluster=\"shop\",namespace=\"shop-ns\"}") {
+		t.Errorf("status %+v; metrics:\n%s", s, metrics)
+	}
+	second.kill()
 	pieces, got := archived(t, st)
 	contiguous(t, got, want)
 	noGaps(t, pieces)
@@ -303,7 +411,7 @@ func TestArchiveResumesAfterKill(t *testing.T) {
 	for _, p := range pieces {
 		writers[p.Writer] = true
 	}
-	if !writers["first"] || !writers["second"] {
+	if len(writers) != 2 {
 		t.Errorf("pieces were written by %v; want both archivers", writers)
 	}
 }
