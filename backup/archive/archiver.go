@@ -859,7 +859,7 @@ func (u *uploader) store(up upload) error {
 		s.LastError = ""
 	})
 	if r, err := discontinuity(up.p.Before, up.p); err == nil && r != "" {
-		g := Gap{AfterSeq: up.p.Seq - 1, Seq: up.p.Seq, Archived: up.p.Before, Next: up.p.FirstGTID, Reason: r}
+		g := Gap{AfterSeq: up.p.Seq - 1, Seq: up.p.Seq, Archived: up.p.Before, Next: up.p.FirstGTID, Reason: r, Time: up.p.FirstEvent}
 		cfg.Log("archive: %s", g)
 		u.a.update(func(s *Status) { s.Gaps = append(s.Gaps, g) })
 	}

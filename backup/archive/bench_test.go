@@ -18,7 +18,7 @@ import (
 // holding it (data and metadata) is in storage (versitygw on loopback), with the default
 // piece interval and size. Writers: 4 connections inserting one row per transaction, as fast
 // as the server takes them, for ARCHIVE_BENCH_SECONDS (default 30). Reports p50, p99 and max
-// in milliseconds (docs/benchmarks.md).
+// in milliseconds (docs/benchmarks.md). ARCHIVE_BENCH_INTERVAL overrides the piece interval.
 //
 //	go test -run '^$' -bench ArchiveRPO -benchtime 1x ./backup/archive/
 func BenchmarkArchiveRPO(b *testing.B) {
@@ -35,6 +35,13 @@ func BenchmarkArchiveRPO(b *testing.B) {
 	pieces := 0
 	cfg := config(st, c.Instances[0])
 	cfg.PieceInterval, cfg.Heartbeat, cfg.PrimaryCheck = 0, 0, 0 // the defaults
+	if v := os.Getenv("ARCHIVE_BENCH_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.PieceInterval = d
+	}
 	cfg.OnPiece = func(p Piece) {
 		now := time.Now()
 		first := gtid.MustParse(gtid.MariaDB, p.FirstGTID).MariaDBGTIDs()[0]

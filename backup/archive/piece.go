@@ -93,6 +93,9 @@ type Gap struct {
 	// Archived is the position archived before the gap; Next what the next piece starts with.
 	Archived, Next string
 	Reason         string
+	// Time is the commit time of the first transaction after the gap: a backup consistent
+	// with a later moment can be rolled forward again.
+	Time time.Time `json:"time,omitzero"`
 }
 
 func (g Gap) String() string {
@@ -154,7 +157,7 @@ func CheckChain(pieces []Piece) ([]Gap, error) {
 	var gaps []Gap
 	for i := 1; i < len(pieces); i++ {
 		prev, p := pieces[i-1], pieces[i]
-		gap := Gap{AfterSeq: prev.Seq, Seq: p.Seq, Archived: prev.After, Next: p.FirstGTID}
+		gap := Gap{AfterSeq: prev.Seq, Seq: p.Seq, Archived: prev.After, Next: p.FirstGTID, Time: p.FirstEvent}
 		if p.Seq != prev.Seq+1 {
 			gap.Reason = fmt.Sprintf("pieces %d to %d are missing", prev.Seq+1, p.Seq-1)
 			gaps = append(gaps, gap)
