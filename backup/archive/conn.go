@@ -204,11 +204,10 @@ func (c *conn) handshake(user, password string) error {
 		if err != nil {
 			return err
 		}
+		if done, err := okOrError(p); done {
+			return err
+		}
 		switch {
-		case len(p) > 0 && p[0] == 0x00:
-			return nil
-		case len(p) > 0 && p[0] == 0xff:
-			return parseError(p)
 		case len(p) > 0 && p[0] == 0xfe:
 			// Auth switch request: plugin name, then new salt.
 			rest := p[1:]
@@ -226,6 +225,17 @@ func (c *conn) handshake(user, password string) error {
 			return fmt.Errorf("unexpected packet during authentication")
 		}
 	}
+}
+
+// okOrError reports whether p is an OK packet (nil) or an error packet (the error).
+func okOrError(p []byte) (bool, error) {
+	switch {
+	case len(p) > 0 && p[0] == 0x00:
+		return true, nil
+	case len(p) > 0 && p[0] == 0xff:
+		return true, parseError(p)
+	}
+	return false, nil
 }
 
 // scramble is mysql_native_password's answer: SHA1(pw) XOR SHA1(salt + SHA1(SHA1(pw))).
@@ -255,11 +265,8 @@ func (c *conn) command(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(p) > 0 && p[0] == 0x00:
-		return nil
-	case len(p) > 0 && p[0] == 0xff:
-		return parseError(p)
+	if done, err := okOrError(p); done {
+		return err
 	}
 	return fmt.Errorf("unexpected answer to command 0x%02x (a statement that returns rows?)", payload[0])
 }

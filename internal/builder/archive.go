@@ -69,13 +69,7 @@ func ArchiveDeployment(c *kurav1alpha1.MySQLCluster, request string, opts Option
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
 					ImagePullSecrets:             c.Spec.ImagePullSecrets,
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsUser:      ptr.To[int64](contract.MySQLUID),
-						RunAsGroup:     ptr.To[int64](contract.MySQLUID),
-						FSGroup:        ptr.To[int64](contract.MySQLUID),
-						RunAsNonRoot:   ptr.To(true),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
+					SecurityContext:              jobPodSecurityContext(),
 					Containers: []corev1.Container{{
 						Name:            ContainerArchive,
 						Image:           opts.KuraImage,
@@ -94,6 +88,18 @@ func ArchiveDeployment(c *kurav1alpha1.MySQLCluster, request string, opts Option
 	}
 	StampHash(&d.ObjectMeta, d)
 	return d
+}
+
+// jobPodSecurityContext is the Pod security context of the backup Jobs and the archiver: the
+// engine's user, restricted.
+func jobPodSecurityContext() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsUser:      ptr.To[int64](contract.MySQLUID),
+		RunAsGroup:     ptr.To[int64](contract.MySQLUID),
+		FSGroup:        ptr.To[int64](contract.MySQLUID),
+		RunAsNonRoot:   ptr.To(true),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
 }
 
 // storageVolumes mount a BackupStorage into a Pod: the S3 key pair (and CA) from their
