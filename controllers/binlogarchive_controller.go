@@ -26,8 +26,8 @@ import (
 	"github.com/kura-db/kura/backup/archive"
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/events"
-	"github.com/kura-db/kura/internal/mycnf"
 )
 
 // ArchiveOwner is the field owner of the archive's Deployment and of the status fields the
@@ -326,10 +326,10 @@ func orText(s, def string) string {
 func archiveRequest(c *kurav1alpha1.MySQLCluster) (string, error) {
 	spec := c.Spec.BinlogArchive
 	req := archive.Request{Namespace: c.Namespace, Cluster: c.Name, Lineage: string(c.UID), ServerID: builder.ArchiveServerID,
-		AgentPasswordFile: builder.BackupCredentialsDir + "/" + builder.BackupAgentPasswordKey,
+		AgentPasswordFile: contract.BackupCredentialsDir + "/" + contract.BackupAgentPasswordKey,
 		Storage:           storageConfig(spec.Storage), Listen: fmt.Sprintf(":%d", builder.ArchivePort)}
 	for i := range builder.Replicas(c) {
-		req.Sources = append(req.Sources, net.JoinHostPort(builder.InstanceHost(c, i), strconv.Itoa(mycnf.Port)))
+		req.Sources = append(req.Sources, net.JoinHostPort(builder.InstanceHost(c, i), strconv.Itoa(contract.MySQLPort)))
 	}
 	if spec.PieceInterval != nil {
 		req.PieceInterval = spec.PieceInterval.Duration.String()
@@ -349,9 +349,9 @@ func storageConfig(st kurav1alpha1.BackupStorage) backuprun.StorageConfig {
 	var out backuprun.StorageConfig
 	if s3 := st.S3; s3 != nil {
 		loc := &backuprun.S3Location{Endpoint: s3.Endpoint, Region: s3.Region, Bucket: s3.Bucket, Prefix: s3.Prefix,
-			PathStyle: s3.ForcePathStyle == nil || *s3.ForcePathStyle, CredentialsDir: builder.BackupS3CredentialsDir}
+			PathStyle: s3.ForcePathStyle == nil || *s3.ForcePathStyle, CredentialsDir: contract.BackupS3CredentialsDir}
 		if s3.CASecret != nil {
-			loc.CAFile = builder.BackupS3CADir + "/" + builder.BackupS3CAFile
+			loc.CAFile = contract.BackupS3CADir + "/" + contract.BackupS3CAFile
 		}
 		out.S3 = loc
 	}
