@@ -10,7 +10,7 @@ ETCD := /usr/bin/etcd
 ASSETS := $(BIN)/envtest-assets
 GO_TEST_FLAGS ?=
 
-.PHONY: demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e chaos chaos-sample clean fmt vet
+.PHONY: demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e bench-archive chaos chaos-sample clean fmt vet
 
 all: build
 
@@ -94,6 +94,11 @@ chaos-sample:
 bench-e2e:
 	hack/build-k8s.sh >/dev/null
 	go test -count=1 -timeout 90m -run '^$$' -bench . -benchtime 1x -v ./test/e2e/
+
+# The binary log archive's recovery point under a steady write load (docs/benchmarks.md):
+# real mariadbd and versitygw, ARCHIVE_BENCH_SECONDS of writes (default 30).
+bench-archive:
+	go test -count=1 -timeout 10m -run '^$$' -bench ArchiveRPO -benchtime 1x -v ./backup/archive/
 
 clean:
 	rm -rf $(BIN)/kura $(ASSETS)

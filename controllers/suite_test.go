@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -102,6 +103,13 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	if err := (&BackupReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: "kura:test"}, Recorder: rec}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	stub := startArchiverStub()
+	defer stub.Close()
+	if err := (&BinlogArchiveReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: "kura:test"}, Recorder: rec,
+		Port: stub.Listener.Addr().(*net.TCPAddr).Port, Interval: 300 * time.Millisecond}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -99,7 +99,7 @@ var refusals = []refusal{
 	{"max lag negative", "", with(cluster, "  replication: {maxLag: -1s}\n"), "spec.replication.maxLag: must be a duration of at least 1s"},
 	{"apply timeout zero", "", with(cluster, "  replication: {applyTimeout: 0s}\n"), "spec.replication.applyTimeout: must be a duration of at least 1s"},
 	{"apply timeout not a duration", "", with(cluster, "  replication: {applyTimeout: 1 minute}\n"), "spec.replication.applyTimeout: must be a duration of at least 1s with a unit"},
-	{"binlog archive delay zero", "", with(cluster, "  binlogArchive: {maxDelay: 0s, storage: {pvc: {claimName: x}}}\n"), "spec.binlogArchive.maxDelay: must be a duration of at least 1s"},
+	{"binlog archive piece interval zero", "", with(cluster, "  binlogArchive: {pieceInterval: 0s, storage: {pvc: {claimName: x}}}\n"), "spec.binlogArchive.pieceInterval: must be a duration of at least 1s"},
 	{"name of 53 characters", "", strings.Replace(cluster, "{name: shop}", "{name: "+strings.Repeat("a", 53)+"}", 1), "metadata.name: a MySQLCluster name is at most 52 characters"},
 	{"name of 60 characters", "", strings.Replace(cluster, "{name: shop}", "{name: "+strings.Repeat("a", 60)+"}", 1), "metadata.name: a MySQLCluster name is at most 52 characters"},
 	{"switchover target out of range", "", with(cluster, "  replicas: 3\n  switchover: {target: 3, id: a}\n"), "spec.switchover.target: must be an instance ordinal below spec.replicas"},
@@ -212,7 +212,7 @@ func TestValidationAcceptsGoodInput(t *testing.T) {
 		many += fmt.Sprintf("      opt_%d: \"%s\"\n", i, strings.Repeat("x", 64))
 	}
 	for what, m := range map[string]string{
-		"durations":                      with(cluster, "  replication: {failoverGracePeriod: 1s, serverDownGracePeriod: 1s, maxLag: 1m30s, applyTimeout: 1.5s}\n  binlogArchive: {maxDelay: 1h, storage: {pvc: {claimName: x}}}\n"),
+		"durations":                      with(cluster, "  replication: {failoverGracePeriod: 1s, serverDownGracePeriod: 1s, maxLag: 1m30s, applyTimeout: 1.5s}\n  binlogArchive: {pieceInterval: 1h, storage: {pvc: {claimName: x}}}\n"),
 		"ordinary my.cnf":                with(cluster, "  mysqld: {config: {max-connections: \"10\", log_bin_trust_function_creators: \"ON\", skip-name-resolve: \"ON\", hot_cache.key_buffer_size: 8M, init_connect: \""+long+"\"}}\n"),
 		"200 my.cnf settings":            with(cluster, many),
 		"name of 52 characters":          strings.Replace(cluster, "{name: shop}", "{name: "+strings.Repeat("a", 52)+"}", 1),
@@ -284,14 +284,14 @@ func TestValidationDocMatchesTable(t *testing.T) {
 const limitsDoc = `
 ## Limits and why
 
-- **Durations** (` + "`spec.replication.maxLag`, `failoverGracePeriod`, `serverDownGracePeriod`, `applyTimeout`, `spec.binlogArchive.maxDelay`" + `,
+- **Durations** (` + "`spec.replication.maxLag`, `failoverGracePeriod`, `serverDownGracePeriod`, `applyTimeout`, `spec.binlogArchive.pieceInterval`" + `,
   BackupSchedule ` + "`spec.retention.maxAge`" + `) are numbers with a unit (` + "`h`, `m`, `s`, `ms`, `us`, `ns`" + `,
   combined as in ` + "`1h30m`" + `), at most 32 characters. A malformed one is not only wrong for its cluster: the
   operator reads every MySQLCluster in one list, and one value it cannot parse makes the whole list
   fail, so no cluster anywhere would be reconciled. Zero and negative values are refused, and so are
   values that would switch a safeguard off: ` + "`failoverGracePeriod`" + ` (fail over only after the primary has been
   unreachable this long), ` + "`serverDownGracePeriod`" + ` (the same for a primary whose server refuses connections), ` + "`applyTimeout`" + ` (a candidate's time to apply what it received before promotion),
-  ` + "`maxLag`" + ` (a replica further behind leaves the read Service) and ` + "`maxDelay`" + ` are at least ` + "`1s`" + `;
+  ` + "`maxLag`" + ` (a replica further behind leaves the read Service) and ` + "`pieceInterval`" + ` are at least ` + "`1s`" + `;
   ` + "`maxAge`" + ` is at least ` + "`1m`" + `.
 - **MySQLCluster names** are at most 52 characters. Kubernetes labels every instance Pod with
   ` + "`controller-revision-hash: <name>-<hash>`" + `, the hash having up to 10 characters, and a label value is at
@@ -325,7 +325,7 @@ operator cannot parse stops it from reading any MySQLCluster (its log shows ` + 
 Find the object and fix the field, for example:
 
 ` + "```" + `
-kubectl get mysqlclusters -A -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name,LAG:.spec.replication.maxLag,GRACE:.spec.replication.failoverGracePeriod,APPLY:.spec.replication.applyTimeout,DELAY:.spec.binlogArchive.maxDelay
+kubectl get mysqlclusters -A -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name,LAG:.spec.replication.maxLag,GRACE:.spec.replication.failoverGracePeriod,APPLY:.spec.replication.applyTimeout,PIECE:.spec.binlogArchive.pieceInterval
 kubectl -n <ns> patch mysqlcluster <name> --type merge -p '{"spec":{"replication":{"maxLag":"30s"}}}'
 ` + "```" + `
 `

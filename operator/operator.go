@@ -139,6 +139,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := (&controllers.BackupScheduleReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: o.KuraImage}, Recorder: rec}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the BackupSchedule controller: %w", err)
 	}
+	if err := (&controllers.BinlogArchiveReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: o.KuraImage}, Recorder: rec}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("failed to set up the binary log archive controller: %w", err)
+	}
 	if err := (&controllers.BackupReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: o.KuraImage}, Recorder: rec}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the Backup controller: %w", err)
 	}

@@ -134,4 +134,10 @@ const (
 	ConditionComplete = "Complete"
 	// ConditionFailed is True when a Backup or Restore has failed for good.
 	ConditionFailed = "Failed"
+	// ConditionBinlogArchiving is True while the binary log archive stores the primary's
+	// transactions within its lag bound and without a gap (docs/backup.md, "Archive").
+	ConditionBinlogArchiving = "BinlogArchiving"
+	// ConditionPointInTimeReady is True when a point-in-time restore to any moment between
+	// status.binlogArchive.firstRecoverableTime and lastRecoverableTime is possible.
+	ConditionPointInTimeReady = "PointInTimeReady"
 )

@@ -438,21 +438,28 @@ type BootstrapSpec struct {
 	PointInTime *PointInTime `json:"pointInTime,omitempty"`
 }
 
-// BinlogArchiveSpec configures continuous binlog archiving from the primary.
+// BinlogArchiveSpec configures the continuous binary log archive (docs/backup.md, "Archive"):
+// an archiver streams the primary's binary log as a replica would and stores it in pieces of
+// whole transactions.
 type BinlogArchiveSpec struct {
-	// Storage is where binlog files are uploaded.
+	// Storage is where the pieces are stored, next to the cluster's backups.
 	Storage BackupStorage `json:"storage"`
-	// Compression of each archived file.
-	// +kubebuilder:default=zstd
+	// PieceInterval is how long a transaction may wait before the piece holding it is cut
+	// and stored: with the default a commit is in storage about 1 s later at the median and
+	// 2 s at most. Shorter means more, smaller objects. At least 1s.
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 32 && self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') && duration(self) >= duration('1s')",message="spec.binlogArchive.pieceInterval: must be a duration of at least 1s with a unit, such as 2s or 1m (units h, m, s, ms, us, ns)"
+	// +kubebuilder:default="2s"
 	// +optional
-	Compression Compression `json:"compression,omitempty"`
-	// MaxDelay bounds how long a written transaction may wait before its binlog file is
-	// closed (FLUSH BINARY LOGS) and archived.
-	// At least 1s.
-	// +kubebuilder:validation:XValidation:rule="size(self) <= 32 && self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$') && duration(self) >= duration('1s')",message="spec.binlogArchive.maxDelay: must be a duration of at least 1s with a unit, such as 1m or 30s (units h, m, s, ms, us, ns)"
-	// +kubebuilder:default="1m"
+	PieceInterval *metav1.Duration `json:"pieceInterval,omitempty"`
+	// PieceSizeMiB cuts a piece earlier once it holds this many MiB of binary log.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1024
+	// +kubebuilder:default=32
 	// +optional
-	MaxDelay *metav1.Duration `json:"maxDelay,omitempty"`
+	PieceSizeMiB int32 `json:"pieceSizeMiB,omitempty"`
+	// Resources of the archiver's container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
 // SwitchoverRequest asks for a planned change of primary. The operator acts once per id.
@@ -575,18 +582,31 @@ type SwitchoverStatus struct {
 	Message string `json:"message,omitempty"`
 }
 
-// BinlogArchiveStatus reports continuous binlog archiving.
+// BinlogArchiveStatus reports the continuous binary log archive; the conditions
+// BinlogArchiving and PointInTimeReady say whether it is working.
 type BinlogArchiveStatus struct {
-	// LastArchivedFile is the newest binlog file in storage.
+	// LastArchivedGTID is the archived GTID position (the last transaction of each domain).
 	// +optional
-	LastArchivedFile string `json:"lastArchivedFile,omitempty"`
+	LastArchivedGTID string `json:"lastArchivedGTID,omitempty"`
+	// LastArchivedTime is the commit time of the newest archived transaction.
+	// +optional
+	LastArchivedTime *metav1.Time `json:"lastArchivedTime,omitempty"`
+	// LagSeconds is how long ago everything the primary had sent was last stored.
+	// +optional
+	LagSeconds int64 `json:"lagSeconds,omitempty"`
 	// LastRecoverableTime is the newest moment a point-in-time restore can reach.
 	// +optional
 	LastRecoverableTime *metav1.Time `json:"lastRecoverableTime,omitempty"`
-	// FirstRecoverableTime is the oldest moment a point-in-time restore can reach (the
-	// oldest kept full backup).
+	// FirstRecoverableTime is the oldest moment a point-in-time restore can reach: the
+	// consistent point of the oldest completed backup taken after the newest gap.
 	// +optional
 	FirstRecoverableTime *metav1.Time `json:"firstRecoverableTime,omitempty"`
+	// Gaps is how many GTID gaps the archive has had since the archiver started.
+	// +optional
+	Gaps int32 `json:"gaps,omitempty"`
+	// Message explains the newest gap, failure or expiry warning.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // MySQLClusterStatus is the observed state of a MySQLCluster.

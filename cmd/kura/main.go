@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kura-db/kura/backup"
+	"github.com/kura-db/kura/backup/archive"
 	"github.com/kura-db/kura/controllers"
 	"github.com/kura-db/kura/internal/agent"
 	"github.com/kura-db/kura/internal/engine"
@@ -39,6 +40,8 @@ commands:
   mysqld        run the database server, turning the Pod's SIGTERM into a switchover
   backup        run or delete one backup (the backup Jobs: kura backup run|delete --request=<json>), or
                 create a schedule's Backup (its CronJob: kura backup create --namespace --schedule --name)
+  archive       stream the primary's binary log into backup storage until stopped
+                (kura archive --request=<json>; docs/backup.md, "Archive")
   copy-binary   copy this binary to a path (used by the instance Pods' init container)
   version       print the version
 `
@@ -84,6 +87,8 @@ func run(args []string) error {
 			return createBackup(ctx, args[2:])
 		}
 		return backup.Command(ctx, args[1:], os.Stderr)
+	case "archive":
+		return archive.Command(ctx, args[1:], os.Stderr)
 	case "copy-binary":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: kura copy-binary <destination>")

@@ -77,30 +77,8 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey}),
 	}
 	mnts := append(mounts(VolumeKuraBin, VolumeTmp), credentialsMount(volumeBackupCredentials))
-	if s3 := spec.Storage.S3; s3 != nil {
-		vols = append(vols, corev1.Volume{Name: volumeBackupS3, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: s3.CredentialsSecret.Name,
-			Items: []corev1.KeyToPath{
-				{Key: orDefault(s3.CredentialsSecret.AccessKeyIDKey, "AWS_ACCESS_KEY_ID"), Path: contract.BackupS3AccessKeyFile},
-				{Key: orDefault(s3.CredentialsSecret.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY"), Path: contract.BackupS3SecretKeyFile},
-			},
-			DefaultMode: ptr.To[int32](0o400),
-		}}})
-		mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupS3, MountPath: contract.BackupS3CredentialsDir, ReadOnly: true})
-		if s3.CASecret != nil {
-			vols = append(vols, corev1.Volume{Name: volumeBackupS3CA, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName:  s3.CASecret.Name,
-				Items:       []corev1.KeyToPath{{Key: contract.BackupS3CAFile, Path: contract.BackupS3CAFile}},
-				DefaultMode: ptr.To[int32](0o444),
-			}}})
-			mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupS3CA, MountPath: contract.BackupS3CADir, ReadOnly: true})
-		}
-	}
-	if pvc := spec.Storage.PVC; pvc != nil {
-		vols = append(vols, corev1.Volume{Name: volumeBackupStorage, VolumeSource: corev1.VolumeSource{
-			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc.ClaimName}}})
-		mnts = append(mnts, corev1.VolumeMount{Name: volumeBackupStorage, MountPath: contract.BackupStorageMount})
-	}
+	sv, sm := storageVolumes(spec.Storage)
+	vols, mnts = append(vols, sv...), append(mnts, sm...)
 	labels := BackupLabels(c, b)
 	return &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
@@ -116,14 +94,8 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
 					ImagePullSecrets:             c.Spec.ImagePullSecrets,
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsUser:      ptr.To[int64](contract.MySQLUID),
-						RunAsGroup:     ptr.To[int64](contract.MySQLUID),
-						FSGroup:        ptr.To[int64](contract.MySQLUID),
-						RunAsNonRoot:   ptr.To(true),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					InitContainers: []corev1.Container{kuraCopyContainer(c, opts)},
+					SecurityContext:              jobPodSecurityContext(),
+					InitContainers:               []corev1.Container{kuraCopyContainer(c, opts)},
 					Containers: []corev1.Container{{
 						Name:                     contract.ContainerBackup,
 						Image:                    EngineImage(c),

@@ -47,6 +47,11 @@ const (
 	RestoreStarted  = "RestoreStarted"
 	RestoreComplete = "RestoreCompleted"
 	RestoreFailed   = "RestoreFailed"
+
+	// The binary log archive.
+	BinlogArchiveGap     = "BinlogArchiveGap"
+	BinlogArchiveStalled = "BinlogArchiveStalled"
+	BinlogArchiveHealthy = "BinlogArchiveHealthy"
 )
 
 // Recorder emits catalogue events about one object.
