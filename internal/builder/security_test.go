@@ -19,7 +19,14 @@ func builtPodSpecs() map[string]corev1.PodSpec {
 	out := map[string]corev1.PodSpec{}
 	for _, e := range []kurav1alpha1.Engine{kurav1alpha1.EngineMariaDB, kurav1alpha1.EngineMySQL} {
 		c := newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Engine = e })
-		out["instance/"+string(e)] = StatefulSet(c, "h", opts).Spec.Template.Spec
+		sts := StatefulSet(c, "h", opts)
+		pod := sts.Spec.Template.Spec
+		// The StatefulSet controller adds each claim template as a volume of the Pod.
+		for _, pvc := range sts.Spec.VolumeClaimTemplates {
+			pod.Volumes = append(pod.Volumes, corev1.Volume{Name: pvc.Name, VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc.Name + "-shop-0"}}})
+		}
+		out["instance/"+string(e)] = pod
 		pvc := newBackup(func(b *kurav1alpha1.Backup) {
 			b.Spec.Storage = kurav1alpha1.BackupStorage{PVC: &kurav1alpha1.PVCStorage{ClaimName: "v"}}
 		})
