@@ -36,8 +36,11 @@ usage: kura <command> [flags]
 commands:
   operator      run the operator (controllers, clustering loops)
   init          prepare an instance Pod: per-instance config, data directory, accounts
+                (--credentials-dir: the password files, default /var/run/kura/credentials)
   agent         run the instance sidecar on :8080 (health, state, clone and re-clone endpoints)
+                (--credentials-dir as for init)
   mysqld        run the database server, turning the Pod's SIGTERM into a switchover
+                (kura mysqld [--hold-for=D] [--credentials-dir=DIR] -- <server> <args>)
   backup        run or delete one backup (the backup Jobs: kura backup run|delete --request=<json>), or
                 create a schedule's Backup (its CronJob: kura backup create --namespace --schedule --name)
   archive       stream the primary's binary log into backup storage until stopped

@@ -34,27 +34,21 @@ func ReadCredential(dir, key string) (string, error) {
 
 // readCredentials fills e's passwords for keys from files in dir.
 func readCredentials(e *Env, dir string, keys []string) error {
+	fields := map[string]*string{
+		contract.KeyOperatorPassword: &e.OperatorPassword, contract.KeyReplicationPassword: &e.ReplicationPassword,
+		contract.KeyAgentPassword: &e.AgentPassword, contract.KeyRootPassword: &e.RootPassword,
+		contract.KeyAdminPassword: &e.AdminPassword, contract.KeyAppPassword: &e.AppPassword,
+	}
 	for _, k := range keys {
+		field, ok := fields[k]
+		if !ok {
+			return fmt.Errorf("credential key %q is not one an instance Pod uses", k)
+		}
 		v, err := ReadCredential(dir, k)
 		if err != nil {
 			return err
 		}
-		switch k {
-		case contract.KeyOperatorPassword:
-			e.OperatorPassword = v
-		case contract.KeyReplicationPassword:
-			e.ReplicationPassword = v
-		case contract.KeyAgentPassword:
-			e.AgentPassword = v
-		case contract.KeyRootPassword:
-			e.RootPassword = v
-		case contract.KeyAdminPassword:
-			e.AdminPassword = v
-		case contract.KeyAppPassword:
-			e.AppPassword = v
-		default:
-			return fmt.Errorf("credential key %q is not one an instance Pod uses", k)
-		}
+		*field = v
 	}
 	return nil
 }
