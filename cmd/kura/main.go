@@ -156,26 +156,9 @@ func credentialsDirFlag(name string, args []string) (string, error) {
 // operator password, which the shutdown check needs, is read from DIR when the check runs:
 // the server itself gets no credential in its environment or arguments.
 func runMySQLD(ctx context.Context, args []string) error {
-	hold := 45 * time.Second
-	credDir := contract.CredentialsDir
-	for len(args) > 0 && args[0] != "--" && strings.HasPrefix(args[0], "--") {
-		name, value, _ := strings.Cut(strings.TrimPrefix(args[0], "--"), "=")
-		switch name {
-		case "hold-for":
-			d, err := time.ParseDuration(value)
-			if err != nil {
-				return fmt.Errorf("--hold-for: %w", err)
-			}
-			hold = d
-		case "credentials-dir":
-			credDir = value
-		default:
-			return fmt.Errorf("kura mysqld: unknown flag %q (want --hold-for, --credentials-dir, then -- and the server command)", args[0])
-		}
-		args = args[1:]
-	}
-	if len(args) > 0 && args[0] == "--" {
-		args = args[1:]
+	hold, credDir, args, err := parseMySQLDArgs(args)
+	if err != nil {
+		return err
 	}
 	kind := kurav1alpha1.Engine(os.Getenv(contract.EnvEngine))
 	probe := func(ctx context.Context) (bool, string, error) {
@@ -192,6 +175,29 @@ func runMySQLD(ctx context.Context, args []string) error {
 	}
 	os.Exit(code)
 	return nil
+}
+
+// parseMySQLDArgs splits `[--hold-for=D] [--credentials-dir=DIR] [--] <server> <args>`.
+func parseMySQLDArgs(args []string) (hold time.Duration, credDir string, server []string, err error) {
+	hold, credDir = 45*time.Second, contract.CredentialsDir
+	for len(args) > 0 && args[0] != "--" && strings.HasPrefix(args[0], "--") {
+		name, value, _ := strings.Cut(strings.TrimPrefix(args[0], "--"), "=")
+		switch name {
+		case "hold-for":
+			if hold, err = time.ParseDuration(value); err != nil {
+				return 0, "", nil, fmt.Errorf("--hold-for: %w", err)
+			}
+		case "credentials-dir":
+			credDir = value
+		default:
+			return 0, "", nil, fmt.Errorf("kura mysqld: unknown flag %q (want --hold-for, --credentials-dir, then -- and the server command)", args[0])
+		}
+		args = args[1:]
+	}
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	return hold, credDir, args, nil
 }
 
 // createBackup is `kura backup create --namespace=N --schedule=S --name=B`, run by a
