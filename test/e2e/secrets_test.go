@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,6 +35,12 @@ func TestNoPasswordInProcessEnvironmentOrArguments(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "2 healthy instances", 5*time.Minute, healthy(t, ns, name, 2))
+	// The operator installed by the chart may manage the cluster's NetworkPolicy (the local
+	// cluster does not enforce it; docs/security.md says how to verify that elsewhere).
+	np := &networkingv1.NetworkPolicy{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name + "-instances"}, np); err != nil {
+		t.Errorf("the cluster's NetworkPolicy: %v", err)
+	}
 
 	s := &corev1.Secret{}
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name + "-credentials"}, s); err != nil {
