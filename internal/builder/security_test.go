@@ -13,7 +13,7 @@ import (
 	"github.com/kura-db/kura/internal/contract"
 )
 
-// builtPodSpecs are the Pod specs of every Pod and Job Kura creates, for both engines and
+// builtPodSpecs are the Pod specs of every Pod, Job and Deployment Kura creates, for both engines and
 // every backup storage.
 func builtPodSpecs() map[string]corev1.PodSpec {
 	out := map[string]corev1.PodSpec{}
@@ -33,6 +33,9 @@ func builtPodSpecs() map[string]corev1.PodSpec {
 		for name, b := range map[string]*kurav1alpha1.Backup{"s3": newBackup(), "pvc": pvc} {
 			out["backup-"+name+"/"+string(e)] = BackupJob(c, b, `{"name":"`+b.Name+`"}`, opts).Spec.Template.Spec
 			out["backup-delete-"+name+"/"+string(e)] = BackupDeleteJob(c, b, `{"name":"`+b.Name+`"}`, opts).Spec.Template.Spec
+			archived := c.DeepCopy()
+			archived.Spec.BinlogArchive = &kurav1alpha1.BinlogArchiveSpec{Storage: b.Spec.Storage}
+			out["archive-"+name+"/"+string(e)] = ArchiveDeployment(archived, `{"cluster":"shop"}`, opts).Spec.Template.Spec
 		}
 	}
 	bs := &kurav1alpha1.BackupSchedule{
