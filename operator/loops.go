@@ -76,7 +76,7 @@ func (l *clusterLoops) Ensure(ctx context.Context, c *kurav1alpha1.MySQLCluster)
 	}
 	// A short connect timeout: an unreachable primary costs each pass at most this much,
 	// which keeps failover detection fine-grained (docs/clustering.md, "Tunables").
-	src := &kubeSource{client: l.mgr.GetClient(), key: key, engineOptions: engine.Options{ConnectTimeout: 500 * time.Millisecond}}
+	src := &kubeSource{client: l.mgr.GetClient(), direct: l.mgr.GetAPIReader(), key: key, engineOptions: engine.Options{ConnectTimeout: 500 * time.Millisecond}}
 	sink := &kubeSink{client: l.mgr.GetClient(), reader: l.mgr.GetAPIReader(), key: key, rec: l.rec}
 	loop := clustering.NewLoop(src, sink, clustering.Options{
 		Interval: l.o.ClusteringInterval,

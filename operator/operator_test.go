@@ -66,6 +66,7 @@ func TestManagerServesAndWatchesOnlyItsNamespaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	o.skipNameValidation = true
 	mgr, err := NewManager(env.Config, o)
 	if err != nil {
 		t.Fatal(err)
