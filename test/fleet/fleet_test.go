@@ -100,6 +100,8 @@ func start(b *testing.B) *fleet {
 		BinaryAssetsDirectory: assets(),
 		Scheme:                testenv.NewScheme(),
 	}
+	// Two ClusterIP Services per cluster: the default range (a /24) runs out at 127 clusters.
+	f.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	cfg, err := f.env.Start()
 	if err != nil {
 		b.Fatalf("failed to start envtest: %v", err)
