@@ -36,15 +36,15 @@ type BackupReconciler struct {
 	// Secret): the cache holds only the Secrets Kura created. Nil reads through Client.
 	APIReader client.Reader
 	Options   builder.Options
-	Recorder events.Recorder
-	Now      func() time.Time
+	Recorder  events.Recorder
+	Now       func() time.Time
 }
 
 // BackupDataFinalizer is on a Backup while its stored data must be deleted with it.
 const BackupDataFinalizer = "kura.dev/backup-data"
 
-// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=kura.dev,resources=backups/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=kura.dev,resources=backups/status,verbs=patch
 // +kubebuilder:rbac:groups=kura.dev,resources=backups/finalizers,verbs=update
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch

@@ -45,8 +45,8 @@ type MySQLClusterReconciler struct {
 	// holds only the Secrets Kura created). Nil reads through Client.
 	APIReader client.Reader
 	Options   builder.Options
-	Recorder events.Recorder
-	Loops    ClusterLoops
+	Recorder  events.Recorder
+	Loops     ClusterLoops
 }
 
 // errBlocked marks a step that cannot go on until the user fixes something; the reason is in
@@ -82,17 +82,21 @@ type step struct {
 	run  func(ctx context.Context, p *pass) error
 }
 
-// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/status,verbs=get;update;patch
+// RBAC: only the verbs the code uses. Owned objects are written with server-side apply (patch,
+// and create for the first apply); the reconciler deletes only a StatefulSet it re-creates;
+// the clustering loop labels and deletes instance Pods; a growing volume patches its PVCs.
+// Owner references block owner deletion, which needs update on the owner's finalizers.
+// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/status,verbs=patch
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
 
 // Reconcile runs the steps in order. A failing step stops the pass and is named in the
 // Reconciled condition.
