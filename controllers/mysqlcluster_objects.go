@@ -108,7 +108,13 @@ func (r *MySQLClusterReconciler) reconcileStatefulSet(ctx context.Context, p *pa
 		return err
 	}
 	sts := &appsv1.StatefulSet{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: p.cluster.Namespace, Name: builder.StatefulSetName(p.cluster)}, sts); err != nil {
+	key := types.NamespacedName{Namespace: p.cluster.Namespace, Name: builder.StatefulSetName(p.cluster)}
+	err := r.Client.Get(ctx, key, sts)
+	if apierrors.IsNotFound(err) && r.APIReader != nil {
+		// Just created: the cache has not seen it yet.
+		err = r.APIReader.Get(ctx, key, sts)
+	}
+	if err != nil {
 		return fmt.Errorf("failed to read StatefulSet back: %w", err)
 	}
 	p.sts = sts

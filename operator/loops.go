@@ -80,7 +80,7 @@ func (l *clusterLoops) Ensure(ctx context.Context, c *kurav1alpha1.MySQLCluster)
 	sink := &kubeSink{client: l.mgr.GetClient(), reader: l.mgr.GetAPIReader(), key: key, rec: l.rec}
 	loop := clustering.NewLoop(src, sink, clustering.Options{
 		Interval: l.o.ClusteringInterval,
-		Log:      ctrl.Log.WithName("clustering").WithValues("mysqlcluster", key.String()),
+		Log:      quietPasses(ctrl.Log.WithName("clustering").WithValues("mysqlcluster", key.String())),
 	})
 	lctx, cancel := context.WithCancel(context.Background())
 	l.running[key] = &runningLoop{loop: loop, src: src, cancel: cancel, generation: c.Generation}

@@ -21,9 +21,13 @@ import (
 func Object(ctx context.Context, c client.Client, obj client.Object, owner string) (bool, error) {
 	want := obj.GetAnnotations()[contract.AnnotationAppliedHash]
 	if want != "" {
-		live := &unstructured.Unstructured{}
-		live.SetGroupVersionKind(obj.GetObjectKind().GroupVersionKind())
-		err := c.Get(ctx, client.ObjectKeyFromObject(obj), live)
+		// A typed object, so the read is served by the manager's cache (an unstructured one
+		// would go to the API server on every reconcile).
+		live, err := liveObject(c, obj)
+		if err != nil {
+			return false, err
+		}
+		err = c.Get(ctx, client.ObjectKeyFromObject(obj), live)
 		switch {
 		case err == nil && live.GetAnnotations()[contract.AnnotationAppliedHash] == want && live.GetDeletionTimestamp() == nil:
 			return false, nil
@@ -41,6 +45,19 @@ func Object(ctx context.Context, c client.Client, obj client.Object, owner strin
 		return false, fmt.Errorf("failed to apply %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
 	return true, nil
+}
+
+// liveObject returns an empty object of obj's kind: typed when the scheme knows the kind.
+func liveObject(c client.Client, obj client.Object) (client.Object, error) {
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	if o, err := c.Scheme().New(gvk); err == nil {
+		if co, ok := o.(client.Object); ok {
+			return co, nil
+		}
+	}
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(gvk)
+	return live, nil
 }
 
 // Status applies only the given status fields of obj (a Kura object) under owner, leaving
