@@ -298,8 +298,7 @@ func (f *fleet) startOperator(ctx context.Context) {
 	}
 	logFile, err := os.Create(logPath)
 	f.must(err)
-	args := append([]string{"operator", "--kura-image=kura:bench", "--metrics-bind-address=" + f.mAddr, "--health-probe-bind-address=" + health}, f.metricsArgs()...)
-	f.op = exec.Command(bin, args...)
+	f.op = exec.Command(bin, "operator", "--kura-image=kura:bench", "--metrics-bind-address="+f.mAddr, "--health-probe-bind-address="+health)
 	f.op.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	f.op.Stdout, f.op.Stderr = logFile, logFile
 	f.must(f.op.Start())
