@@ -23,11 +23,8 @@ func Object(ctx context.Context, c client.Client, obj client.Object, owner strin
 	if want != "" {
 		// A typed object, so the read is served by the manager's cache (an unstructured one
 		// would go to the API server on every reconcile).
-		live, err := liveObject(c, obj)
-		if err != nil {
-			return false, err
-		}
-		err = c.Get(ctx, client.ObjectKeyFromObject(obj), live)
+		live := liveObject(c, obj)
+		err := c.Get(ctx, client.ObjectKeyFromObject(obj), live)
 		switch {
 		case err == nil && live.GetAnnotations()[contract.AnnotationAppliedHash] == want && live.GetDeletionTimestamp() == nil:
 			return false, nil
@@ -48,16 +45,16 @@ func Object(ctx context.Context, c client.Client, obj client.Object, owner strin
 }
 
 // liveObject returns an empty object of obj's kind: typed when the scheme knows the kind.
-func liveObject(c client.Client, obj client.Object) (client.Object, error) {
+func liveObject(c client.Client, obj client.Object) client.Object {
 	gvk := obj.GetObjectKind().GroupVersionKind()
 	if o, err := c.Scheme().New(gvk); err == nil {
 		if co, ok := o.(client.Object); ok {
-			return co, nil
+			return co
 		}
 	}
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(gvk)
-	return live, nil
+	return live
 }
 
 // Status applies only the given status fields of obj (a Kura object) under owner, leaving
