@@ -15,8 +15,9 @@ import (
 )
 
 // OwnedSelector selects the objects Kura creates: every one of them (instance Pods, their
-// PVCs, Secrets, ConfigMaps, Services, StatefulSets, backup Jobs and their Pods, CronJobs and
-// the schedules' RBAC objects) carries the kura.dev/cluster label.
+// PVCs, Secrets, ConfigMaps, Services, StatefulSets, backup Jobs and their Pods, the binary
+// log archive Deployment and its Pods, CronJobs and the schedules' RBAC objects) carries the
+// kura.dev/cluster label.
 func OwnedSelector() labels.Selector {
 	req, err := labels.NewRequirement(contract.LabelCluster, selection.Exists, nil)
 	if err != nil {
@@ -35,7 +36,7 @@ func CacheByObject() map[client.Object]cache.ByObject {
 	out := map[client.Object]cache.ByObject{}
 	for _, o := range []client.Object{
 		&corev1.Pod{}, &corev1.Secret{}, &corev1.ConfigMap{}, &corev1.Service{}, &corev1.ServiceAccount{},
-		&corev1.PersistentVolumeClaim{}, &appsv1.StatefulSet{}, &policyv1.PodDisruptionBudget{},
+		&corev1.PersistentVolumeClaim{}, &appsv1.StatefulSet{}, &appsv1.Deployment{}, &policyv1.PodDisruptionBudget{},
 		&batchv1.Job{}, &batchv1.CronJob{}, &rbacv1.Role{}, &rbacv1.RoleBinding{},
 	} {
 		out[o] = owned
