@@ -10,7 +10,7 @@ ETCD := /usr/bin/etcd
 ASSETS := $(BIN)/envtest-assets
 GO_TEST_FLAGS ?=
 
-.PHONY: demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e bench-archive chaos chaos-sample clean fmt vet
+.PHONY: demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e bench-archive bench-fleet chaos chaos-sample clean fmt vet
 
 all: build
 
@@ -99,6 +99,12 @@ bench-e2e:
 # real mariadbd and versitygw, ARCHIVE_BENCH_SECONDS of writes (default 30).
 bench-archive:
 	go test -count=1 -timeout 10m -run '^$$' -bench ArchiveRPO -benchtime 1x -v ./backup/archive/
+
+# The operator holding a fleet of MySQLClusters on envtest's API server (docs/benchmarks.md,
+# "Fleet"): KURA_FLEET_CLUSTERS (default 1000), KURA_FLEET_FOREIGN foreign Pods, Secrets and
+# ConfigMaps (2000 each), KURA_FLEET_CHANGES spec changes (300), KURA_FLEET_IDLE_SECONDS (60).
+bench-fleet: envtest-assets
+	KUBEBUILDER_ASSETS=$(ASSETS) go test -count=1 -timeout 60m -run '^$$' -bench BenchmarkFleet -benchtime 1x -v ./test/fleet/
 
 clean:
 	rm -rf $(BIN)/kura $(ASSETS)

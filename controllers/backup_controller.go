@@ -31,17 +31,20 @@ import (
 // creates the Job built by builder.BackupJob, and copies the Job's result (its termination
 // message) into status. It is the only writer of a Backup's status.
 type BackupReconciler struct {
-	Client   client.Client
-	Options  builder.Options
-	Recorder events.Recorder
-	Now      func() time.Time
+	Client client.Client
+	// APIReader reads the Secrets a spec names (storage credentials, a user's credentials
+	// Secret): the cache holds only the Secrets Kura created. Nil reads through Client.
+	APIReader client.Reader
+	Options   builder.Options
+	Recorder  events.Recorder
+	Now       func() time.Time
 }
 
 // BackupDataFinalizer is on a Backup while its stored data must be deleted with it.
 const BackupDataFinalizer = "kura.dev/backup-data"
 
-// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=kura.dev,resources=backups/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=kura.dev,resources=backups/status,verbs=patch
 // +kubebuilder:rbac:groups=kura.dev,resources=backups/finalizers,verbs=update
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
@@ -194,9 +197,13 @@ func (r *BackupReconciler) checkSecrets(ctx context.Context, b *kurav1alpha1.Bac
 			need = append(need, struct{ secret, key, field string }{s3.CASecret.Name, contract.BackupS3CAFile, "spec.storage.s3.caSecret"})
 		}
 	}
+	var reader client.Reader = r.Client
+	if r.APIReader != nil {
+		reader = r.APIReader
+	}
 	for _, n := range need {
 		s := &corev1.Secret{}
-		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: n.secret}, s); err != nil {
+		if err := reader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: n.secret}, s); err != nil {
 			if apierrors.IsNotFound(err) {
 				return fmt.Sprintf("%s: Secret %q not found in namespace %s; create it", n.field, n.secret, b.Namespace), nil
 			}

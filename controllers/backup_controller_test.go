@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +99,15 @@ func waitPhase(t *testing.T, ns, name string, phase kurav1alpha1.BackupPhase) *k
 func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok bool, reason string) {
 	t.Helper()
 	ctx := context.Background()
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-x1", Labels: map[string]string{batchv1.JobNameLabel: jobName}},
+	// The Job controller gives its Pods the template's labels (Kura's, which the operator's
+	// cache selects on) and the Job's name.
+	job := &batchv1.Job{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: jobName}, job); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{batchv1.JobNameLabel: jobName}
+	maps.Copy(labels, job.Spec.Template.Labels)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-x1", Labels: labels},
 		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: contract.ContainerBackup, Image: "mariadb:11.4"}}}}
 	if err := k8s.Create(ctx, pod); err != nil {
 		t.Fatal(err)
@@ -113,7 +122,7 @@ func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok b
 	if err := k8s.Status().Update(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	job := &batchv1.Job{}
+	job = &batchv1.Job{}
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: jobName}, job); err != nil {
 		t.Fatal(err)
 	}

@@ -61,12 +61,13 @@ type BackupScheduleReconciler struct {
 	Now      func() time.Time
 }
 
-// +kubebuilder:rbac:groups=kura.dev,resources=backupschedules,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=kura.dev,resources=backupschedules/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kura.dev,resources=backupschedules,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kura.dev,resources=backupschedules/status,verbs=patch
+// +kubebuilder:rbac:groups=kura.dev,resources=backupschedules/finalizers,verbs=update
 // +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch;create;delete
-// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch
 
 // scheduleStatus is the status this reconciler writes.
 type scheduleStatus struct {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,11 +14,16 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	builderpkg "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
@@ -34,15 +40,27 @@ type ClusterLoops interface {
 
 // MySQLClusterReconciler makes a MySQLCluster's Kubernetes objects match its spec.
 type MySQLClusterReconciler struct {
-	Client   client.Client
-	Options  builder.Options
-	Recorder events.Recorder
-	Loops    ClusterLoops
+	Client client.Client
+	// APIReader reads what the cache does not hold: a user's credentials Secret (the cache
+	// holds only the Secrets Kura created). Nil reads through Client.
+	APIReader client.Reader
+	Options   builder.Options
+	Recorder  events.Recorder
+	Loops     ClusterLoops
 }
 
 // errBlocked marks a step that cannot go on until the user fixes something; the reason is in
 // the Reconciled condition and no error is returned (no crash loop, no hot requeue).
-type errBlocked struct{ reason, message string }
+type errBlocked struct {
+	reason, message string
+	// recheck: the fix is in an object the operator does not watch (a user's Secret without
+	// Kura's label), so the step is tried again after userObjectRecheck.
+	recheck bool
+}
+
+// userObjectRecheck is how often a step blocked on an object the operator does not watch is
+// tried again.
+const userObjectRecheck = 10 * time.Second
 
 func (e *errBlocked) Error() string { return e.message }
 
@@ -64,17 +82,21 @@ type step struct {
 	run  func(ctx context.Context, p *pass) error
 }
 
-// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/status,verbs=get;update;patch
+// RBAC: only the verbs the code uses. Owned objects are written with server-side apply (patch,
+// and create for the first apply); the reconciler deletes only a StatefulSet it re-creates;
+// the clustering loop labels and deletes instance Pods; a growing volume patches its PVCs.
+// Owner references block owner deletion, which needs update on the owner's finalizers.
+// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/status,verbs=patch
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
 
 // Reconcile runs the steps in order. A failing step stops the pass and is named in the
 // Reconciled condition.
@@ -123,7 +145,11 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			}
 			if errors.As(err, &blocked) {
 				logger.Info("reconcile blocked", "step", s.name, "reason", blocked.reason, "message", blocked.message)
-				return ctrl.Result{}, r.writeStatus(ctx, p, condBlocked(blocked))
+				var res ctrl.Result
+				if blocked.recheck {
+					res.RequeueAfter = userObjectRecheck
+				}
+				return res, r.writeStatus(ctx, p, condBlocked(blocked))
 			}
 			r.Recorder.Emit(c, events.Warning, events.ReconcileFailed, "step %s failed: %v", s.name, err)
 			if serr := r.writeStatus(ctx, p, condFailed(s.name, err)); serr != nil {
@@ -135,8 +161,12 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return ctrl.Result{}, r.writeStatus(ctx, p, condReconciled())
 }
 
-// SetupWithManager watches the cluster and everything it owns, and user-named credentials
-// Secrets (so fixing a Secret unblocks the cluster at once).
+// SetupWithManager watches the cluster and everything it owns, and credentials Secrets in the
+// cache (Kura's own, and a user's Secret labelled kura.dev/cluster, so fixing it unblocks the
+// cluster at once; an unlabelled user Secret is re-read every userObjectRecheck while it
+// blocks). Status writes wake the reconciler only when they change what it builds from
+// (clusterChanged): the clustering loop writes status on every change it sees, and each of
+// those would otherwise re-run every step.
 func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kurav1alpha1.MySQLCluster{}, credentialsSecretIndex,
 		func(o client.Object) []string {
@@ -145,7 +175,7 @@ func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("failed to index credentials secrets: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&kurav1alpha1.MySQLCluster{}).
+		For(&kurav1alpha1.MySQLCluster{}, builderpkg.WithPredicates(predicate.Funcs{UpdateFunc: clusterChanged})).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
@@ -158,6 +188,24 @@ func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 const credentialsSecretIndex = "spec.credentialsSecret"
+
+// clusterChanged reports whether an update of a MySQLCluster can change what its reconcile
+// does: the spec (generation), labels, annotations, deletion, the ordinals the StatefulSet must
+// keep (status.currentPrimaryIndex and status.keepInstances, builder.StatefulSetReplicas) or
+// the Reconciled condition having been lost.
+func clusterChanged(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*kurav1alpha1.MySQLCluster)
+	n, ok2 := e.ObjectNew.(*kurav1alpha1.MySQLCluster)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Generation != n.Generation ||
+		!n.DeletionTimestamp.Equal(o.DeletionTimestamp) ||
+		!maps.Equal(o.Labels, n.Labels) || !maps.Equal(o.Annotations, n.Annotations) ||
+		!ptr.Equal(o.Status.CurrentPrimaryIndex, n.Status.CurrentPrimaryIndex) ||
+		o.Status.KeepInstances != n.Status.KeepInstances ||
+		meta.FindStatusCondition(n.Status.Conditions, kurav1alpha1.ConditionReconciled) == nil
+}
 
 func (r *MySQLClusterReconciler) clustersUsingSecret(ctx context.Context, o client.Object) []reconcile.Request {
 	var list kurav1alpha1.MySQLClusterList

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/contract"
@@ -45,10 +46,10 @@ func (r *MySQLClusterReconciler) reconcileCredentials(ctx context.Context, p *pa
 	c := p.cluster
 	name := builder.CredentialsSecretName(c)
 	s := &corev1.Secret{}
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, s)
+	err := r.secretReader(c).Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, s)
 	switch {
 	case apierrors.IsNotFound(err) && c.Spec.CredentialsSecret != nil:
-		return &errBlocked{reason: "CredentialsSecretNotFound",
+		return &errBlocked{reason: "CredentialsSecretNotFound", recheck: true,
 			message: fmt.Sprintf("spec.credentialsSecret: Secret %q not found in namespace %q; create it with keys %s", name, c.Namespace, strings.Join(builder.CredentialKeys, ", "))}
 	case apierrors.IsNotFound(err):
 		gen, err := builder.CredentialsSecret(c)
@@ -66,9 +67,19 @@ func (r *MySQLClusterReconciler) reconcileCredentials(ctx context.Context, p *pa
 	if missing := builder.MissingCredentialKeys(s); len(missing) > 0 {
 		msg := fmt.Sprintf("Secret %q lacks key(s) %s; add them (non-empty) to the Secret", name, strings.Join(missing, ", "))
 		r.Recorder.Emit(c, events.Warning, events.CredentialsInvalid, "%s", msg)
-		return &errBlocked{reason: "CredentialsSecretInvalid", message: msg}
+		return &errBlocked{reason: "CredentialsSecretInvalid", message: msg, recheck: c.Spec.CredentialsSecret != nil}
 	}
 	return nil
+}
+
+// secretReader reads the cluster's credentials Secret: the generated one (labelled, so in the
+// cache) from the cache, a user's Secret straight from the API server, since the cache holds
+// only the Secrets Kura created.
+func (r *MySQLClusterReconciler) secretReader(c *kurav1alpha1.MySQLCluster) client.Reader {
+	if c.Spec.CredentialsSecret != nil && r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
 }
 
 func (r *MySQLClusterReconciler) reconcileServiceAccount(ctx context.Context, p *pass) error {
@@ -97,7 +108,13 @@ func (r *MySQLClusterReconciler) reconcileStatefulSet(ctx context.Context, p *pa
 		return err
 	}
 	sts := &appsv1.StatefulSet{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: p.cluster.Namespace, Name: builder.StatefulSetName(p.cluster)}, sts); err != nil {
+	key := types.NamespacedName{Namespace: p.cluster.Namespace, Name: builder.StatefulSetName(p.cluster)}
+	err := r.Client.Get(ctx, key, sts)
+	if apierrors.IsNotFound(err) && r.APIReader != nil {
+		// Just created: the cache has not seen it yet.
+		err = r.APIReader.Get(ctx, key, sts)
+	}
+	if err != nil {
 		return fmt.Errorf("failed to read StatefulSet back: %w", err)
 	}
 	p.sts = sts

@@ -88,13 +88,14 @@ func runSuite(m *testing.M) int {
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Cache:                  CacheOptions(), // as the operator runs: only Kura's objects cached
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	rec := events.Recorder{R: mgr.GetEventRecorder("kura")}
-	if err := (&MySQLClusterReconciler{Client: mgr.GetClient(), Options: testInstanceOptions, Recorder: rec, Loops: loops}).SetupWithManager(mgr); err != nil {
+	if err := (&MySQLClusterReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: testInstanceOptions, Recorder: rec, Loops: loops}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -102,7 +103,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := (&BackupReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: "kura:test"}, Recorder: rec}).SetupWithManager(mgr); err != nil {
+	if err := (&BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: builder.Options{KuraImage: "kura:test"}, Recorder: rec}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -192,7 +192,7 @@ func (s *kubeSink) agentOf(ctx context.Context, c *kurav1alpha1.MySQLCluster, po
 		return nil, fmt.Errorf("the Pod %s has no IP yet", pod.Name)
 	}
 	secret := &corev1.Secret{}
-	if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.CredentialsSecretName(c)}, secret); err != nil {
+	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.CredentialsSecretName(c)}, secret); err != nil {
 		return nil, fmt.Errorf("failed to get the credentials Secret: %w", err)
 	}
 	return agent.NewClient(pod.Status.PodIP, contract.AgentPort, string(secret.Data[contract.KeyAgentPassword])), nil
@@ -293,8 +293,10 @@ func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
 		KeepInstances      int32                            `json:"keepInstances"`
 		AsynchronousWindow *kurav1alpha1.AsynchronousWindow `json:"asynchronousWindow,omitempty"`
 	}{kurav1alpha1.ClusterState(p.State), mine, instances, int32(p.MinInstances), window}
-	if err := apply.Status(ctx, s.client, c, st, ownerObserved); err != nil {
-		return err
+	if !statusHolds(c, st, []string{"state", "conditions", "instances", "keepInstances", "asynchronousWindow"}) {
+		if err := apply.Status(ctx, s.client, c, st, ownerObserved); err != nil {
+			return err
+		}
 	}
 	if len(p.KeptAside) > 0 && r.Result.Err == nil {
 		return s.recordKeptAside(ctx, p.KeptAside)

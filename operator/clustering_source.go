@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,13 +26,23 @@ import (
 // replicas reach their source at its stable DNS name under the headless Service.
 type kubeSource struct {
 	client client.Client
+	// direct reads a user's credentials Secret, which the cache does not hold (it holds only
+	// the Secrets Kura created); the result is kept for userSecretTTL.
+	direct client.Reader
 	key    types.NamespacedName
 	// engineOptions bound every SQL call.
 	engineOptions engine.Options
 
 	mu    sync.Mutex
 	conns map[string]*pooled // by pod name
+
+	userSecret     *corev1.Secret
+	userSecretRead time.Time
 }
+
+// userSecretTTL is how long a user's credentials Secret read from the API server is used
+// before it is read again: one read per cluster per TTL instead of one per pass.
+const userSecretTTL = 30 * time.Second
 
 type pooled struct {
 	addr, password string
@@ -53,8 +64,8 @@ func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) 
 	if err := s.client.Get(ctx, s.key, c); err != nil {
 		return clustering.Snapshot{}, fmt.Errorf("failed to get MySQLCluster: %w", err)
 	}
-	secret := &corev1.Secret{}
-	if err := s.client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: builder.CredentialsSecretName(c)}, secret); err != nil {
+	secret, err := s.credentials(ctx, c)
+	if err != nil {
 		return clustering.Snapshot{}, fmt.Errorf("failed to get the credentials Secret: %w", err)
 	}
 	if missing := builder.MissingCredentialKeys(secret); len(missing) > 0 {
@@ -122,6 +133,26 @@ func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) 
 		return s.connect(kind, t.Name, ip, admin, repl)
 	}
 	return snap, nil
+}
+
+// credentials returns the cluster's credentials Secret: the generated one from the cache, a
+// user's from the API server at most every userSecretTTL.
+func (s *kubeSource) credentials(ctx context.Context, c *kurav1alpha1.MySQLCluster) (*corev1.Secret, error) {
+	key := types.NamespacedName{Namespace: c.Namespace, Name: builder.CredentialsSecretName(c)}
+	secret := &corev1.Secret{}
+	if c.Spec.CredentialsSecret == nil || s.direct == nil {
+		return secret, s.client.Get(ctx, key, secret)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.userSecret != nil && s.userSecret.Name == key.Name && time.Since(s.userSecretRead) < userSecretTTL {
+		return s.userSecret, nil
+	}
+	if err := s.direct.Get(ctx, key, secret); err != nil {
+		return nil, err
+	}
+	s.userSecret, s.userSecretRead = secret, time.Now()
+	return secret, nil
 }
 
 // connect returns a pooled connection, re-opened when the Pod's IP or the password changed.

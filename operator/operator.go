@@ -20,9 +20,11 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kura-db/kura/controllers"
@@ -41,9 +43,18 @@ type Options struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election (see ParseFlags).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	MetricsBindAddress                        string
-	HealthProbeBindAddress                    string
-	KuraImage                                 string
-	ZapOptions                                zap.Options
+	// MetricsSecure serves metrics over HTTPS to authenticated, authorized callers only.
+	MetricsSecure bool
+	// MetricsCertDir holds tls.crt and tls.key; empty: a self-signed certificate.
+	MetricsCertDir         string
+	HealthProbeBindAddress string
+	KuraImage              string
+	// MaxConcurrentReconciles is how many objects of one kind are reconciled at once.
+	MaxConcurrentReconciles int
+	ZapOptions              zap.Options
+
+	// skipNameValidation lets tests build more than one manager in a process.
+	skipNameValidation bool
 }
 
 // ParseFlags parses the operator's command line.
@@ -63,8 +74,11 @@ func ParseFlags(args []string) (Options, error) {
 	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", 8*time.Second, "how long a leader's Lease is valid without renewal; another operator takes over after this")
 	fs.DurationVar(&o.RenewDeadline, "leader-election-renew-deadline", 5*time.Second, "how long the leader keeps trying to renew before it stops acting")
 	fs.DurationVar(&o.RetryPeriod, "leader-election-retry-period", time.Second, "how often leader election is retried and the Lease renewed")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8443", "address of the Prometheus metrics endpoint (plain HTTP); 0 disables it")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8443", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "serve metrics over HTTPS, only to callers whose bearer token the API server authenticates (TokenReview) and authorizes for get /metrics (SubjectAccessReview); false serves plain HTTP to anyone")
+	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "", "folder holding tls.crt and tls.key for the metrics endpoint; empty: a self-signed certificate generated at start")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "how many objects of each kind are reconciled at once")
 	fs.StringVar(&o.KuraImage, "kura-image", os.Getenv("KURA_IMAGE"), "image holding the kura binary at /kura, copied into every instance Pod (required)")
 	o.ZapOptions = zap.Options{Development: false, TimeEncoder: zapcore.RFC3339NanoTimeEncoder}
 	o.ZapOptions.BindFlags(fs)
@@ -82,6 +96,9 @@ func ParseFlags(args []string) (Options, error) {
 	if o.LeaseDuration <= o.RenewDeadline || o.RenewDeadline <= o.RetryPeriod || o.RetryPeriod <= 0 {
 		return o, fmt.Errorf("leader election needs lease duration (%s) > renew deadline (%s) > retry period (%s) > 0", o.LeaseDuration, o.RenewDeadline, o.RetryPeriod)
 	}
+	if o.MaxConcurrentReconciles < 1 {
+		return o, fmt.Errorf("--max-concurrent-reconciles %d: use at least 1", o.MaxConcurrentReconciles)
+	}
 	if o.ClusteringInterval < 100*time.Millisecond {
 		return o, fmt.Errorf("--clustering-interval %s is too short; use at least 100ms", o.ClusteringInterval)
 	}
@@ -95,7 +112,7 @@ func Scheme() *runtime.Scheme { return scheme.New() }
 func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	mo := ctrl.Options{
 		Scheme:                        Scheme(),
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		Metrics:                       metricsOptions(o),
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              o.LeaderElectionID,
@@ -104,6 +121,8 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaseDuration:                 &o.LeaseDuration,
 		RenewDeadline:                 &o.RenewDeadline,
 		RetryPeriod:                   &o.RetryPeriod,
+		Cache:                         controllers.CacheOptions(),
+		Controller:                    config.Controller{MaxConcurrentReconciles: o.MaxConcurrentReconciles, SkipNameValidation: &o.skipNameValidation},
 	}
 	if o.LeaderElect {
 		lock, err := leaderLock(cfg, o)
@@ -129,10 +148,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	if err := (&controllers.MySQLClusterReconciler{
-		Client:   mgr.GetClient(),
-		Options:  instanceOpts,
-		Recorder: rec,
-		Loops:    loops,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Options:   instanceOpts,
+		Recorder:  rec,
+		Loops:     loops,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the MySQLCluster controller: %w", err)
 	}
@@ -142,7 +162,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := (&controllers.BinlogArchiveReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: o.KuraImage}, Recorder: rec}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the binary log archive controller: %w", err)
 	}
-	if err := (&controllers.BackupReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: o.KuraImage}, Recorder: rec}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: builder.Options{KuraImage: o.KuraImage}, Recorder: rec}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the Backup controller: %w", err)
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
@@ -164,6 +184,18 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("failed to add readiness check: %w", err)
 	}
 	return mgr, nil
+}
+
+// metricsOptions serves metrics over HTTPS with authentication and authorization through the
+// API server (docs/metrics.md), unless --metrics-secure=false.
+func metricsOptions(o Options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.MetricsBindAddress}
+	if o.MetricsSecure {
+		m.SecureServing = true
+		m.CertDir = o.MetricsCertDir
+		m.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return m
 }
 
 // Run runs the operator until ctx ends.

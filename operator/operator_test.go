@@ -62,10 +62,11 @@ func TestManagerServesAndWatchesOnlyItsNamespaces(t *testing.T) {
 		}
 	}
 	health, metrics := freePort(t), freePort(t)
-	o, err := ParseFlags([]string{"--kura-image=kura:dev", "--namespaces=watched", "--health-probe-bind-address=" + health, "--metrics-bind-address=" + metrics})
+	o, err := ParseFlags([]string{"--kura-image=kura:dev", "--namespaces=watched", "--health-probe-bind-address=" + health, "--metrics-bind-address=" + metrics, "--metrics-secure=false"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	o.skipNameValidation = true
 	mgr, err := NewManager(env.Config, o)
 	if err != nil {
 		t.Fatal(err)

@@ -198,8 +198,28 @@ var options = []option{
 			t.Fatalf("no ServiceMonitor rendered: %v", r.keys())
 		}
 		ep := endpoint(t, r)
-		if ep["port"] != "metrics" || ep["scheme"] != "http" || ep["path"] != "/metrics" || ep["interval"] != "30s" {
-			t.Errorf("ServiceMonitor endpoint = %v", ep)
+		tlsConfig, _ := ep["tlsConfig"].(map[string]any)
+		if ep["port"] != "metrics" || ep["scheme"] != "https" || ep["path"] != "/metrics" || ep["interval"] != "30s" ||
+			ep["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" || tlsConfig["insecureSkipVerify"] != true {
+			t.Errorf("ServiceMonitor endpoint = %v; want https with the ServiceAccount token", ep)
+		}
+	}},
+	{value: "metrics.secure", sets: []string{"metrics.secure=false", "metrics.serviceMonitor.enabled=true"}, api: []string{serviceMonitorAPI}, check: func(t *testing.T, r *rendered) {
+		wantArg(t, r, "--metrics-secure=false")
+		if ep := endpoint(t, r); ep["scheme"] != "http" || ep["bearerTokenFile"] != nil || ep["tlsConfig"] != nil {
+			t.Errorf("ServiceMonitor endpoint = %v; want plain http", ep)
+		}
+		for _, name := range []string{"kura-metrics-auth", "kura-metrics-reader"} {
+			if r.find("ClusterRole", "", name) != nil {
+				t.Errorf("ClusterRole %s rendered although metrics are not secured", name)
+			}
+		}
+	}},
+	{value: "metrics.serviceMonitor.tlsConfig", sets: []string{"metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.tlsConfig.insecureSkipVerify=false",
+		"metrics.serviceMonitor.tlsConfig.serverName=kura-metrics.kura-system.svc"}, api: []string{serviceMonitorAPI}, check: func(t *testing.T, r *rendered) {
+		tlsConfig, _ := endpoint(t, r)["tlsConfig"].(map[string]any)
+		if tlsConfig["insecureSkipVerify"] != false || tlsConfig["serverName"] != "kura-metrics.kura-system.svc" {
+			t.Errorf("tlsConfig = %v", tlsConfig)
 		}
 	}},
 	{value: "metrics.serviceMonitor.interval", sets: []string{"metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.interval=1m"}, api: []string{serviceMonitorAPI}, check: func(t *testing.T, r *rendered) {

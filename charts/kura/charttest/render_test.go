@@ -32,7 +32,10 @@ func TestDefaultObjects(t *testing.T) {
 	r := render(t, renderOpts{})
 	want := []string{
 		"ClusterRole//kura",
+		"ClusterRole//kura-metrics-auth",
+		"ClusterRole//kura-metrics-reader",
 		"ClusterRoleBinding//kura",
+		"ClusterRoleBinding//kura-metrics-auth",
 		"Deployment/kura-system/kura",
 		"Role/kura-system/kura-leader-election",
 		"RoleBinding/kura-system/kura-leader-election",
@@ -91,6 +94,7 @@ func TestDefaultDeployment(t *testing.T) {
 		"--clustering-interval=1s",
 		"--leader-elect",
 		"--metrics-bind-address=:8443",
+		"--metrics-secure=true",
 		"--health-probe-bind-address=:8081",
 		"--kura-image=" + defaultImage,
 		"--zap-log-level=info",
