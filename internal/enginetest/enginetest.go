@@ -10,6 +10,7 @@
 package enginetest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -373,12 +374,43 @@ func (i *Instance) Kill() {
 	}
 }
 
-// Pause sends SIGSTOP: the server keeps its port open but answers nothing.
+// Pause sends SIGSTOP and waits until every thread of the server has stopped (the signal is
+// delivered asynchronously; on a loaded machine a thread could still answer a query a moment
+// later): the server keeps its port open but answers nothing.
 func (i *Instance) Pause() {
 	i.t.Helper()
 	if err := i.signal(syscall.SIGSTOP); err != nil {
 		i.t.Fatal(err)
 	}
+	i.mu.Lock()
+	pid := i.cmd.Process.Pid
+	i.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for !allStopped(pid) {
+		if time.Now().After(deadline) {
+			i.t.Fatalf("instance %d did not stop within 10s of SIGSTOP", i.Index)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped reports whether every thread of pid is stopped (state T), or the process is gone.
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i >= 0 && i+2 < len(b) && b[i+2] != 'T' && b[i+2] != 't' {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume sends SIGCONT.
