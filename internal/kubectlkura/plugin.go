@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/scheme"
@@ -111,12 +113,18 @@ func newRoot(streams genericiooptions.IOStreams, connect Connector) *cobra.Comma
 // Main runs the plugin and returns the process exit code: every failure is one line on
 // stderr and a non-zero code.
 func Main(args []string, streams genericiooptions.IOStreams) int {
+	// controller-runtime's client logs through its global logger; the plugin reports errors itself.
+	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := NewCommand(streams)
+	return execute(ctx, NewCommand(streams), args, streams.ErrOut)
+}
+
+// execute runs root with args and turns an error into one line on errOut and an exit code.
+func execute(ctx context.Context, root *cobra.Command, args []string, errOut io.Writer) int {
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(streams.ErrOut, "kubectl-kura: "+oneLine(err.Error()))
+		fmt.Fprintln(errOut, "kubectl-kura: "+oneLine(err.Error()))
 		var code exitCode
 		if errors.As(err, &code) {
 			return int(code)

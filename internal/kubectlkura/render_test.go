@@ -33,8 +33,8 @@ func cluster() *kurav1alpha1.MySQLCluster {
 			{Name: "shop-2", Role: kurav1alpha1.RoleReplica, Reachable: true, Healthy: true, ReadOnly: true, GTIDExecuted: "0-1001-57,1-1002-239", LagSeconds: ptr.To[int64](1)},
 		},
 		Conditions: []metav1.Condition{
-			{Type: "Available", Status: metav1.ConditionTrue, Reason: "PrimaryWritable", Message: "shop-1 accepts writes"},
-			{Type: "Healthy", Status: metav1.ConditionTrue, Reason: "AllReplicating"},
+			{Type: "Available", Status: metav1.ConditionTrue, Reason: "PrimaryWritable", Message: "shop-1 accepts writes", LastTransitionTime: ago(5 * time.Minute)},
+			{Type: "Healthy", Status: metav1.ConditionTrue, Reason: "AllReplicating", LastTransitionTime: ago(5 * time.Minute)},
 		},
 		History: []kurav1alpha1.TopologyChange{
 			{Term: 2, Kind: "Failover", From: "shop-0", To: "shop-2", Reason: "primary shop-0 unreachable for 3s", Time: ago(26 * time.Hour), WriteUnavailableMillis: 3980, AcknowledgedWrites: "AllKept"},
@@ -91,7 +91,7 @@ func troubledView() statusView {
 	c.Status.Instances[0].Reason = "lagging 95s"
 	c.Status.Instances[2] = kurav1alpha1.InstanceStatus{Name: "shop-2", Role: kurav1alpha1.RoleErrant, Reachable: true, ReadOnly: true,
 		GTIDExecuted: "0-1001-57,1-1002-240,7-3-1", ErrantGTIDs: "7-3-1", Reason: "errant transactions"}
-	c.Status.Conditions = append(c.Status.Conditions[:1], metav1.Condition{Type: "Healthy", Status: metav1.ConditionFalse, Reason: "Degraded", Message: "shop-0 lagging; shop-2 errant"})
+	c.Status.Conditions = append(c.Status.Conditions[:1], metav1.Condition{Type: "Healthy", Status: metav1.ConditionFalse, Reason: "Degraded", Message: "shop-0 lagging; shop-2 errant", LastTransitionTime: ago(time.Minute)})
 	c.Status.Switchover = &kurav1alpha1.SwitchoverStatus{ID: "maint-2", Target: 2, Phase: "Refused", Message: "target shop-2 is errant (7-3-1)"}
 	c.Status.AsynchronousWindow = &kurav1alpha1.AsynchronousWindow{Since: "0-1001-57,1-1002-230", StartTime: ago(time.Hour)}
 	v.Pods["shop-2"].Status.ContainerStatuses[0].State.Waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -325,7 +326,9 @@ func (e *Env) collect(ctx context.Context, c *kurav1alpha1.MySQLCluster, tail in
 			}
 			if gvk.Kind == "Pod" {
 				p := corev1.Pod{}
-				if err := fromMap(item.Object, &p); err == nil {
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(item.Object, &p); err != nil {
+					b.fail("read Pod %s: %v", item.GetName(), err)
+				} else {
 					pods = append(pods, p)
 				}
 			}
@@ -364,14 +367,6 @@ func toMap(obj any) (map[string]any, error) {
 	}
 	out := map[string]any{}
 	return out, yaml.Unmarshal(data, &out)
-}
-
-func fromMap(m map[string]any, into any) error {
-	data, err := yaml.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return yaml.Unmarshal(data, into)
 }
 
 func renderHistory(c *kurav1alpha1.MySQLCluster) []byte {
