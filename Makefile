@@ -17,7 +17,7 @@ IMAGE_DIR ?= $(BIN)/image
 IMAGE_SOURCE := https://github.com/kura-db/kura
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: image image-push image-deps image-test print-version print-image demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e bench-archive chaos chaos-sample clean fmt vet
+.PHONY: plugin plugin-dist image image-push image-deps image-test print-version print-image demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e bench-archive chaos chaos-sample clean fmt vet
 
 all: build
 
@@ -52,6 +52,14 @@ image-deps:
 # Builds the image with `make image` and checks it with skopeo, umoci and a loopback registry.
 image-test: image-deps
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 10m ./internal/image/
+
+# The kubectl plugin: bin/kubectl-kura (kubectl finds it on PATH as `kubectl kura`).
+plugin:
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-kura ./cmd/kubectl-kura
+
+# Release archives of the plugin for krew (bin/plugin/) and their sums in plugins/kura.yaml.
+plugin-dist:
+	hack/plugin-dist.sh
 
 print-version:
 	@echo $(VERSION)

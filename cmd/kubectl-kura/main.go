@@ -14,6 +14,11 @@ import (
 	"github.com/kura-db/kura/internal/kubectlkura"
 )
 
+// version is set by `make plugin` (-X main.version); `go install ...@vX` reports the module
+// version instead.
+var version = ""
+
 func main() {
+	kubectlkura.Version = version
 	os.Exit(kubectlkura.Main(os.Args[1:], genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}))
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,24 @@ type Env struct {
 
 // Connector builds the Env once the flags are parsed.
 type Connector func() (*Env, error)
+
+// Version is the plugin's version; empty means the module version of the build.
+var Version = ""
+
+func versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the plugin's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			v := Version
+			if bi, ok := debug.ReadBuildInfo(); v == "" && ok {
+				v = bi.Main.Version
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), orDash(v))
+		},
+	}
+}
 
 // ErrUsage marks a mistake in the command line.
 var ErrUsage = errors.New("usage")
@@ -106,7 +125,7 @@ func newRoot(streams genericiooptions.IOStreams, connect Connector) *cobra.Comma
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	root.AddCommand(statusCommand(connect), switchoverCommand(connect), mysqlCommand(connect),
-		backupCommand(connect), reportCommand(connect))
+		backupCommand(connect), reportCommand(connect), versionCommand())
 	return root
 }
 
