@@ -13,6 +13,7 @@ import (
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 func mysqlCommand(connect Connector) *cobra.Command {
@@ -105,7 +106,7 @@ func (e *Env) mysqlArgs(ctx context.Context, name string, replica bool, instance
 	if isTerminal(os.Stdin) {
 		argv = append(argv, "-t")
 	}
-	argv = append(argv, "-n", c.Namespace, pod, "-c", builder.ContainerMySQLD, "--", "sh", "-c", script, "kubectl-kura-mysql")
+	argv = append(argv, "-n", c.Namespace, pod, "-c", contract.ContainerMySQLD, "--", "sh", "-c", script, "kubectl-kura-mysql")
 	if db != "" {
 		argv = append(argv, "--database="+db)
 	}

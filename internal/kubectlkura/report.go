@@ -26,6 +26,7 @@ import (
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 func reportCommand(connect Connector) *cobra.Command {
@@ -307,7 +308,7 @@ func (e *Env) collect(ctx context.Context, c *kurav1alpha1.MySQLCluster, tail in
 	b.addObject("objects/mysqlcluster.yaml", cu)
 
 	names := map[string]bool{c.Name: true}
-	sel := client.MatchingLabels{builder.LabelCluster: c.Name}
+	sel := client.MatchingLabels{contract.LabelCluster: c.Name}
 	var pods []corev1.Pod
 	for _, gvk := range ownedKinds {
 		list := &unstructured.UnstructuredList{}
