@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/contract"
 )
 
