@@ -155,7 +155,7 @@ func TestCommandsAgainstAPIServer(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
-		want := `exec -i -n demo shop-1 -c mysqld -- sh -c MYSQL_PWD="$KURA_ADMIN_PASSWORD" exec mariadb --user=admin --host=127.0.0.1 --port=3306 "$@" kubectl-kura-mysql -e SELECT 1`
+		want := `exec -i -n demo shop-1 -c mysqld -- sh -c 'MYSQL_PWD="$KURA_ADMIN_PASSWORD" exec mariadb --user=admin --host=127.0.0.1 --port=3306 "$@"' kubectl-kura-mysql -e 'SELECT 1'`
 		// -t is added only when stdin is a terminal.
 		if out = strings.Replace(out, "exec -i -t ", "exec -i ", 1); !strings.Contains(out, want) {
 			t.Errorf("mysql --print:\n%s\nwant it to contain\n%s", out, want)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
@@ -46,7 +47,7 @@ shell step hands it to the client as MYSQL_PWD.`,
 				return err
 			}
 			if printOnly {
-				fmt.Fprintln(e.Out, "kubectl "+strings.Join(argv, " "))
+				fmt.Fprintln(e.Out, "kubectl "+shellQuote(argv))
 				return nil
 			}
 			return runKubectl(cmd.Context(), argv)
@@ -103,7 +104,7 @@ func (e *Env) mysqlArgs(ctx context.Context, name string, replica bool, instance
 	script := fmt.Sprintf(`MYSQL_PWD="$%s" exec %s --user=%s --host=127.0.0.1 --port=3306 "$@"`, env, clientBin, user)
 	argv := append([]string{}, e.KubectlArgs...)
 	argv = append(argv, "exec", "-i")
-	if isTerminal(os.Stdin) {
+	if term.IsTerminal(int(os.Stdin.Fd())) {
 		argv = append(argv, "-t")
 	}
 	argv = append(argv, "-n", c.Namespace, pod, "-c", contract.ContainerMySQLD, "--", "sh", "-c", script, "kubectl-kura-mysql")
@@ -113,9 +114,17 @@ func (e *Env) mysqlArgs(ctx context.Context, name string, replica bool, instance
 	return append(argv, extra...), nil
 }
 
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+// shellQuote renders argv so that a shell gives it back unchanged.
+func shellQuote(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./:,@") == "" {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'"'"'`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // runKubectl runs kubectl (or $KUBECTL) with the terminal attached and passes its exit code on.

@@ -113,7 +113,7 @@ func TestKubectlKura(t *testing.T) {
 		}
 	}
 
-	t.Run("backup to a PVC through a BackupSchedule's storage", func(t *testing.T) {
+	t.Run("backup through a BackupSchedule's storage reports the operator's outcome", func(t *testing.T) {
 		ctx := context.Background()
 		pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "backups"},
 			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -127,12 +127,31 @@ func TestKubectlKura(t *testing.T) {
 			}
 		}
 		out, stderr, err := run("backup.txt", "backup", name, "--timeout", "5m")
-		if err != nil || !strings.Contains(out, "completed in") {
-			t.Errorf("backup: %v\n%s%s", err, out, stderr)
+		// The plugin reports the operator's outcome, whichever it is: exit 0 with the location
+		// for a completed Backup, exit 1 with the operator's message for a failed one.
+		var list kurav1alpha1.BackupList
+		if lerr := k8s.List(ctx, &list, client.InNamespace(ns)); lerr != nil || len(list.Items) != 1 {
+			t.Fatalf("Backups in %s: %v %d", ns, lerr, len(list.Items))
+		}
+		b := list.Items[0]
+		if b.Spec.Storage.PVC == nil || b.Spec.Storage.PVC.ClaimName != "backups" {
+			t.Errorf("the Backup does not use the schedule's storage: %+v", b.Spec.Storage)
+		}
+		switch b.Status.Phase {
+		case kurav1alpha1.BackupCompleted:
+			if err != nil || !strings.Contains(out, "completed in") {
+				t.Errorf("completed Backup: %v\n%s%s", err, out, stderr)
+			}
+		case kurav1alpha1.BackupFailed:
+			if err == nil || !strings.Contains(stderr, "failed: "+b.Status.Message) {
+				t.Errorf("failed Backup (%s): %v\n%s%s", b.Status.Message, err, out, stderr)
+			}
+		default:
+			t.Errorf("the command returned while the Backup is %q: %v\n%s%s", b.Status.Phase, err, out, stderr)
 		}
 		out, _, _ = run("status-backup.txt", "status", name)
-		if !strings.Contains(out, "Completed") {
-			t.Errorf("status does not show the completed backup:\n%s", out)
+		if !strings.Contains(out, b.Name) {
+			t.Errorf("status does not show the backup:\n%s", out)
 		}
 	})
 	deleteNamespace(t, ns)
