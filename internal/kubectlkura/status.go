@@ -146,12 +146,28 @@ func renderStatus(w io.Writer, v statusView) {
 		fmt.Fprintln(w, "  (none yet)")
 	}
 
+	renderHistorySection(w, v)
+	renderBackupsSection(w, v)
+	fmt.Fprintln(w)
+	if ps := problems(v); len(ps) == 0 {
+		fmt.Fprintln(w, "Problems:  none found")
+	} else {
+		fmt.Fprintln(w, "Problems:")
+		for _, p := range ps {
+			fmt.Fprintln(w, "  - "+p)
+		}
+	}
+}
+
+// renderHistorySection prints the newest changes of primary and the last switchover request.
+func renderHistorySection(w io.Writer, v statusView) {
+	c, st := v.Cluster, v.Cluster.Status
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Failovers and switchovers (newest first):")
 	if len(st.History) == 0 {
 		fmt.Fprintln(w, "  none since the cluster was created")
 	} else {
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TERM\tKIND\tFROM\tTO\tWHEN\tWRITES PAUSED\tACKED WRITES\tREASON")
 		shown := 0
 		for i := len(st.History) - 1; i >= 0 && shown < maxHistoryShown; i, shown = i-1, shown+1 {
@@ -176,12 +192,17 @@ func renderStatus(w io.Writer, v statusView) {
 		fmt.Fprintln(w, line)
 	}
 
+}
+
+// renderBackupsSection prints the newest backups and the binlog archive.
+func renderBackupsSection(w io.Writer, v statusView) {
+	st := v.Cluster.Status
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Backups:")
 	if len(v.Backups) == 0 {
 		fmt.Fprintln(w, "  none")
 	} else {
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  NAME\tMETHOD\tPHASE\tSTARTED\tCOMPLETED\tSIZE\tGTID POSITION")
 		for i, b := range v.Backups {
 			if i == 3 {
@@ -207,15 +228,6 @@ func renderStatus(w io.Writer, v statusView) {
 		fmt.Fprintln(w, line)
 	}
 
-	fmt.Fprintln(w)
-	if ps := problems(v); len(ps) == 0 {
-		fmt.Fprintln(w, "Problems:  none found")
-	} else {
-		fmt.Fprintln(w, "Problems:")
-		for _, p := range ps {
-			fmt.Fprintln(w, "  - "+p)
-		}
-	}
 }
 
 func orDash(s string) string {
