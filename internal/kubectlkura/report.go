@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -447,5 +448,31 @@ func (e *Env) operatorLogs(ctx context.Context, b *bundle, tail int64) {
 	}
 	for _, p := range pods.Items {
 		e.podLogs(ctx, b, p, "logs/operator/"+p.Namespace+"_"+p.Name, tail)
+	}
+}
+
+// ReadBundle returns the files of a report written by `kubectl kura report`, by their path
+// below the bundle's top directory.
+func ReadBundle(r io.Reader) (map[string]string, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("not a gzip stream: %w", err)
+	}
+	tr := tar.NewReader(zr)
+	out := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the bundle: %w", err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read %s: %w", h.Name, err)
+		}
+		_, rel, _ := strings.Cut(h.Name, "/")
+		out[rel] = string(b)
 	}
 }

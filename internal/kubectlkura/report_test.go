@@ -1,9 +1,7 @@
 package kubectlkura
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -36,26 +34,11 @@ const (
 
 func unpack(t *testing.T, data []byte) map[string]string {
 	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(data))
+	files, err := ReadBundle(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := tar.NewReader(zr)
-	out := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[strings.TrimPrefix(h.Name, "kura-report-demo-shop/")] = string(b)
-	}
+	return files
 }
 
 // TestReportRedactsEverySecretValue builds a bundle from a namespace whose Secrets' values
