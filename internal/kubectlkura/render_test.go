@@ -41,7 +41,7 @@ func cluster() *kurav1alpha1.MySQLCluster {
 			{Term: 3, Kind: "Switchover", From: "shop-2", To: "shop-1", Reason: "switchover by request maint-1", Time: ago(5 * time.Minute), WriteUnavailableMillis: 140, AcknowledgedWrites: "AllKept"},
 		},
 		Switchover:    &kurav1alpha1.SwitchoverStatus{ID: "maint-1", Target: 1, Phase: "Completed"},
-		BinlogArchive: &kurav1alpha1.BinlogArchiveStatus{LastArchivedFile: "shop-bin.000042", LastRecoverableTime: ptr.To(ago(10 * time.Second))},
+		BinlogArchive: &kurav1alpha1.BinlogArchiveStatus{LastArchivedGTID: "0-1001-57,1-1002-240", LagSeconds: 1, LastRecoverableTime: ptr.To(ago(10 * time.Second))},
 	}
 	return c
 }

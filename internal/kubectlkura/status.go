@@ -221,9 +221,12 @@ func renderBackupsSection(w io.Writer, v statusView) {
 		_ = tw.Flush()
 	}
 	if a := st.BinlogArchive; a != nil {
-		line := "  binlog archive: last file " + orDash(a.LastArchivedFile)
+		line := fmt.Sprintf("  binlog archive: archived to GTID %s (%ds behind)", orDash(a.LastArchivedGTID), a.LagSeconds)
 		if a.LastRecoverableTime != nil {
 			line += ", point-in-time restore possible to " + a.LastRecoverableTime.UTC().Format(time.RFC3339)
+		}
+		if a.Message != "" {
+			line += "; " + a.Message
 		}
 		fmt.Fprintln(w, line)
 	}
