@@ -9,8 +9,15 @@ ETCD := /usr/bin/etcd
 # envtest finds kube-apiserver and etcd in one folder.
 ASSETS := $(BIN)/envtest-assets
 GO_TEST_FLAGS ?=
+# One version for everything: the chart's appVersion is stamped into the binary, tags the image
+# and is the image the chart deploys and passes as --kura-image (checked by the chart tests).
+VERSION := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' charts/kura/Chart.yaml)
+IMAGE_REPOSITORY := $(shell sed -n 's/^  repository: *//p' charts/kura/values.yaml)
+IMAGE_DIR ?= $(BIN)/image
+IMAGE_SOURCE := https://github.com/kura-db/kura
+LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e bench-archive bench-fleet chaos chaos-sample clean fmt vet
+.PHONY: plugin plugin-dist image image-push image-deps image-test print-version print-image demo demo-down all build generate verify-generated lint unit test envtest-assets deps e2e bench-e2e bench-archive bench-fleet chaos chaos-sample clean fmt vet
 
 all: build
 
@@ -22,7 +29,43 @@ demo-down:
 	hack/local-down.sh
 
 build:
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/kura ./cmd/kura
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kura ./cmd/kura
+
+# The operator image, built from bin/kura alone (no container engine, no base image):
+# $(IMAGE_DIR)/oci (OCI layout, to push) and $(IMAGE_DIR)/kura.tar (docker archive, to load).
+# Time stamps come from the commit (or SOURCE_DATE_EPOCH), so a rebuild gives the same digest.
+image: build
+	go run ./hack/image build --binary $(BIN)/kura --out $(IMAGE_DIR) \
+	  --repository $(IMAGE_REPOSITORY) --version $(VERSION) --source $(IMAGE_SOURCE) \
+	  --revision "$$(git rev-parse HEAD)$$(git diff --quiet HEAD -- . || echo -dirty)" \
+	  --created "$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct)}"
+
+# Pushes the image `make image` wrote: make image-push IMAGE=registry.example.com/kura:0.1.0
+image-push:
+	@[[ -n "$${IMAGE:-}" ]] || { echo "set IMAGE=<registry>/<repository>:<tag>" >&2; exit 1; }
+	go run ./hack/image push --layout $(IMAGE_DIR)/oci --to "$(IMAGE)" $(if $(INSECURE),--insecure)
+
+# skopeo and umoci, which the image test opens the image with.
+image-deps:
+	hack/image-tools.sh
+
+# Builds the image with `make image` and checks it with skopeo, umoci and a loopback registry.
+image-test: image-deps
+	go test $(GO_TEST_FLAGS) -count=1 -timeout 10m ./internal/image/
+
+# The kubectl plugin: bin/kubectl-kura (kubectl finds it on PATH as `kubectl kura`).
+plugin:
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubectl-kura ./cmd/kubectl-kura
+
+# Release archives of the plugin for krew (bin/plugin/) and their sums in plugins/kura.yaml.
+plugin-dist:
+	hack/plugin-dist.sh
+
+print-version:
+	@echo $(VERSION)
+
+print-image:
+	@echo $(IMAGE_REPOSITORY):$(VERSION)
 
 deps:
 	hack/install-deps.sh
@@ -67,7 +110,7 @@ unit:
 # (real mariadbd processes), after static checks and a check that generated code is current;
 # then the local cluster's own tests and the end-to-end suite, one at a time (one local cluster
 # per machine).
-test: deps verify-generated lint envtest-assets
+test: deps image-deps verify-generated lint envtest-assets
 	KUBEBUILDER_ASSETS=$(ASSETS) go test $(GO_TEST_FLAGS) -count=1 -timeout 40m $$(go list ./... | grep -v -e /test/e2e -e /test/localcluster -e /test/chaos)
 	hack/build-k8s.sh >/dev/null
 	go test $(GO_TEST_FLAGS) -count=1 -p 1 -timeout 30m ./test/localcluster/...
