@@ -150,10 +150,10 @@ func (s Summary) Encode() []byte {
 	}
 }
 
-// Command is `kura backup run|delete --request=<json>`.
+// Command is `kura backup run|delete|cleanup --request=<json>`.
 func Command(ctx context.Context, args []string, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "run" && args[0] != "delete") {
-		return errors.New("usage: kura backup run|delete --request=<json> [--termination-log=/dev/termination-log]")
+	if len(args) == 0 || (args[0] != "run" && args[0] != "delete" && args[0] != "cleanup") {
+		return errors.New("usage: kura backup run|delete|cleanup --request=<json> [--termination-log=/dev/termination-log]")
 	}
 	fs := flag.NewFlagSet("kura backup "+args[0], flag.ContinueOnError)
 	reqJSON := fs.String("request", "", "the backup to take (JSON, written by the operator)")
@@ -166,8 +166,11 @@ func Command(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("failed to read --request: %w", err)
 	}
 	l := Layout{Namespace: job.Namespace, Cluster: job.Cluster, Lineage: job.Lineage}
-	if args[0] == "delete" {
+	switch args[0] {
+	case "delete":
 		return deleteJob(ctx, job, l, stderr)
+	case "cleanup":
+		return cleanupJob(ctx, job, l, stderr)
 	}
 	m, st, err := runJob(ctx, job, stderr)
 	s := SummaryOf(st, l, m, err)
@@ -213,5 +216,36 @@ func deleteJob(ctx context.Context, job Job, l Layout, log io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(log, "kura backup: deleted %s (%d objects)\n", st.Location(l.BackupPrefix(job.Name)), n+1)
+	return nil
+}
+
+// cleanupJob removes what a failed or killed run left under the backup's prefix: data
+// objects and unfinished uploads. A manifest there means a complete backup (its run finished
+// but could not report, or it is another run's under the same name): it is left alone.
+func cleanupJob(ctx context.Context, job Job, l Layout, log io.Writer) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	st, err := OpenStorage(ctx, job.Storage)
+	if err != nil {
+		return err
+	}
+	return Cleanup(ctx, st, l, job.Name, log)
+}
+
+// Cleanup removes the objects of a backup that has no manifest (see cleanupJob).
+func Cleanup(ctx context.Context, st storage.Storage, l Layout, name string, log io.Writer) error {
+	prefix := l.BackupPrefix(name)
+	if _, err := ReadManifest(ctx, st, l, name); err == nil {
+		fmt.Fprintf(log, "kura backup: %s has a manifest: a complete backup, kept\n", st.Location(prefix))
+		return nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	n, err := storage.DeletePrefix(ctx, st, prefix)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "kura backup: removed %d leftover objects of a failed run at %s\n", n, st.Location(prefix))
 	return nil
 }

@@ -81,7 +81,7 @@ func (d Deps) logf(format string, a ...any) {
 
 // Run takes the backup and stores it: the data stream first, then the manifest. A failure
 // at any point leaves no manifest, so nothing half-written is ever taken for a backup.
-func Run(ctx context.Context, req Request, st storage.Storage, d Deps) (Manifest, error) {
+func Run(ctx context.Context, req Request, st storage.Storage, d Deps) (_ Manifest, err error) {
 	l := Layout{Namespace: req.Namespace, Cluster: req.Cluster, Lineage: req.Lineage}
 	if err := l.Validate(); err != nil {
 		return Manifest{}, err
@@ -106,9 +106,14 @@ func Run(ctx context.Context, req Request, st storage.Storage, d Deps) (Manifest
 	} else if len(existing) > 0 {
 		return m, fmt.Errorf("failed to start backup: %s already holds objects; a backup is never overwritten (delete them or use another name)", st.Location(l.BackupPrefix(req.Name)))
 	}
+	// From here on everything under the backup's prefix is this run's: a failure removes it.
+	defer func() {
+		if err != nil && !errors.Is(err, storage.ErrExists) {
+			err = removeLeftovers(ctx, st, l.BackupPrefix(req.Name), d, err)
+		}
+	}()
 	obj := Object{Name: DataName(req.Method, req.Compression)}
 	key := l.BackupPrefix(req.Name) + obj.Name
-	var err error
 	switch req.Method {
 	case kurav1alpha1.BackupMethodLogical:
 		err = logical(ctx, req, st, key, d, &m, &obj)
@@ -131,6 +136,26 @@ func Run(ctx context.Context, req Request, st storage.Storage, d Deps) (Manifest
 	}
 	d.logf("%s complete: %d bytes stored (%d before compression), consistent with %q", st.Location(l.BackupPrefix(req.Name)), obj.Size, obj.RawSize, m.Consistent.GTIDSet)
 	return m, nil
+}
+
+// cleanupTimeout bounds the removal of a failed run's objects (it runs after the run's own
+// context may have ended: a stopped Job gets a grace period before it is killed).
+const cleanupTimeout = 30 * time.Second
+
+// removeLeftovers deletes what a failed run stored under prefix, completed objects and
+// unfinished uploads, so nothing half-written stays that a restore could take for a backup
+// (or that costs storage). The run's error stays the error; a failed removal is added to it.
+func removeLeftovers(ctx context.Context, st storage.Storage, prefix string, d Deps, cause error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	n, err := storage.DeletePrefix(cctx, st, prefix)
+	if err != nil {
+		return fmt.Errorf("%w; removing the failed run's objects at %s failed too: %v (deleting the Backup retries it)", cause, st.Location(prefix), err)
+	}
+	if n > 0 {
+		d.logf("removed %d objects of the failed run at %s", n, st.Location(prefix))
+	}
+	return cause
 }
 
 // pipeline is tool output → compression → SHA-256 and count → storage, streamed through a

@@ -280,7 +280,18 @@ func (r *BackupReconciler) follow(ctx context.Context, b *kurav1alpha1.Backup, j
 			st.Phase = kurav1alpha1.BackupRunning
 			return ctrl.Result{}, r.writeStatus(ctx, b, st)
 		}
-		return ctrl.Result{}, nil
+		// A Pod that cannot start (a Secret deleted after the Job was created, an image
+		// that cannot be pulled) would wait forever: the Backup fails and the Job goes.
+		msg, err := r.stuck(ctx, b, job)
+		if err != nil || msg == "" {
+			return ctrl.Result{RequeueAfter: stuckCheckInterval}, err
+		}
+		bg := metav1.DeletePropagationBackground
+		if err := r.Client.Delete(ctx, job, &client.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, fmt.Errorf("failed to delete Job %s: %w", job.Name, err)
+		}
+		b.Status = fromBackupStatus(statusFromJob(b, job), b.Status)
+		return r.fail(ctx, b, "PodCannotStart", msg)
 	}
 	sum, err := r.summary(ctx, job)
 	if err != nil {
@@ -325,6 +336,41 @@ func (r *BackupReconciler) follow(ctx context.Context, b *kurav1alpha1.Backup, j
 	metrics.Backups.WithLabelValues(b.Namespace, b.Spec.Cluster, m, "completed").Inc()
 	r.Recorder.Emit(b, events.Normal, events.BackupCompleted, "stored %d bytes at %s, consistent with GTID %s", sum.Size, sum.Location, sum.GTID)
 	return ctrl.Result{}, nil
+}
+
+// stuckCheckInterval is how often a running backup's Pod is checked for a start that
+// cannot succeed.
+const stuckCheckInterval = 15 * time.Second
+
+// stuckReasons are the waiting reasons of a container that will not start without a fix.
+var stuckReasons = map[string]bool{"CreateContainerConfigError": true, "CreateContainerError": true, "ErrImagePull": true,
+	"ImagePullBackOff": true, "InvalidImageName": true, "RunContainerError": true}
+
+// stuck returns why the Job's Pod cannot start its backup, or "".
+func (r *BackupReconciler) stuck(ctx context.Context, b *kurav1alpha1.Backup, job *batchv1.Job) (string, error) {
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
+		return "", fmt.Errorf("failed to list the Pods of Job %s: %w", job.Name, err)
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodPending {
+			continue
+		}
+		for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+			if w := cs.State.Waiting; w != nil && stuckReasons[w.Reason] {
+				return fmt.Sprintf("Pod %s cannot start container %s: %s: %s; fix it and create a new Backup", p.Name, cs.Name, w.Reason, w.Message), nil
+			}
+		}
+		// A Secret the Pod mounts is gone: it waits for it forever.
+		c := &kurav1alpha1.MySQLCluster{}
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.Cluster}, c); err != nil {
+			return "", client.IgnoreNotFound(err)
+		}
+		if msg, err := r.checkSecrets(ctx, b, c); err != nil || msg != "" {
+			return msg, err
+		}
+	}
+	return "", nil
 }
 
 func ptrValue(p *int64) int64 {
@@ -388,7 +434,7 @@ func (r *BackupReconciler) finalize(ctx context.Context, b *kurav1alpha1.Backup)
 	if !controllerutil.ContainsFinalizer(b, BackupDataFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	if b.Status.Location != "" && b.Spec.DeletionPolicy != kurav1alpha1.DeletionPolicyRetain {
+	if needsDataJob(b) {
 		done, err := r.deleteData(ctx, b)
 		if err != nil || !done {
 			return ctrl.Result{RequeueAfter: 5 * time.Second}, err
@@ -401,13 +447,24 @@ func (r *BackupReconciler) finalize(ctx context.Context, b *kurav1alpha1.Backup)
 	return ctrl.Result{}, nil
 }
 
+// needsDataJob says whether deleting b needs a Job in storage: a completed Backup's data is
+// deleted (unless spec.deletionPolicy is Retain); a failed run may have left objects without
+// a manifest (a killed Job cannot clean up after itself), which are removed whatever the
+// policy, since they are no backup. A Backup whose Job never ran stored nothing.
+func needsDataJob(b *kurav1alpha1.Backup) bool {
+	if b.Status.Phase == kurav1alpha1.BackupFailed {
+		return b.Status.JobName != ""
+	}
+	return b.Status.Location != "" && b.Spec.DeletionPolicy != kurav1alpha1.DeletionPolicyRetain
+}
+
 // deleteData runs (or follows) the deletion Job; done when it succeeded.
 func (r *BackupReconciler) deleteData(ctx context.Context, b *kurav1alpha1.Backup) (bool, error) {
 	c := &kurav1alpha1.MySQLCluster{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.Cluster}, c); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Without the cluster the lineage is unknown here; the data stays (docs/backup.md).
-			r.Recorder.Emit(b, events.Warning, events.BackupFailed, "MySQLCluster %q is gone: the stored data at %s is kept", b.Spec.Cluster, b.Status.Location)
+			r.Recorder.Emit(b, events.Warning, events.BackupDataKept, "MySQLCluster %q is gone: the stored data at %s is kept", b.Spec.Cluster, orDefault(b.Status.Location, "its backup prefix"))
 			return true, nil
 		}
 		return false, fmt.Errorf("failed to get MySQLCluster: %w", err)
@@ -423,6 +480,12 @@ func (r *BackupReconciler) deleteData(ctx context.Context, b *kurav1alpha1.Backu
 		}
 		job = builder.BackupDeleteJob(c, b, reqJSON, r.Options)
 		if err := r.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+				// The whole namespace goes: no Job can run in it any more.
+				r.Recorder.Emit(b, events.Warning, events.BackupDataKept, "namespace %s is being deleted, so no Job can delete the stored data of %s; it is kept at %s",
+					b.Namespace, b.Name, orDefault(b.Status.Location, "its backup prefix"))
+				return true, nil
+			}
 			return false, fmt.Errorf("failed to create Job %s: %w", name, err)
 		}
 		return false, nil
@@ -442,6 +505,11 @@ func (r *BackupReconciler) deleteData(ctx context.Context, b *kurav1alpha1.Backu
 			}
 			return true, nil
 		case batchv1.JobFailed:
+			if b.Status.Phase == kurav1alpha1.BackupFailed {
+				// A failed run's leftovers are no backup: the Backup is not held for them.
+				r.Recorder.Emit(b, events.Warning, events.BackupDataKept, "Job %s could not check the storage for objects the failed run left (see its log): whatever it stored stays", name)
+				return true, nil
+			}
 			return false, errors.New("failed to delete the stored data of " + b.Name + ": Job " + name + " failed; see its log, fix storage access, then delete the Job to retry")
 		}
 	}

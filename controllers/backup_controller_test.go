@@ -299,3 +299,119 @@ func TestBackupRetainKeepsTheData(t *testing.T) {
 		t.Fatalf("a retained Backup's data must not be deleted: %v", err)
 	}
 }
+
+// pendingPod plays the kubelet for a Job's Pod that has not started: its backup container
+// waits with reason (none: still creating).
+func pendingPod(t *testing.T, ns, jobName, reason string) {
+	t.Helper()
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-p1", Labels: map[string]string{batchv1.JobNameLabel: jobName}},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: builder.ContainerBackup, Image: "mariadb:11.4"}}}}
+	if err := k8s.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.Phase = corev1.PodPending
+	if reason != "" {
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: builder.ContainerBackup, Image: "mariadb:11.4",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "secret \"s3-keys\" not found"}}}}
+	}
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A backup Pod that cannot start fails the Backup (and its Job goes) instead of waiting
+// forever: a container the kubelet cannot create, or a Secret deleted after the Job was made.
+func TestBackupPodThatCannotStartFails(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	backupCluster(t, ns)
+	if err := k8s.Create(ctx, newBackupObject(ns, "config-error")); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, ns, "config-error", kurav1alpha1.BackupRunning)
+	pendingPod(t, ns, "config-error-backup", "CreateContainerConfigError")
+	if b := waitPhase(t, ns, "config-error", kurav1alpha1.BackupFailed); !strings.Contains(b.Status.Message, "cannot start container backup: CreateContainerConfigError") {
+		t.Errorf("message %q", b.Status.Message)
+	}
+	eventually(t, "the stuck Job to be deleted", func() error {
+		job := &batchv1.Job{}
+		err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "config-error-backup"}, job)
+		if apierrors.IsNotFound(err) || (err == nil && !job.DeletionTimestamp.IsZero()) {
+			return nil
+		}
+		return fmt.Errorf("still there: %v", err)
+	})
+
+	keys := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other-keys"},
+		StringData: map[string]string{"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}}
+	if err := k8s.Create(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, newBackupObject(ns, "secret-gone", func(b *kurav1alpha1.Backup) { b.Spec.Storage.S3.CredentialsSecret.Name = "other-keys" })); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, ns, "secret-gone", kurav1alpha1.BackupRunning)
+	if err := k8s.Delete(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	pendingPod(t, ns, "secret-gone-backup", "")
+	if b := waitPhase(t, ns, "secret-gone", kurav1alpha1.BackupFailed); !strings.Contains(b.Status.Message, `spec.storage.s3.credentialsSecret: Secret "other-keys" not found`) {
+		t.Errorf("message %q", b.Status.Message)
+	}
+}
+
+// Deleting a failed Backup whose Job ran removes what the run may have left with a cleanup
+// Job (which keeps anything with a manifest); when that Job cannot reach the storage the
+// Backup still goes, with an event saying so. One that failed before any Job goes at once.
+func TestFailedBackupDeletionCleansUp(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	backupCluster(t, ns)
+	for _, name := range []string{"killed", "unreachable"} {
+		if err := k8s.Create(ctx, newBackupObject(ns, name)); err != nil {
+			t.Fatal(err)
+		}
+		waitPhase(t, ns, name, kurav1alpha1.BackupRunning)
+		finishJob(t, ns, name+"-backup", backuprun.Summary{}, false, batchv1.JobReasonDeadlineExceeded)
+		b := waitPhase(t, ns, name, kurav1alpha1.BackupFailed)
+		if err := k8s.Delete(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		job := &batchv1.Job{}
+		eventually(t, "the cleanup Job", func() error {
+			return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name + "-delete"}, job)
+		})
+		if cmd := job.Spec.Template.Spec.Containers[0].Command; cmd[2] != "cleanup" {
+			t.Fatalf("the Job of a failed Backup runs %v, want kura backup cleanup", cmd)
+		}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &kurav1alpha1.Backup{}); err != nil {
+			t.Fatalf("the Backup must wait for the cleanup: %v", err)
+		}
+		finishJob(t, ns, name+"-delete", backuprun.Summary{}, name == "killed", batchv1.JobReasonBackoffLimitExceeded)
+		eventually(t, "the Backup to be gone", func() error {
+			err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &kurav1alpha1.Backup{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("still there: %v", err)
+		})
+	}
+	if err := k8s.Create(ctx, newBackupObject(ns, "never-ran", func(b *kurav1alpha1.Backup) { b.Spec.Cluster = "gone" })); err != nil {
+		t.Fatal(err)
+	}
+	b := waitPhase(t, ns, "never-ran", kurav1alpha1.BackupFailed)
+	if err := k8s.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Backup to be gone", func() error {
+		err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "never-ran"}, &kurav1alpha1.Backup{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %v", err)
+	})
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "never-ran-delete"}, &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a Backup whose Job never ran needs no cleanup Job: %v", err)
+	}
+}

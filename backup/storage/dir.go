@@ -173,6 +173,32 @@ func (d *Dir) Delete(_ context.Context, key string) error {
 	return syncDir(filepath.Dir(p))
 }
 
+// DeleteIncomplete implements Storage: it removes the temporary files under prefix.
+func (d *Dir) DeleteIncomplete(_ context.Context, prefix string) (int, error) {
+	n := 0
+	err := filepath.WalkDir(d.Root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		rel, err := filepath.Rel(d.Root, p)
+		if err != nil || e.IsDir() || !strings.HasSuffix(p, partialSuffix) || !strings.HasPrefix(filepath.ToSlash(rel), prefix) {
+			return err
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("failed to remove the unfinished files under %s: %w", prefix, err)
+	}
+	return n, nil
+}
+
 // Location implements Storage.
 func (d *Dir) Location(key string) string {
 	return "pvc://" + path.Join(d.Claim, d.SubPath, key)

@@ -192,6 +192,22 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// DeleteIncomplete implements Storage: it aborts the multipart uploads under prefix (their
+// parts are stored, and billed, until then).
+func (s *S3) DeleteIncomplete(ctx context.Context, prefix string) (int, error) {
+	n := 0
+	for u := range s.client.ListIncompleteUploads(ctx, s.cfg.Bucket, s.key(prefix), true) {
+		if u.Err != nil {
+			return n, explain(fmt.Errorf("failed to list the unfinished uploads under %s: %w", s.Location(prefix), u.Err), u.Err)
+		}
+		if err := s.client.RemoveIncompleteUpload(ctx, s.cfg.Bucket, u.Key); err != nil {
+			return n, explain(fmt.Errorf("failed to abort the unfinished upload of s3://%s/%s: %w", s.cfg.Bucket, u.Key, err), err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Location implements Storage.
 func (s *S3) Location(key string) string {
 	return "s3://" + path.Join(s.cfg.Bucket, s.key(key))

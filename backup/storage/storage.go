@@ -40,9 +40,13 @@ type Storage interface {
 	Delete(ctx context.Context, key string) error
 	// Location is the URL of key for people: s3://bucket/prefix/key or pvc://claim/path/key.
 	Location(key string) string
+	// DeleteIncomplete removes what unfinished writes under prefix left (S3 multipart
+	// uploads never completed or aborted, a directory's temporary files): what a killed
+	// writer leaves behind. It returns how many it removed.
+	DeleteIncomplete(ctx context.Context, prefix string) (int, error)
 }
 
-// DeletePrefix deletes every object under prefix.
+// DeletePrefix deletes every object under prefix, and what unfinished writes left there.
 func DeletePrefix(ctx context.Context, s Storage, prefix string) (int, error) {
 	objs, err := s.List(ctx, prefix)
 	if err != nil {
@@ -53,5 +57,6 @@ func DeletePrefix(ctx context.Context, s Storage, prefix string) (int, error) {
 			return i, err
 		}
 	}
-	return len(objs), nil
+	n, err := s.DeleteIncomplete(ctx, prefix)
+	return len(objs) + n, err
 }

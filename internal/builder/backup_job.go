@@ -59,11 +59,16 @@ func BackupDeleteJobName(b *kurav1alpha1.Backup) string {
 	return name
 }
 
-// BackupDeleteJob deletes a Backup's stored data (`kura backup delete`) when the Backup is
-// deleted: the same Pod as BackupJob, so the operator itself never holds storage credentials
-// or mounts backup volumes.
+// BackupDeleteJob deletes a Backup's stored data when the Backup is deleted: the same Pod as
+// BackupJob, so the operator itself never holds storage credentials or mounts backup volumes.
+// A completed Backup's data goes with `kura backup delete`; what a failed run may have left
+// (objects without a manifest, unfinished uploads) with `kura backup cleanup`.
 func BackupDeleteJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, request string, opts Options) *batchv1.Job {
-	job := backupJob(c, b, BackupDeleteJobName(b), "delete", request, opts)
+	verb := "delete"
+	if b.Status.Phase == kurav1alpha1.BackupFailed {
+		verb = "cleanup"
+	}
+	job := backupJob(c, b, BackupDeleteJobName(b), verb, request, opts)
 	job.Spec.BackoffLimit = ptr.To[int32](2)
 	job.Spec.ActiveDeadlineSeconds = ptr.To[int64](3600)
 	return job

@@ -60,6 +60,15 @@ func TestBackupJobGolden(t *testing.T) {
 			}
 		}
 	}
+	// Deleting a completed Backup deletes its data; a failed one's Job removes only what
+	// has no manifest.
+	for phase, verb := range map[kurav1alpha1.BackupPhase]string{kurav1alpha1.BackupCompleted: "delete", kurav1alpha1.BackupFailed: "cleanup"} {
+		b := newBackup(func(b *kurav1alpha1.Backup) { b.Status.Phase = phase })
+		cmd := BackupDeleteJob(newCluster(), b, "{}", opts).Spec.Template.Spec.Containers[0].Command
+		if len(cmd) < 3 || cmd[2] != verb {
+			t.Errorf("deletion Job of a %s Backup runs %v, want kura backup %s", phase, cmd, verb)
+		}
+	}
 	long := newBackup(func(b *kurav1alpha1.Backup) {
 		b.Name = "a-very-long-backup-name-that-goes-on-and-on-and-on-for-sixty-chars"
 	})

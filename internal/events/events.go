@@ -44,6 +44,7 @@ const (
 	BackupCompleted = "BackupCompleted"
 	BackupFailed    = "BackupFailed"
 	BackupPruned    = "BackupPruned"
+	BackupDataKept  = "BackupDataKept"
 	RestoreStarted  = "RestoreStarted"
 	RestoreComplete = "RestoreCompleted"
 	RestoreFailed   = "RestoreFailed"

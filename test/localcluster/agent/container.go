@@ -171,6 +171,9 @@ func (w *podWorker) runContainer(cs *ctrState) bool {
 		if w.isDetached() {
 			return false
 		}
+		if proc.message == "" {
+			proc.message = w.terminationMessage(cs, proc)
+		}
 		cs.setTerminated(proc)
 		w.markDirty()
 		if w.ctx.Err() != nil {

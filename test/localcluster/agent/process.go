@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kura-db/kura/test/localcluster/containerinit"
 )
@@ -51,6 +52,16 @@ func (w *podWorker) startContainer(cs *ctrState) (*process, string, error) {
 	spec.Scratch = scratch
 	spec.ExitFile = w.dir("containers", cs.spec.Name+".exit")
 	_ = os.Remove(spec.ExitFile)
+	if target := cs.spec.TerminationMessagePath; target != "" {
+		// Like the kubelet: an empty file the command may write, bind-mounted at
+		// terminationMessagePath and read when the container ends.
+		term := w.terminationFile(cs)
+		if err := os.WriteFile(term, nil, 0o666); err != nil {
+			return nil, "CreateContainerError", fmt.Errorf("failed to create the termination message file: %w", err)
+		}
+		_ = os.Chmod(term, 0o666)
+		spec.Mounts = append(spec.Mounts, containerinit.Mount{Source: term, Target: target})
+	}
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return nil, "CreateContainerError", fmt.Errorf("failed to encode container spec: %w", err)
@@ -97,6 +108,39 @@ func (w *podWorker) startContainer(cs *ctrState) (*process, string, error) {
 		return nil, "RunContainerError", errors.New(string(msg))
 	}
 	return p, "", nil
+}
+
+// terminationFile is the host file behind a container's terminationMessagePath.
+func (w *podWorker) terminationFile(cs *ctrState) string {
+	return w.dir("containers", cs.spec.Name+".termination-log")
+}
+
+// maxTerminationMessage is the kubelet's limit for one container's message.
+const maxTerminationMessage = 4096
+
+// terminationMessage is what the command wrote to its terminationMessagePath, or with
+// FallbackToLogsOnError and a failed command and nothing written, the tail of its log.
+func (w *podWorker) terminationMessage(cs *ctrState, p *process) string {
+	read := func(path string, tail bool) string {
+		f, err := os.Open(path)
+		if err != nil {
+			return ""
+		}
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil && tail && fi.Size() > maxTerminationMessage {
+			_, _ = f.Seek(fi.Size()-maxTerminationMessage, io.SeekStart)
+		}
+		b, _ := io.ReadAll(io.LimitReader(f, maxTerminationMessage))
+		return string(b)
+	}
+	if cs.spec.TerminationMessagePath == "" {
+		return ""
+	}
+	msg := read(w.terminationFile(cs), false)
+	if msg == "" && p.exitCode != 0 && cs.spec.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
+		msg = read(w.a.cfg.PodLogPath(w.namespace, w.name, cs.spec.Name), true)
+	}
+	return msg
 }
 
 func (p *process) wait() {
