@@ -39,8 +39,16 @@ func Binary() (string, error) {
 	return p, nil
 }
 
-// Start starts a server with the given buckets. It is an engine-tier helper: -short skips.
+// Start starts a server on loopback with the given buckets. It is an engine-tier helper:
+// -short skips.
 func Start(t testing.TB, buckets ...string) *Server {
+	t.Helper()
+	return StartAt(t, "127.0.0.1", buckets...)
+}
+
+// StartAt starts a server listening on host (e.g. the local cluster's bridge address, which
+// its Pods reach) with the given buckets.
+func StartAt(t testing.TB, host string, buckets ...string) *Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a real S3 server (versitygw); not run with -short")
@@ -55,7 +63,7 @@ func Start(t testing.TB, buckets ...string) *Server {
 			t.Fatal(err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -115,6 +116,10 @@ func explain(wrapped, err error) error {
 		return fmt.Errorf("%w (the credentials were refused: check the Secret named in spec.storage.s3.credentialsSecret)", wrapped)
 	case "NoSuchBucket":
 		return fmt.Errorf("%w (create the bucket, or fix spec.storage.s3.bucket)", wrapped)
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return fmt.Errorf("%w (the endpoint did not answer: check spec.storage.s3.endpoint and that it is reachable from the cluster's Pods)", wrapped)
 	}
 	return wrapped
 }
