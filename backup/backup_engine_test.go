@@ -151,6 +151,7 @@ func TestLogicalBackupUnderWrites(t *testing.T) {
 	c := enginetest.Start(t, 1, enginetest.Options{})
 	inst := c.Instances[0]
 	source(t, inst, 20)
+	mustExec(t, inst.DB(), "CREATE TABLE app.empty (id INT PRIMARY KEY)")
 	st := s3Storage(t)
 	base := executed(t, inst)
 	w := startWriter(inst.DB())
@@ -217,6 +218,22 @@ func TestLogicalBackupUnderWrites(t *testing.T) {
 		t.Fatalf("the dump holds %d writer rows (max id %d); its position %s says %d", rows, maxID, pos, want)
 	}
 	t.Logf("dump consistent with %s: %d writer rows of %d written", pos, rows, last)
+	// The manifest counts every table's rows: the writer's as found above, app.big's as
+	// the server counts them (nothing writes it), the empty one as 0.
+	var big int64
+	if err := inst.DB().QueryRow("SELECT COUNT(*) FROM app.big").Scan(&big); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	for _, tr := range vm.Tables {
+		counts[tr.Database+"."+tr.Table] = tr.Rows
+	}
+	if counts["app.w"] != rows || counts["app.big"] != big || big == 0 {
+		t.Errorf("manifest row counts app.w %d, app.big %d; the dump holds %d and the server %d", counts["app.w"], counts["app.big"], rows, big)
+	}
+	if n, ok := counts["app.empty"]; !ok || n != 0 {
+		t.Errorf("manifest row count of the empty table app.empty: %d (listed %v)", n, ok)
+	}
 }
 
 // A physical backup of a database under writes, taken through the source's agent (the

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +81,50 @@ func TestSummaryFitsTheTerminationMessage(t *testing.T) {
 	}
 	if _, err := DecodeManifest([]byte(`{"format":2}`)); err == nil {
 		t.Fatal("a newer manifest format must be refused")
+	}
+}
+
+// Row counts from a dump: quoted values with escaped quotes, parentheses, backslashes and
+// hex literals; empty tables; databases from USE lines; the same counts however the stream
+// is cut into writes.
+func TestRowCounter(t *testing.T) {
+	dump := "-- MariaDB dump\n" +
+		"/*!40101 SET NAMES utf8mb4 */;\n" +
+		"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop` /*!40100 DEFAULT CHARACTER SET latin1 */;\n" +
+		"USE `shop`;\n" +
+		"DROP TABLE IF EXISTS `orders`;\n" +
+		"CREATE TABLE `orders` (\n  `id` int(11) NOT NULL,\n  `note` varchar(64) DEFAULT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\n" +
+		"INSERT INTO `orders` VALUES (1,'a (b), c'),(2,'it\\'s (x)'),(3,'back\\\\'),(4,NULL),(5,0x28292C27);\n" +
+		"INSERT INTO `orders` VALUES\n(6,'\\\\\\';('),\n(7,'');\n" +
+		"CREATE TABLE `empty` (\n  `id` int(11) NOT NULL\n) ENGINE=InnoDB;\n" +
+		"-- INSERT INTO `orders` VALUES (99,'a comment');\n" +
+		"USE `crm`;\n" +
+		"CREATE TABLE `orders` (\n  `id` int(11) NOT NULL\n);\n" +
+		"INSERT INTO `orders` VALUES (1),(2),(3);\n" +
+		"-- SET GLOBAL gtid_slave_pos='0-1-5';\n"
+	want := []TableRows{{"crm", "orders", 3}, {"shop", "empty", 0}, {"shop", "orders", 7}}
+	for _, size := range []int{1, 2, 3, 7, 64, len(dump)} {
+		c := newRowCounter()
+		for i := 0; i < len(dump); i += size {
+			_, _ = c.Write([]byte(dump[i:min(i+size, len(dump))]))
+		}
+		if got := c.tables(); !reflect.DeepEqual(got, want) {
+			t.Errorf("written %d bytes at a time: %+v, want %+v", size, got, want)
+		}
+	}
+	// A long INSERT line (beyond the classified head) counts all its rows.
+	c := newRowCounter()
+	var b strings.Builder
+	b.WriteString("USE `db`;\nINSERT INTO `big` VALUES ")
+	for i := 0; i < 5000; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "(%d,'%s')", i, strings.Repeat("x(',", 3)[:2])
+	}
+	b.WriteString(";\n")
+	_, _ = c.Write([]byte(b.String()))
+	if got := c.tables(); len(got) != 1 || got[0].Rows != 5000 {
+		t.Errorf("a long INSERT: %+v, want 5000 rows of db.big", got)
 	}
 }

@@ -56,11 +56,12 @@ func (b bucket) left(t *testing.T, prefix string) []string {
 	for _, o := range objs {
 		out = append(out, "object "+o.Key)
 	}
-	for u := range b.raw.ListIncompleteUploads(ctx, "backups", prefix, true) {
-		if u.Err != nil {
-			t.Fatal(u.Err)
-		}
-		out = append(out, "unfinished upload "+u.Key)
+	keys, err := b.st.Incomplete(ctx, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		out = append(out, "unfinished upload "+k)
 	}
 	return out
 }

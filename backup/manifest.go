@@ -42,6 +42,11 @@ type Manifest struct {
 
 	// Objects are the backup's data streams (one today), with sizes and checksums.
 	Objects []Object `json:"objects"`
+
+	// Tables are the row counts of every table in the backup, counted exactly in the dump
+	// as it streamed (logical backups; a physical copy stream does not show rows, so it has
+	// none). A restore verification compares them with the restored tables.
+	Tables []TableRows `json:"tables,omitempty"`
 }
 
 // Source is the instance the backup was read from.

@@ -242,7 +242,8 @@ func logical(ctx context.Context, req Request, st storage.Storage, key string, d
 		return err
 	}
 	scan := &dumpScan{now: d.now}
-	_, runErr := d.Tools.Run(ctx, inv, tools.Options{Stdout: io.MultiWriter(scan, p)})
+	rows := newRowCounter()
+	_, runErr := d.Tools.Run(ctx, inv, tools.Options{Stdout: io.MultiWriter(scan, rows, p)})
 	point, ok := scan.point(req.Engine)
 	if runErr == nil && !ok {
 		runErr = fmt.Errorf("failed to back up: %s printed no GTID position (is binary logging on at %s?)", prog, req.Source.Pod)
@@ -255,6 +256,7 @@ func logical(ctx context.Context, req Request, st storage.Storage, key string, d
 	*obj = o
 	m.Consistent = point
 	m.EngineVersion = scan.version
+	m.Tables = rows.tables()
 	return nil
 }
 

@@ -129,8 +129,12 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, nil
 	}
 	if !controllerutil.ContainsFinalizer(b, BackupDataFinalizer) {
+		// A patch of the finalizers alone: an update would send the whole spec as this
+		// version's types serialize it (an empty resources: {} the stored object lacks),
+		// which the spec's immutability rule refuses.
+		base := b.DeepCopy()
 		controllerutil.AddFinalizer(b, BackupDataFinalizer)
-		if err := r.Client.Update(ctx, b); err != nil {
+		if err := r.Client.Patch(ctx, b, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, fmt.Errorf("failed to add the finalizer: %w", err)
 		}
 	}
@@ -440,8 +444,9 @@ func (r *BackupReconciler) finalize(ctx context.Context, b *kurav1alpha1.Backup)
 			return ctrl.Result{RequeueAfter: 5 * time.Second}, err
 		}
 	}
+	base := b.DeepCopy()
 	controllerutil.RemoveFinalizer(b, BackupDataFinalizer)
-	if err := r.Client.Update(ctx, b); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.Client.Patch(ctx, b, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("failed to remove the finalizer: %w", err)
 	}
 	return ctrl.Result{}, nil

@@ -14,9 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	backuprun "github.com/kura-db/kura/backup"
@@ -414,4 +416,35 @@ func TestFailedBackupDeletionCleansUp(t *testing.T) {
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "never-ran-delete"}, &batchv1.Job{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a Backup whose Job never ran needs no cleanup Job: %v", err)
 	}
+}
+
+// A Backup created from YAML, as kubectl creates it (without the empty fields the Go types
+// always write, such as resources: {}), runs: adding the finalizer must not touch the
+// immutable spec.
+func TestBackupFromYAMLRuns(t *testing.T) {
+	ns := newNamespace(t)
+	backupCluster(t, ns)
+	doc := `apiVersion: kura.dev/v1alpha1
+kind: Backup
+metadata:
+  name: bad-bucket
+  namespace: ` + ns + `
+spec:
+  cluster: shop
+  storage:
+    s3:
+      endpoint: http://s3.example:9000
+      region: us-east-1
+      bucket: no-such-bucket
+      credentialsSecret:
+        name: s3-keys
+`
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, ns, "bad-bucket", kurav1alpha1.BackupRunning)
 }

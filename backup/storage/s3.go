@@ -197,20 +197,32 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// Incomplete lists the keys of the multipart uploads under prefix that were neither
+// completed nor aborted.
+func (s *S3) Incomplete(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	for u := range s.client.ListIncompleteUploads(ctx, s.cfg.Bucket, s.key(prefix), true) {
+		if u.Err != nil {
+			return keys, explain(fmt.Errorf("failed to list the unfinished uploads under %s: %w", s.Location(prefix), u.Err), u.Err)
+		}
+		keys = append(keys, u.Key)
+	}
+	return keys, nil
+}
+
 // DeleteIncomplete implements Storage: it aborts the multipart uploads under prefix (their
 // parts are stored, and billed, until then).
 func (s *S3) DeleteIncomplete(ctx context.Context, prefix string) (int, error) {
-	n := 0
-	for u := range s.client.ListIncompleteUploads(ctx, s.cfg.Bucket, s.key(prefix), true) {
-		if u.Err != nil {
-			return n, explain(fmt.Errorf("failed to list the unfinished uploads under %s: %w", s.Location(prefix), u.Err), u.Err)
-		}
-		if err := s.client.RemoveIncompleteUpload(ctx, s.cfg.Bucket, u.Key); err != nil {
-			return n, explain(fmt.Errorf("failed to abort the unfinished upload of s3://%s/%s: %w", s.cfg.Bucket, u.Key, err), err)
-		}
-		n++
+	keys, err := s.Incomplete(ctx, prefix)
+	if err != nil {
+		return 0, err
 	}
-	return n, nil
+	for i, k := range keys {
+		if err := s.client.RemoveIncompleteUpload(ctx, s.cfg.Bucket, k); err != nil {
+			return i, explain(fmt.Errorf("failed to abort the unfinished upload of s3://%s/%s: %w", s.cfg.Bucket, k, err), err)
+		}
+	}
+	return len(keys), nil
 }
 
 // Location implements Storage.
