@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,6 +229,16 @@ func (e *backupEnv) checkStored(t testing.TB, b *kurav1alpha1.Backup) (backuprun
 	return m, raw
 }
 
+// tableRows is the manifest's row count of db.table (-1 when it lists none).
+func tableRows(m backuprun.Manifest, db, table string) int64 {
+	for _, tr := range m.Tables {
+		if tr.Database == db && tr.Table == table {
+			return tr.Rows
+		}
+	}
+	return -1
+}
+
 // seqOf is the highest seq_no of domain 0 in a MariaDB GTID set.
 func seqOf(t testing.TB, s string) uint64 {
 	t.Helper()
@@ -284,16 +295,87 @@ func dumpedIDs(t testing.TB, dump []byte) []int64 {
 	return ids
 }
 
+// gtidWriter inserts ids 1, 2, … into the application's table, one per transaction, and
+// records the GTID sequence number each one committed with (@@last_gtid of its session).
+type gtidWriter struct {
+	mu   sync.Mutex
+	seqs []uint64 // seqs[i] is the seq_no of id i+1
+	err  error
+	stop chan struct{}
+	done chan struct{}
+}
+
+func startGTIDWriter(t testing.TB, host string) *gtidWriter {
+	w := &gtidWriter{stop: make(chan struct{}), done: make(chan struct{})}
+	db := openDB(host, appUser, appPassword)
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(w.done)
+		defer func() { _ = conn.Close(); _ = db.Close() }()
+		for id := int64(1); ; id++ {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			var last string
+			_, err := conn.ExecContext(context.Background(), "INSERT INTO "+appTable+" (id) VALUES (?)", id)
+			if err == nil {
+				err = conn.QueryRowContext(context.Background(), "SELECT @@last_gtid").Scan(&last)
+			}
+			var seq uint64
+			if err == nil {
+				_, rest, _ := strings.Cut(last, "-")
+				_, tail, _ := strings.Cut(rest, "-")
+				seq, err = strconv.ParseUint(tail, 10, 64)
+			}
+			w.mu.Lock()
+			if err != nil {
+				w.err = fmt.Errorf("write of id %d: %w (last_gtid %q)", id, err, last)
+				w.mu.Unlock()
+				return
+			}
+			w.seqs = append(w.seqs, seq)
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+func (w *gtidWriter) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.seqs)
+}
+
+func (w *gtidWriter) halt(t testing.TB) []uint64 {
+	t.Helper()
+	close(w.stop)
+	<-w.done
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	return w.seqs
+}
+
 func (e *backupEnv) testUnderWrites(t *testing.T) {
 	before := e.primarySeq(t)
-	w := startWriter(serviceIP(t, e.ns, "shop-primary"), 1)
-	w.waitFlowing(t)
+	w := startGTIDWriter(t, serviceIP(t, e.ns, "shop-primary"))
+	waitFor(t, "writes flowing", 30*time.Second, func() error {
+		if n := w.count(); n < 20 {
+			return fmt.Errorf("%d writes", n)
+		}
+		return nil
+	})
 	start := time.Now()
 	e.apply(t, e.backupYAML("Backup", "logical-1", "  method: logical\n", nil)+"---\n"+e.backupYAML("Backup", "physical-1", "  method: physical\n", nil))
 	logical := e.waitBackup(t, "logical-1", kurav1alpha1.BackupCompleted, 3*time.Minute)
 	physical := e.waitBackup(t, "physical-1", kurav1alpha1.BackupCompleted, 3*time.Minute)
 	t.Logf("both backups completed %s after kubectl apply", time.Since(start).Round(time.Millisecond))
-	acked := w.halt()
+	seqs := w.halt(t)
 	after := e.primarySeq(t)
 
 	for _, b := range []*kurav1alpha1.Backup{logical, physical} {
@@ -301,24 +383,27 @@ func (e *backupEnv) testUnderWrites(t *testing.T) {
 			t.Errorf("%s: read from %s, want the replica shop-1", b.Name, b.Status.SourceInstance)
 		}
 	}
-	// Logical: the dump holds exactly the writer's first N rows, and its GTID position is
-	// N transactions after the position before the writer started (one row per transaction,
-	// nothing else writes).
-	_, dump := e.checkStored(t, logical)
+	// Logical: the dump holds exactly the writer's first N rows, and the GTID position it
+	// reports is the one right after row N committed and before row N+1 did.
+	lm, dump := e.checkStored(t, logical)
 	ids := dumpedIDs(t, dump)
 	for i, id := range ids {
 		if id != int64(i+1) {
 			t.Fatalf("logical: dumped ids are not the writer's first %d: position %d holds %d", len(ids), i, id)
 		}
 	}
-	if got := seqOf(t, logical.Status.GTIDPosition); got != before+uint64(len(ids)) {
-		t.Errorf("logical: GTID %s (seq %d) with %d writer rows; the writer started after seq %d, so the rows say seq %d",
-			logical.Status.GTIDPosition, got, len(ids), before, before+uint64(len(ids)))
+	n := len(ids)
+	if n == 0 || n >= len(seqs) {
+		t.Fatalf("logical: %d writer rows dumped of %d written: the backup did not run under writes", n, len(seqs))
 	}
-	if len(ids) == 0 {
-		t.Errorf("logical: no writer rows dumped (%d acknowledged): the backup did not run under writes", len(acked))
+	if got := seqOf(t, logical.Status.GTIDPosition); got < seqs[n-1] || got >= seqs[n] {
+		t.Errorf("logical: GTID %s (seq %d) with %d writer rows; row %d committed as seq %d and row %d as seq %d",
+			logical.Status.GTIDPosition, got, n, n, seqs[n-1], n+1, seqs[n])
 	}
-	t.Logf("logical: %d of %d acknowledged rows, GTID %s, %d bytes stored", len(ids), len(acked), logical.Status.GTIDPosition, logical.Status.SizeBytes)
+	if rows := tableRows(lm, "shop", "t"); rows != int64(n) {
+		t.Errorf("logical: the manifest counts %d rows of shop.t, the dump holds %d", rows, n)
+	}
+	t.Logf("logical: %d of %d written rows, GTID %s, %d bytes stored", n, len(seqs), logical.Status.GTIDPosition, logical.Status.SizeBytes)
 
 	// Physical: the full GTID state at the copy point, between the executed sets read around
 	// the copy, during the writes (restoring it is the engine tier's
