@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kura-db/kura/internal/events"
 	"github.com/kura-db/kura/internal/gtid"
 )
 
@@ -144,23 +145,23 @@ type EmitEvent struct {
 	Message string
 }
 
-// Event reasons, the clustering part of the operator's event catalogue.
+// Event reasons, the clustering part of the operator's event catalogue (internal/events).
 const (
-	EventBootstrapped          = "Bootstrapped"
-	EventFailoverStarted       = "FailoverStarted"
-	EventFailoverCompleted     = "FailoverCompleted"
-	EventFailoverRefused       = "FailoverRefused"
-	EventSwitchoverStarted     = "SwitchoverStarted"
-	EventSwitchoverCompleted   = "SwitchoverCompleted"
-	EventSwitchoverRefused     = "SwitchoverRefused"
-	EventInstanceFenced        = "InstanceFenced"
-	EventReplicaConfigured     = "ReplicaConfigured"
-	EventErrantReplicaDetected = "ErrantReplicaDetected"
-	EventInstanceRestarted     = "InstanceRestarted"
-	EventInstanceCloneStarted  = "InstanceCloneStarted"
-	EventClusterLost           = "ClusterLost"
-	EventKeptAside             = "UnacknowledgedTransactionsKeptAside"
-	EventFrozenPrimaryStopped  = "FrozenPrimaryStopped"
+	EventBootstrapped          = events.Bootstrapped
+	EventFailoverStarted       = events.FailoverStarted
+	EventFailoverCompleted     = events.FailoverCompleted
+	EventFailoverRefused       = events.FailoverRefused
+	EventSwitchoverStarted     = events.SwitchoverStarted
+	EventSwitchoverCompleted   = events.SwitchoverCompleted
+	EventSwitchoverRefused     = events.SwitchoverRefused
+	EventInstanceFenced        = events.InstanceFenced
+	EventReplicaConfigured     = events.ReplicaConfigured
+	EventErrantReplicaDetected = events.ErrantReplicaDetected
+	EventInstanceRestarted     = events.InstanceRestarted
+	EventInstanceCloneStarted  = events.InstanceCloneStarted
+	EventClusterLost           = events.ClusterLost
+	EventKeptAside             = events.UnacknowledgedKeptAside
+	EventFrozenPrimaryStopped  = events.FrozenPrimaryStopped
 )
 
 func (Optional) isStep()             {}

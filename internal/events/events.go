@@ -4,7 +4,6 @@ package events
 
 import (
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/tools/events"
 )
 
 // Event types.
@@ -13,41 +12,41 @@ const (
 	Warning = "Warning"
 )
 
-// Reasons. The action of each event is the reason's verb in lower case.
+// Reasons: the whole catalogue, documented in docs/events.md. Every reason here is emitted
+// somewhere and every emitted reason is here (TestCatalogue). The clustering loop's reasons
+// are the same constants under its own names (clustering.Event*).
 const (
+	// The MySQLCluster reconciler.
 	CredentialsGenerated = "CredentialsGenerated"
 	CredentialsInvalid   = "CredentialsInvalid"
 	ConfigInvalid        = "ConfigInvalid"
-	ConfigChanged        = "ConfigChanged"
 	ReconcileFailed      = "ReconcileFailed"
-	ScheduleInvalid      = "ScheduleInvalid"
 	StorageExpanded      = "StorageExpanded"
 
-	// Clustering.
-	Bootstrapped           = "Bootstrapped"
-	FailoverStarted        = "FailoverStarted"
-	FailoverCompleted      = "FailoverCompleted"
-	FailoverRefused        = "FailoverRefused"
-	SwitchoverStarted      = "SwitchoverStarted"
-	SwitchoverCompleted    = "SwitchoverCompleted"
-	SwitchoverRefused      = "SwitchoverRefused"
-	InstanceFenced         = "InstanceFenced"
-	ReplicaConfigured      = "ReplicaConfigured"
-	ErrantReplicaDetected  = "ErrantReplicaDetected"
-	InstanceRestarted      = "InstanceRestarted"
-	InstanceCloneStarted   = "InstanceCloneStarted"
-	InstanceCloneCompleted = "InstanceCloneCompleted"
-	ClusterLost            = "ClusterLost"
+	// The clustering loop.
+	Bootstrapped            = "Bootstrapped"
+	FailoverStarted         = "FailoverStarted"
+	FailoverCompleted       = "FailoverCompleted"
+	FailoverRefused         = "FailoverRefused"
+	SwitchoverStarted       = "SwitchoverStarted"
+	SwitchoverCompleted     = "SwitchoverCompleted"
+	SwitchoverRefused       = "SwitchoverRefused"
+	InstanceFenced          = "InstanceFenced"
+	ReplicaConfigured       = "ReplicaConfigured"
+	ErrantReplicaDetected   = "ErrantReplicaDetected"
+	InstanceRestarted       = "InstanceRestarted"
+	InstanceCloneStarted    = "InstanceCloneStarted"
+	ClusterLost             = "ClusterLost"
+	UnacknowledgedKeptAside = "UnacknowledgedTransactionsKeptAside"
+	FrozenPrimaryStopped    = "FrozenPrimaryStopped"
 
-	// Backups.
+	// Backups and their schedules.
 	BackupStarted   = "BackupStarted"
 	BackupCompleted = "BackupCompleted"
 	BackupFailed    = "BackupFailed"
-	BackupPruned    = "BackupPruned"
 	BackupDataKept  = "BackupDataKept"
-	RestoreStarted  = "RestoreStarted"
-	RestoreComplete = "RestoreCompleted"
-	RestoreFailed   = "RestoreFailed"
+	BackupPruned    = "BackupPruned"
+	ScheduleInvalid = "ScheduleInvalid"
 
 	// The binary log archive.
 	BinlogArchiveGap     = "BinlogArchiveGap"
@@ -55,9 +54,16 @@ const (
 	BinlogArchiveHealthy = "BinlogArchiveHealthy"
 )
 
+// EventRecorder is the events API recorder (client-go's tools/events.EventRecorder, which a
+// controller-runtime manager hands out); declared here so the packages that only name
+// reasons, like the clustering loop, do not depend on client-go.
+type EventRecorder interface {
+	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...interface{})
+}
+
 // Recorder emits catalogue events about one object.
 type Recorder struct {
-	R events.EventRecorder
+	R EventRecorder
 }
 
 // Emit records an event; action is derived from the reason.
