@@ -150,7 +150,7 @@ func (c *rowCounter) values(p []byte) []byte {
 			}
 			continue
 		}
-		i := bytes.IndexAny(p, "'(;")
+		i := indexValueMark(p)
 		if i < 0 {
 			return nil
 		}
@@ -166,6 +166,18 @@ func (c *rowCounter) values(p []byte) []byte {
 		p = p[i+1:]
 	}
 	return nil
+}
+
+// indexValueMark is the index of the first quote, '(' or ';' in p, or -1. Outside quoted
+// strings the spans are short (numbers, commas, NULL): a plain loop beats bytes.IndexAny,
+// which builds its set on every call.
+func indexValueMark(p []byte) int {
+	for i, b := range p {
+		if b == '\'' || b == '(' || b == ';' {
+			return i
+		}
+	}
+	return -1
 }
 
 // trailingBackslashes counts the backslashes at the end of p, adding carry when p is all

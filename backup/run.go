@@ -291,8 +291,12 @@ type dumpScan struct {
 	version string
 }
 
-// scanWindow bounds the head searched for the coordinates and the tail kept for the GTID.
-const scanWindow = 1 << 20
+// scanWindow bounds the head searched for the coordinates; tailWindow is the end of the dump
+// kept for the GTID position (it is in the dump's last lines).
+const (
+	scanWindow = 1 << 20
+	tailWindow = 64 << 10
+)
 
 var (
 	mariadbGTID = regexp.MustCompile(`(?m)^-- SET GLOBAL gtid_slave_pos\s*=\s*'([^']*)'`)
@@ -322,9 +326,15 @@ func (h *dumpScan) Write(p []byte) (int, error) {
 			h.head = nil
 		}
 	}
-	h.tail = append(h.tail, p...)
-	if over := len(h.tail) - 64<<10; over > 0 {
-		h.tail = append(h.tail[:0], h.tail[over:]...)
+	// The last tailWindow bytes, trimmed only when four times that piled up (each byte is
+	// copied about 1.3 times, not once per write).
+	if len(p) >= tailWindow {
+		h.tail = append(h.tail[:0], p[len(p)-tailWindow:]...)
+	} else {
+		h.tail = append(h.tail, p...)
+		if len(h.tail) > 4*tailWindow {
+			h.tail = append(h.tail[:0], h.tail[len(h.tail)-tailWindow:]...)
+		}
 	}
 	return len(p), nil
 }
@@ -337,7 +347,7 @@ func (h *dumpScan) point(kind kurav1alpha1.Engine) (Point, bool) {
 	if kind == kurav1alpha1.EngineMySQL {
 		re = mysqlGTID
 	}
-	all := re.FindAllSubmatch(h.tail, -1)
+	all := re.FindAllSubmatch(h.tail[max(0, len(h.tail)-tailWindow):], -1)
 	if len(all) == 0 {
 		return Point{}, false
 	}

@@ -41,7 +41,14 @@ type S3Config struct {
 	CABundle []byte
 	// PartSize of multipart uploads (default DefaultPartSize).
 	PartSize uint64
+	// Uploads is how many parts are uploaded at once while the next fills (default
+	// DefaultUploads); memory is one part buffer per upload.
+	Uploads uint
 }
+
+// DefaultUploads parts are uploaded at once: the stream keeps flowing into the next part
+// while the previous ones upload, for 3 × DefaultPartSize of buffers.
+const DefaultUploads = 3
 
 // S3 stores objects in an S3-compatible bucket.
 type S3 struct {
@@ -85,6 +92,9 @@ func NewS3(cfg S3Config) (*S3, error) {
 	if cfg.PartSize == 0 {
 		cfg.PartSize = DefaultPartSize
 	}
+	if cfg.Uploads == 0 {
+		cfg.Uploads = DefaultUploads
+	}
 	cfg.Prefix = strings.Trim(cfg.Prefix, "/")
 	return &S3{cfg: cfg, client: c}, nil
 }
@@ -127,9 +137,10 @@ func explain(wrapped, err error) error {
 // Put implements Storage.
 func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64) (Info, error) {
 	info, err := s.client.PutObject(ctx, s.cfg.Bucket, s.key(key), r, size, minio.PutObjectOptions{
-		ContentType: "application/octet-stream",
-		PartSize:    s.cfg.PartSize,
-		NumThreads:  1,
+		ContentType:           "application/octet-stream",
+		PartSize:              s.cfg.PartSize,
+		NumThreads:            s.cfg.Uploads,
+		ConcurrentStreamParts: size < 0 && s.cfg.Uploads > 1,
 	})
 	if err != nil {
 		return Info{}, explain(fmt.Errorf("failed to upload %s: %w", s.Location(key), err), err)
