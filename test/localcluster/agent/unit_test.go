@@ -303,3 +303,36 @@ func TestIPAMKeepsItsPositionAcrossRestarts(t *testing.T) {
 		t.Errorf("first address after a restart = %s, want 10.244.2.5 (after the three handed out)", ip)
 	}
 }
+
+// A container's termination message is what it wrote to its terminationMessagePath; with
+// FallbackToLogsOnError, a failed container that wrote nothing gets its log's tail (at most
+// 4096 bytes), and a successful one nothing.
+func TestTerminationMessage(t *testing.T) {
+	cfg := &localcluster.Config{StateDir: t.TempDir()}
+	w := &podWorker{a: &Agent{cfg: cfg}, uid: "u1", namespace: "ns", name: "p"}
+	cs := newCtrState(&corev1.Container{Name: "c", TerminationMessagePath: "/dev/termination-log",
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError}, false)
+	if err := os.MkdirAll(filepath.Dir(w.terminationFile(cs)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.PodLogPath("ns", "p", "c")), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.terminationFile(cs), []byte(`{"size":3}`), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.terminationMessage(cs, &process{exitCode: 0}); got != `{"size":3}` {
+		t.Errorf("written message: %q", got)
+	}
+	_ = os.WriteFile(w.terminationFile(cs), nil, 0o666)
+	log := strings.Repeat("x", 5000) + "last words\n"
+	if err := os.WriteFile(cfg.PodLogPath("ns", "p", "c"), []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.terminationMessage(cs, &process{exitCode: 2}); len(got) != 4096 || !strings.HasSuffix(got, "last words\n") {
+		t.Errorf("fallback to the log: %d bytes ending %q", len(got), got[max(0, len(got)-20):])
+	}
+	if got := w.terminationMessage(cs, &process{exitCode: 0}); got != "" {
+		t.Errorf("a successful container that wrote nothing: %q", got)
+	}
+}
