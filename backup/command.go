@@ -201,10 +201,7 @@ func runJob(ctx context.Context, job Job, log io.Writer) (Manifest, storage.Stor
 // deleteJob deletes every stored object of the backup, the manifest first, so a backup
 // whose deletion is interrupted no longer exists.
 func deleteJob(ctx context.Context, job Job, l Layout, log io.Writer) error {
-	if err := l.Validate(); err != nil {
-		return err
-	}
-	st, err := OpenStorage(ctx, job.Storage)
+	st, err := openLineage(ctx, job, l)
 	if err != nil {
 		return err
 	}
@@ -223,14 +220,19 @@ func deleteJob(ctx context.Context, job Job, l Layout, log io.Writer) error {
 // objects and unfinished uploads. A manifest there means a complete backup (its run finished
 // but could not report, or it is another run's under the same name): it is left alone.
 func cleanupJob(ctx context.Context, job Job, l Layout, log io.Writer) error {
-	if err := l.Validate(); err != nil {
-		return err
-	}
-	st, err := OpenStorage(ctx, job.Storage)
+	st, err := openLineage(ctx, job, l)
 	if err != nil {
 		return err
 	}
 	return Cleanup(ctx, st, l, job.Name, log)
+}
+
+// openLineage checks the layout and opens the job's storage.
+func openLineage(ctx context.Context, job Job, l Layout) (storage.Storage, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	return OpenStorage(ctx, job.Storage)
 }
 
 // Cleanup removes the objects of a backup that has no manifest (see cleanupJob).

@@ -96,6 +96,18 @@ func waitPhase(t *testing.T, ns, name string, phase kurav1alpha1.BackupPhase) *k
 	return b
 }
 
+// waitBackupGone waits until the Backup is deleted (its finalizer released).
+func waitBackupGone(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, "Backup "+name+" to be gone", func() error {
+		err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &kurav1alpha1.Backup{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %v", err)
+	})
+}
+
 // finishJob plays the job controller and the kubelet: a Pod of the Job whose backup
 // container ended with summary as its termination message, and the Job's final condition.
 func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok bool, reason string) {
@@ -210,13 +222,7 @@ func TestBackupRunsAJobAndReportsItsResult(t *testing.T) {
 		t.Fatalf("the Backup must wait for its data to be deleted: %v", err)
 	}
 	finishJob(t, ns, "nightly-delete", backuprun.Summary{}, true, "")
-	eventually(t, "the Backup to be gone", func() error {
-		err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly"}, &kurav1alpha1.Backup{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("still there: %v", err)
-	})
+	waitBackupGone(t, ns, "nightly")
 }
 
 // What the user must fix fails the Backup at once with a message that names it; a failed
@@ -290,13 +296,7 @@ func TestBackupRetainKeepsTheData(t *testing.T) {
 	if err := k8s.Delete(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the Backup to be gone", func() error {
-		err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "keep"}, &kurav1alpha1.Backup{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("still there: %v", err)
-	})
+	waitBackupGone(t, ns, "keep")
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "keep-delete"}, &batchv1.Job{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a retained Backup's data must not be deleted: %v", err)
 	}
@@ -391,13 +391,7 @@ func TestFailedBackupDeletionCleansUp(t *testing.T) {
 			t.Fatalf("the Backup must wait for the cleanup: %v", err)
 		}
 		finishJob(t, ns, name+"-delete", backuprun.Summary{}, name == "killed", batchv1.JobReasonBackoffLimitExceeded)
-		eventually(t, "the Backup to be gone", func() error {
-			err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &kurav1alpha1.Backup{})
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			return fmt.Errorf("still there: %v", err)
-		})
+		waitBackupGone(t, ns, name)
 	}
 	if err := k8s.Create(ctx, newBackupObject(ns, "never-ran", func(b *kurav1alpha1.Backup) { b.Spec.Cluster = "gone" })); err != nil {
 		t.Fatal(err)
@@ -406,13 +400,7 @@ func TestFailedBackupDeletionCleansUp(t *testing.T) {
 	if err := k8s.Delete(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the Backup to be gone", func() error {
-		err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "never-ran"}, &kurav1alpha1.Backup{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("still there: %v", err)
-	})
+	waitBackupGone(t, ns, "never-ran")
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "never-ran-delete"}, &batchv1.Job{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a Backup whose Job never ran needs no cleanup Job: %v", err)
 	}
