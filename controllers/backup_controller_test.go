@@ -308,13 +308,13 @@ func pendingPod(t *testing.T, ns, jobName, reason string) {
 	t.Helper()
 	ctx := context.Background()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-p1", Labels: map[string]string{batchv1.JobNameLabel: jobName}},
-		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: builder.ContainerBackup, Image: "mariadb:11.4"}}}}
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: contract.ContainerBackup, Image: "mariadb:11.4"}}}}
 	if err := k8s.Create(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
 	pod.Status.Phase = corev1.PodPending
 	if reason != "" {
-		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: builder.ContainerBackup, Image: "mariadb:11.4",
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: contract.ContainerBackup, Image: "mariadb:11.4",
 			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "secret \"s3-keys\" not found"}}}}
 	}
 	if err := k8s.Status().Update(ctx, pod); err != nil {

@@ -27,7 +27,7 @@ import (
 	backuprun "github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/backup/s3test"
 	"github.com/kura-db/kura/backup/storage"
-	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/gtid"
 	"github.com/kura-db/kura/test/localcluster"
 )
@@ -466,7 +466,7 @@ func (e *backupEnv) testSchedule(t *testing.T) {
 	var completed []string
 	waitFor(t, "two scheduled backups completed", 4*time.Minute, func() error {
 		list := &kurav1alpha1.BackupList{}
-		if err := k8s.List(ctx, list, client.InNamespace(e.ns), client.MatchingLabels{builder.LabelSchedule: "minutely"}); err != nil {
+		if err := k8s.List(ctx, list, client.InNamespace(e.ns), client.MatchingLabels{contract.LabelSchedule: "minutely"}); err != nil {
 			return err
 		}
 		for _, b := range list.Items {
