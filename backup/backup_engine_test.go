@@ -59,7 +59,13 @@ func requireTools(t testing.TB) {
 // fills one row per transaction.
 func source(t testing.TB, inst *enginetest.Instance, mb int) {
 	t.Helper()
-	db := inst.DB()
+	// Each statement writes about 15 MB: on a loaded machine that can take longer than the
+	// default read timeout.
+	db, err := sql.Open("mysql", engine.DSN(inst.Operator(), engine.Options{ReadTimeout: 5 * time.Minute, WriteTimeout: time.Minute}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
 	mustExec(t, db, "CREATE DATABASE app", "CREATE TABLE app.big (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(255))",
 		"CREATE TABLE app.w (id INT PRIMARY KEY)")
 	rows := mb * 1024 * 1024 / 300
