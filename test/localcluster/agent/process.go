@@ -54,7 +54,9 @@ func (w *podWorker) startContainer(cs *ctrState) (*process, string, error) {
 	_ = os.Remove(spec.ExitFile)
 	if target := cs.spec.TerminationMessagePath; target != "" {
 		// Like the kubelet: an empty file the command may write, bind-mounted at
-		// terminationMessagePath and read when the container ends.
+		// terminationMessagePath and read when the container ends. Containers share the
+		// host's /dev, so the default path's mount point is one empty file created there
+		// once; the mount itself stays in the container's mount namespace.
 		term := w.terminationFile(cs)
 		if err := os.WriteFile(term, nil, 0o666); err != nil {
 			return nil, "CreateContainerError", fmt.Errorf("failed to create the termination message file: %w", err)
