@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -85,6 +87,7 @@ func TestBackups(t *testing.T) {
 		t.Run("one-off", func(t *testing.T) {
 			t.Parallel()
 			t.Run("storage failures say what to fix and leave nothing", e.testStorageFailures)
+			t.Run("a killed run's leftovers go with its failed Backup", e.testLeftoversGoWithTheBackup)
 			t.Run("logical and physical backups under writes", e.testUnderWrites)
 		})
 	})
@@ -499,5 +502,40 @@ func (e *backupEnv) testSchedule(t *testing.T) {
 	kubectlRun(t, "", "delete", "-n", e.ns, "backupschedules.kura.dev/minutely", "--wait=false")
 	if _, err := backuprun.ReadManifest(ctx, e.bucket, e.layout, completed[1]); err != nil {
 		t.Errorf("the newest scheduled backup must stay: %v", err)
+	}
+}
+
+// A run that fails in the tool (a database that does not exist) fails its Backup with the
+// tool's words and stores nothing; what a run killed outright would have left under its prefix
+// (a data object without a manifest, an upload never completed, put there by the test) is
+// removed when the failed Backup is deleted, by the deletion path's cleanup Job.
+func (e *backupEnv) testLeftoversGoWithTheBackup(t *testing.T) {
+	ctx := context.Background()
+	e.apply(t, e.backupYAML("Backup", "no-db", "  databases: [\"no_such_db\"]\n", nil))
+	b := e.waitBackup(t, "no-db", kurav1alpha1.BackupFailed, 3*time.Minute)
+	if !strings.Contains(b.Status.Message, "no_such_db") || !strings.Contains(b.Status.Message, "mariadb-dump") {
+		t.Errorf("message %q does not name the tool and the database", b.Status.Message)
+	}
+	if left := e.left(t, "no-db"); len(left) != 0 {
+		t.Fatalf("the failed run left %v", left)
+	}
+	prefix := e.layout.BackupPrefix("no-db")
+	if _, err := e.bucket.Put(ctx, prefix+"data.sql.zst", strings.NewReader("half a dump"), -1); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := minio.NewCore(strings.TrimPrefix(e.endpoint, "http://"), &minio.Options{
+		Creds: credentials.NewStaticV4(s3test.AccessKey, s3test.SecretKey, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.NewMultipartUpload(ctx, "backups", prefix+"data.kuracopy.zst", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.left(t, "no-db"); len(left) != 2 {
+		t.Fatalf("the leftovers were not planted: %v", left)
+	}
+	kubectlRun(t, "", "delete", "-n", e.ns, "backups.kura.dev/no-db", "--timeout=3m")
+	if left := e.left(t, "no-db"); len(left) != 0 {
+		t.Errorf("the deleted Backup's leftovers stay: %v", left)
 	}
 }
