@@ -43,7 +43,7 @@ type BackupReconciler struct {
 // BackupDataFinalizer is on a Backup while its stored data must be deleted with it.
 const BackupDataFinalizer = "kura.dev/backup-data"
 
-// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=kura.dev,resources=backups/status,verbs=patch
 // +kubebuilder:rbac:groups=kura.dev,resources=backups/finalizers,verbs=update
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete

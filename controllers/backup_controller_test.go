@@ -307,7 +307,13 @@ func TestBackupRetainKeepsTheData(t *testing.T) {
 func pendingPod(t *testing.T, ns, jobName, reason string) {
 	t.Helper()
 	ctx := context.Background()
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-p1", Labels: map[string]string{batchv1.JobNameLabel: jobName}},
+	job := &batchv1.Job{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: jobName}, job); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{batchv1.JobNameLabel: jobName}
+	maps.Copy(labels, job.Spec.Template.Labels)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-p1", Labels: labels},
 		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: contract.ContainerBackup, Image: "mariadb:11.4"}}}}
 	if err := k8s.Create(ctx, pod); err != nil {
 		t.Fatal(err)
