@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -154,6 +155,16 @@ func TestValidationRefusesBadManifests(t *testing.T) {
 				bad.SetName(name)
 				bad.SetResourceVersion(b.GetResourceVersion())
 				err := k8s.Update(ctx, bad)
+				// A controller may have written the object meanwhile (a finalizer): update
+				// the latest version, so the refusal tested is the validation's.
+				for tries := 0; apierrors.IsConflict(err) && tries < 10; tries++ {
+					cur := decode(t, ns, r.base)
+					if gerr := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cur); gerr != nil {
+						t.Fatal(gerr)
+					}
+					bad.SetResourceVersion(cur.GetResourceVersion())
+					err = k8s.Update(ctx, bad)
+				}
 				assertRefused(t, err, r.want)
 				return
 			}
