@@ -164,7 +164,7 @@ func TestBinlogArchiveRunsTheArchiverAndReportsIt(t *testing.T) {
 
 	// Turned off: the archiver and its conditions go.
 	c.Spec.BinlogArchive = nil
-	if err := k8s.Update(ctx, c); err != nil {
+	if err := updateSpec(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the archiver removed", func() error {

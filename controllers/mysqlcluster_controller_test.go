@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +33,24 @@ func newMySQLCluster(ns, name string, mut ...func(*kurav1alpha1.MySQLCluster)) *
 		m(c)
 	}
 	return c
+}
+
+// updateSpec writes c's spec, labels and annotations; on a conflict (the operator wrote the
+// object meanwhile) it puts them on the latest version and tries again. c becomes what was
+// written.
+func updateSpec(ctx context.Context, c *kurav1alpha1.MySQLCluster) error {
+	err := k8s.Update(ctx, c)
+	for tries := 0; apierrors.IsConflict(err) && tries < 10; tries++ {
+		latest := &kurav1alpha1.MySQLCluster{}
+		if gerr := k8s.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, latest); gerr != nil {
+			return gerr
+		}
+		latest.Spec, latest.Labels, latest.Annotations = c.Spec, c.Labels, c.Annotations
+		if err = k8s.Update(ctx, latest); err == nil {
+			*c = *latest
+		}
+	}
+	return err
 }
 
 func getCluster(t *testing.T, ns, name string) *kurav1alpha1.MySQLCluster {
@@ -137,7 +156,7 @@ func TestMySQLClusterUpdatesObjects(t *testing.T) {
 	c.Spec.MySQLD.Config = map[string]string{"max_connections": "1234"}
 	c.Spec.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}}
 	c.Spec.PrimaryService.Type = corev1.ServiceTypeNodePort
-	if err := k8s.Update(ctx, c); err != nil {
+	if err := updateSpec(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	c = waitReconciled(t, ns, "shop", metav1.ConditionTrue, "Reconciled")
@@ -191,7 +210,7 @@ func TestMySQLClusterSkipsUnchangedWrites(t *testing.T) {
 	// Touch the cluster's metadata to trigger reconciles without changing the spec.
 	c := getCluster(t, ns, "shop")
 	c.Labels = map[string]string{"touched": "yes"}
-	if err := k8s.Update(ctx, c); err != nil {
+	if err := updateSpec(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	r := &MySQLClusterReconciler{Client: k8s, Options: builder.Options{KuraImage: "kura:test"}}
@@ -276,7 +295,7 @@ func TestMySQLClusterPaused(t *testing.T) {
 	c := waitReconciled(t, ns, "shop", metav1.ConditionTrue, "Reconciled")
 	c.Spec.Paused = true
 	c.Spec.Replicas = 5
-	if err := k8s.Update(ctx, c); err != nil {
+	if err := updateSpec(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	waitReconciled(t, ns, "shop", metav1.ConditionFalse, "Paused")
@@ -289,7 +308,7 @@ func TestMySQLClusterPaused(t *testing.T) {
 	}
 	c = getCluster(t, ns, "shop")
 	c.Spec.Paused = false
-	if err := k8s.Update(ctx, c); err != nil {
+	if err := updateSpec(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	waitReconciled(t, ns, "shop", metav1.ConditionTrue, "Reconciled")
@@ -323,7 +342,7 @@ func TestMySQLClusterDeletion(t *testing.T) {
 	}
 	c := getCluster(t, ns, "shop")
 	c.Spec.DeletionPolicy = kurav1alpha1.DeletionPolicyRetain
-	if err := k8s.Update(ctx, c); err != nil {
+	if err := updateSpec(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "retention policy Retain", func() error {
@@ -398,7 +417,7 @@ func TestMySQLClusterStorageGrows(t *testing.T) {
 	}
 
 	c.Spec.Storage.Size = resource.MustParse("2Gi")
-	if err := k8s.Update(ctx, c); err != nil {
+	if err := updateSpec(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "PVC expanded and StatefulSet terminating", func() error {

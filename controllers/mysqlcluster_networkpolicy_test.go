@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
@@ -52,20 +53,15 @@ func TestMySQLClusterNetworkPolicy(t *testing.T) {
 		t.Errorf("the default clients must be every Pod of the cluster's namespace: %+v", np.Spec.Ingress)
 	}
 
-	c.Spec.NetworkPolicy.Clients = []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
-	if err := k8s.Update(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	changeSpec(t, ns, "shop", func(c *kurav1alpha1.MySQLCluster) {
+		c.Spec.NetworkPolicy.Clients = []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+	})
 	np = matches("the NetworkPolicy with the chosen clients")
 	if got := np.Spec.Ingress[0].From[0].PodSelector.MatchLabels["app"]; got != "web" {
 		t.Errorf("clients not applied: %+v", np.Spec.Ingress[0].From)
 	}
 
-	c = getCluster(t, ns, "shop")
-	c.Spec.NetworkPolicy.Enabled = ptr.To(false)
-	if err := k8s.Update(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	changeSpec(t, ns, "shop", func(c *kurav1alpha1.MySQLCluster) { c.Spec.NetworkPolicy.Enabled = ptr.To(false) })
 	eventually(t, "the NetworkPolicy removed", func() error {
 		err := k8s.Get(ctx, key, &networkingv1.NetworkPolicy{})
 		if apierrors.IsNotFound(err) {
@@ -75,11 +71,7 @@ func TestMySQLClusterNetworkPolicy(t *testing.T) {
 	})
 	waitReconciled(t, ns, "shop", metav1.ConditionTrue, "Reconciled")
 
-	c = getCluster(t, ns, "shop")
-	c.Spec.NetworkPolicy.Enabled = ptr.To(true)
-	if err := k8s.Update(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	changeSpec(t, ns, "shop", func(c *kurav1alpha1.MySQLCluster) { c.Spec.NetworkPolicy.Enabled = ptr.To(true) })
 	matches("the NetworkPolicy back")
 }
 
@@ -106,5 +98,19 @@ func TestMySQLClusterKeepsAForeignNetworkPolicy(t *testing.T) {
 	}
 	if got.UID != mine.UID || len(got.OwnerReferences) != 0 {
 		t.Errorf("the user's NetworkPolicy was replaced: %+v", got.ObjectMeta)
+	}
+}
+
+// changeSpec changes a MySQLCluster's spec on its latest version, again on a conflict (the
+// operator writes the object too).
+func changeSpec(t *testing.T, ns, name string, change func(*kurav1alpha1.MySQLCluster)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		c := getCluster(t, ns, name)
+		change(c)
+		return k8s.Update(context.Background(), c)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
