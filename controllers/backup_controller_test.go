@@ -204,12 +204,16 @@ func TestBackupRunsAJobAndReportsItsResult(t *testing.T) {
 		t.Fatalf("completed status: %+v", st)
 	}
 
-	if v := testutil.ToFloat64(metrics.BackupLastSize.WithLabelValues(ns, "shop", "logical")); v != 1234 {
-		t.Errorf("kura_backup_last_size_bytes = %v", v)
-	}
-	if v := testutil.ToFloat64(metrics.Backups.WithLabelValues(ns, "shop", "logical", "completed")); v != 1 {
-		t.Errorf("kura_backups_total{outcome=completed} = %v", v)
-	}
+	// The reconciler sets the metrics after it wrote the status the wait above saw.
+	eventually(t, "the backup metrics", func() error {
+		if v := testutil.ToFloat64(metrics.BackupLastSize.WithLabelValues(ns, "shop", "logical")); v != 1234 {
+			return fmt.Errorf("kura_backup_last_size_bytes = %v", v)
+		}
+		if v := testutil.ToFloat64(metrics.Backups.WithLabelValues(ns, "shop", "logical", "completed")); v != 1 {
+			return fmt.Errorf("kura_backups_total{outcome=completed} = %v", v)
+		}
+		return nil
+	})
 
 	// Deleting it deletes the stored data first, through a Job.
 	if err := k8s.Delete(ctx, b); err != nil {
