@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests and the local cluster need, once. Safe to re-run.
+# Installs the Debian packages the tests and the local cluster need, once (or the packages
+# named as arguments). Safe to re-run.
 set -euo pipefail
 pkgs=(mariadb-server mariadb-client mariadb-backup etcd-server iproute2 nftables util-linux procps)
+[[ $# -gt 0 ]] && pkgs=("$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
