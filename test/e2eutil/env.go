@@ -79,6 +79,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		Self:        filepath.Join(bin, "kura-local"),
 		KuraBinary:  filepath.Join(bin, "kura"),
 		BackoffBase: o.BackoffBase,
+		Hold:        true,
 	}
 	if err := lc.Defaults(); err != nil {
 		return nil, err

@@ -60,6 +60,12 @@ type Config struct {
 	// KuraImages are extra image patterns (path.Match syntax) that map to the kura binary, in
 	// addition to "kura:*" and "*/kura:*".
 	KuraImages []string
+	// Hold makes the process that calls Up own the cluster until it calls Down: it keeps
+	// LockFile, so another Up waits for it, and if it dies first the cluster counts as
+	// abandoned, which the next holder's Up takes down. Tests hold; make demo does not.
+	Hold bool
+
+	lock *os.File
 }
 
 // Defaults fills the zero fields.

@@ -68,11 +68,27 @@ func (c *Config) Up(ctx context.Context) (Timings, error) {
 	if err := c.CheckPrerequisites(); err != nil {
 		return t, err
 	}
+	lock, err := lockMachine(ctx)
+	if err != nil {
+		return t, err
+	}
+	c.lock = lock
+	if !c.Hold {
+		defer c.unlockMachine()
+	}
 	if c.daemonPid("kube-apiserver") != 0 || c.daemonPid("etcd") != 0 {
 		return t, fmt.Errorf("a local cluster already runs from %s (run hack/local-down.sh)", c.StateDir)
 	}
+	if err := c.clearMachine(); err != nil {
+		return t, err
+	}
 	if err := os.MkdirAll(c.Path("run"), 0o755); err != nil {
 		return t, fmt.Errorf("failed to create state dir: %w", err)
+	}
+	if c.Hold {
+		if err := os.WriteFile(c.heldMarker(), nil, 0o644); err != nil {
+			return t, fmt.Errorf("failed to mark the cluster held: %w", err)
+		}
 	}
 	if err := c.recordNetnsDir(); err != nil {
 		return t, err

@@ -20,8 +20,15 @@ type DownOptions struct {
 // Down stops everything Up started: the node agent (which leaves its Pods running, as a
 // kubelet does when it stops), the Pods' processes (SIGTERM, then SIGKILL after podGrace), the
 // control plane, and removes the network namespaces, veths, bridge, nftables
-// table and, unless told otherwise, the state dir. It is safe to run when nothing runs.
+// table and, unless told otherwise, the state dir. It is safe to run when nothing runs. When
+// another state dir's cluster runs on the machine, its network is left alone. Down releases
+// the machine lock a holder took in Up.
 func (c *Config) Down(opts DownOptions) error {
+	defer c.unlockMachine()
+	return c.down(opts)
+}
+
+func (c *Config) down(opts DownOptions) error {
 	var first error
 	keep := func(err error) {
 		if err != nil && first == nil {
@@ -33,7 +40,9 @@ func (c *Config) Down(opts DownOptions) error {
 	for _, d := range []string{"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
 		keep(c.stopDaemon(d, 15*time.Second))
 	}
-	keep(c.teardownNetwork())
+	if other := RunningStateDir(); other == "" || other == c.StateDir {
+		keep(c.teardownNetwork())
+	}
 	if !opts.KeepState {
 		keep(c.removeStateDir())
 	}

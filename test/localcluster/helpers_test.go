@@ -72,6 +72,7 @@ func newConfig(t testing.TB) *localcluster.Config {
 		Self:        self,
 		KuraBinary:  kura,
 		BackoffBase: time.Second,
+		Hold:        true,
 	}
 	if err := cfg.Defaults(); err != nil {
 		t.Fatal(err)
