@@ -115,6 +115,18 @@ const (
 	EnvFailoverGrace    = "KURA_FAILOVER_GRACE"
 )
 
+// Bootstrap from a backup (MySQLCluster spec.bootstrap, docs/backup.md "Restore"): every
+// instance's containers get EnvBootstrap (the backup's name), so no instance ever initialises
+// an empty data directory; the first instance's kura-init finds the restore Job
+// (backup/restore.Job) as BootstrapFile, in a volume from the ConfigMap BootstrapConfigMap
+// names, with the storage's credentials where a backup Job has them, and writes its result
+// (backup/restore.Result) as its termination message.
+const (
+	EnvBootstrap  = "KURA_BOOTSTRAP"
+	BootstrapDir  = "/etc/kura/bootstrap"
+	BootstrapFile = BootstrapDir + "/restore.json"
+)
+
 // Paths inside a backup Job's container (docs/backup.md). Credentials are files from
 // Secret volumes, never environment variables or arguments.
 const (
