@@ -118,8 +118,8 @@ const (
 // Bootstrap from a backup (MySQLCluster spec.bootstrap, docs/backup.md "Restore"): every
 // instance's containers get EnvBootstrap (the backup's name), so no instance ever initialises
 // an empty data directory; the first instance's kura-init finds the restore Job
-// (backup/restore.Job) as BootstrapFile, in a volume from the ConfigMap BootstrapConfigMap
-// names, with the storage's credentials where a backup Job has them, and writes its result
+// (backup/restore.Job) as BootstrapFile, in a volume from the cluster's bootstrap ConfigMap
+// (written by the operator), with the storage's credentials where a backup Job has them, and writes its result
 // (backup/restore.Result) as its termination message.
 const (
 	EnvBootstrap  = "KURA_BOOTSTRAP"
