@@ -32,6 +32,12 @@ const (
 	// LogicalDump writes SQL for the server's data (or Databases) to stdout, consistent with
 	// one GTID position written into the dump (--single-transaction).
 	LogicalDump Op = "logical-dump"
+	// Load runs the SQL read from stdin on the server (a dump, or decoded binary log),
+	// stopping at the first error; with NoBinlog the session writes no binary log.
+	Load Op = "load"
+	// BinlogDecode writes the events of the binary log Files to stdout as SQL that Load
+	// replays with their original GTIDs.
+	BinlogDecode Op = "binlog-decode"
 )
 
 // ErrNoStream is returned for an engine that copies with a plugin rather than a stream.
@@ -60,6 +66,11 @@ type Invocation struct {
 	Databases []string
 	// UseMemory is Prepare's --use-memory (default 128M).
 	UseMemory string
+	// NoBinlog keeps a Load out of the binary log (loading a dump whose GTID state is set
+	// afterwards).
+	NoBinlog bool
+	// Files are BinlogDecode's binary log files, in order.
+	Files []string
 }
 
 // Private names the files of an invocation's private directory.
@@ -131,6 +142,26 @@ func Command(inv Invocation, p Private) (string, []string, error) {
 			args = append(args, inv.Databases...)
 		}
 		return prog, args, nil
+	case Load:
+		// --binary-mode: decoded binary logs and dumps carry raw bytes (BINLOG '…', blobs).
+		prog := "mariadb"
+		if mysql {
+			prog = "mysql"
+		}
+		args := []string{defaults, "--binary-mode", "--batch", "--default-character-set=utf8mb4"}
+		if inv.NoBinlog {
+			args = append(args, "--init-command=SET SESSION sql_log_bin=0")
+		}
+		return prog, args, nil
+	case BinlogDecode:
+		if len(inv.Files) == 0 {
+			return "", nil, errors.New("binlog-decode: no files")
+		}
+		prog := "mariadb-binlog"
+		if mysql {
+			prog = "mysqlbinlog"
+		}
+		return prog, append([]string{"--no-defaults"}, inv.Files...), nil
 	default:
 		return "", nil, fmt.Errorf("unknown tool operation %q", inv.Op)
 	}
@@ -145,6 +176,8 @@ func OptionFile(inv Invocation) string {
 	}
 	groups := []string{"client"}
 	switch {
+	case inv.Op == Load:
+		// The client's own group ([client]); [mariadb] would be the server's.
 	case inv.Op == PhysicalBackup:
 		groups = []string{"mariadb-backup"}
 	case inv.Engine == kurav1alpha1.EngineMySQL:

@@ -23,6 +23,9 @@ func TestCommandsGolden(t *testing.T) {
 		{Op: Prepare, Dir: "/var/lib/mysql", UseMemory: "1G"},
 		{Op: LogicalDump, ServerDefaults: "/etc/mysql/my.cnf", Account: acct},
 		{Op: LogicalDump, Account: Account{User: "u", Password: "p", Socket: "/run/mysqld/mysqld.sock"}, Databases: []string{"shop", "crm"}},
+		{Op: Load, ServerDefaults: "/etc/mysql/my.cnf", Account: Account{User: "kura-operator", Password: "p", Socket: "/PRIVATE/mysqld.sock"}, NoBinlog: true},
+		{Op: Load, Account: Account{User: "kura-operator", Password: "p", Socket: "/PRIVATE/mysqld.sock"}},
+		{Op: BinlogDecode, Files: []string{"/PRIVATE/0000000001.binlog", "/PRIVATE/0000000002.binlog"}},
 	}
 	for _, kind := range []kurav1alpha1.Engine{kurav1alpha1.EngineMariaDB, kurav1alpha1.EngineMySQL} {
 		var b strings.Builder
@@ -39,7 +42,7 @@ func TestCommandsGolden(t *testing.T) {
 				continue
 			}
 			fmt.Fprintf(&b, "%s %s\n", prog, strings.Join(args, " "))
-			if inv.Op == PhysicalBackup || inv.Op == LogicalDump {
+			if inv.Op == PhysicalBackup || inv.Op == LogicalDump || inv.Op == Load {
 				fmt.Fprintf(&b, "-- client.cnf\n%s", OptionFile(inv))
 			}
 			b.WriteString("\n")
