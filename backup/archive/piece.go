@@ -1,10 +1,8 @@
 package archive
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -279,44 +277,13 @@ type Contents struct {
 // ParseData reads a piece's uncompressed data (a binary log file: magic, format description,
 // whole transactions) and returns its transactions' GTIDs in order. Checksums are verified.
 func ParseData(data []byte) (Contents, error) {
-	var out Contents
-	if !bytes.HasPrefix(data, binlogMagic) {
-		return out, fmt.Errorf("not a binary log (no magic number)")
+	d, err := SplitData(data)
+	if err != nil {
+		return Contents{}, err
 	}
-	data = data[len(binlogMagic):]
-	checksum := false
-	for len(data) > 0 {
-		if len(data) < headerLen {
-			return out, fmt.Errorf("truncated event header")
-		}
-		size := int(binary.LittleEndian.Uint32(data[9:]))
-		if size < headerLen || size > len(data) {
-			return out, fmt.Errorf("truncated event (%d bytes announced, %d left)", size, len(data))
-		}
-		e, err := parseEvent(data[:size])
-		if err != nil {
-			return out, err
-		}
-		data = data[size:]
-		if e.Type == evFormatDesc {
-			checksum = fdeChecksum(e)
-		}
-		if checksum {
-			if err := e.verifyChecksum(); err != nil {
-				return out, err
-			}
-		}
-		if e.Type == evFormatDesc {
-			continue
-		}
-		out.Events++
-		if e.Type == evMariaGTID {
-			g, err := parseMariaGTID(e, checksum)
-			if err != nil {
-				return out, err
-			}
-			out.GTIDs = append(out.GTIDs, g.GTID)
-		}
+	out := Contents{Events: d.Events}
+	for _, t := range d.Transactions {
+		out.GTIDs = append(out.GTIDs, t.GTID)
 	}
 	return out, nil
 }

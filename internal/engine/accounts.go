@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 )
 
 // AccountRole decides an account's privileges (see dialect.grants).
@@ -209,4 +211,15 @@ func hasGrantOption(grants []string) bool {
 		}
 	}
 	return false
+}
+
+// AccountsScript is the SQL that creates or repairs accounts with binary logging off (the
+// script InitDataDir runs): a restore passes it as the server's --init-file, so the restored
+// data gets the cluster's accounts without a transaction of its own.
+func AccountsScript(kind kurav1alpha1.Engine, accounts []Account) (string, error) {
+	d, err := dialectFor(kind)
+	if err != nil {
+		return "", err
+	}
+	return bootstrapSQL(d, accounts)
 }

@@ -56,6 +56,9 @@ func (o PrivateServerOptions) Endpoint() Endpoint {
 	return Endpoint{Socket: o.Socket(), User: o.User, Password: o.Password}
 }
 
+// Socket is where the server listens.
+func (p *PrivateServer) Socket() string { return p.opts.Socket() }
+
 // StartPrivateServer starts the server and waits until it accepts the account.
 func StartPrivateServer(ctx context.Context, opts PrivateServerOptions) (*PrivateServer, error) {
 	if opts.DefaultsFile == "" || opts.DataDir == "" || opts.Dir == "" {

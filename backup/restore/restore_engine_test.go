@@ -1,0 +1,386 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/backup"
+	"github.com/kura-db/kura/backup/archive"
+	"github.com/kura-db/kura/backup/s3test"
+	"github.com/kura-db/kura/backup/storage"
+	"github.com/kura-db/kura/internal/agent"
+	"github.com/kura-db/kura/internal/engine"
+	"github.com/kura-db/kura/internal/enginetest"
+	"github.com/kura-db/kura/internal/gtid"
+	"github.com/kura-db/kura/internal/tools"
+)
+
+var lineage = backup.Layout{Namespace: "shop-ns", Cluster: "shop", Lineage: "5b1e7c1c-1111-4c4c-9d9d-000000000002"}
+
+type tlog struct{ t testing.TB }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func mustExec(t testing.TB, db *sql.DB, stmts ...string) {
+	t.Helper()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+// row is one acknowledged write: its id, GTID and the second its commit was logged in.
+type row struct {
+	id   int
+	gtid string
+	at   time.Time
+}
+
+// writeRows inserts ids from..to-1, one transaction each, and records each commit.
+func writeRows(t testing.TB, db *sql.DB, from, to int) []row {
+	t.Helper()
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	var out []row
+	for k := from; k < to; k++ {
+		if _, err := c.ExecContext(ctx, "INSERT INTO app.w (id) VALUES (?)", k); err != nil {
+			t.Fatalf("insert %d: %v", k, err)
+		}
+		r := row{id: k, at: time.Now().UTC()}
+		if err := c.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&r.gtid); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// nextSecond waits for the wall clock to enter a new second, so the writes that follow are
+// logged with a later timestamp than those before (binary log times have a one-second
+// resolution).
+func nextSecond() time.Time {
+	now := time.Now()
+	next := now.Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(next) + 20*time.Millisecond)
+	return next
+}
+
+// ids returns the writer table's ids of a restored server, in order.
+func ids(t testing.TB, db *sql.DB) []int {
+	t.Helper()
+	rs, err := db.Query("SELECT id FROM app.w ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rs.Close() }()
+	var out []int
+	for rs.Next() {
+		var id int
+		if err := rs.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+func span(from, to int) []int {
+	var out []int
+	for k := from; k <= to; k++ {
+		out = append(out, k)
+	}
+	return out
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+type rig struct {
+	t       *testing.T
+	src     *enginetest.Instance
+	target  *enginetest.Instance
+	st      storage.Storage
+	archive *archive.Archiver
+	stop    func()
+	rows    []row
+}
+
+// newRig starts a source with a binary log archive streaming to S3 and a second instance the
+// restores go into.
+func newRig(t *testing.T) *rig {
+	if testing.Short() {
+		t.Skip("engine tier: needs mariadbd, mariadb-backup, mariadb-binlog and the S3 server; not run with -short")
+	}
+	for _, p := range []string{"mariadb-dump", "mariadb-backup", "mbstream", "mariadb-binlog", "mariadb"} {
+		if _, err := tools.Find(p); err != nil {
+			t.Fatalf("%s not found: run make deps", p)
+		}
+	}
+	c := enginetest.Start(t, 2, enginetest.Options{})
+	r := &rig{t: t, src: c.Instances[0], target: c.Instances[1]}
+	srv := s3test.Start(t, "backups")
+	st, err := storage.NewS3(storage.S3Config{Endpoint: srv.Endpoint, Region: "us-east-1", Bucket: "backups", PathStyle: true,
+		AccessKeyID: s3test.AccessKey, SecretAccessKey: s3test.SecretKey, PartSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.st = st
+	if err := r.src.Open(engine.Options{}).SetReadOnly(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, r.src.DB(), "CREATE DATABASE app", "CREATE TABLE app.w (id INT PRIMARY KEY)")
+	a, err := archive.New(archive.Config{Layout: lineage, Storage: st, User: engine.AgentUser, Password: enginetest.AgentPassword,
+		ServerID: 3_000_000_002, PieceInterval: 300 * time.Millisecond, Heartbeat: 200 * time.Millisecond,
+		PrimaryCheck: 300 * time.Millisecond, LeaseTTL: 3 * time.Second,
+		Sources: []string{fmt.Sprintf("%s:%d", r.src.Host, r.src.Port)},
+		Log:     func(f string, args ...any) { t.Logf(f, args...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = a.Run(ctx) }()
+	var once sync.Once
+	r.archive, r.stop = a, func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(r.stop)
+	return r
+}
+
+// backup takes a backup of the source.
+func (r *rig) backup(name string, method kurav1alpha1.BackupMethod) backup.Manifest {
+	r.t.Helper()
+	ep := r.src.Endpoint(engine.AgentUser, enginetest.AgentPassword)
+	ei, err := engine.Open(kurav1alpha1.EngineMariaDB, ep, engine.Options{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer func() { _ = ei.Close() }()
+	api := &agent.Server{Instance: ei, Token: enginetest.AgentPassword, PodName: "shop-0", DataDir: r.src.DataDir, Log: tlog{r.t},
+		Backup: engine.BackupOptions{DefaultsFile: filepath.Join(r.src.Dir, "my.cnf"), Endpoint: ep}}
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	client := &agent.Client{BaseURL: srv.URL, Token: enginetest.AgentPassword}
+	req := backup.Request{Name: name, Namespace: lineage.Namespace, Cluster: lineage.Cluster, Lineage: lineage.Lineage,
+		Engine: kurav1alpha1.EngineMariaDB, Method: method, Compression: kurav1alpha1.CompressionZstd,
+		Source: backup.SourceInstance{Pod: "shop-0", Host: r.src.Host, SQLPort: r.src.Port, AgentPort: 8080, Role: "primary"}}
+	m, err := backup.Run(context.Background(), req, r.st, backup.Deps{AgentPassword: enginetest.AgentPassword, Copy: client.CloneFrames, Log: tlog{r.t}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
+
+// waitArchived waits until every written row's transaction is archived.
+func (r *rig) waitArchived() {
+	r.t.Helper()
+	want := gtid.MustParse(gtid.MariaDB, r.rows[len(r.rows)-1].gtid)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		s := r.archive.Status()
+		if s.LastGTID != "" && gtid.MustParse(gtid.MariaDB, s.LastGTID).Contains(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("the archive did not reach %s within a minute: %+v", want, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *rig) deps() Deps {
+	return Deps{DefaultsFile: filepath.Join(r.target.Dir, "my.cnf"), Credentials: enginetest.Credentials(), Log: tlog{r.t}}
+}
+
+// restore restores into the target instance's emptied data directory and starts it.
+func (r *rig) restore(job Job) (Result, error) {
+	r.t.Helper()
+	if r.target.Running() {
+		r.target.Stop()
+	}
+	if err := os.RemoveAll(r.target.DataDir); err != nil {
+		r.t.Fatal(err)
+	}
+	job.Source, job.Engine = lineage, kurav1alpha1.EngineMariaDB
+	res, err := Run(context.Background(), job, r.st, r.target.DataDir, r.deps())
+	if err == nil {
+		r.target.Restart()
+	}
+	return res, err
+}
+
+// untouched asserts a failed restore left the data directory empty.
+func (r *rig) untouched(what string) {
+	r.t.Helper()
+	entries, _ := os.ReadDir(r.target.DataDir)
+	if len(entries) > 0 {
+		r.t.Fatalf("%s: the data directory was touched: %d entries (first %s)", what, len(entries), entries[0].Name())
+	}
+}
+
+func timePtr(t time.Time) *time.Time { return &t }
+
+// Rows written with known GTIDs and commit seconds, a physical and a logical backup in the
+// middle, the archive streaming: restores to the backup's point, to GTIDs and to times give
+// exactly the rows committed up to the target, with the planned GTID set, from either base;
+// targets the archive cannot reach fail before any data is touched.
+func TestPointInTimeRestore(t *testing.T) {
+	r := newRig(t)
+	db := r.src.DB()
+	r.rows = writeRows(t, db, 1, 21)
+	physical := r.backup("phys", kurav1alpha1.BackupMethodPhysical)
+	logical := r.backup("dump", kurav1alpha1.BackupMethodLogical)
+	nextSecond()
+	r.rows = append(r.rows, writeRows(t, db, 21, 41)...)
+	endB := r.rows[len(r.rows)-1].at.Truncate(time.Second)
+	nextSecond()
+	r.rows = append(r.rows, writeRows(t, db, 41, 61)...)
+	r.waitArchived()
+	latest := r.rows[len(r.rows)-1]
+
+	check := func(t *testing.T, job Job, want []int, wantGTID string) Result {
+		t.Helper()
+		res, err := r.restore(job)
+		if err != nil {
+			t.Fatalf("restore to %s: %v", job.Target, err)
+		}
+		got := ids(t, r.target.DB())
+		if !equalInts(got, want) {
+			t.Fatalf("restore to %s: rows %v, want %v", job.Target, got, want)
+		}
+		if wantGTID != "" {
+			exec, err := r.target.Open(engine.Options{}).ExecutedGTID(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !exec.Position().Equal(gtid.MustParse(gtid.MariaDB, wantGTID).Position()) || res.GTIDReached != exec.String() || res.Plan.TargetGTID != res.GTIDReached {
+				t.Fatalf("restore to %s: executed %s (reported %s, planned %s), want the position %s", job.Target, exec, res.GTIDReached, res.Plan.TargetGTID, wantGTID)
+			}
+		}
+		// The cluster's accounts log in (the server was restarted on the restored data).
+		if err := r.target.Open(engine.Options{}).CheckAccounts(context.Background(), enginetest.Accounts()); err != nil {
+			t.Fatalf("restore to %s: accounts: %v", job.Target, err)
+		}
+		t.Logf("restore to %s: %d rows, %d transactions replayed from %d pieces, seed %dms replay %dms, total %dms",
+			job.Target, len(got), res.Replayed, len(res.Plan.Pieces), res.SeedMS, res.ReplayMS, res.DurationMS)
+		return res
+	}
+
+	t.Run("the backup's own point", func(t *testing.T) {
+		res := check(t, Job{Backup: "phys"}, span(1, 20), physical.Consistent.GTIDSet)
+		if res.Replayed != 0 || len(res.Plan.Pieces) != 0 {
+			t.Fatalf("nothing should be replayed: %+v", res)
+		}
+	})
+	t.Run("a GTID from a physical base", func(t *testing.T) {
+		res := check(t, Job{Backup: "phys", Target: Target{GTID: r.rows[29].gtid}}, span(1, 30), r.rows[29].gtid)
+		if res.Replayed != 10 {
+			t.Fatalf("replayed %d transactions, want 10", res.Replayed)
+		}
+	})
+	t.Run("a time from a physical base", func(t *testing.T) {
+		check(t, Job{Backup: "phys", Target: Target{Time: timePtr(endB.Add(500 * time.Millisecond))}}, span(1, 40), r.rows[39].gtid)
+	})
+	t.Run("the newest archived transaction from a logical base", func(t *testing.T) {
+		check(t, Job{Backup: "dump", Target: Target{GTID: latest.gtid}}, span(1, 60), latest.gtid)
+	})
+	t.Run("a time from a logical base", func(t *testing.T) {
+		res := check(t, Job{Backup: "dump", Target: Target{Time: timePtr(endB)}}, span(1, 40), r.rows[39].gtid)
+		if res.Plan.Method != kurav1alpha1.BackupMethodLogical || res.Plan.BaseGTID != logical.Consistent.GTIDSet {
+			t.Fatalf("plan: %+v", res.Plan)
+		}
+	})
+
+	unreachable := func(t *testing.T, job Job, words ...string) {
+		t.Helper()
+		_, err := r.restore(job)
+		if !errors.Is(err, ErrUnrecoverable) {
+			t.Fatalf("restore to %s: %v; want an unrecoverable target", job.Target, err)
+		}
+		for _, w := range words {
+			if !strings.Contains(err.Error(), w) {
+				t.Fatalf("restore to %s: %q does not say %q", job.Target, err, w)
+			}
+		}
+		r.untouched(job.Target.String())
+	}
+	t.Run("a time before the backup is refused with the range", func(t *testing.T) {
+		unreachable(t, Job{Backup: "phys", Target: Target{Time: timePtr(physical.Consistent.Time.Add(-time.Hour))}}, "before the backup's point", "recoverable from this backup")
+	})
+	t.Run("a GTID after the archive is refused with the range", func(t *testing.T) {
+		g := gtid.MustParse(gtid.MariaDB, latest.gtid).MariaDBGTIDs()[0]
+		g.Seq += 1000
+		unreachable(t, Job{Backup: "phys", Target: Target{GTID: g.String()}}, "after the newest archived transaction", latest.gtid)
+	})
+	t.Run("a backup that does not exist", func(t *testing.T) {
+		unreachable(t, Job{Backup: "nightly-7"}, "no manifest")
+	})
+
+	// Damage the archive last: a changed piece, then a missing one.
+	pieces, err := archive.ListPieces(context.Background(), r.st, lineage)
+	if err != nil || len(pieces) < 3 {
+		t.Fatalf("archive: %d pieces, %v", len(pieces), err)
+	}
+	mid := pieces[len(pieces)-1]
+	t.Run("a piece whose stored bytes changed fails before the data is touched", func(t *testing.T) {
+		key := archive.Prefix(lineage) + mid.Object
+		rc, err := r.st.Get(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig, err := io.ReadAll(rc)
+		_ = rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := append([]byte(nil), orig...)
+		bad[len(bad)/2] ^= 0xff
+		if _, err := r.st.Put(context.Background(), key, bytes.NewReader(bad), int64(len(bad))); err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.restore(Job{Backup: "phys", Target: Target{GTID: latest.gtid}})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("piece %d", mid.Seq)) || !strings.Contains(err.Error(), "does not match") {
+			t.Fatalf("restore over a changed piece: %v", err)
+		}
+		r.untouched("changed piece")
+		if _, err := r.st.Put(context.Background(), key, bytes.NewReader(orig), int64(len(orig))); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a missing piece is a gap named before the data is touched", func(t *testing.T) {
+		gone := pieces[len(pieces)-2]
+		if err := r.st.Delete(context.Background(), archive.MetaKey(lineage, gone.Seq)); err != nil {
+			t.Fatal(err)
+		}
+		unreachable(t, Job{Backup: "phys", Target: Target{GTID: latest.gtid}}, "gap", fmt.Sprintf("piece %d", mid.Seq))
+	})
+}
