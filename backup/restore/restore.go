@@ -16,6 +16,7 @@ import (
 	"github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/backup/archive"
 	"github.com/kura-db/kura/backup/storage"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/gtid"
 	"github.com/kura-db/kura/internal/seed"
@@ -25,7 +26,7 @@ import (
 // Marker is on the data volume from the start of a restore until its end: a directory that
 // carries it holds a partial restore, which the next attempt empties and starts over (dba
 // rule 19: nothing half restored ever starts as an instance).
-const Marker = ".kura-restoring"
+const Marker = contract.RestoreMarker
 
 // Deps are what a restore uses besides the Job and storage.
 type Deps struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -129,6 +130,7 @@ type rig struct {
 	src     *enginetest.Instance
 	target  *enginetest.Instance
 	st      storage.Storage
+	s3      *s3test.Server
 	archive *archive.Archiver
 	stop    func()
 	rows    []row
@@ -153,7 +155,7 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.st = st
+	r.st, r.s3 = st, srv
 	if err := r.src.Open(engine.Options{}).SetReadOnly(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -383,4 +385,94 @@ func TestPointInTimeRestore(t *testing.T) {
 		}
 		unreachable(t, Job{Backup: "phys", Target: Target{GTID: latest.gtid}}, "gap", fmt.Sprintf("piece %d", mid.Seq))
 	})
+}
+
+// storageConfig is the rig's bucket as a restore Job names it, with credential files.
+func (r *rig) storageConfig() backup.StorageConfig {
+	r.t.Helper()
+	dir := r.t.TempDir()
+	for name, v := range map[string]string{"access-key-id": s3test.AccessKey, "secret-access-key": s3test.SecretKey} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return backup.StorageConfig{S3: &backup.S3Location{Endpoint: r.s3.Endpoint, Region: "us-east-1", Bucket: "backups", PathStyle: true, CredentialsDir: dir}}
+}
+
+// kura init on the first instance of a cluster with spec.bootstrap restores the backup from
+// the Job file; a restore cut short is thrown away and done again on the next start; once
+// restored, a restart keeps the data; the dry run plans without touching anything.
+func TestBootstrapThroughInit(t *testing.T) {
+	r := newRig(t)
+	r.rows = writeRows(t, r.src.DB(), 1, 11)
+	r.backup("phys", kurav1alpha1.BackupMethodPhysical)
+	r.rows = append(r.rows, writeRows(t, r.src.DB(), 11, 21)...)
+	r.waitArchived()
+	job := Job{Storage: r.storageConfig(), Source: lineage, Backup: "phys", Target: Target{GTID: r.rows[14].gtid}, Engine: kurav1alpha1.EngineMariaDB}
+	jobFile := filepath.Join(t.TempDir(), JobFileName)
+	b, _ := json.Marshal(job)
+	if err := os.WriteFile(jobFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var plan bytes.Buffer
+	if err := Command(context.Background(), []string{"plan", "--job=" + string(b), "--termination-log=" + filepath.Join(t.TempDir(), "term")}, &plan, tlog{t}); err != nil {
+		t.Fatal(err)
+	}
+	var planned Result
+	if err := json.Unmarshal(plan.Bytes(), &planned); err != nil || planned.Plan.Backup != "phys" || len(planned.Plan.Pieces) == 0 || planned.Plan.Bytes == 0 {
+		t.Fatalf("dry run: %s (%v)", plan.String(), err)
+	}
+
+	if r.target.Running() {
+		r.target.Stop()
+	}
+	if err := os.RemoveAll(r.target.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	e := agent.Env{PodName: "shop-0", Namespace: lineage.Namespace, Cluster: "shop-restored", Engine: kurav1alpha1.EngineMariaDB,
+		Bootstrap: "phys", OperatorPassword: enginetest.OperatorPassword}
+	c := enginetest.Credentials()
+	e.ReplicationPassword, e.AgentPassword, e.RootPassword, e.AdminPassword, e.AppPassword, e.Database = c.Replication, c.Agent, c.Root, c.Admin, c.App, c.Database
+	paths := agent.InitPaths{DataDir: r.target.DataDir, InstanceFile: filepath.Join(t.TempDir(), "instance.cnf")}
+	restores := 0
+	opts := func(hook agent.RestoreFunc) agent.InitOptions {
+		return agent.InitOptions{Peers: []agent.Peer{}, BootstrapFile: jobFile, Log: tlog{t}, Restore: hook}
+	}
+	real := func(ctx context.Context, dir string, e agent.Env) error {
+		restores++
+		job, err := ReadJob(jobFile)
+		if err != nil {
+			return err
+		}
+		d := r.deps()
+		d.Credentials = e.Credentials()
+		_, err = bootstrap(ctx, job, dir, d)
+		return err
+	}
+	// A restore that dies half way: its marker and a stray file stay on the volume.
+	crash := func(ctx context.Context, dir string, e agent.Env) error {
+		if err := writeMarker(dir, job); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "ibdata1"), []byte("half"), 0o600); err != nil {
+			return err
+		}
+		return errors.New("killed")
+	}
+	if _, err := agent.Init(context.Background(), e, paths, opts(crash)); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the cut-short restore: %v", err)
+	}
+	out, err := agent.Init(context.Background(), e, paths, opts(real))
+	if err != nil || out != agent.Restored || restores != 1 {
+		t.Fatalf("init after a cut-short restore: %s, %v (%d restores)", out, err, restores)
+	}
+	out, err = agent.Init(context.Background(), e, paths, opts(real))
+	if err != nil || out != agent.Kept || restores != 1 {
+		t.Fatalf("init of a restored instance: %s, %v (%d restores)", out, err, restores)
+	}
+	r.target.Restart()
+	if got := ids(t, r.target.DB()); !equalInts(got, span(1, 15)) {
+		t.Fatalf("rows %v, want 1..15", got)
+	}
 }

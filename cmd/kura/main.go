@@ -22,6 +22,7 @@ import (
 
 	"github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/backup/archive"
+	"github.com/kura-db/kura/backup/restore"
 	"github.com/kura-db/kura/controllers"
 	"github.com/kura-db/kura/internal/agent"
 	"github.com/kura-db/kura/internal/engine"
@@ -45,6 +46,8 @@ commands:
                 create a schedule's Backup (its CronJob: kura backup create --namespace --schedule --name)
   archive       stream the primary's binary log into backup storage until stopped
                 (kura archive --request=<json>; docs/backup.md, "Archive")
+  restore plan  show what a restore would read: base backup, archived pieces, bytes
+                (kura restore plan --job=<json>; docs/backup.md, "Restore")
   copy-binary   copy this binary to a path (used by the instance Pods' init container)
   version       print the version
 `
@@ -74,7 +77,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		return agent.RunInit(ctx, dir)
+		return agent.RunInit(ctx, dir, restore.Bootstrap)
 	case "agent":
 		dir, err := credentialsDirFlag("kura agent", args[1:])
 		if err != nil {
@@ -92,6 +95,8 @@ func run(args []string) error {
 		return backup.Command(ctx, args[1:], os.Stderr)
 	case "archive":
 		return archive.Command(ctx, args[1:], os.Stderr)
+	case "restore":
+		return restore.Command(ctx, args[1:], os.Stdout, os.Stderr)
 	case "copy-binary":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: kura copy-binary <destination>")

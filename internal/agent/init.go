@@ -32,6 +32,9 @@ type Env struct {
 	AgentPassword, RootPassword                   string
 	// AdminPassword and AppPassword are the users' accounts; Database is the app's database.
 	AdminPassword, AppPassword, Database string
+	// Bootstrap names the backup a cluster with spec.bootstrap is seeded from (empty
+	// otherwise).
+	Bootstrap string
 }
 
 // Credentials are the accounts' passwords for engine.StandardAccounts.
@@ -57,7 +60,7 @@ func LoadEnv(credDir string, keys []string) (Env, error) {
 	e := Env{
 		PodName: get(contract.EnvPodName), Namespace: get(contract.EnvPodNamespace), Cluster: get(contract.EnvClusterName),
 		InstancesService: get(contract.EnvInstancesService), Engine: kurav1alpha1.Engine(get(contract.EnvEngine)),
-		Database: get(contract.EnvDatabase),
+		Database: get(contract.EnvDatabase), Bootstrap: get(contract.EnvBootstrap),
 	}
 	for _, k := range []string{contract.EnvPodName, contract.EnvPodNamespace, contract.EnvClusterName,
 		contract.EnvInstancesService, contract.EnvEngine, contract.EnvDatabase} {
@@ -116,6 +119,11 @@ type InitOptions struct {
 	Log io.Writer
 	// Now is the clock for the aside directory's name (default time.Now).
 	Now func() time.Time
+	// BootstrapFile is the restore Job of a cluster with spec.bootstrap (default
+	// contract.BootstrapFile); the operator removes it once the cluster is restored.
+	BootstrapFile string
+	// Restore runs that Job on the first instance (required when the file exists).
+	Restore RestoreFunc
 }
 
 // Outcome says what Init did with the data directory.
@@ -126,7 +134,16 @@ const (
 	Kept        Outcome = "kept"
 	Initialised Outcome = "initialised"
 	Cloned      Outcome = "cloned"
+	Restored    Outcome = "restored"
 )
+
+// RestoreFunc restores the bootstrap backup into an empty data directory (backup/restore,
+// given to `kura init` by the command, which knows storage).
+type RestoreFunc func(ctx context.Context, datadir string, e Env) error
+
+// bootstrapWait is how long an instance of a cluster being restored waits for a donor: the
+// first instance's restore may take hours for a large backup.
+const bootstrapWait = 24 * time.Hour
 
 // Init writes the per-instance config and prepares the data directory (docs/cloning.md):
 //   - a directory carrying the cloning marker holds a partial copy: it is emptied and cloned
@@ -187,6 +204,49 @@ func retryable(err error) error {
 
 // prepareData is one attempt at preparing the data directory (Init).
 func prepareData(ctx context.Context, e Env, dir string, opts InitOptions) (Outcome, error) {
+	if e.Bootstrap != "" {
+		if _, err := os.Stat(opts.BootstrapFile); err == nil {
+			return prepareBootstrap(ctx, e, dir, opts)
+		}
+	}
+	return prepareOwn(ctx, e, dir, opts)
+}
+
+// prepareBootstrap prepares an instance of a cluster being seeded from a backup (docs/backup.md,
+// "Restore"): no instance ever initialises an empty data directory. The first instance
+// restores the backup unless it holds data already (a finished restore) or a peer does (the
+// cluster runs and this is a replacement); a partial restore is thrown away and started over.
+// The others clone, waiting as long as the restore takes.
+func prepareBootstrap(ctx context.Context, e Env, dir string, opts InitOptions) (Outcome, error) {
+	if _, err := os.Stat(filepath.Join(dir, contract.RestoreMarker)); err == nil {
+		fmt.Fprintf(opts.Log, "kura init: %s holds a partial restore; starting over\n", dir)
+		if err := clearData(dir); err != nil {
+			return "", err
+		}
+	} else if engine.Initialized(dir) {
+		return prepareOwn(ctx, e, dir, opts)
+	}
+	if e.Ordinal > 0 {
+		opts.DiscoveryWait = max(opts.DiscoveryWait, bootstrapWait)
+		fmt.Fprintf(opts.Log, "kura init: the cluster is seeded from backup %s: waiting to clone from an instance that holds it\n", e.Bootstrap)
+		return cloneOrInit(ctx, e, dir, opts, "")
+	}
+	out, err := cloneFromPeers(ctx, e, dir, opts, "", false)
+	if err != nil || out != "" {
+		return out, err
+	}
+	if opts.Restore == nil {
+		return "", errors.New("failed to prepare the data directory: the cluster is seeded from a backup but this kura cannot restore")
+	}
+	fmt.Fprintf(opts.Log, "kura init: no peer holds data: restoring backup %s\n", e.Bootstrap)
+	if err := opts.Restore(ctx, dir, e); err != nil {
+		return "", err
+	}
+	return Restored, nil
+}
+
+// prepareOwn prepares the data directory of an instance that is not being restored.
+func prepareOwn(ctx context.Context, e Env, dir string, opts InitOptions) (Outcome, error) {
 	var cloning cloningState
 	partial, err := readMarker(dir, CloningMarker, &cloning)
 	if err != nil {
@@ -255,6 +315,9 @@ func (o InitOptions) withDefaults(e Env) InitOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.BootstrapFile == "" {
+		o.BootstrapFile = contract.BootstrapFile
+	}
 	if o.CloneAttempts <= 0 {
 		o.CloneAttempts = 8
 	}
@@ -294,7 +357,7 @@ func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, pr
 		waitForAnswer := e.Ordinal > 0 && answered == 0
 		undecided := undecidedPeers(states)
 		if !required && !waitForAnswer && len(undecided) == 0 {
-			fmt.Fprintf(opts.Log, "kura init: %d peer(s) answered, none holds data: initialising an empty instance\n", answered)
+			fmt.Fprintf(opts.Log, "kura init: %d peer(s) answered, none holds data\n", answered)
 			return "", nil
 		}
 		if !required && len(undecided) > 0 {
@@ -309,7 +372,7 @@ func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, pr
 			if required {
 				return "", retryable(fmt.Errorf("failed to clone: no peer holding data answered within %s (%d answered)", opts.DiscoveryWait, answered))
 			}
-			fmt.Fprintf(opts.Log, "kura init: no peer answered within %s: initialising an empty instance\n", opts.DiscoveryWait)
+			fmt.Fprintf(opts.Log, "kura init: no peer answered within %s\n", opts.DiscoveryWait)
 			return "", nil
 		}
 		select {
@@ -320,13 +383,13 @@ func cloneFromPeers(ctx context.Context, e Env, dir string, opts InitOptions, pr
 	}
 }
 
-// RunInit is `kura init`.
-func RunInit(ctx context.Context, credDir string) error {
+// RunInit is `kura init`; restore seeds the first instance of a cluster with spec.bootstrap.
+func RunInit(ctx context.Context, credDir string, restore RestoreFunc) error {
 	e, err := LoadEnv(credDir, contract.InitCredentialKeys)
 	if err != nil {
 		return err
 	}
-	out, err := Init(ctx, e, DefaultInitPaths, InitOptions{Engine: engine.InitOptions{Output: os.Stderr}})
+	out, err := Init(ctx, e, DefaultInitPaths, InitOptions{Engine: engine.InitOptions{Output: os.Stderr}, Restore: restore})
 	if err != nil {
 		return err
 	}
@@ -335,6 +398,8 @@ func RunInit(ctx context.Context, credDir string) error {
 		fmt.Fprintf(os.Stderr, "kura init: initialised %s for %s (server_id %d)\n", contract.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
 	case Cloned:
 		fmt.Fprintf(os.Stderr, "kura init: cloned %s for %s (server_id %d)\n", contract.DataDir, e.PodName, mycnf.ServerIDBase+int(e.Ordinal))
+	case Restored:
+		fmt.Fprintf(os.Stderr, "kura init: restored %s for %s from backup %s (server_id %d)\n", contract.DataDir, e.PodName, e.Bootstrap, mycnf.ServerIDBase+int(e.Ordinal))
 	default:
 		fmt.Fprintf(os.Stderr, "kura init: %s already initialised; kept\n", contract.DataDir)
 	}

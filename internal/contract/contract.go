@@ -125,6 +125,9 @@ const (
 	EnvBootstrap  = "KURA_BOOTSTRAP"
 	BootstrapDir  = "/etc/kura/bootstrap"
 	BootstrapFile = BootstrapDir + "/restore.json"
+	// RestoreMarker is on the data volume from the start of a restore to its end: a data
+	// directory that carries it holds a partial restore, which is emptied and started over.
+	RestoreMarker = ".kura-restoring"
 )
 
 // Paths inside a backup Job's container (docs/backup.md). Credentials are files from
