@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
@@ -143,7 +144,29 @@ func Run(ctx context.Context, job Job, st storage.Storage, datadir string, d Dep
 		return res, err
 	}
 	seedStart := time.Now()
-	if err := seedBase(ctx, job, st, m, datadir, work, d); err != nil {
+	if m.Method == kurav1alpha1.BackupMethodPhysical {
+		if err := seedCopy(ctx, job, st, m, datadir, d); err != nil {
+			return res, err
+		}
+	} else if err := initEmpty(ctx, job, datadir, d); err != nil {
+		return res, err
+	}
+	srv, inst, err := private(ctx, datadir, work, "restore", job.Engine, d, restoreServerArgs...)
+	if err != nil {
+		return res, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			shutdown(srv, inst)
+		}
+	}()
+	if m.Method != kurav1alpha1.BackupMethodPhysical {
+		if err := loadDump(ctx, job, st, m, srv, d); err != nil {
+			return res, err
+		}
+	}
+	if err := setState(ctx, inst, m.Consistent.GTIDSet); err != nil {
 		return res, err
 	}
 	for _, o := range m.Objects {
@@ -152,7 +175,7 @@ func Run(ctx context.Context, job Job, st storage.Storage, datadir string, d Dep
 	res.SeedMS = time.Since(seedStart).Milliseconds()
 	replayStart := time.Now()
 	if len(files) > 0 {
-		if err := replay(ctx, datadir, work, files, want, job.Engine, d); err != nil {
+		if err := replay(ctx, srv, inst, files, want, job.Engine, d); err != nil {
 			return res, err
 		}
 	}
@@ -162,11 +185,18 @@ func Run(ctx context.Context, job Job, st storage.Storage, datadir string, d Dep
 	if !c.last.IsZero() {
 		res.TimeReached = c.last
 	}
-	got, err := openAccounts(ctx, datadir, work, want, job.Engine, d)
+	got, err := openAccounts(ctx, srv, work, want, job.Engine, d)
 	if err != nil {
 		return res, err
 	}
 	res.GTIDReached = got.String()
+	stopped = true
+	_ = inst.Close()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return res, fmt.Errorf("failed to stop the restored server cleanly: %w", err)
+	}
 	if err := os.Remove(filepath.Join(datadir, Marker)); err != nil {
 		return res, fmt.Errorf("failed to remove %s: %w", Marker, err)
 	}
@@ -220,44 +250,32 @@ func shutdown(srv *engine.PrivateServer, inst engine.Instance) {
 	_ = srv.Shutdown(ctx)
 }
 
-// The restore's private servers skip the grant tables until the accounts are set: the
+// The restore's private server skips the grant tables until the accounts are set: the
 // restored data holds the source's accounts, whose passwords may not be the cluster's.
-// Nobody else can reach them (no networking, a private socket).
-var noGrants = []string{"--skip-grant-tables", "--read-only=OFF"}
+// Nobody else can reach it (no networking, a private socket). Durability is relaxed while
+// it works: a restore cut short is started over anyway, and the clean shutdown at the end
+// writes everything.
+var restoreServerArgs = []string{"--skip-grant-tables", "--read-only=OFF",
+	"--innodb-flush-log-at-trx-commit=0", "--sync-binlog=0"}
 
-// seedBase fills datadir with the backup's data and its GTID state.
-func seedBase(ctx context.Context, job Job, st storage.Storage, m backup.Manifest, datadir, work string, d Deps) error {
-	state, err := gtid.Parse(gtid.MariaDB, m.Consistent.GTIDSet)
+// seedCopy extracts and prepares a physical backup into datadir through the clone path; the
+// GTID state is set on the restore's server.
+func seedCopy(ctx context.Context, job Job, st storage.Storage, m backup.Manifest, datadir string, d Deps) error {
+	res, err := seed.Into(ctx, backup.StoredCopy{Storage: st, Layout: job.Source, Backup: job.Backup}, datadir, seed.Options{
+		Engine: job.Engine, DefaultsFile: d.DefaultsFile, OperatorPassword: d.Credentials.Operator,
+		Tools: d.Tools, Server: d.Server, Log: d.Log, DeferGTIDState: true,
+	})
 	if err != nil {
 		return err
 	}
-	switch m.Method {
-	case kurav1alpha1.BackupMethodPhysical:
-		so := d.Server
-		so.ExtraArgs = append(append([]string(nil), so.ExtraArgs...), noGrants...)
-		res, err := seed.Into(ctx, backup.StoredCopy{Storage: st, Layout: job.Source, Backup: job.Backup}, datadir, seed.Options{
-			Engine: job.Engine, DefaultsFile: d.DefaultsFile, OperatorPassword: d.Credentials.Operator,
-			Tools: d.Tools, Server: so, Log: d.Log,
-		})
-		if err != nil {
-			return err
-		}
-		if !res.State.Equal(state) {
-			return fmt.Errorf("the copy's GTID state %q is not the manifest's %q", res.State, state)
-		}
-		return nil
-	default:
-		return loadDump(ctx, job, st, m, datadir, work, state, d)
+	if want := gtid.MustParse(gtid.MariaDB, m.Consistent.GTIDSet); !res.State.Equal(want) {
+		return fmt.Errorf("the copy's GTID state %q is not the manifest's %q", res.State, want)
 	}
+	return nil
 }
 
-// loadDump initialises datadir, loads the logical backup with binary logging off and sets
-// the GTID state to the dump's point.
-func loadDump(ctx context.Context, job Job, st storage.Storage, m backup.Manifest, datadir, work string, state gtid.Set, d Deps) error {
-	if len(m.Objects) != 1 {
-		return fmt.Errorf("backup %s has %d data objects; a logical backup has one", job.Backup, len(m.Objects))
-	}
-	obj := m.Objects[0]
+// initEmpty initialises datadir for a logical backup to be loaded into.
+func initEmpty(ctx context.Context, job Job, datadir string, d Deps) error {
 	init := d.Init
 	if init.Server == "" {
 		init.Server = d.Server.Program
@@ -265,15 +283,44 @@ func loadDump(ctx context.Context, job Job, st storage.Storage, m backup.Manifes
 	if init.OSUser == "" {
 		init.OSUser = d.Server.OSUser
 	}
-	if _, err := engine.InitDataDir(ctx, job.Engine, datadir, engine.StandardAccounts(d.Credentials), init); err != nil {
-		return err
-	}
-	srv, inst, err := private(ctx, datadir, work, "load", job.Engine, d, noGrants...)
+	_, err := engine.InitDataDir(ctx, job.Engine, datadir, engine.StandardAccounts(d.Credentials), init)
+	return err
+}
+
+// setState records the base's GTID state (gtid_binlog_state and gtid_slave_pos) and checks it.
+func setState(ctx context.Context, inst engine.Instance, set string) error {
+	state, err := gtid.Parse(gtid.MariaDB, set)
 	if err != nil {
 		return err
 	}
-	defer shutdown(srv, inst)
-	r, err := st.Get(ctx, job.Source.BackupPrefix(job.Backup)+obj.Name)
+	if err := inst.ResetGTIDState(ctx, state); err != nil {
+		return err
+	}
+	got, err := inst.ExecutedGTID(ctx)
+	if err != nil {
+		return err
+	}
+	if !got.Equal(state) {
+		return fmt.Errorf("failed to set the base's GTID state: %q, want %q", got, state)
+	}
+	return nil
+}
+
+// client is the SQL client's invocation against the restore's server.
+func client(srv *engine.PrivateServer, kind kurav1alpha1.Engine, d Deps, noBinlog bool) tools.Invocation {
+	return tools.Invocation{Engine: kind, Op: tools.Load, ServerDefaults: d.DefaultsFile, NoBinlog: noBinlog,
+		Account: tools.Account{User: engine.OperatorUser, Password: d.Credentials.Operator, Socket: srv.Socket()}}
+}
+
+// loadDump loads the logical backup with binary logging off, checking the stored object's
+// size and SHA-256 as it streams.
+func loadDump(ctx context.Context, job Job, st storage.Storage, m backup.Manifest, srv *engine.PrivateServer, d Deps) error {
+	if len(m.Objects) != 1 {
+		return fmt.Errorf("backup %s has %d data objects; a logical backup has one", job.Backup, len(m.Objects))
+	}
+	obj := m.Objects[0]
+	key := job.Source.BackupPrefix(job.Backup) + obj.Name
+	r, err := st.Get(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -285,28 +332,16 @@ func loadDump(ctx context.Context, job Job, st storage.Storage, m backup.Manifes
 		return err
 	}
 	defer func() { _ = dec.Close() }()
-	load := tools.Invocation{Engine: job.Engine, Op: tools.Load, ServerDefaults: d.DefaultsFile, NoBinlog: true,
-		Account: tools.Account{User: engine.OperatorUser, Password: d.Credentials.Operator, Socket: srv.Socket()}}
-	if _, err := d.Tools.Run(ctx, load, tools.Options{Stdin: dec}); err != nil {
-		return fmt.Errorf("failed to load %s: %w", st.Location(job.Source.BackupPrefix(job.Backup)+obj.Name), err)
+	if _, err := d.Tools.Run(ctx, client(srv, job.Engine, d, true), tools.Options{Stdin: dec}); err != nil {
+		return fmt.Errorf("failed to load %s: %w", st.Location(key), err)
 	}
 	// Drain what the client left unread (trailing comments), so the checksum covers it all.
 	if _, err := io.Copy(io.Discard, dec); err != nil {
-		return fmt.Errorf("failed to read %s: %w", obj.Name, err)
+		return fmt.Errorf("failed to read %s: %w", st.Location(key), err)
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); counted.n != obj.Size || sum != obj.SHA256 {
 		return fmt.Errorf("backup object %s: %d bytes with SHA-256 %s, the manifest says %d bytes with %s",
-			st.Location(job.Source.BackupPrefix(job.Backup)+obj.Name), counted.n, sum, obj.Size, obj.SHA256)
-	}
-	if err := inst.ResetGTIDState(ctx, state); err != nil {
-		return err
-	}
-	got, err := inst.ExecutedGTID(ctx)
-	if err != nil {
-		return err
-	}
-	if !got.Equal(state) {
-		return fmt.Errorf("failed to set the GTID state of the loaded dump: %q, want %q", got, state)
+			st.Location(key), counted.n, sum, obj.Size, obj.SHA256)
 	}
 	return nil
 }
@@ -322,15 +357,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// replay applies the staged binary logs on a private server: mariadb-binlog decodes them,
-// the client applies them with their original GTIDs (binary logging on, so the server
-// records each one), and the executed set must then be exactly want.
-func replay(ctx context.Context, datadir, work string, files []string, want gtid.Set, kind kurav1alpha1.Engine, d Deps) error {
-	srv, inst, err := private(ctx, datadir, work, "replay", kind, d, noGrants...)
-	if err != nil {
-		return err
-	}
-	defer shutdown(srv, inst)
+// replay applies the staged binary logs: mariadb-binlog decodes them, the client applies
+// them with their original GTIDs (binary logging on, so the server records each one), and the
+// executed set must then be exactly want.
+func replay(ctx context.Context, srv *engine.PrivateServer, inst engine.Instance, files []string, want gtid.Set, kind kurav1alpha1.Engine, d Deps) error {
 	pr, pw := io.Pipe()
 	decodeErr := make(chan error, 1)
 	go func() {
@@ -338,9 +368,7 @@ func replay(ctx context.Context, datadir, work string, files []string, want gtid
 		_ = pw.CloseWithError(err)
 		decodeErr <- err
 	}()
-	load := tools.Invocation{Engine: kind, Op: tools.Load, ServerDefaults: d.DefaultsFile,
-		Account: tools.Account{User: engine.OperatorUser, Password: d.Credentials.Operator, Socket: srv.Socket()}}
-	_, loadErr := d.Tools.Run(ctx, load, tools.Options{Stdin: pr})
+	_, loadErr := d.Tools.Run(ctx, client(srv, kind, d, false), tools.Options{Stdin: pr})
 	_ = pr.CloseWithError(errors.New("the client stopped reading"))
 	if err := <-decodeErr; err != nil && loadErr == nil {
 		return fmt.Errorf("failed to decode the archived binary log: %w", err)
@@ -358,24 +386,24 @@ func replay(ctx context.Context, datadir, work string, files []string, want gtid
 	return nil
 }
 
-// openAccounts starts the restored data with the cluster's accounts (set by the server's
-// init file, outside the binary log), logs in with them, checks them and the executed set,
-// and stops it.
-func openAccounts(ctx context.Context, datadir, work string, want gtid.Set, kind kurav1alpha1.Engine, d Deps) (gtid.Set, error) {
+// openAccounts gives the restored data the cluster's accounts: the account script (the one
+// a new data directory gets) runs with binary logging off, its FLUSH PRIVILEGES turning the
+// grant tables on; then a new connection logs in with the cluster's operator password and
+// checks every account and the executed set.
+func openAccounts(ctx context.Context, srv *engine.PrivateServer, work string, want gtid.Set, kind kurav1alpha1.Engine, d Deps) (gtid.Set, error) {
 	accounts := engine.StandardAccounts(d.Credentials)
 	script, err := engine.AccountsScript(kind, accounts)
 	if err != nil {
 		return gtid.Set{}, err
 	}
-	file := filepath.Join(work, "accounts.sql")
-	if err := os.WriteFile(file, []byte(script), 0o600); err != nil {
-		return gtid.Set{}, fmt.Errorf("failed to write %s: %w", file, err)
+	if _, err := d.Tools.Run(ctx, client(srv, kind, d, true), tools.Options{Stdin: strings.NewReader(script)}); err != nil {
+		return gtid.Set{}, fmt.Errorf("failed to set the cluster's accounts: %w", err)
 	}
-	srv, inst, err := private(ctx, datadir, work, "open", kind, d, "--init-file="+file)
+	inst, err := engine.Open(kind, engine.Endpoint{Socket: srv.Socket(), User: engine.OperatorUser, Password: d.Credentials.Operator}, engine.Options{})
 	if err != nil {
 		return gtid.Set{}, err
 	}
-	defer shutdown(srv, inst)
+	defer func() { _ = inst.Close() }()
 	if err := inst.CheckAccounts(ctx, accounts); err != nil {
 		return gtid.Set{}, err
 	}

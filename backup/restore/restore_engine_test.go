@@ -126,7 +126,7 @@ func equalInts(a, b []int) bool {
 }
 
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	src     *enginetest.Instance
 	target  *enginetest.Instance
 	st      storage.Storage
@@ -138,7 +138,7 @@ type rig struct {
 
 // newRig starts a source with a binary log archive streaming to S3 and a second instance the
 // restores go into.
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	if testing.Short() {
 		t.Skip("engine tier: needs mariadbd, mariadb-backup, mariadb-binlog and the S3 server; not run with -short")
 	}

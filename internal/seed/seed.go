@@ -54,6 +54,9 @@ type Options struct {
 	UseMemory string
 	// Server is the private server (program, OS user).
 	Server engine.PrivateServerOptions
+	// DeferGTIDState leaves setting the GTID state (Result.State) to the caller, which starts
+	// the copy itself anyway (a restore, on the server it replays on): one server start less.
+	DeferGTIDState bool
 	// StallTimeout aborts a copy whose stream delivers nothing for this long (default 10m).
 	StallTimeout time.Duration
 	// Log receives progress lines (default stderr).
@@ -149,8 +152,10 @@ func Into(ctx context.Context, src Source, datadir string, opts Options) (Result
 		return res, err
 	}
 	res.State = state
-	if err := setGTIDState(ctx, datadir, state, kind, opts); err != nil {
-		return res, err
+	if !opts.DeferGTIDState {
+		if err := setGTIDState(ctx, datadir, state, kind, opts); err != nil {
+			return res, err
+		}
 	}
 	if err := writeJSON(datadir, engine.InitMarker, map[string]any{"clonedFrom": src.Name(), "state": state.String()}); err != nil {
 		return res, err
