@@ -134,11 +134,16 @@ type rig struct {
 	archive *archive.Archiver
 	stop    func()
 	rows    []row
+	// replicas replicate from src (newRigWith).
+	replicas []*enginetest.Instance
 }
 
 // newRig starts a source with a binary log archive streaming to S3 and a second instance the
 // restores go into.
-func newRig(t testing.TB) *rig {
+func newRig(t testing.TB) *rig { return newRigWith(t, 0) }
+
+// newRigWith adds replicas of the source, which the archive may also stream from.
+func newRigWith(t testing.TB, replicas int) *rig {
 	if testing.Short() {
 		t.Skip("engine tier: needs mariadbd, mariadb-backup, mariadb-binlog and the S3 server; not run with -short")
 	}
@@ -147,8 +152,8 @@ func newRig(t testing.TB) *rig {
 			t.Fatalf("%s not found: run make deps", p)
 		}
 	}
-	c := enginetest.Start(t, 2, enginetest.Options{})
-	r := &rig{t: t, src: c.Instances[0], target: c.Instances[1]}
+	c := enginetest.Start(t, 2+replicas, enginetest.Options{})
+	r := &rig{t: t, src: c.Instances[0], target: c.Instances[1], replicas: c.Instances[2:]}
 	srv := s3test.Start(t, "backups")
 	st, err := storage.NewS3(storage.S3Config{Endpoint: srv.Endpoint, Region: "us-east-1", Bucket: "backups", PathStyle: true,
 		AccessKeyID: s3test.AccessKey, SecretAccessKey: s3test.SecretKey, PartSize: 8 << 20})
@@ -160,10 +165,21 @@ func newRig(t testing.TB) *rig {
 		t.Fatal(err)
 	}
 	mustExec(t, r.src.DB(), "CREATE DATABASE app", "CREATE TABLE app.w (id INT PRIMARY KEY)")
+	sources := []string{fmt.Sprintf("%s:%d", r.src.Host, r.src.Port)}
+	for _, rep := range r.replicas {
+		ri := rep.Open(engine.Options{})
+		if err := ri.ConfigureReplica(context.Background(), r.src.ReplicationSource()); err != nil {
+			t.Fatal(err)
+		}
+		if err := ri.StartReplication(context.Background(), engine.BothThreads); err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, fmt.Sprintf("%s:%d", rep.Host, rep.Port))
+	}
 	a, err := archive.New(archive.Config{Layout: lineage, Storage: st, User: engine.AgentUser, Password: enginetest.AgentPassword,
 		ServerID: 3_000_000_002, PieceInterval: 300 * time.Millisecond, Heartbeat: 200 * time.Millisecond,
 		PrimaryCheck: 300 * time.Millisecond, LeaseTTL: 3 * time.Second,
-		Sources: []string{fmt.Sprintf("%s:%d", r.src.Host, r.src.Port)},
+		Sources: sources,
 		Log:     func(f string, args ...any) { t.Logf(f, args...) }})
 	if err != nil {
 		t.Fatal(err)
@@ -474,5 +490,62 @@ func TestBootstrapThroughInit(t *testing.T) {
 	r.target.Restart()
 	if got := ids(t, r.target.DB()); !equalInts(got, span(1, 15)) {
 		t.Fatalf("rows %v, want 1..15", got)
+	}
+}
+
+// A failover in the middle of the archive: the primary dies after its replica has every
+// transaction, the replica is promoted and takes writes under its own server id, and the
+// archive follows it by GTID. A restore from a backup of the old primary to a GTID and to a
+// time after the failover replays across it and gives exactly the rows up to the target.
+func TestPointInTimeRestoreAcrossAFailover(t *testing.T) {
+	r := newRigWith(t, 1)
+	ctx := context.Background()
+	old, next := r.src, r.replicas[0]
+	r.rows = writeRows(t, old.DB(), 1, 11)
+	r.backup("before", kurav1alpha1.BackupMethodPhysical)
+	r.rows = append(r.rows, writeRows(t, old.DB(), 11, 21)...)
+	r.waitArchived()
+
+	ni := next.Open(engine.Options{})
+	set, err := old.Open(engine.Options{}).ExecutedGTID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ni.WaitForGTID(ctx, set, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	old.Kill()
+	if err := ni.StopReplicaAndReset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ni.SetReadOnly(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	nextSecond()
+	r.rows = append(r.rows, writeRows(t, next.DB(), 21, 31)...)
+	endC := r.rows[len(r.rows)-1].at.Truncate(time.Second)
+	nextSecond()
+	r.rows = append(r.rows, writeRows(t, next.DB(), 31, 41)...)
+	r.waitArchived()
+	if !strings.Contains(r.rows[24].gtid, fmt.Sprintf("-%d-", next.ServerID)) {
+		t.Fatalf("row 25 (%s) was not committed by the promoted replica (server %d)", r.rows[24].gtid, next.ServerID)
+	}
+
+	for _, tc := range []struct {
+		target Target
+		want   []int
+	}{
+		{Target{GTID: r.rows[24].gtid}, span(1, 25)},
+		{Target{Time: timePtr(endC)}, span(1, 30)},
+		{Target{GTID: r.rows[39].gtid}, span(1, 40)},
+	} {
+		res, err := r.restore(Job{Backup: "before", Target: tc.target})
+		if err != nil {
+			t.Fatalf("restore to %s: %v", tc.target, err)
+		}
+		if got := ids(t, r.target.DB()); !equalInts(got, tc.want) {
+			t.Fatalf("restore to %s across the failover: rows %v, want %v", tc.target, got, tc.want)
+		}
+		t.Logf("restore to %s across the failover: %d rows, %d replayed from pieces %v, GTID %s", tc.target, len(tc.want), res.Replayed, res.Plan.Pieces, res.GTIDReached)
 	}
 }
