@@ -92,6 +92,8 @@ type Result struct {
 	DurationMS int64 `json:"durationMS,omitempty"`
 	SeedMS     int64 `json:"seedMS,omitempty"`
 	ReplayMS   int64 `json:"replayMS,omitempty"`
+	// Verification is what a verification by restore read back (kura restore verify).
+	Verification *Verification `json:"verification,omitempty"`
 	// Error says why the restore failed (empty on success).
 	Error string `json:"error,omitempty"`
 }

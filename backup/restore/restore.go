@@ -332,16 +332,19 @@ func loadDump(ctx context.Context, job Job, st storage.Storage, m backup.Manifes
 		return err
 	}
 	defer func() { _ = dec.Close() }()
-	if _, err := d.Tools.Run(ctx, client(srv, job.Engine, d, true), tools.Options{Stdin: dec}); err != nil {
-		return fmt.Errorf("failed to load %s: %w", st.Location(key), err)
-	}
-	// Drain what the client left unread (trailing comments), so the checksum covers it all.
-	if _, err := io.Copy(io.Discard, dec); err != nil {
+	_, loadErr := d.Tools.Run(ctx, client(srv, job.Engine, d, true), tools.Options{Stdin: dec})
+	// Read what is left of the stored object (trailing comments the client did not need, or
+	// everything after a failure), so the checksum covers it all: altered bytes are named as
+	// such rather than by whatever they broke.
+	if _, err := io.Copy(io.Discard, counted); err != nil && loadErr == nil {
 		return fmt.Errorf("failed to read %s: %w", st.Location(key), err)
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); counted.n != obj.Size || sum != obj.SHA256 {
-		return fmt.Errorf("backup object %s: %d bytes with SHA-256 %s, the manifest says %d bytes with %s",
+		return fmt.Errorf("backup object %s does not match its manifest: %d bytes with SHA-256 %s, the manifest says %d bytes with %s",
 			st.Location(key), counted.n, sum, obj.Size, obj.SHA256)
+	}
+	if loadErr != nil {
+		return fmt.Errorf("failed to load %s: %w", st.Location(key), loadErr)
 	}
 	return nil
 }
