@@ -1,9 +1,7 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -187,15 +185,6 @@ func (c *cluster) podIPs(ctx context.Context) map[string]string {
 	return m
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, cond := range p.Status.Conditions {
-		if cond.Type == corev1.PodReady {
-			return cond.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // converged is nil when the cluster is Healthy and Available, every instance is healthy and
 // its Pod ready, the operator's Pod is ready, and (with a probe) the status's primary is the one
 // instance that accepts writes.
@@ -226,18 +215,18 @@ func (c *cluster) converged(ctx context.Context, p *probe) error {
 	}
 	ready := 0
 	for i := range pods {
-		if podReady(&pods[i]) && pods[i].DeletionTimestamp == nil {
+		if e2eutil.PodReady(&pods[i]) && pods[i].DeletionTimestamp == nil {
 			ready++
 		}
 	}
 	if ready != c.replicas || len(pods) != c.replicas {
 		return fmt.Errorf("%d of %d instance Pods ready", ready, c.replicas)
 	}
-	op, err := operatorPod(ctx)
+	op, err := e2eutil.OperatorPod(ctx, env.Client)
 	if err != nil {
 		return err
 	}
-	if !podReady(op) {
+	if !e2eutil.PodReady(op) {
 		return fmt.Errorf("the operator's Pod %s is not ready", op.Name)
 	}
 	if p != nil {
@@ -258,47 +247,11 @@ func conditionSummary(mc *kurav1alpha1.MySQLCluster) string {
 	return strings.Join(parts, "; ")
 }
 
-// operatorPod is the running operator Pod.
-func operatorPod(ctx context.Context) (*corev1.Pod, error) {
-	var l corev1.PodList
-	if err := env.Client.List(ctx, &l, client.InNamespace(e2eutil.OperatorNamespace)); err != nil {
-		return nil, err
-	}
-	for i := range l.Items {
-		if l.Items[i].DeletionTimestamp == nil && len(l.Items[i].Spec.Containers) > 0 && l.Items[i].Spec.Containers[0].Name == "operator" {
-			return &l.Items[i], nil
-		}
-	}
-	return nil, fmt.Errorf("no operator Pod in %s", e2eutil.OperatorNamespace)
-}
-
-// events lists the namespace's Events, oldest first.
-func (c *cluster) events(ctx context.Context) []corev1.Event {
-	var l corev1.EventList
-	if err := env.Client.List(ctx, &l, client.InNamespace(c.ns)); err != nil {
-		return nil
-	}
-	sort.Slice(l.Items, func(i, j int) bool { return eventTime(&l.Items[i]).Before(eventTime(&l.Items[j])) })
-	return l.Items
-}
-
-func eventTime(e *corev1.Event) time.Time {
-	switch {
-	case e.Series != nil:
-		return e.Series.LastObservedTime.Time
-	case !e.LastTimestamp.IsZero():
-		return e.LastTimestamp.Time
-	case !e.EventTime.IsZero():
-		return e.EventTime.Time
-	}
-	return e.CreationTimestamp.Time
-}
-
 // eventVersions maps each Event with reason to its resourceVersion: an Event not in an earlier
 // map, or with another version, happened since.
 func (c *cluster) eventVersions(ctx context.Context, reason string) map[string]string {
 	m := map[string]string{}
-	for _, e := range c.events(ctx) {
+	for _, e := range e2eutil.Events(ctx, env.Client, c.ns) {
 		if e.Reason == reason {
 			m[e.Name] = e.ResourceVersion
 		}
@@ -309,57 +262,5 @@ func (c *cluster) eventVersions(ctx context.Context, reason string) map[string]s
 // dump is the evidence of a round that went wrong: status, Events, Pods and the operator's
 // log tail.
 func (c *cluster) dump(ctx context.Context) string {
-	var b strings.Builder
-	if mc, err := c.get(ctx); err == nil {
-		st, _ := json.MarshalIndent(mc.Status, "  ", "  ")
-		fmt.Fprintf(&b, "status of %s/%s:\n  %s\n", c.ns, c.name, st)
-	}
-	b.WriteString("events (last 40):\n")
-	evs := c.events(ctx)
-	if len(evs) > 40 {
-		evs = evs[len(evs)-40:]
-	}
-	for _, e := range evs {
-		fmt.Fprintf(&b, "  %s %s %s %s: %s\n", stamp(eventTime(&e)), e.Type, e.Reason, e.InvolvedObject.Name, e.Message)
-	}
-	if pods, err := c.pods(ctx); err == nil {
-		b.WriteString("pods:\n")
-		for _, p := range pods {
-			fmt.Fprintf(&b, "  %s ip=%s ready=%t role=%s", p.Name, p.Status.PodIP, podReady(&p), p.Labels[contract.LabelRole])
-			for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
-				state := "running"
-				switch {
-				case s.State.Waiting != nil:
-					state = "waiting:" + s.State.Waiting.Reason
-				case s.State.Terminated != nil:
-					state = "terminated:" + s.State.Terminated.Reason
-				}
-				fmt.Fprintf(&b, " %s=%s/restarts=%d", s.Name, state, s.RestartCount)
-			}
-			b.WriteString("\n")
-		}
-	}
-	if op, err := operatorPod(ctx); err == nil {
-		fmt.Fprintf(&b, "operator log tail (%s):\n%s", op.Name, tail(env.LC.PodLogPath(op.Namespace, op.Name, "operator"), 60))
-	}
-	return b.String()
-}
-
-// tail returns the last n lines of a file, indented.
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "  (" + err.Error() + ")\n"
-	}
-	defer func() { _ = f.Close() }()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return "  " + strings.Join(lines, "\n  ") + "\n"
+	return e2eutil.Evidence(ctx, env.Client, env.LC, c.ns, c.name)
 }

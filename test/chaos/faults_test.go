@@ -53,7 +53,7 @@ var faults = []fault{
 		return r.partitionPod(ctx, r.primary(), nil, longPartitionFor)
 	}},
 	{"operator-partition", func(ctx context.Context, r *round) error {
-		op, err := operatorPod(ctx)
+		op, err := e2eutil.OperatorPod(ctx, env.Client)
 		if err != nil {
 			return err
 		}
@@ -81,7 +81,7 @@ var faults = []fault{
 	}},
 	{"operator-kill-mid-reclone", func(ctx context.Context, r *round) error { return r.killOperatorMidReclone(ctx) }},
 	{"primary-and-operator-kill", func(ctx context.Context, r *round) error {
-		op, err := operatorPod(ctx)
+		op, err := e2eutil.OperatorPod(ctx, env.Client)
 		if err != nil {
 			return err
 		}
@@ -213,7 +213,7 @@ const (
 // operator publishes it (status, Events) and the instances show it, then kills the operator.
 // What had actually happened when the operator died is noted.
 func (r *round) killOperatorAt(ctx context.Context, stage string) error {
-	op, err := operatorPod(ctx)
+	op, err := e2eutil.OperatorPod(ctx, env.Client)
 	if err != nil {
 		return err
 	}
@@ -413,7 +413,7 @@ func (r *round) switchover(ctx context.Context) error {
 // clone runs. The replica must come back as a healthy replica of the primary, its errant
 // transaction kept aside.
 func (r *round) killOperatorMidReclone(ctx context.Context) error {
-	op, err := operatorPod(ctx)
+	op, err := e2eutil.OperatorPod(ctx, env.Client)
 	if err != nil {
 		return err
 	}
@@ -465,7 +465,7 @@ func (r *round) killOperatorMidReclone(ctx context.Context) error {
 			return err
 		}
 		for _, p := range pods {
-			if p.Name == victim && string(p.UID) != uid && p.DeletionTimestamp == nil && !podReady(&p) {
+			if p.Name == victim && string(p.UID) != uid && p.DeletionTimestamp == nil && !e2eutil.PodReady(&p) {
 				return nil
 			}
 		}

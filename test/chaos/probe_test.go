@@ -36,7 +36,7 @@ func (d dualMoment) String() string {
 		d.A.Pod, d.A.IP, stamp(d.A.Sent), stamp(d.A.Got), d.B.Pod, d.B.IP, stamp(d.B.Sent), stamp(d.B.Got))
 }
 
-func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000") }
+func stamp(t time.Time) string { return e2eutil.Stamp(t) }
 
 // probe asks every instance, by its Pod IP, whether it accepts writes, many times a second,
 // each instance on its own so a frozen one does not slow the others down. ignoresReadOnly

@@ -78,7 +78,7 @@ func TestClusterLifecycle(t *testing.T) {
 		w.waitFlowing(t)
 		at := time.Now()
 		act(before.Status.CurrentPrimary)
-		waitFor(t, "a new primary", 2*time.Minute, func() error {
+		awaitCluster(t, ns, name, "a new primary", 2*time.Minute, func() error {
 			if c := get(t, ns, name); c.Status.CurrentPrimary == before.Status.CurrentPrimary || c.Status.Term <= before.Status.Term {
 				return fmt.Errorf("primary %s term %d", c.Status.CurrentPrimary, c.Status.Term)
 			}
@@ -92,7 +92,7 @@ func TestClusterLifecycle(t *testing.T) {
 			t.Fatalf("%d of %d acknowledged writes lost: %v", len(lost), len(acked), lost)
 		}
 		t.Logf("%s: %d acknowledged writes, none lost", what, len(acked))
-		waitFor(t, "the cluster healed to 3 healthy instances", 4*time.Minute, healthy(t, ns, name, 3))
+		awaitCluster(t, ns, name, "the cluster healed to 3 healthy instances", 4*time.Minute, healthy(t, ns, name, 3))
 	}
 
 	t.Run("a node agent crash and restart under writes changes nothing", func(t *testing.T) {

@@ -94,6 +94,15 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() error
 	e2eutil.WaitFor(t, what, timeout, cond)
 }
 
+// awaitCluster is waitFor for a cluster: at the deadline the failure carries the evidence
+// (status, Events, Pods, the operator's log tail).
+func awaitCluster(t testing.TB, ns, name, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	if err := e2eutil.Await(timeout, 250*time.Millisecond, cond); err != nil {
+		t.Fatalf("timed out after %s waiting for %s: %v\n%s", timeout, what, err, e2eutil.Evidence(context.Background(), k8s, lc, ns, name))
+	}
+}
+
 // healthy reports nil once the cluster is Healthy with n healthy instances, one primary.
 func healthy(t testing.TB, ns, name string, n int) func() error {
 	return func() error {
