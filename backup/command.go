@@ -49,7 +49,15 @@ type Job struct {
 	Storage StorageConfig `json:"storage"`
 	// AgentPasswordFile holds the agent account's password.
 	AgentPasswordFile string `json:"agentPasswordFile"`
+	// PruneArchiveBelow, on a delete, is the GTID position of the oldest backup of the
+	// lineage that is kept: the binary log archive's pieces wholly below it go with the
+	// deleted backup (dba rule 18). Empty: the archive is left alone.
+	PruneArchiveBelow string `json:"pruneArchiveBelow,omitempty"`
 }
+
+// Pruner deletes a lineage's archived binary log below a GTID position (archive.Prune; the
+// archive package builds on this one, so the command is given it).
+type Pruner func(ctx context.Context, st storage.Storage, l Layout, keep string, log io.Writer) (int, error)
 
 // OpenStorage opens the configured storage; for S3 it checks the bucket and credentials.
 func OpenStorage(ctx context.Context, c StorageConfig) (storage.Storage, error) {
@@ -150,8 +158,14 @@ func (s Summary) Encode() []byte {
 	}
 }
 
-// Command is `kura backup run|delete|cleanup --request=<json>`.
+// Command is CommandWith without archive pruning.
 func Command(ctx context.Context, args []string, stderr io.Writer) error {
+	return CommandWith(ctx, args, stderr, nil)
+}
+
+// CommandWith is `kura backup run|delete|cleanup --request=<json>`; prune runs a delete's
+// PruneArchiveBelow.
+func CommandWith(ctx context.Context, args []string, stderr io.Writer, prune Pruner) error {
 	if len(args) == 0 || (args[0] != "run" && args[0] != "delete" && args[0] != "cleanup") {
 		return errors.New("usage: kura backup run|delete|cleanup --request=<json> [--termination-log=/dev/termination-log]")
 	}
@@ -168,7 +182,7 @@ func Command(ctx context.Context, args []string, stderr io.Writer) error {
 	l := Layout{Namespace: job.Namespace, Cluster: job.Cluster, Lineage: job.Lineage}
 	switch args[0] {
 	case "delete":
-		return deleteJob(ctx, job, l, stderr)
+		return deleteJob(ctx, job, l, stderr, prune)
 	case "cleanup":
 		return cleanupJob(ctx, job, l, stderr)
 	}
@@ -200,10 +214,18 @@ func runJob(ctx context.Context, job Job, log io.Writer) (Manifest, storage.Stor
 
 // deleteJob deletes every stored object of the backup, the manifest first, so a backup
 // whose deletion is interrupted no longer exists.
-func deleteJob(ctx context.Context, job Job, l Layout, log io.Writer) error {
+func deleteJob(ctx context.Context, job Job, l Layout, log io.Writer, prune Pruner) error {
 	st, err := openLineage(ctx, job, l)
 	if err != nil {
 		return err
+	}
+	if job.PruneArchiveBelow != "" && prune != nil {
+		defer func() {
+			// The backup is gone whatever happens here; a failed prune is retried by the next.
+			if _, err := prune(ctx, st, l, job.PruneArchiveBelow, log); err != nil {
+				fmt.Fprintf(log, "kura backup: failed to prune the archive below %s: %v\n", job.PruneArchiveBelow, err)
+			}
+		}()
 	}
 	if err := st.Delete(ctx, l.ManifestKey(job.Name)); err != nil {
 		return err

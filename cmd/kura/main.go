@@ -92,7 +92,7 @@ func run(args []string) error {
 		if len(args) > 1 && args[1] == "create" {
 			return createBackup(ctx, args[2:])
 		}
-		return backup.Command(ctx, args[1:], os.Stderr)
+		return backup.CommandWith(ctx, args[1:], os.Stderr, archive.Prune)
 	case "archive":
 		return archive.Command(ctx, args[1:], os.Stderr)
 	case "restore":

@@ -274,3 +274,25 @@ func TestFromServer(t *testing.T) {
 		t.Errorf("FromServer of a MySQL set = %q, want empty", got)
 	}
 }
+
+func TestEarliest(t *testing.T) {
+	for _, tc := range []struct {
+		sets []string
+		want string
+	}{
+		{[]string{"0-1-10"}, "0-1-10"},
+		{[]string{"0-1-10", "0-1-7", "0-2-12"}, "0-1-7"},
+		{[]string{"0-1-10,1-5-3", "0-1-12,1-5-9"}, "0-1-10,1-5-3"},
+		{[]string{"0-1-10,1-5-3", "0-1-12"}, "0-1-10"},
+		{[]string{"0-1-10,0-2-4", "0-3-11"}, "0-1-10"},
+		{nil, ""},
+	} {
+		var sets []Set
+		for _, s := range tc.sets {
+			sets = append(sets, MustParse(MariaDB, s))
+		}
+		if got := Earliest(sets...); got.String() != tc.want {
+			t.Errorf("Earliest(%v) = %q, want %q", tc.sets, got, tc.want)
+		}
+	}
+}

@@ -181,3 +181,36 @@ func (s Set) FromServer(id uint32) Set {
 	}
 	return Set{flavor: s.flavor, maria: out}
 }
+
+// Earliest returns, for MariaDB sets, the position every one of them has reached: per domain
+// the lowest of their positions' sequence numbers, and no entry for a domain some set lacks
+// (nothing of it is common). With no sets it is empty.
+func Earliest(sets ...Set) Set {
+	out := Set{flavor: MariaDB, maria: map[DomainServer]uint64{}}
+	if len(sets) == 0 {
+		return out
+	}
+	low := map[uint32]MariaDBGTID{}
+	for _, g := range sets[0].Position().MariaDBGTIDs() {
+		low[g.Domain] = g
+	}
+	for _, s := range sets[1:] {
+		pos := map[uint32]MariaDBGTID{}
+		for _, g := range s.Position().MariaDBGTIDs() {
+			pos[g.Domain] = g
+		}
+		for d, g := range low {
+			o, ok := pos[d]
+			switch {
+			case !ok:
+				delete(low, d)
+			case o.Seq < g.Seq:
+				low[d] = o
+			}
+		}
+	}
+	for _, g := range low {
+		out.maria[DomainServer{Domain: g.Domain, Server: g.Server}] = g.Seq
+	}
+	return out
+}
