@@ -9,16 +9,51 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 )
 
 // AsideDir is where the data an instance had before a re-clone is kept, on the same volume
-// (a rename, no copy): .kura-aside/<UTC time>/. Only the newest copy is kept.
-const AsideDir = ".kura-aside"
+// (a rename, no copy): kura-aside/<UTC time>/. Only the newest copy is kept.
+const AsideDir = contract.AsideDir
 
 // keptEntries are never moved aside or cleared: the aside copies, the file system's
 // lost+found and the markers that say what is going on.
-var keptEntries = map[string]bool{AsideDir: true, "lost+found": true, RecloneMarker: true, CloningMarker: true}
+var keptEntries = map[string]bool{AsideDir: true, contract.LegacyAsideDir: true, "lost+found": true, RecloneMarker: true, CloningMarker: true}
+
+// migrateAside renames the aside directory of an earlier version (contract.LegacyAsideDir),
+// whose name stopped every physical copy of the instance, to AsideDir; copies already in
+// AsideDir win over legacy ones of the same name.
+func migrateAside(dir string, log io.Writer) error {
+	legacy := filepath.Join(dir, contract.LegacyAsideDir)
+	entries, err := os.ReadDir(legacy)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failed to read %s: %w", legacy, err)
+	}
+	root := filepath.Join(dir, AsideDir)
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return fmt.Errorf("failed to create %s: %w", root, err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue // db.opt the server wrote, taking the directory for a database
+		}
+		if _, err := os.Stat(filepath.Join(root, e.Name())); err == nil {
+			continue
+		}
+		if err := os.Rename(filepath.Join(legacy, e.Name()), filepath.Join(root, e.Name())); err != nil {
+			return fmt.Errorf("failed to move %s to %s: %w", e.Name(), root, err)
+		}
+	}
+	if err := os.RemoveAll(legacy); err != nil {
+		return fmt.Errorf("failed to remove %s: %w", legacy, err)
+	}
+	_, _ = fmt.Fprintf(log, "kura init: moved the aside copies from %s to %s\n", legacy, root)
+	return syncDir(dir)
+}
 
 // moveAside renames everything in dir into a new aside directory, then removes older aside
 // copies. A directory with nothing to move leaves the existing aside copy alone.

@@ -166,6 +166,9 @@ func Init(ctx context.Context, e Env, paths InitPaths, opts InitOptions) (Outcom
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("failed to create %s: %w", dir, err)
 	}
+	if err := migrateAside(dir, opts.Log); err != nil {
+		return "", err
+	}
 	// A failed clone is retried here, with back-off, rather than by exiting: an init
 	// container that exits is restarted by Kubernetes with a growing back-off
 	// (Init:CrashLoopBackOff) and every restart starts the copy over anyway.

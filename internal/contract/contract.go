@@ -128,6 +128,11 @@ const (
 	// RestoreMarker is on the data volume from the start of a restore to its end: a data
 	// directory that carries it holds a partial restore, which is emptied and started over.
 	RestoreMarker = ".kura-restoring"
+	// AsideDir, on the data volume, keeps the data an instance had before a re-clone. A
+	// physical copy leaves it out: mariadb-backup takes it for a database, and mbstream
+	// refuses a name that starts with a dot (and stops extracting), which LegacyAsideDir did.
+	AsideDir       = "kura-aside"
+	LegacyAsideDir = ".kura-aside"
 )
 
 // Paths inside a backup Job's container (docs/backup.md). Credentials are files from

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
@@ -121,7 +122,7 @@ func Into(ctx context.Context, src Source, datadir string, opts Options) (Result
 	fmt.Fprintf(opts.log(), "kura: copying from %s (server_id %d, %s)\n", src.Name(), stream.Header.ServerID, stream.Header.Version)
 	watched := &stallWatch{r: stream, timeout: opts.StallTimeout, cancel: cancel}
 	stop := watched.start()
-	_, err = opts.Tools.Run(ctx, tools.Invocation{Engine: kind, Op: tools.Extract, Dir: datadir}, tools.Options{Stdin: watched})
+	run, err := opts.Tools.Run(ctx, tools.Invocation{Engine: kind, Op: tools.Extract, Dir: datadir}, tools.Options{Stdin: watched})
 	stop()
 	if stream.Trailer == nil {
 		// The trailer is the proof of completeness: without it nothing extracted is used.
@@ -132,7 +133,9 @@ func Into(ctx context.Context, src Source, datadir string, opts Options) (Result
 		case cause == nil && err != nil:
 			return res, fmt.Errorf("failed to copy from %s after %d bytes: %w", src.Name(), stream.Bytes(), err)
 		case cause == nil:
-			cause = fmt.Errorf("mbstream stopped reading after %d bytes: %w", stream.Bytes(), ErrTruncated)
+			// mbstream ends successfully on some refusals (a file name it does not accept):
+			// its own words say why.
+			cause = fmt.Errorf("mbstream stopped reading after %d bytes%s: %w", stream.Bytes(), said(run.Stderr), ErrTruncated)
 		}
 		if watched.stalled() {
 			cause = fmt.Errorf("nothing received for %s: %w", watched.timeout, cause)
@@ -315,4 +318,17 @@ func (s *stallWatch) stalled() bool {
 	default:
 		return false
 	}
+}
+
+// said quotes the last line of a tool's output, if any, for an error message.
+func said(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if last == "" {
+		return ""
+	}
+	if len(last) > 300 {
+		last = last[len(last)-300:]
+	}
+	return fmt.Sprintf(" (it said %q)", last)
 }

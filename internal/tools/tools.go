@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 // Op is what a tool is run for.
@@ -105,8 +106,11 @@ func Command(inv Invocation, p Private) (string, []string, error) {
 		if mysql {
 			return "", nil, ErrNoStream
 		}
+		// The aside copy of an earlier re-clone is on the data volume and would be taken
+		// for a database, whose name mbstream then refuses, stopping the extraction.
 		return "mariadb-backup", []string{defaults, "--backup", "--stream=xbstream",
-			"--target-dir=" + p.Target(), "--extra-lsndir=" + p.Meta(), "--tmpdir=" + p.Tmp()}, nil
+			"--target-dir=" + p.Target(), "--extra-lsndir=" + p.Meta(), "--tmpdir=" + p.Tmp(),
+			"--databases-exclude=" + contract.AsideDir + " lost+found"}, nil
 	case Extract:
 		if mysql {
 			return "", nil, ErrNoStream
