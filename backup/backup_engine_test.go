@@ -27,22 +27,6 @@ import (
 	"github.com/kura-db/kura/internal/tools"
 )
 
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func mustExec(t testing.TB, db *sql.DB, stmts ...string) {
-	t.Helper()
-	for _, s := range stmts {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
-
 func requireTools(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
@@ -66,11 +50,11 @@ func source(t testing.TB, inst *enginetest.Instance, mb int) {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	mustExec(t, db, "CREATE DATABASE app", "CREATE TABLE app.big (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(255))",
+	enginetest.Exec(t, db, "CREATE DATABASE app", "CREATE TABLE app.big (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(255))",
 		"CREATE TABLE app.w (id INT PRIMARY KEY)")
 	rows := mb * 1024 * 1024 / 300
 	for done := 0; done < rows; done += 50000 {
-		mustExec(t, db, fmt.Sprintf("INSERT INTO app.big (pad) SELECT CONCAT(MD5(seq), MD5(seq+1), MD5(seq+2), MD5(seq+3), MD5(seq+4), MD5(seq+5), MD5(seq+6)) FROM app.seq_%d_to_%d", done+1, done+50000))
+		enginetest.Exec(t, db, fmt.Sprintf("INSERT INTO app.big (pad) SELECT CONCAT(MD5(seq), MD5(seq+1), MD5(seq+2), MD5(seq+3), MD5(seq+4), MD5(seq+5), MD5(seq+6)) FROM app.seq_%d_to_%d", done+1, done+50000))
 	}
 }
 
@@ -157,14 +141,14 @@ func TestLogicalBackupUnderWrites(t *testing.T) {
 	c := enginetest.Start(t, 1, enginetest.Options{})
 	inst := c.Instances[0]
 	source(t, inst, 20)
-	mustExec(t, inst.DB(), "CREATE TABLE app.empty (id INT PRIMARY KEY)")
+	enginetest.Exec(t, inst.DB(), "CREATE TABLE app.empty (id INT PRIMARY KEY)")
 	st := s3Storage(t)
 	base := executed(t, inst)
 	w := startWriter(inst.DB())
 	time.Sleep(300 * time.Millisecond)
 	req := request(inst, "nightly-1", kurav1alpha1.BackupMethodLogical)
 	start := time.Now()
-	m, err := Run(context.Background(), req, st, Deps{AgentPassword: enginetest.AgentPassword, Log: tlog{t}})
+	m, err := Run(context.Background(), req, st, Deps{AgentPassword: enginetest.AgentPassword, Log: enginetest.Log{T: t}})
 	last := w.Stop(t)
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +237,7 @@ func TestPhysicalBackupUnderWritesRestores(t *testing.T) {
 	st := s3Storage(t)
 	ep := inst.Endpoint(engine.AgentUser, enginetest.AgentPassword)
 	ei := inst.Open(engine.Options{})
-	api := &agent.Server{Instance: engineAs(t, ep), Token: enginetest.AgentPassword, PodName: "shop-1", DataDir: inst.DataDir, Log: tlog{t},
+	api := &agent.Server{Instance: engineAs(t, ep), Token: enginetest.AgentPassword, PodName: "shop-1", DataDir: inst.DataDir, Log: enginetest.Log{T: t},
 		Backup: engine.BackupOptions{DefaultsFile: filepath.Join(inst.Dir, "my.cnf"), Endpoint: ep}}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
@@ -267,7 +251,7 @@ func TestPhysicalBackupUnderWritesRestores(t *testing.T) {
 	req := request(inst, "phys-1", kurav1alpha1.BackupMethodPhysical)
 	copier := client.CloneFrames
 	start := time.Now()
-	m, err := Run(context.Background(), req, st, Deps{Copy: copier, Log: tlog{t}})
+	m, err := Run(context.Background(), req, st, Deps{Copy: copier, Log: enginetest.Log{T: t}})
 	w.Stop(t)
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +272,7 @@ func TestPhysicalBackupUnderWritesRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := seed.Into(context.Background(), StoredCopy{Storage: st, Layout: l, Backup: req.Name}, target.DataDir,
-		seed.Options{DefaultsFile: filepath.Join(target.Dir, "my.cnf"), OperatorPassword: enginetest.OperatorPassword, Log: tlog{t}})
+		seed.Options{DefaultsFile: filepath.Join(target.Dir, "my.cnf"), OperatorPassword: enginetest.OperatorPassword, Log: enginetest.Log{T: t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +311,7 @@ func TestFailedBackupLeavesNothing(t *testing.T) {
 	source(t, inst, 1)
 	dir := &storage.Dir{Root: t.TempDir(), Claim: "backups"}
 	req := request(inst, "bad-1", kurav1alpha1.BackupMethodLogical)
-	_, err := Run(context.Background(), req, dir, Deps{AgentPassword: "wrong", Log: tlog{t}})
+	_, err := Run(context.Background(), req, dir, Deps{AgentPassword: "wrong", Log: enginetest.Log{T: t}})
 	if err == nil || !strings.Contains(err.Error(), "Access denied") {
 		t.Fatalf("a refused login must fail with the tool's message: %v", err)
 	}

@@ -110,11 +110,11 @@ func TestFailedRunsLeaveNothingInS3(t *testing.T) {
 	inst := c.Instances[0]
 	source(t, inst, 1)
 	// 8 MB that do not compress: the upload needs more than one part.
-	mustExec(t, inst.DB(), "CREATE TABLE app.r (id INT PRIMARY KEY, b VARBINARY(1024))",
+	enginetest.Exec(t, inst.DB(), "CREATE TABLE app.r (id INT PRIMARY KEY, b VARBINARY(1024))",
 		"INSERT INTO app.r SELECT seq, RANDOM_BYTES(1024) FROM app.seq_1_to_8000")
 	b := newBucket(t)
 	ctx := context.Background()
-	d := Deps{AgentPassword: enginetest.AgentPassword, Log: tlog{t}}
+	d := Deps{AgentPassword: enginetest.AgentPassword, Log: enginetest.Log{T: t}}
 	req := request(inst, "no-manifest", kurav1alpha1.BackupMethodLogical)
 	l := Layout{Namespace: req.Namespace, Cluster: req.Cluster, Lineage: req.Lineage}
 
@@ -161,13 +161,13 @@ func TestFailedRunsLeaveNothingInS3(t *testing.T) {
 	if _, err := Run(ctx, req, b.st, d); err != nil {
 		t.Fatal(err)
 	}
-	if err := Cleanup(ctx, b.st, l, "killed", tlog{t}); err != nil {
+	if err := Cleanup(ctx, b.st, l, "killed", enginetest.Log{T: t}); err != nil {
 		t.Fatal(err)
 	}
 	if left := b.left(t, killed); len(left) != 0 {
 		t.Errorf("cleanup left %v", left)
 	}
-	if err := Cleanup(ctx, b.st, l, "complete", tlog{t}); err != nil {
+	if err := Cleanup(ctx, b.st, l, "complete", enginetest.Log{T: t}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Verify(ctx, b.st, l, "complete"); err != nil {

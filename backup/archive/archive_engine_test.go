@@ -55,18 +55,9 @@ func makePrimary(t testing.TB, inst *enginetest.Instance, schema bool) *sql.DB {
 	}
 	db := inst.DB()
 	if schema {
-		mustExec(t, db, "CREATE DATABASE app", "CREATE TABLE app.w (id INT PRIMARY KEY, pad VARCHAR(200))")
+		enginetest.Exec(t, db, "CREATE DATABASE app", "CREATE TABLE app.w (id INT PRIMARY KEY, pad VARCHAR(200))")
 	}
 	return db
-}
-
-func mustExec(t testing.TB, db *sql.DB, stmts ...string) {
-	t.Helper()
-	for _, s := range stmts {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
 }
 
 // write inserts rows from..to-1, one transaction each, and returns their GTIDs.
@@ -239,7 +230,7 @@ func TestArchiveStreamsEveryTransaction(t *testing.T) {
 		want = append(want, write(t, db, burst*100, burst*100+100, 0)...)
 		time.Sleep(400 * time.Millisecond) // a piece boundary falls between bursts
 	}
-	mustExec(t, db, "ALTER TABLE app.w ADD COLUMN extra INT")
+	enginetest.Exec(t, db, "ALTER TABLE app.w ADD COLUMN extra INT")
 	want = append(want, write(t, db, 1000, 1010, 0)...)
 	s := waitArchived(t, r.a, binlogPos(t, db))
 	r.stop()
@@ -322,7 +313,7 @@ func startCommand(t testing.TB, req Request) *command {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KURA_ARCHIVE_REQUEST="+string(text))
-	cmd.Stdout, cmd.Stderr = tlog{t}, tlog{t}
+	cmd.Stdout, cmd.Stderr = enginetest.Log{T: t}, enginetest.Log{T: t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -369,13 +360,6 @@ func (c *command) waitArchived(t testing.TB, want string) (Status, string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // TestArchiveResumesAfterKill: `kura archive` is killed (SIGKILL, no lease released) while
@@ -515,7 +499,7 @@ func TestArchiveReportsGaps(t *testing.T) {
 	}
 	// The previous file is kept until its binlog checkpoint is written: purge until it goes.
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		mustExec(t, db, "PURGE BINARY LOGS TO '"+last+"'")
+		enginetest.Exec(t, db, "PURGE BINARY LOGS TO '"+last+"'")
 		if countRows(t, db, "SHOW BINARY LOGS") == 1 || time.Now().After(deadline) {
 			break
 		}

@@ -301,10 +301,10 @@ func (a *Archiver) session(ctx context.Context) error {
 	_ = db.QueryRowContext(ctx, "SELECT @@global.binlog_expire_logs_seconds").Scan(&expire)
 	a.update(func(s *Status) { s.Source, s.ExpireSeconds = addr, expire })
 
-	b := &pieceBuilder{cfg: &a.cfg, seq: 1, pos: position{}}
+	b := &pieceBuilder{cfg: &a.cfg, seq: 1, pos: Position{}}
 	connectState := ""
 	if found {
-		if b.pos, err = parsePosition(last.After); err != nil {
+		if b.pos, err = ParsePosition(last.After); err != nil {
 			return fmt.Errorf("piece %d: %w", last.Seq, err)
 		}
 		b.seq = last.Seq + 1
@@ -320,7 +320,7 @@ func (a *Archiver) session(ctx context.Context) error {
 		if connectState, err = oldestPosition(ctx, db); err != nil {
 			return err
 		}
-		if b.pos, err = parsePosition(connectState); err != nil {
+		if b.pos, err = ParsePosition(connectState); err != nil {
 			return err
 		}
 		a.cfg.Log("archive: new archive, starting at %q", connectState)
@@ -435,7 +435,7 @@ func oldestPosition(ctx context.Context, db *sql.DB) (string, error) {
 	}
 	var pos sql.NullString
 	if err := db.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, 4)", first).Scan(&pos); err != nil {
-		return "", fmt.Errorf("failed to read the GTID position of %s: %w", first, err)
+		return "", fmt.Errorf("failed to read the GTID Position of %s: %w", first, err)
 	}
 	return pos.String, nil
 }
@@ -609,11 +609,11 @@ type pieceBuilder struct {
 
 	// the piece being built
 	seq        uint64
-	pos        position // archived position after the piece's transactions
-	before     position
+	pos        Position // archived position after the piece's transactions
+	before     Position
 	buf        bytes.Buffer
 	trxs       int
-	first      position
+	first      Position
 	firstGTID  gtid.MariaDBGTID
 	lastGTID   gtid.MariaDBGTID
 	firstTime  uint32
@@ -698,7 +698,7 @@ func (b *pieceBuilder) commit(end event) {
 	}
 	if b.trxs == 0 {
 		b.before = b.pos.clone()
-		b.first = position{}
+		b.first = Position{}
 		b.buf.Reset()
 		b.buf.Write(binlogMagic)
 		b.buf.Write(b.fde)

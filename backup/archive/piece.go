@@ -100,22 +100,23 @@ func (g Gap) String() string {
 	return fmt.Sprintf("gap before piece %d: archived up to %q, the piece starts at %q (%s)", g.Seq, g.Archived, g.Next, g.Reason)
 }
 
-// position is a MariaDB GTID position: the last GTID of each domain.
-type position map[uint32]gtid.MariaDBGTID
+// Position is a MariaDB GTID position: the last GTID of each domain.
+type Position map[uint32]gtid.MariaDBGTID
 
-func parsePosition(s string) (position, error) {
+// ParsePosition reads a GTID set as a position (the highest sequence number of each domain).
+func ParsePosition(s string) (Position, error) {
 	set, err := gtid.Parse(gtid.MariaDB, s)
 	if err != nil {
 		return nil, err
 	}
-	p := position{}
+	p := Position{}
 	for _, g := range set.Position().MariaDBGTIDs() {
 		p[g.Domain] = g
 	}
 	return p, nil
 }
 
-func (p position) String() string {
+func (p Position) String() string {
 	domains := make([]uint32, 0, len(p))
 	for d := range p {
 		domains = append(domains, d)
@@ -128,8 +129,21 @@ func (p position) String() string {
 	return strings.Join(parts, ",")
 }
 
-func (p position) clone() position {
-	out := make(position, len(p))
+// Seq is the domain's last sequence number (0: nothing in the domain).
+func (p Position) Seq(domain uint32) uint64 { return p[domain].Seq }
+
+// Covers reports whether p holds every transaction of q, domain by domain.
+func (p Position) Covers(q Position) bool {
+	for d, g := range q {
+		if p.Seq(d) < g.Seq {
+			return false
+		}
+	}
+	return true
+}
+
+func (p Position) clone() Position {
+	out := make(Position, len(p))
 	for k, v := range p {
 		out[k] = v
 	}
@@ -139,7 +153,7 @@ func (p position) clone() position {
 // follows reports whether g is the next transaction of its domain after p: with
 // gtid_strict_mode a domain's sequence numbers grow by one per transaction, whichever
 // server wrote it; a domain p has never seen starts at 1.
-func (p position) follows(g gtid.MariaDBGTID) bool {
+func (p Position) follows(g gtid.MariaDBGTID) bool {
 	last, ok := p[g.Domain]
 	if !ok {
 		return g.Seq == 1
@@ -176,15 +190,15 @@ func CheckChain(pieces []Piece) ([]Gap, error) {
 // discontinuity explains why piece p does not follow the archived position after ("" when
 // it does).
 func discontinuity(after string, p Piece) (string, error) {
-	prev, err := parsePosition(after)
+	prev, err := ParsePosition(after)
 	if err != nil {
 		return "", err
 	}
-	before, err := parsePosition(p.Before)
+	before, err := ParsePosition(p.Before)
 	if err != nil {
 		return "", err
 	}
-	first, err := parsePosition(p.First)
+	first, err := ParsePosition(p.First)
 	if err != nil {
 		return "", err
 	}

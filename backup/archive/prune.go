@@ -16,7 +16,7 @@ import (
 // A piece's metadata is deleted before its data, so an interrupted prune leaves at most a
 // data object without metadata, which no reader lists. It returns how many pieces went.
 func Prune(ctx context.Context, st storage.Storage, l backup.Layout, keep string, log io.Writer) (int, error) {
-	kept, err := parsePosition(keep)
+	kept, err := ParsePosition(keep)
 	if err != nil {
 		return 0, fmt.Errorf("failed to prune the archive below %q: %w", keep, err)
 	}
@@ -29,11 +29,11 @@ func Prune(ctx context.Context, st storage.Storage, l backup.Layout, keep string
 		if i == len(pieces)-1 {
 			break
 		}
-		after, err := parsePosition(p.After)
+		after, err := ParsePosition(p.After)
 		if err != nil {
-			return n, fmt.Errorf("piece %d records the position %q: %w", p.Seq, p.After, err)
+			return n, fmt.Errorf("piece %d records the Position %q: %w", p.Seq, p.After, err)
 		}
-		if !covers(kept, after) {
+		if !kept.Covers(after) {
 			break
 		}
 		if err := st.Delete(ctx, MetaKey(l, p.Seq)); err != nil {
@@ -48,14 +48,4 @@ func Prune(ctx context.Context, st storage.Storage, l backup.Layout, keep string
 		fmt.Fprintf(log, "kura archive: pruned %d pieces below %s (oldest kept backup's point)\n", n, keep)
 	}
 	return n, nil
-}
-
-// covers reports whether position a holds every transaction of b, domain by domain.
-func covers(a, b position) bool {
-	for d, g := range b {
-		if a[d].Seq < g.Seq {
-			return false
-		}
-	}
-	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/kura-db/kura/internal/enginetest"
 	"io"
 	"os"
 	"path/filepath"
@@ -115,9 +116,9 @@ func fill(tb testing.TB, src interface{ Operator() engine.Endpoint }, mb int) {
 		tb.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	mustExec(tb, db, "CREATE TABLE app.big (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(255))")
+	enginetest.Exec(tb, db, "CREATE TABLE app.big (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(255))")
 	rows := mb * 1024 * 1024 / 300
 	for done := 0; done < rows; done += 50000 {
-		mustExec(tb, db, fmt.Sprintf("INSERT INTO app.big (pad) SELECT CONCAT(MD5(seq), MD5(seq+1), MD5(seq+2), MD5(seq+3), MD5(seq+4), MD5(seq+5), MD5(seq+6)) FROM app.seq_%d_to_%d", done+1, done+50000))
+		enginetest.Exec(tb, db, fmt.Sprintf("INSERT INTO app.big (pad) SELECT CONCAT(MD5(seq), MD5(seq+1), MD5(seq+2), MD5(seq+3), MD5(seq+4), MD5(seq+5), MD5(seq+6)) FROM app.seq_%d_to_%d", done+1, done+50000))
 	}
 }

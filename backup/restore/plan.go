@@ -10,54 +10,12 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/backup/archive"
-	"github.com/kura-db/kura/internal/gtid"
 )
 
 // ErrUnrecoverable marks a target the backups and the archive cannot reach: before the
 // base's point, after the newest archived transaction, or across a gap. Nothing has been
 // touched when it is returned; retrying does not help.
 var ErrUnrecoverable = errors.New("point not recoverable")
-
-// position is a MariaDB GTID position: the last sequence number of each domain.
-type position map[uint32]gtid.MariaDBGTID
-
-func parsePosition(s string) (position, error) {
-	set, err := gtid.Parse(gtid.MariaDB, s)
-	if err != nil {
-		return nil, err
-	}
-	p := position{}
-	for _, g := range set.Position().MariaDBGTIDs() {
-		p[g.Domain] = g
-	}
-	return p, nil
-}
-
-// seq is the domain's last sequence number (0: nothing in the domain).
-func (p position) seq(domain uint32) uint64 { return p[domain].Seq }
-
-// covers reports whether p holds every transaction of q (domain by domain).
-func (p position) covers(q position) bool {
-	for d, g := range q {
-		if p.seq(d) < g.Seq {
-			return false
-		}
-	}
-	return true
-}
-
-func (p position) String() string {
-	domains := make([]uint32, 0, len(p))
-	for d := range p {
-		domains = append(domains, d)
-	}
-	sort.Slice(domains, func(i, j int) bool { return domains[i] < domains[j] })
-	parts := make([]string, 0, len(domains))
-	for _, d := range domains {
-		parts = append(parts, p[d].String())
-	}
-	return strings.Join(parts, ",")
-}
 
 // usable reports why a backup cannot seed a cluster of kind ("" when it can).
 func usable(m backup.Manifest, kind kurav1alpha1.Engine) string {
@@ -77,10 +35,10 @@ func usable(m backup.Manifest, kind kurav1alpha1.Engine) string {
 // point the position covers; for the zero target, the newest. Backups that cannot seed a
 // cluster of kind (another engine, a partial logical backup) are never chosen.
 func ChooseBase(backups []backup.Manifest, kind kurav1alpha1.Engine, target Target) (backup.Manifest, error) {
-	var tpos position
+	var tpos archive.Position
 	if target.GTID != "" {
 		var err error
-		if tpos, err = parsePosition(target.GTID); err != nil {
+		if tpos, err = archive.ParsePosition(target.GTID); err != nil {
 			return backup.Manifest{}, fmt.Errorf("target GTID %q: %w", target.GTID, err)
 		}
 	}
@@ -96,8 +54,8 @@ func ChooseBase(backups []backup.Manifest, kind kurav1alpha1.Engine, target Targ
 		case target.Time != nil && m.Consistent.Time.After(*target.Time):
 			continue
 		case tpos != nil:
-			bpos, err := parsePosition(m.Consistent.GTIDSet)
-			if err != nil || !tpos.covers(bpos) {
+			bpos, err := archive.ParsePosition(m.Consistent.GTIDSet)
+			if err != nil || !tpos.Covers(bpos) {
 				continue
 			}
 		}
@@ -152,9 +110,9 @@ func BuildChain(base backup.Manifest, pieces []archive.Piece, target Target) ([]
 		return nil, errors.New("point-in-time recovery reads a MariaDB binary log archive; MySQL is not supported yet")
 	}
 	if target.Time != nil && target.GTID != "" {
-		return nil, errors.New("a target is a time or a GTID position, not both")
+		return nil, errors.New("a target is a time or a GTID archive.Position, not both")
 	}
-	bpos, err := parsePosition(base.Consistent.GTIDSet)
+	bpos, err := archive.ParsePosition(base.Consistent.GTIDSet)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s records the GTID set %q: %w", base.Name, base.Consistent.GTIDSet, err)
 	}
@@ -164,30 +122,30 @@ func BuildChain(base backup.Manifest, pieces []archive.Piece, target Target) ([]
 	// The first piece holding a transaction after the base's point.
 	start := -1
 	for i, p := range pieces {
-		after, err := parsePosition(p.After)
+		after, err := archive.ParsePosition(p.After)
 		if err != nil {
-			return nil, fmt.Errorf("piece %d records the position %q: %w", p.Seq, p.After, err)
+			return nil, fmt.Errorf("piece %d records the archive.Position %q: %w", p.Seq, p.After, err)
 		}
-		if !bpos.covers(after) {
+		if !bpos.Covers(after) {
 			start = i
 			break
 		}
 	}
 	rng := Range{FromGTID: bpos.String(), From: base.Consistent.Time, ToGTID: bpos.String(), To: base.Consistent.Time}
-	var tpos position
+	var tpos archive.Position
 	if target.GTID != "" {
-		if tpos, err = parsePosition(target.GTID); err != nil {
+		if tpos, err = archive.ParsePosition(target.GTID); err != nil {
 			return nil, fmt.Errorf("target GTID %q: %w", target.GTID, err)
 		}
 	}
 	var chain []archive.Piece
-	reached := tpos != nil && bpos.covers(tpos)
+	reached := tpos != nil && bpos.Covers(tpos)
 	if start >= 0 && !reached {
-		before, err := parsePosition(pieces[start].Before)
+		before, err := archive.ParsePosition(pieces[start].Before)
 		if err != nil {
-			return nil, fmt.Errorf("piece %d records the position %q: %w", pieces[start].Seq, pieces[start].Before, err)
+			return nil, fmt.Errorf("piece %d records the archive.Position %q: %w", pieces[start].Seq, pieces[start].Before, err)
 		}
-		if !bpos.covers(before) {
+		if !bpos.Covers(before) {
 			return nil, fmt.Errorf("the archive has a gap after the backup's point %q: it continues at piece %d from %q, and the transactions between are not archived; restore from a later backup: %w",
 				bpos, pieces[start].Seq, pieces[start].Before, ErrUnrecoverable)
 		}
@@ -204,8 +162,8 @@ func BuildChain(base backup.Manifest, pieces []archive.Piece, target Target) ([]
 			}
 			rng.ToGTID, rng.To = p.After, p.LastEvent
 			if tpos != nil {
-				after, _ := parsePosition(p.After)
-				if after.covers(tpos) {
+				after, _ := archive.ParsePosition(p.After)
+				if after.Covers(tpos) {
 					reached = true
 					break
 				}
@@ -215,21 +173,21 @@ func BuildChain(base backup.Manifest, pieces []archive.Piece, target Target) ([]
 	switch {
 	case target.Time != nil && target.Time.Before(base.Consistent.Time):
 		return nil, fmt.Errorf("the target %s is before the backup's point: %s; choose an earlier backup: %w", target, rng, ErrUnrecoverable)
-	case tpos != nil && !tpos.covers(bpos):
+	case tpos != nil && !tpos.Covers(bpos):
 		return nil, fmt.Errorf("the target %s is before the backup's point: %s; choose an earlier backup: %w", target, rng, ErrUnrecoverable)
 	case target.Time != nil && !reached && target.Time.After(rng.To):
 		return nil, fmt.Errorf("the target %s is after the newest archived transaction: %s: %w", target, rng, ErrUnrecoverable)
-	case tpos != nil && !reached && !bpos.covers(tpos):
+	case tpos != nil && !reached && !bpos.Covers(tpos):
 		return nil, fmt.Errorf("the target %s is after the newest archived transaction: %s: %w", target, rng, ErrUnrecoverable)
 	}
 	if tpos != nil {
 		// A position names where each domain stops: a domain the chain advances that the
 		// target does not name would be cut arbitrarily.
 		for _, p := range chain {
-			after, _ := parsePosition(p.After)
+			after, _ := archive.ParsePosition(p.After)
 			for d, g := range after {
-				if _, named := tpos[d]; !named && g.Seq > bpos.seq(d) {
-					return nil, fmt.Errorf("the archive holds transactions of domain %d after the backup, which the target %s does not name: give a position for every domain (for example %s): %w",
+				if _, named := tpos[d]; !named && g.Seq > bpos.Seq(d) {
+					return nil, fmt.Errorf("the archive holds transactions of domain %d after the backup, which the target %s does not name: give a archive.Position for every domain (for example %s): %w",
 						d, target, after, ErrUnrecoverable)
 				}
 			}

@@ -19,9 +19,9 @@ import (
 // transaction committed after it (binary log order is commit order, so what is applied is a
 // prefix of the history); a GTID target applies each named domain up to its position.
 type cut struct {
-	pos    position // what the data holds so far
+	pos    archive.Position // what the data holds so far
 	target Target
-	tpos   position
+	tpos   archive.Position
 	done   bool
 	// last is the newest applied transaction's commit time.
 	last time.Time
@@ -30,16 +30,16 @@ type cut struct {
 }
 
 func newCut(base string, target Target) (*cut, error) {
-	pos, err := parsePosition(base)
+	pos, err := archive.ParsePosition(base)
 	if err != nil {
 		return nil, err
 	}
 	c := &cut{pos: pos, target: target}
 	if target.GTID != "" {
-		if c.tpos, err = parsePosition(target.GTID); err != nil {
+		if c.tpos, err = archive.ParsePosition(target.GTID); err != nil {
 			return nil, err
 		}
-		c.done = pos.covers(c.tpos)
+		c.done = pos.Covers(c.tpos)
 	}
 	return c, nil
 }
@@ -54,7 +54,7 @@ func (c *cut) take(txns []archive.Transaction) ([]archive.Transaction, error) {
 			break
 		}
 		g := t.GTID
-		have := c.pos.seq(g.Domain)
+		have := c.pos.Seq(g.Domain)
 		if g.Seq <= have {
 			continue // in the base already
 		}
@@ -79,7 +79,7 @@ func (c *cut) take(txns []archive.Transaction) ([]archive.Transaction, error) {
 		if t.Time.After(c.last) {
 			c.last = t.Time
 		}
-		if c.tpos != nil && c.pos.covers(c.tpos) {
+		if c.tpos != nil && c.pos.Covers(c.tpos) {
 			c.done = true
 		}
 	}

@@ -30,22 +30,6 @@ import (
 
 var lineage = backup.Layout{Namespace: "shop-ns", Cluster: "shop", Lineage: "5b1e7c1c-1111-4c4c-9d9d-000000000002"}
 
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func mustExec(t testing.TB, db *sql.DB, stmts ...string) {
-	t.Helper()
-	for _, s := range stmts {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
-
 // row is one acknowledged write: its id, GTID and the second its commit was logged in.
 type row struct {
 	id   int
@@ -164,7 +148,7 @@ func newRigWith(t testing.TB, replicas int) *rig {
 	if err := r.src.Open(engine.Options{}).SetReadOnly(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
-	mustExec(t, r.src.DB(), "CREATE DATABASE app", "CREATE TABLE app.w (id INT PRIMARY KEY)")
+	enginetest.Exec(t, r.src.DB(), "CREATE DATABASE app", "CREATE TABLE app.w (id INT PRIMARY KEY)")
 	sources := []string{fmt.Sprintf("%s:%d", r.src.Host, r.src.Port)}
 	for _, rep := range r.replicas {
 		ri := rep.Open(engine.Options{})
@@ -203,7 +187,7 @@ func (r *rig) backup(name string, method kurav1alpha1.BackupMethod) backup.Manif
 		r.t.Fatal(err)
 	}
 	defer func() { _ = ei.Close() }()
-	api := &agent.Server{Instance: ei, Token: enginetest.AgentPassword, PodName: "shop-0", DataDir: r.src.DataDir, Log: tlog{r.t},
+	api := &agent.Server{Instance: ei, Token: enginetest.AgentPassword, PodName: "shop-0", DataDir: r.src.DataDir, Log: enginetest.Log{T: r.t},
 		Backup: engine.BackupOptions{DefaultsFile: filepath.Join(r.src.Dir, "my.cnf"), Endpoint: ep}}
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
@@ -211,7 +195,7 @@ func (r *rig) backup(name string, method kurav1alpha1.BackupMethod) backup.Manif
 	req := backup.Request{Name: name, Namespace: lineage.Namespace, Cluster: lineage.Cluster, Lineage: lineage.Lineage,
 		Engine: kurav1alpha1.EngineMariaDB, Method: method, Compression: kurav1alpha1.CompressionZstd,
 		Source: backup.SourceInstance{Pod: "shop-0", Host: r.src.Host, SQLPort: r.src.Port, AgentPort: 8080, Role: "primary"}}
-	m, err := backup.Run(context.Background(), req, r.st, backup.Deps{AgentPassword: enginetest.AgentPassword, Copy: client.CloneFrames, Log: tlog{r.t}})
+	m, err := backup.Run(context.Background(), req, r.st, backup.Deps{AgentPassword: enginetest.AgentPassword, Copy: client.CloneFrames, Log: enginetest.Log{T: r.t}})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -236,7 +220,7 @@ func (r *rig) waitArchived() {
 }
 
 func (r *rig) deps() Deps {
-	return Deps{DefaultsFile: filepath.Join(r.target.Dir, "my.cnf"), Credentials: enginetest.Credentials(), Log: tlog{r.t}}
+	return Deps{DefaultsFile: filepath.Join(r.target.Dir, "my.cnf"), Credentials: enginetest.Credentials(), Log: enginetest.Log{T: r.t}}
 }
 
 // restore restores into the target instance's emptied data directory and starts it.
@@ -432,7 +416,7 @@ func TestBootstrapThroughInit(t *testing.T) {
 	}
 
 	var plan bytes.Buffer
-	if err := Command(context.Background(), []string{"plan", "--job=" + string(b), "--termination-log=" + filepath.Join(t.TempDir(), "term")}, &plan, tlog{t}); err != nil {
+	if err := Command(context.Background(), []string{"plan", "--job=" + string(b), "--termination-log=" + filepath.Join(t.TempDir(), "term")}, &plan, enginetest.Log{T: t}); err != nil {
 		t.Fatal(err)
 	}
 	var planned Result
@@ -453,7 +437,7 @@ func TestBootstrapThroughInit(t *testing.T) {
 	paths := agent.InitPaths{DataDir: r.target.DataDir, InstanceFile: filepath.Join(t.TempDir(), "instance.cnf")}
 	restores := 0
 	opts := func(hook agent.RestoreFunc) agent.InitOptions {
-		return agent.InitOptions{Peers: []agent.Peer{}, BootstrapFile: jobFile, Log: tlog{t}, Restore: hook}
+		return agent.InitOptions{Peers: []agent.Peer{}, BootstrapFile: jobFile, Log: enginetest.Log{T: t}, Restore: hook}
 	}
 	real := func(ctx context.Context, dir string, e agent.Env) error {
 		restores++
@@ -557,7 +541,7 @@ func (r *rig) verify(name string) (Result, error) {
 	b, _ := json.Marshal(job)
 	var out bytes.Buffer
 	err := Command(context.Background(), []string{"verify", "--job=" + string(b), "--data-dir=" + filepath.Join(r.t.TempDir(), "scratch"),
-		"--termination-log=" + filepath.Join(r.t.TempDir(), "term")}, &out, tlog{r.t})
+		"--termination-log=" + filepath.Join(r.t.TempDir(), "term")}, &out, enginetest.Log{T: r.t})
 	var res Result
 	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil {
 		r.t.Fatalf("verify printed %q: %v", out.String(), jerr)
@@ -572,7 +556,7 @@ func (r *rig) verify(name string) (Result, error) {
 func TestVerifyByRestore(t *testing.T) {
 	r := newRig(t)
 	db := r.src.DB()
-	mustExec(t, db, "CREATE TABLE app.other (id INT PRIMARY KEY, note TEXT)", "CREATE TABLE app.empty (id INT PRIMARY KEY)",
+	enginetest.Exec(t, db, "CREATE TABLE app.other (id INT PRIMARY KEY, note TEXT)", "CREATE TABLE app.empty (id INT PRIMARY KEY)",
 		"INSERT INTO app.other SELECT seq, REPEAT('n', seq % 50) FROM app.seq_1_to_777")
 	r.rows = writeRows(t, db, 1, 31)
 	r.backup("dump", kurav1alpha1.BackupMethodLogical)

@@ -22,7 +22,7 @@ func BenchmarkClone(b *testing.B) {
 	c := enginetest.Start(b, 1, enginetest.Options{})
 	donor := c.Instances[0]
 	db := donor.DB()
-	mustExec(b, db, "CREATE DATABASE app", "CREATE TABLE app.big (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(255))",
+	enginetest.Exec(b, db, "CREATE DATABASE app", "CREATE TABLE app.big (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(255))",
 		"INSERT INTO app.big (pad) SELECT CONCAT(MD5(seq), MD5(seq * 7), MD5(seq * 13), MD5(seq * 17)) FROM app.seq_1_to_4000")
 	for {
 		var mb float64
@@ -32,8 +32,8 @@ func BenchmarkClone(b *testing.B) {
 		if mb >= float64(*cloneMB) {
 			break
 		}
-		mustExec(b, db, "INSERT INTO app.big (pad) SELECT CONCAT(SUBSTR(pad, 9), LEFT(pad, 8)) FROM app.big LIMIT 400000")
-		mustExec(b, db, "ANALYZE TABLE app.big")
+		enginetest.Exec(b, db, "INSERT INTO app.big (pad) SELECT CONCAT(SUBSTR(pad, 9), LEFT(pad, 8)) FROM app.big LIMIT 400000")
+		enginetest.Exec(b, db, "ANALYZE TABLE app.big")
 	}
 	_, client := donorAgent(b, donor, "shop-0", io.Discard)
 	root := b.TempDir()

@@ -21,14 +21,6 @@ import (
 	"github.com/kura-db/kura/internal/gtid"
 )
 
-// tlog sends program output to the test log.
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func requireBackupTools(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
@@ -67,20 +59,11 @@ func cloneOpts(inst *enginetest.Instance, log io.Writer) CloneOptions {
 		OperatorPassword: enginetest.OperatorPassword, Log: log}
 }
 
-func mustExec(t testing.TB, db *sql.DB, stmts ...string) {
-	t.Helper()
-	for _, s := range stmts {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
-
 // seedData creates the application data: a table with rows, and a stream written under another
 // server_id (as a former primary leaves behind), which gtid_slave_pos alone would lose.
 func seedData(t testing.TB, db *sql.DB, rows int) {
 	t.Helper()
-	mustExec(t, db, "CREATE DATABASE app",
+	enginetest.Exec(t, db, "CREATE DATABASE app",
 		"CREATE TABLE app.t (id INT PRIMARY KEY, pad VARCHAR(200))",
 		"CREATE TABLE app.w (id INT PRIMARY KEY)",
 		"CREATE TABLE app.old (id INT PRIMARY KEY)")
@@ -99,7 +82,7 @@ func seedData(t testing.TB, db *sql.DB, rows int) {
 		for j := i; j < i+500 && j < rows; j++ {
 			vals = append(vals, fmt.Sprintf("(%d, REPEAT('x', 200))", j))
 		}
-		mustExec(t, db, "INSERT INTO app.t VALUES "+strings.Join(vals, ","))
+		enginetest.Exec(t, db, "INSERT INTO app.t VALUES "+strings.Join(vals, ","))
 	}
 }
 
@@ -176,14 +159,14 @@ func TestCloneThroughAgent(t *testing.T) {
 	if !base.Contains(old) || base.Position().Contains(old) {
 		t.Fatalf("test setup: donor state %q must hold the older stream 0-1005-2 beyond its position", base)
 	}
-	_, client := donorAgent(t, donor, "shop-0", tlog{t})
+	_, client := donorAgent(t, donor, "shop-0", enginetest.Log{T: t})
 
 	recv.Stop()
 	if err := os.RemoveAll(recv.DataDir); err != nil {
 		t.Fatal(err)
 	}
 	w := startWriter(ddb)
-	res, err := CloneInto(context.Background(), client, "shop-0", recv.DataDir, cloneOpts(recv, tlog{t}))
+	res, err := CloneInto(context.Background(), client, "shop-0", recv.DataDir, cloneOpts(recv, enginetest.Log{T: t}))
 	if err != nil {
 		close(w.stop)
 		w.Stop(t)
@@ -280,9 +263,9 @@ func TestCloneTruncatedStream(t *testing.T) {
 	c := enginetest.Start(t, 1, enginetest.Options{})
 	donor := c.Instances[0]
 	seedData(t, donor.DB(), 5000)
-	srv, _ := donorAgent(t, donor, "shop-0", tlog{t})
+	srv, _ := donorAgent(t, donor, "shop-0", enginetest.Log{T: t})
 	dir := filepath.Join(t.TempDir(), "data")
-	_, err := CloneInto(context.Background(), cutAfter(t, srv.URL, 256<<10), "shop-0", dir, cloneOpts(donor, tlog{t}))
+	_, err := CloneInto(context.Background(), cutAfter(t, srv.URL, 256<<10), "shop-0", dir, cloneOpts(donor, enginetest.Log{T: t}))
 	if err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("a cut stream must fail as truncated: %v", err)
 	}
@@ -303,7 +286,7 @@ func TestRecloneKeepsDataAside(t *testing.T) {
 	donor, recv := c.Instances[0], c.Instances[1]
 	ddb := donor.DB()
 	seedData(t, ddb, 2000)
-	_, donorClient := donorAgent(t, donor, "shop-0", tlog{t})
+	_, donorClient := donorAgent(t, donor, "shop-0", enginetest.Log{T: t})
 	rinst := recv.Open(engine.Options{})
 	if err := rinst.ConfigureReplica(context.Background(), donor.ReplicationSource()); err != nil {
 		t.Fatal(err)
@@ -316,12 +299,12 @@ func TestRecloneKeepsDataAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The errant write: a table only the replica has.
-	mustExec(t, recv.DB(), "CREATE TABLE app.errant (id INT PRIMARY KEY)", "INSERT INTO app.errant VALUES (1)")
+	enginetest.Exec(t, recv.DB(), "CREATE TABLE app.errant (id INT PRIMARY KEY)", "INSERT INTO app.errant VALUES (1)")
 	errant := executed(t, rinst).Subtract(executed(t, dinst))
 	if errant.IsEmpty() {
 		t.Fatal("test setup: the replica must be errant")
 	}
-	_, recvClient := donorAgent(t, recv, "shop-1", tlog{t})
+	_, recvClient := donorAgent(t, recv, "shop-1", enginetest.Log{T: t})
 	if err := recvClient.RequestReclone(context.Background(), "shop-0", "errant"); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +321,7 @@ func TestRecloneKeepsDataAside(t *testing.T) {
 	peers := []Peer{{Name: "shop-0", Client: donorClient}, {Name: "shop-2", Client: unreachable}}
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	out, err := Init(context.Background(), e, InitPaths{DataDir: recv.DataDir, InstanceFile: filepath.Join(t.TempDir(), "instance.cnf")},
-		InitOptions{Peers: peers, DefaultsFile: filepath.Join(recv.Dir, "my.cnf"), Log: tlog{t}, Now: func() time.Time { return now }})
+		InitOptions{Peers: peers, DefaultsFile: filepath.Join(recv.Dir, "my.cnf"), Log: enginetest.Log{T: t}, Now: func() time.Time { return now }})
 	if err != nil || out != Cloned {
 		t.Fatalf("init after a re-clone request: %v %v", out, err)
 	}
@@ -377,7 +360,7 @@ func TestRecloneKeepsDataAside(t *testing.T) {
 	if err := recv.DB().QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'errant'").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the errant table survived the re-clone: %d %v", n, err)
 	}
-	mustExec(t, ddb, "INSERT INTO app.w VALUES (1)")
+	enginetest.Exec(t, ddb, "INSERT INTO app.w VALUES (1)")
 	if err := rinst.ConfigureReplica(context.Background(), donor.ReplicationSource()); err != nil {
 		t.Fatal(err)
 	}
@@ -410,13 +393,13 @@ func TestCloneFromADonorWithDataAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The server itself lists the aside directory among its databases.
-	mustExec(t, donor.DB(), "SHOW DATABASES")
-	_, client := donorAgent(t, donor, "shop-0", tlog{t})
+	enginetest.Exec(t, donor.DB(), "SHOW DATABASES")
+	_, client := donorAgent(t, donor, "shop-0", enginetest.Log{T: t})
 	recv.Stop()
 	if err := os.RemoveAll(recv.DataDir); err != nil {
 		t.Fatal(err)
 	}
-	res, err := CloneInto(context.Background(), client, "shop-0", recv.DataDir, cloneOpts(recv, tlog{t}))
+	res, err := CloneInto(context.Background(), client, "shop-0", recv.DataDir, cloneOpts(recv, enginetest.Log{T: t}))
 	if err != nil {
 		t.Fatalf("clone from a donor with data aside: %v", err)
 	}

@@ -31,10 +31,10 @@ func fill(t testing.TB, inst *enginetest.Instance, mb int) {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	mustExec(t, db, "CREATE DATABASE IF NOT EXISTS app", "CREATE TABLE app.big (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(255))")
+	enginetest.Exec(t, db, "CREATE DATABASE IF NOT EXISTS app", "CREATE TABLE app.big (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(255))")
 	rows := mb * 1024 * 1024 / 300
 	for done := 0; done < rows; done += 100000 {
-		mustExec(t, db, fmt.Sprintf("INSERT INTO app.big (pad) SELECT CONCAT(MD5(seq), MD5(seq+1), MD5(seq+2), MD5(seq+3), MD5(seq+4), MD5(seq+5), MD5(seq+6)) FROM app.seq_%d_to_%d", done+1, done+100000))
+		enginetest.Exec(t, db, fmt.Sprintf("INSERT INTO app.big (pad) SELECT CONCAT(MD5(seq), MD5(seq+1), MD5(seq+2), MD5(seq+3), MD5(seq+4), MD5(seq+5), MD5(seq+6)) FROM app.seq_%d_to_%d", done+1, done+100000))
 	}
 }
 
@@ -60,8 +60,8 @@ func TestTwoClonesFromOneDonorUnderWrites(t *testing.T) {
 	c := enginetest.Start(t, 1, enginetest.Options{})
 	donor := c.Instances[0]
 	fill(t, donor, 110)
-	mustExec(t, donor.DB(), "CREATE TABLE app.w (id INT PRIMARY KEY)")
-	api := donorServer(t, donor, "shop-0", tlog{t})
+	enginetest.Exec(t, donor.DB(), "CREATE TABLE app.w (id INT PRIMARY KEY)")
+	api := donorServer(t, donor, "shop-0", enginetest.Log{T: t})
 	client := agentHTTPServer(t, api)
 	w := startWriter(donor.DB())
 	defer func() {
@@ -76,7 +76,7 @@ func TestTwoClonesFromOneDonorUnderWrites(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = CloneInto(context.Background(), client, "shop-0", filepath.Join(root, fmt.Sprint(i)), cloneOpts(donor, tlog{t}))
+			results[i], errs[i] = CloneInto(context.Background(), client, "shop-0", filepath.Join(root, fmt.Sprint(i)), cloneOpts(donor, enginetest.Log{T: t}))
 		}()
 	}
 	wg.Wait()
@@ -117,7 +117,7 @@ func TestInitRetriesAFailedClone(t *testing.T) {
 	c := enginetest.Start(t, 2, enginetest.Options{})
 	donor, recv := c.Instances[0], c.Instances[1]
 	seedData(t, donor.DB(), 5000)
-	srv, _ := donorAgent(t, donor, "shop-0", tlog{t})
+	srv, _ := donorAgent(t, donor, "shop-0", enginetest.Log{T: t})
 	var calls atomic.Int32
 	cut := cutAfter(t, srv.URL, 256<<10)
 	whole := &Client{BaseURL: srv.URL, Token: enginetest.AgentPassword}

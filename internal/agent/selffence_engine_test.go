@@ -146,7 +146,7 @@ func TestSelfFenceNeverWhileAReplicaAcknowledges(t *testing.T) {
 	if err := op.SetReadOnly(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	mustExec(t, src.DB(), "CREATE DATABASE IF NOT EXISTS app", "CREATE TABLE app.acks (id INT AUTO_INCREMENT PRIMARY KEY)",
+	enginetest.Exec(t, src.DB(), "CREATE DATABASE IF NOT EXISTS app", "CREATE TABLE app.acks (id INT AUTO_INCREMENT PRIMARY KEY)",
 		"CREATE USER 'writer'@'%' IDENTIFIED BY 'w-pw'", "GRANT INSERT ON app.* TO 'writer'@'%'")
 	// Not the operator's account: its statements would count as operator contact.
 	db, err := sql.Open("mysql", engine.DSN(src.Endpoint("writer", "w-pw"), engine.Options{}))

@@ -479,3 +479,21 @@ func (i *Instance) destroy() {
 		i.t.Errorf("instance %d did not exit after SIGKILL", i.Index)
 	}
 }
+
+// Exec runs statements on db, failing the test at the first error.
+func Exec(t testing.TB, db *sql.DB, stmts ...string) {
+	t.Helper()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+// Log is an io.Writer into the test's log, a line per write (tools' and agents' output).
+type Log struct{ T testing.TB }
+
+func (w Log) Write(p []byte) (int, error) {
+	w.T.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
