@@ -35,7 +35,7 @@ func TestCheckChain(t *testing.T) {
 		{"a domain first seen in the middle of its history",
 			[]Piece{piece(1, "0-1000-5", "0-1000-6", "0-1000-40"), piece(2, "0-1000-40", "1-1000-7", "0-1000-40,1-1000-7")},
 			[]string{"domain 1 continues at 7, the archive expects 1"}},
-		{"a piece streamed from another Position than the archive's end",
+		{"a piece streamed from another position than the archive's end",
 			[]Piece{piece(1, "", "0-1000-1", "0-1000-40"), piece(2, "0-1000-40,1-1000-3", "0-1000-41", "0-1000-41,1-1000-3")},
 			[]string{`the piece was streamed from "0-1000-40,1-1000-3", the archive ends at "0-1000-40"`}},
 	}

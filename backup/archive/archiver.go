@@ -435,7 +435,7 @@ func oldestPosition(ctx context.Context, db *sql.DB) (string, error) {
 	}
 	var pos sql.NullString
 	if err := db.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, 4)", first).Scan(&pos); err != nil {
-		return "", fmt.Errorf("failed to read the GTID Position of %s: %w", first, err)
+		return "", fmt.Errorf("failed to read the GTID position of %s: %w", first, err)
 	}
 	return pos.String, nil
 }

@@ -88,7 +88,7 @@ func (e event) verifyChecksum() error {
 		got = crc32.ChecksumIEEE(c)
 	}
 	if got != want {
-		return fmt.Errorf("checksum mismatch in a binary log event of type %d at Position %d", e.Type, e.LogPos)
+		return fmt.Errorf("checksum mismatch in a binary log event of type %d at position %d", e.Type, e.LogPos)
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func Prune(ctx context.Context, st storage.Storage, l backup.Layout, keep string
 		}
 		after, err := ParsePosition(p.After)
 		if err != nil {
-			return n, fmt.Errorf("piece %d records the Position %q: %w", p.Seq, p.After, err)
+			return n, fmt.Errorf("piece %d records the position %q: %w", p.Seq, p.After, err)
 		}
 		if !kept.Covers(after) {
 			break

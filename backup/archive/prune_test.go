@@ -70,6 +70,6 @@ func TestPruneDeletesOnlyAPrefixBelowTheOldestBackup(t *testing.T) {
 	}
 	st := &storage.Dir{Root: t.TempDir(), Claim: "test"}
 	if _, err := Prune(ctx, st, testLayout, "0-1", nil); err == nil {
-		t.Error("a malformed Position was accepted")
+		t.Error("a malformed position was accepted")
 	}
 }

@@ -110,88 +110,120 @@ func BuildChain(base backup.Manifest, pieces []archive.Piece, target Target) ([]
 		return nil, errors.New("point-in-time recovery reads a MariaDB binary log archive; MySQL is not supported yet")
 	}
 	if target.Time != nil && target.GTID != "" {
-		return nil, errors.New("a target is a time or a GTID archive.Position, not both")
+		return nil, errors.New("a target is a time or a GTID position, not both")
 	}
 	bpos, err := archive.ParsePosition(base.Consistent.GTIDSet)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s records the GTID set %q: %w", base.Name, base.Consistent.GTIDSet, err)
 	}
-	pieces = append([]archive.Piece(nil), pieces...)
-	sort.Slice(pieces, func(i, j int) bool { return pieces[i].Seq < pieces[j].Seq })
-
-	// The first piece holding a transaction after the base's point.
-	start := -1
-	for i, p := range pieces {
-		after, err := archive.ParsePosition(p.After)
-		if err != nil {
-			return nil, fmt.Errorf("piece %d records the archive.Position %q: %w", p.Seq, p.After, err)
-		}
-		if !bpos.Covers(after) {
-			start = i
-			break
-		}
-	}
-	rng := Range{FromGTID: bpos.String(), From: base.Consistent.Time, ToGTID: bpos.String(), To: base.Consistent.Time}
-	var tpos archive.Position
+	w := walk{target: target, bpos: bpos,
+		rng: Range{FromGTID: bpos.String(), From: base.Consistent.Time, ToGTID: bpos.String(), To: base.Consistent.Time}}
 	if target.GTID != "" {
-		if tpos, err = archive.ParsePosition(target.GTID); err != nil {
+		if w.tpos, err = archive.ParsePosition(target.GTID); err != nil {
 			return nil, fmt.Errorf("target GTID %q: %w", target.GTID, err)
 		}
 	}
-	var chain []archive.Piece
-	reached := tpos != nil && bpos.Covers(tpos)
-	if start >= 0 && !reached {
-		before, err := archive.ParsePosition(pieces[start].Before)
+	pieces = append([]archive.Piece(nil), pieces...)
+	sort.Slice(pieces, func(i, j int) bool { return pieces[i].Seq < pieces[j].Seq })
+	start, err := firstAfter(pieces, bpos)
+	if err != nil {
+		return nil, err
+	}
+	w.reached = w.tpos != nil && bpos.Covers(w.tpos)
+	if start >= 0 && !w.reached {
+		if err := w.follow(pieces[start:]); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.inRange(base.Consistent.Time); err != nil {
+		return nil, err
+	}
+	return w.chain, w.namesEveryDomain()
+}
+
+// firstAfter returns the index of the first piece holding a transaction after bpos (-1:
+// none).
+func firstAfter(pieces []archive.Piece, bpos archive.Position) (int, error) {
+	for i, p := range pieces {
+		after, err := archive.ParsePosition(p.After)
 		if err != nil {
-			return nil, fmt.Errorf("piece %d records the archive.Position %q: %w", pieces[start].Seq, pieces[start].Before, err)
+			return -1, fmt.Errorf("piece %d records the position %q: %w", p.Seq, p.After, err)
 		}
-		if !bpos.Covers(before) {
-			return nil, fmt.Errorf("the archive has a gap after the backup's point %q: it continues at piece %d from %q, and the transactions between are not archived; restore from a later backup: %w",
-				bpos, pieces[start].Seq, pieces[start].Before, ErrUnrecoverable)
+		if !bpos.Covers(after) {
+			return i, nil
 		}
-		for _, p := range pieces[start:] {
-			if target.Time != nil && p.FirstEvent.After(*target.Time) {
-				reached = true
-				break
-			}
-			chain = append(chain, p)
-			if gaps, err := archive.CheckChain(chain); err != nil {
-				return nil, err
-			} else if len(gaps) > 0 {
-				return nil, fmt.Errorf("the archive has a gap: %s; %s: %w", gaps[0], rng, ErrUnrecoverable)
-			}
-			rng.ToGTID, rng.To = p.After, p.LastEvent
-			if tpos != nil {
-				after, _ := archive.ParsePosition(p.After)
-				if after.Covers(tpos) {
-					reached = true
-					break
-				}
+	}
+	return -1, nil
+}
+
+// walk builds a chain from the base's position to the target.
+type walk struct {
+	target     Target
+	bpos, tpos archive.Position
+	rng        Range
+	chain      []archive.Piece
+	reached    bool
+}
+
+// follow adds pieces from the first one after the base until the target is reached, checking
+// continuity as it goes.
+func (w *walk) follow(pieces []archive.Piece) error {
+	before, err := archive.ParsePosition(pieces[0].Before)
+	if err != nil {
+		return fmt.Errorf("piece %d records the position %q: %w", pieces[0].Seq, pieces[0].Before, err)
+	}
+	if !w.bpos.Covers(before) {
+		return fmt.Errorf("the archive has a gap after the backup's point %q: it continues at piece %d from %q, and the transactions between are not archived; restore from a later backup: %w",
+			w.bpos, pieces[0].Seq, pieces[0].Before, ErrUnrecoverable)
+	}
+	for _, p := range pieces {
+		if w.target.Time != nil && p.FirstEvent.After(*w.target.Time) {
+			w.reached = true
+			return nil
+		}
+		w.chain = append(w.chain, p)
+		if gaps, err := archive.CheckChain(w.chain); err != nil {
+			return err
+		} else if len(gaps) > 0 {
+			return fmt.Errorf("the archive has a gap: %s; %s: %w", gaps[0], w.rng, ErrUnrecoverable)
+		}
+		w.rng.ToGTID, w.rng.To = p.After, p.LastEvent
+		if w.tpos != nil {
+			if after, _ := archive.ParsePosition(p.After); after.Covers(w.tpos) {
+				w.reached = true
+				return nil
 			}
 		}
 	}
+	return nil
+}
+
+// inRange refuses a target before the base's point or after what the chain reaches.
+func (w *walk) inRange(baseTime time.Time) error {
+	t, tpos := w.target, w.tpos
 	switch {
-	case target.Time != nil && target.Time.Before(base.Consistent.Time):
-		return nil, fmt.Errorf("the target %s is before the backup's point: %s; choose an earlier backup: %w", target, rng, ErrUnrecoverable)
-	case tpos != nil && !tpos.Covers(bpos):
-		return nil, fmt.Errorf("the target %s is before the backup's point: %s; choose an earlier backup: %w", target, rng, ErrUnrecoverable)
-	case target.Time != nil && !reached && target.Time.After(rng.To):
-		return nil, fmt.Errorf("the target %s is after the newest archived transaction: %s: %w", target, rng, ErrUnrecoverable)
-	case tpos != nil && !reached && !bpos.Covers(tpos):
-		return nil, fmt.Errorf("the target %s is after the newest archived transaction: %s: %w", target, rng, ErrUnrecoverable)
+	case t.Time != nil && t.Time.Before(baseTime), tpos != nil && !tpos.Covers(w.bpos):
+		return fmt.Errorf("the target %s is before the backup's point: %s; choose an earlier backup: %w", t, w.rng, ErrUnrecoverable)
+	case t.Time != nil && !w.reached && t.Time.After(w.rng.To), tpos != nil && !w.reached && !w.bpos.Covers(tpos):
+		return fmt.Errorf("the target %s is after the newest archived transaction: %s: %w", t, w.rng, ErrUnrecoverable)
 	}
-	if tpos != nil {
-		// A position names where each domain stops: a domain the chain advances that the
-		// target does not name would be cut arbitrarily.
-		for _, p := range chain {
-			after, _ := archive.ParsePosition(p.After)
-			for d, g := range after {
-				if _, named := tpos[d]; !named && g.Seq > bpos.Seq(d) {
-					return nil, fmt.Errorf("the archive holds transactions of domain %d after the backup, which the target %s does not name: give a archive.Position for every domain (for example %s): %w",
-						d, target, after, ErrUnrecoverable)
-				}
+	return nil
+}
+
+// namesEveryDomain refuses a GTID target that does not name a domain the chain advances: a
+// position names where each domain stops, and such a domain would be cut arbitrarily.
+func (w *walk) namesEveryDomain() error {
+	if w.tpos == nil {
+		return nil
+	}
+	for _, p := range w.chain {
+		after, _ := archive.ParsePosition(p.After)
+		for d, g := range after {
+			if _, named := w.tpos[d]; !named && g.Seq > w.bpos.Seq(d) {
+				return fmt.Errorf("the archive holds transactions of domain %d after the backup, which the target %s does not name: give a position for every domain (for example %s): %w",
+					d, w.target, after, ErrUnrecoverable)
 			}
 		}
 	}
-	return chain, nil
+	return nil
 }

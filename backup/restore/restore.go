@@ -185,7 +185,7 @@ func Run(ctx context.Context, job Job, st storage.Storage, datadir string, d Dep
 	if !c.last.IsZero() {
 		res.TimeReached = c.last
 	}
-	got, err := openAccounts(ctx, srv, work, want, job.Engine, d)
+	got, err := openAccounts(ctx, srv, want, job.Engine, d)
 	if err != nil {
 		return res, err
 	}
@@ -393,7 +393,7 @@ func replay(ctx context.Context, srv *engine.PrivateServer, inst engine.Instance
 // a new data directory gets) runs with binary logging off, its FLUSH PRIVILEGES turning the
 // grant tables on; then a new connection logs in with the cluster's operator password and
 // checks every account and the executed set.
-func openAccounts(ctx context.Context, srv *engine.PrivateServer, work string, want gtid.Set, kind kurav1alpha1.Engine, d Deps) (gtid.Set, error) {
+func openAccounts(ctx context.Context, srv *engine.PrivateServer, want gtid.Set, kind kurav1alpha1.Engine, d Deps) (gtid.Set, error) {
 	accounts := engine.StandardAccounts(d.Credentials)
 	script, err := engine.AccountsScript(kind, accounts)
 	if err != nil {
