@@ -96,7 +96,7 @@ vet:
 
 lint: vet
 	hack/tools.sh golangci-lint
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-serial-runners ./...
 
 envtest-assets:
 	@k8s=$$(hack/build-k8s.sh kube-apiserver | tail -1); mkdir -p $(ASSETS); \
