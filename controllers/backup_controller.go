@@ -66,6 +66,7 @@ type backupStatus struct {
 	SHA256             string                   `json:"sha256,omitempty"`
 	Engine             kurav1alpha1.Engine      `json:"engine,omitempty"`
 	EngineVersion      string                   `json:"engineVersion,omitempty"`
+	Lineage            string                   `json:"lineage,omitempty"`
 	Message            string                   `json:"message,omitempty"`
 }
 
@@ -87,6 +88,9 @@ func statusFromJob(b *kurav1alpha1.Backup, job *batchv1.Job) backupStatus {
 			if st.Engine == "" {
 				st.Engine = req.Engine
 			}
+			if st.Lineage == "" {
+				st.Lineage = req.Lineage
+			}
 		}
 	}
 	return st
@@ -94,7 +98,7 @@ func statusFromJob(b *kurav1alpha1.Backup, job *batchv1.Job) backupStatus {
 
 // fromBackupStatus folds st back into a status (for the write that follows).
 func fromBackupStatus(st backupStatus, s kurav1alpha1.BackupStatus) kurav1alpha1.BackupStatus {
-	s.JobName, s.StartTime, s.SourceInstance, s.Engine = st.JobName, st.StartTime, st.SourceInstance, st.Engine
+	s.JobName, s.StartTime, s.SourceInstance, s.Engine, s.Lineage = st.JobName, st.StartTime, st.SourceInstance, st.Engine, st.Lineage
 	return s
 }
 
@@ -103,7 +107,7 @@ func statusOf(b *kurav1alpha1.Backup) backupStatus {
 	return backupStatus{ObservedGeneration: b.Generation, Phase: s.Phase, Conditions: s.Conditions, JobName: s.JobName,
 		SourceInstance: s.SourceInstance, StartTime: s.StartTime, CompletionTime: s.CompletionTime, SnapshotTime: s.SnapshotTime,
 		GTIDPosition: s.GTIDPosition, BinlogPosition: s.BinlogPosition, Location: s.Location, SizeBytes: s.SizeBytes,
-		SHA256: s.SHA256, Engine: s.Engine, EngineVersion: s.EngineVersion, Message: s.Message}
+		SHA256: s.SHA256, Engine: s.Engine, EngineVersion: s.EngineVersion, Lineage: s.Lineage, Message: s.Message}
 }
 
 func (r *BackupReconciler) now() time.Time {
@@ -182,6 +186,9 @@ func (r *BackupReconciler) start(ctx context.Context, b *kurav1alpha1.Backup) (c
 	st := statusOf(b)
 	now := metav1.NewTime(r.now())
 	st.Phase, st.JobName, st.SourceInstance, st.StartTime, st.Engine, st.Message = kurav1alpha1.BackupRunning, job.Name, src.Name, &now, builder.Engine(c), ""
+	// The lineage the backup is stored under (the cluster's UID), so a restore finds it
+	// after the cluster is gone.
+	st.Lineage = string(c.UID)
 	if err := r.writeStatus(ctx, b, st); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -242,17 +249,7 @@ func backupRequest(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster, src kur
 			Source: backuprun.SourceInstance{Pod: src.Name, Host: fmt.Sprintf("%s.%s.%s.svc.cluster.local", src.Name, builder.HeadlessServiceName(c), c.Namespace),
 				SQLPort: contract.MySQLPort, AgentPort: contract.AgentPort, Role: string(src.Role)}},
 		AgentPasswordFile: contract.BackupCredentialsDir + "/" + contract.BackupAgentPasswordKey,
-	}
-	if s3 := b.Spec.Storage.S3; s3 != nil {
-		loc := &backuprun.S3Location{Endpoint: s3.Endpoint, Region: s3.Region, Bucket: s3.Bucket, Prefix: s3.Prefix,
-			PathStyle: s3.ForcePathStyle == nil || *s3.ForcePathStyle, CredentialsDir: contract.BackupS3CredentialsDir}
-		if s3.CASecret != nil {
-			loc.CAFile = contract.BackupS3CADir + "/" + contract.BackupS3CAFile
-		}
-		job.Storage.S3 = loc
-	}
-	if pvc := b.Spec.Storage.PVC; pvc != nil {
-		job.Storage.Dir = &backuprun.DirLocation{Root: builder.BackupStorageRoot(pvc), Claim: pvc.ClaimName, SubPath: pvc.SubPath}
+		Storage:           storageConfig(b.Spec.Storage),
 	}
 	out, err := json.Marshal(job)
 	if err != nil {

@@ -75,6 +75,10 @@ type pass struct {
 	cluster    *kurav1alpha1.MySQLCluster
 	configHash string
 	sts        *appsv1.StatefulSet
+	// bootstrapStorage is the storage of spec.bootstrap's backup, once resolved;
+	// bootstrapRefusal why it is not.
+	bootstrapStorage *kurav1alpha1.BackupStorage
+	bootstrapRefusal *bootstrapRefusal
 }
 
 type step struct {
@@ -89,6 +93,7 @@ type step struct {
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/status,verbs=patch
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;delete
@@ -128,6 +133,7 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, r.writeStatus(ctx, p, condPaused())
 	}
 	steps := []step{
+		{"Bootstrap", r.reconcileBootstrap},
 		{"Config", r.reconcileConfig},
 		{"Credentials", r.reconcileCredentials},
 		{"ServiceAccount", r.reconcileServiceAccount},
@@ -164,7 +170,8 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // SetupWithManager watches the cluster and everything it owns, and credentials Secrets in the
 // cache (Kura's own, and a user's Secret labelled kura.dev/cluster, so fixing it unblocks the
 // cluster at once; an unlabelled user Secret is re-read every userObjectRecheck while it
-// blocks). Status writes wake the reconciler only when they change what it builds from
+// blocks), the Backups spec.bootstrap names, and the init containers of the instance Pods of
+// clusters with spec.bootstrap (the restore's result). Status writes wake the reconciler only when they change what it builds from
 // (clusterChanged): the clustering loop writes status on every change it sees, and each of
 // those would otherwise re-run every step.
 func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -173,6 +180,15 @@ func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return []string{builder.CredentialsSecretName(o.(*kurav1alpha1.MySQLCluster))}
 		}); err != nil {
 		return fmt.Errorf("failed to index credentials secrets: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kurav1alpha1.MySQLCluster{}, bootstrapBackupIndex,
+		func(o client.Object) []string {
+			if b := o.(*kurav1alpha1.MySQLCluster).Spec.Bootstrap; b != nil {
+				return []string{b.Backup}
+			}
+			return nil
+		}); err != nil {
+		return fmt.Errorf("failed to index bootstrap backups: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kurav1alpha1.MySQLCluster{}, builderpkg.WithPredicates(predicate.Funcs{UpdateFunc: clusterChanged})).
@@ -183,6 +199,10 @@ func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingSecret)).
+		Watches(&kurav1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(r.clustersBootstrappedFrom)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(clusterOfPod), builderpkg.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false }, UpdateFunc: bootstrapPodChanged})).
 		Named("mysqlcluster").
 		Complete(r)
 }

@@ -107,6 +107,10 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if err := (&RestoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	stub := startArchiverStub()
 	defer stub.Close()
 	if err := (&BinlogArchiveReconciler{Client: mgr.GetClient(), Options: builder.Options{KuraImage: "kura:test"}, Recorder: rec,

@@ -123,6 +123,10 @@ type BackupStatus struct {
 	Engine Engine `json:"engine,omitempty"`
 	// +optional
 	EngineVersion string `json:"engineVersion,omitempty"`
+	// Lineage is the UID of the cluster the backup was taken from: its objects are stored
+	// under it, so a restore finds them after that cluster is gone.
+	// +optional
+	Lineage string `json:"lineage,omitempty"`
 	// Message explains a failure.
 	// +optional
 	Message string `json:"message,omitempty"`

@@ -672,6 +672,9 @@ type MySQLClusterStatus struct {
 	// BinlogArchive reports continuous binlog archiving.
 	// +optional
 	BinlogArchive *BinlogArchiveStatus `json:"binlogArchive,omitempty"`
+	// Bootstrap reports the restore of spec.bootstrap's backup into the first instance.
+	// +optional
+	Bootstrap *BootstrapStatus `json:"bootstrap,omitempty"`
 	// KeptAside lists the transactions set aside by the operator, newest last (at most 20).
 	// +optional
 	KeptAside []KeptAsideRecord `json:"keptAside,omitempty"`

@@ -48,12 +48,19 @@ func CredentialsSecret(c *kurav1alpha1.MySQLCluster) (*corev1.Secret, error) {
 		}
 		data[k] = []byte(p)
 	}
+	return CopiedCredentialsSecret(c, data), nil
+}
+
+// CopiedCredentialsSecret is the credentials Secret of a cluster restored from another
+// cluster's backup: the restored data holds the source's accounts, so it gets the source's
+// passwords (data, copied from the source's Secret), owned by the new cluster.
+func CopiedCredentialsSecret(c *kurav1alpha1.MySQLCluster, data map[string][]byte) *corev1.Secret {
 	return &corev1.Secret{
 		TypeMeta:   typeMeta("v1", "Secret"),
 		ObjectMeta: objectMeta(c, CredentialsSecretName(c), nil, nil),
 		Type:       corev1.SecretTypeOpaque,
 		Data:       data,
-	}, nil
+	}
 }
 
 // MissingCredentialKeys returns the required keys a Secret lacks or holds empty.

@@ -19,6 +19,9 @@ const (
 	LabelBackup = "kura.dev/backup"
 	// LabelSchedule is on every Backup a BackupSchedule created.
 	LabelSchedule = "kura.dev/schedule"
+	// LabelRestore is on the MySQLCluster a Restore created, and on its credentials Secret:
+	// the Restore's name.
+	LabelRestore = "kura.dev/restore"
 
 	RolePrimary = "primary"
 	RoleReplica = "replica"

@@ -48,6 +48,14 @@ const (
 	BackupPruned    = "BackupPruned"
 	ScheduleInvalid = "ScheduleInvalid"
 
+	// Restores: a cluster seeded from a backup (spec.bootstrap) and the Restore kind.
+	BootstrapInvalid  = "BootstrapInvalid"
+	BootstrapRestored = "BootstrapRestored"
+	BootstrapFailed   = "BootstrapFailed"
+	RestoreStarted    = "RestoreStarted"
+	RestoreCompleted  = "RestoreCompleted"
+	RestoreFailed     = "RestoreFailed"
+
 	// The binary log archive.
 	BinlogArchiveGap     = "BinlogArchiveGap"
 	BinlogArchiveStalled = "BinlogArchiveStalled"

@@ -69,17 +69,23 @@ var (
 		Namespace: namespace, Name: "backups_total",
 		Help: "Backups this operator process saw finish, by method and outcome (completed, failed).",
 	}, []string{"namespace", "cluster", "method", "outcome"})
+	// RestoreLastDuration is how long the newest completed Restore into the cluster took.
+	RestoreLastDuration = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "restore_last_duration_seconds",
+		Help: "Duration of the newest completed Restore into the cluster, from the Restore's start to the restored cluster being available.",
+	}, []string{"namespace", "cluster"})
 )
 
 var all = []*prometheus.MetricVec{
 	ClusterState.MetricVec, ClusterAvailable.MetricVec, Instances.MetricVec, ReplicaLag.MetricVec,
 	Term.MetricVec, TopologyChanges.MetricVec, Passes.MetricVec,
 	BackupLastSuccess.MetricVec, BackupLastDuration.MetricVec, BackupLastSize.MetricVec, Backups.MetricVec,
+	RestoreLastDuration.MetricVec,
 }
 
 func init() {
 	crmetrics.Registry.MustRegister(ClusterState, ClusterAvailable, Instances, ReplicaLag, Term, TopologyChanges, Passes,
-		BackupLastSuccess, BackupLastDuration, BackupLastSize, Backups)
+		BackupLastSuccess, BackupLastDuration, BackupLastSize, Backups, RestoreLastDuration)
 }
 
 // States are the values of the state label.
