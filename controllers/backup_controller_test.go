@@ -170,7 +170,8 @@ func TestBackupRunsAJobAndReportsItsResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := waitPhase(t, ns, "nightly", kurav1alpha1.BackupRunning)
-	if b.Status.SourceInstance != "shop-2" || b.Status.JobName != "nightly-backup" || b.Status.StartTime == nil || len(b.Finalizers) != 1 {
+	if b.Status.SourceInstance != "shop-2" || b.Status.JobName != "nightly-backup" || b.Status.StartTime == nil || len(b.Finalizers) != 1 ||
+		b.Status.Lineage != string(c.UID) {
 		t.Fatalf("running status: %+v finalizers %v", b.Status, b.Finalizers)
 	}
 	job := &batchv1.Job{}
@@ -200,7 +201,7 @@ func TestBackupRunsAJobAndReportsItsResult(t *testing.T) {
 	st := b.Status
 	if st.GTIDPosition != "0-1000-42" || st.SizeBytes != 1234 || st.SHA256 != "abcd" || st.BinlogPosition != "mysql-bin.000003:777" ||
 		st.EngineVersion != "11.4.5-MariaDB" || st.SnapshotTime == nil || !st.SnapshotTime.Time.Equal(snap) || st.CompletionTime == nil ||
-		!strings.HasPrefix(st.Location, "s3://backups/") {
+		!strings.HasPrefix(st.Location, "s3://backups/") || st.Lineage != string(c.UID) {
 		t.Fatalf("completed status: %+v", st)
 	}
 
