@@ -291,15 +291,7 @@ const bootstrapBackupIndex = "spec.bootstrap.backup"
 // clustersBootstrappedFrom maps a Backup to the clusters whose spec.bootstrap names it, so a
 // Backup that completes (or appears) unblocks them at once.
 func (r *MySQLClusterReconciler) clustersBootstrappedFrom(ctx context.Context, o client.Object) []reconcile.Request {
-	var list kurav1alpha1.MySQLClusterList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{bootstrapBackupIndex: o.GetName()}); err != nil {
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for _, c := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
-	}
-	return out
+	return r.clustersIndexed(ctx, bootstrapBackupIndex, o)
 }
 
 // restoreDuration is a result's duration for messages.

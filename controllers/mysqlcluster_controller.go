@@ -228,8 +228,13 @@ func clusterChanged(e event.UpdateEvent) bool {
 }
 
 func (r *MySQLClusterReconciler) clustersUsingSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.clustersIndexed(ctx, credentialsSecretIndex, o)
+}
+
+// clustersIndexed maps an object to the clusters of its namespace whose index names it.
+func (r *MySQLClusterReconciler) clustersIndexed(ctx context.Context, index string, o client.Object) []reconcile.Request {
 	var list kurav1alpha1.MySQLClusterList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{credentialsSecretIndex: o.GetName()}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))

@@ -138,7 +138,7 @@ func (r *RestoreReconciler) start(ctx context.Context, rs *kurav1alpha1.Restore)
 	newc.Spec = restoredSpec(src.Spec, rs, credName)
 	if err := r.Client.Create(ctx, newc); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("failed to create MySQLCluster %s: %w", name, err)
 	}
