@@ -50,6 +50,12 @@ func (r *MySQLClusterReconciler) reconcileBootstrap(ctx context.Context, p *pass
 			return fmt.Errorf("ConfigMap %s holds no readable %s: %w", cm.Name, builder.BootstrapStorageKey, err)
 		}
 		p.bootstrapStorage = &st
+		p.bootstrap = r.observeBootstrap(ctx, c)
+		if _, pending := cm.Data[builder.BootstrapJobKey]; pending && p.bootstrap.Phase == kurav1alpha1.BootstrapRestored {
+			// Restored: the Job goes, so that no instance ever restores again (an instance
+			// that loses its volume later clones from the others).
+			return r.apply(ctx, builder.BootstrapConfigMap(c, nil, []byte(cm.Data[builder.BootstrapStorageKey])))
+		}
 		return nil
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("failed to get ConfigMap %s: %w", builder.BootstrapConfigMapName(c), err)
@@ -81,6 +87,7 @@ func (r *MySQLClusterReconciler) reconcileBootstrap(ctx context.Context, p *pass
 		return err
 	}
 	p.bootstrapStorage = &storage
+	p.bootstrap = r.observeBootstrap(ctx, c)
 	return nil
 }
 
@@ -147,33 +154,38 @@ func checkBootstrapBackup(b *kurav1alpha1.Backup, engine kurav1alpha1.Engine, fi
 	return nil
 }
 
-// bootstrapStatus is status.bootstrap after this pass: the refusal, or what the first
-// instance's kura-init reported as its termination message. Restored is final: a later
-// restart of that instance does not restore again, and reports nothing.
-func (r *MySQLClusterReconciler) bootstrapStatus(ctx context.Context, p *pass) *kurav1alpha1.BootstrapStatus {
+// bootstrapStatus is status.bootstrap after this pass: what the Bootstrap step observed, its
+// refusal, or (when the step did not run: paused, or an error) the current one.
+func bootstrapStatus(p *pass) *kurav1alpha1.BootstrapStatus {
 	c := p.cluster
-	spec := c.Spec.Bootstrap
-	cur := c.Status.Bootstrap
-	if spec == nil {
+	switch {
+	case c.Spec.Bootstrap == nil:
 		return nil
-	}
-	if cur != nil && cur.Phase == kurav1alpha1.BootstrapRestored {
-		return cur
-	}
-	if f := p.bootstrapRefusal; f != nil {
+	case p.bootstrap != nil:
+		return p.bootstrap
+	case p.bootstrapRefusal != nil:
 		phase := kurav1alpha1.BootstrapFailed
-		if f.pending {
+		if p.bootstrapRefusal.pending {
 			phase = kurav1alpha1.BootstrapPending
 		}
-		return &kurav1alpha1.BootstrapStatus{Phase: phase, Backup: spec.Backup, Message: f.message}
+		return &kurav1alpha1.BootstrapStatus{Phase: phase, Backup: c.Spec.Bootstrap.Backup, Message: p.bootstrapRefusal.message}
 	}
-	if p.bootstrapStorage == nil {
-		return cur // not looked at in this pass (paused, or an earlier step failed)
+	return c.Status.Bootstrap
+}
+
+// observeBootstrap reads what the first instance's kura-init reported as its termination
+// message. Restored is final: a later restart of that instance does not restore again, and
+// reports nothing.
+func (r *MySQLClusterReconciler) observeBootstrap(ctx context.Context, c *kurav1alpha1.MySQLCluster) *kurav1alpha1.BootstrapStatus {
+	spec := c.Spec.Bootstrap
+	cur := c.Status.Bootstrap
+	if cur != nil && cur.Phase == kurav1alpha1.BootstrapRestored {
+		return cur
 	}
 	first := builder.PodName(c, 0)
 	pod := &corev1.Pod{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: first}, pod); err != nil {
-		if !apierrors.IsNotFound(err) {
+		if !apierrors.IsNotFound(err) && cur != nil {
 			return cur
 		}
 		return &kurav1alpha1.BootstrapStatus{Phase: kurav1alpha1.BootstrapRestoring, Backup: spec.Backup,
@@ -212,11 +224,16 @@ func BootstrapFromPod(pod *corev1.Pod, backupName string) *kurav1alpha1.Bootstra
 	if term == nil {
 		return st
 	}
-	res, err := restorejob.DecodeResult([]byte(strings.TrimSpace(term.Message)))
+	msg := strings.TrimSpace(term.Message)
+	res, err := restorejob.DecodeResult([]byte(msg))
+	if err != nil && msg != "" {
+		// FallbackToLogsOnError: kura-init failed before it could report; its log's tail.
+		res, err = restorejob.Result{Error: lastLine(msg)}, nil
+	}
 	switch {
 	case err != nil || (term.ExitCode == 0 && res.Plan.Backup == "" && res.Error == ""):
 		st.Phase = kurav1alpha1.BootstrapFailed
-		st.Message = fmt.Sprintf("%s's kura-init ended (exit code %d) without reporting a restore result; check that the operator and kura image are of the same version, and the container's log", pod.Name, term.ExitCode)
+		st.Message = fmt.Sprintf("%s's kura-init ended (exit code %d) without reporting a restore result; check that the operator and the kura image are of the same version, and see kubectl logs %s -c %s", pod.Name, term.ExitCode, pod.Name, contract.ContainerKuraInit)
 		return st
 	case res.Error != "" || term.ExitCode != 0:
 		st.Phase = kurav1alpha1.BootstrapFailed

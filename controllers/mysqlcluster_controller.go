@@ -75,9 +75,10 @@ type pass struct {
 	cluster    *kurav1alpha1.MySQLCluster
 	configHash string
 	sts        *appsv1.StatefulSet
-	// bootstrapStorage is the storage of spec.bootstrap's backup, once resolved;
-	// bootstrapRefusal why it is not.
+	// bootstrapStorage is the storage of spec.bootstrap's backup, once resolved, and
+	// bootstrap what the first instance reported; bootstrapRefusal why it is not resolved.
 	bootstrapStorage *kurav1alpha1.BackupStorage
+	bootstrap        *kurav1alpha1.BootstrapStatus
 	bootstrapRefusal *bootstrapRefusal
 }
 

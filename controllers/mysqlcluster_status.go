@@ -66,7 +66,7 @@ func (r *MySQLClusterReconciler) writeStatus(ctx context.Context, p *pass, cond 
 		Version:            builder.Version(c),
 		CredentialsSecret:  builder.CredentialsSecretName(c),
 		ConfigHash:         p.configHash,
-		Bootstrap:          r.bootstrapStatus(ctx, p),
+		Bootstrap:          bootstrapStatus(p),
 	}
 	if p.sts != nil {
 		st.Replicas = p.sts.Status.Replicas

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -165,6 +166,15 @@ func TestBootstrapWaitsForItsBackupThenFollowsTheFirstInstance(t *testing.T) {
 		t.Errorf("failure message %q", m)
 	}
 	waitEvent(t, ns, "BootstrapFailed")
+	// kura-init failed before it could report: the log's tail (FallbackToLogsOnError).
+	firstInstanceReports(t, ns, "copy", corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1,
+		Message: "kura init: starting\nkura: failed to read the restore job: open /etc/kura/bootstrap/restore.json: no such file or directory\n"}}, nil)
+	eventually(t, "the log's last line as the failure", func() error {
+		if m := getCluster(t, ns, "copy").Status.Bootstrap.Message; !strings.HasSuffix(m, `Backup "nightly": kura: failed to read the restore job: open /etc/kura/bootstrap/restore.json: no such file or directory`) {
+			return fmt.Errorf("message %q", m)
+		}
+		return nil
+	})
 
 	firstInstanceReports(t, ns, "copy", corev1.ContainerState{Terminated: terminated(0, restoredResult)}, nil)
 	c = waitBootstrap(t, ns, "copy", kurav1alpha1.BootstrapRestored)
@@ -175,12 +185,26 @@ func TestBootstrapWaitsForItsBackupThenFollowsTheFirstInstance(t *testing.T) {
 		t.Fatalf("restored status %+v plan %+v", b, b.Plan)
 	}
 	waitEvent(t, ns, "BootstrapRestored")
+	// Restored: the Job leaves the ConfigMap, so no instance restores again; the storage stays.
+	eventually(t, "the restore Job removed from the bootstrap ConfigMap", func() error {
+		cm := &corev1.ConfigMap{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "copy-bootstrap"}, cm); err != nil {
+			return err
+		}
+		if _, ok := cm.Data[builder.BootstrapJobKey]; ok || !strings.Contains(cm.Data[builder.BootstrapStorageKey], `"bucket":"backups"`) {
+			return fmt.Errorf("data %v", cm.Data)
+		}
+		return nil
+	})
 
 	// A later restart reports no restore result: Restored stays, and the Backup may go.
 	firstInstanceReports(t, ns, "copy", corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}, nil)
 	if err := k8s.Delete(ctx, getBackup(t, ns, "nightly")); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the deletion Job", func() error {
+		return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly-delete"}, &batchv1.Job{})
+	})
 	finishJob(t, ns, "nightly-delete", backuprun.Summary{}, true, "")
 	waitBackupGone(t, ns, "nightly")
 	changeSpec(t, ns, "copy", func(c *kurav1alpha1.MySQLCluster) { c.Spec.Replicas = 2 })

@@ -24,12 +24,16 @@ const volumeBootstrap = "bootstrap"
 func BootstrapConfigMapName(c *kurav1alpha1.MySQLCluster) string { return c.Name + "-bootstrap" }
 
 // BootstrapConfigMap holds the restore Job (JSON) for the first instance's kura-init and the
-// storage it names. It is written once, when spec.bootstrap resolves, and never changed.
+// storage it names. It is written when spec.bootstrap resolves; once the cluster is restored
+// it is written again without the Job (job nil), so no instance restores a second time.
 func BootstrapConfigMap(c *kurav1alpha1.MySQLCluster, job, storage []byte) *corev1.ConfigMap {
 	cm := &corev1.ConfigMap{
 		TypeMeta:   typeMeta("v1", "ConfigMap"),
 		ObjectMeta: objectMeta(c, BootstrapConfigMapName(c), nil, nil),
-		Data:       map[string]string{BootstrapJobKey: string(job), BootstrapStorageKey: string(storage)},
+		Data:       map[string]string{BootstrapStorageKey: string(storage)},
+	}
+	if job != nil {
+		cm.Data[BootstrapJobKey] = string(job)
 	}
 	StampHash(&cm.ObjectMeta, cm.Data)
 	return cm
@@ -37,14 +41,16 @@ func BootstrapConfigMap(c *kurav1alpha1.MySQLCluster, job, storage []byte) *core
 
 // bootstrapVolumes are kura-init's extra volumes and mounts in a cluster with spec.bootstrap:
 // the restore Job at contract.BootstrapDir and the backup storage where a backup Job has it.
-// The storage Secrets are optional volumes and a claim is mounted read-only: the volumes stay
-// in the Pod template once the restore is done (changing it would roll every instance), and
-// a Secret deleted afterwards must not keep an instance from starting.
+// The volumes stay in the Pod template once the restore is done (changing it would roll every
+// instance), so the ConfigMap's volume and the storage Secrets' are optional (the Job is
+// removed from the ConfigMap then, and a Secret deleted afterwards must not keep an instance
+// from starting), and a claim is mounted read-only.
 func bootstrapVolumes(c *kurav1alpha1.MySQLCluster, storage kurav1alpha1.BackupStorage) ([]corev1.Volume, []corev1.VolumeMount) {
 	vols := []corev1.Volume{{Name: volumeBootstrap, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 		LocalObjectReference: corev1.LocalObjectReference{Name: BootstrapConfigMapName(c)},
 		Items:                []corev1.KeyToPath{{Key: BootstrapJobKey, Path: BootstrapJobKey}},
 		DefaultMode:          ptr.To[int32](0o444),
+		Optional:             ptr.To(true),
 	}}}}
 	mnts := []corev1.VolumeMount{{Name: volumeBootstrap, MountPath: contract.BootstrapDir, ReadOnly: true}}
 	sv, sm := storageVolumes(storage)

@@ -58,6 +58,12 @@ func TestBootstrapMounts(t *testing.T) {
 		if s := v.Secret; s != nil && s.SecretName != CredentialsSecretName(newCluster()) && (s.Optional == nil || !*s.Optional) {
 			t.Errorf("storage Secret volume %s must be optional: a Secret deleted after the restore must not keep instances from starting", v.Name)
 		}
+		if cm := v.ConfigMap; cm != nil && cm.Name == BootstrapConfigMapName(newCluster()) && (cm.Optional == nil || !*cm.Optional) {
+			t.Error("the bootstrap ConfigMap volume must be optional: the Job is removed once the cluster is restored")
+		}
+	}
+	if init := pod.InitContainers[1]; init.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+		t.Errorf("kura-init's termination message policy %q: a failure before the result is written must show the log's tail", init.TerminationMessagePolicy)
 	}
 	// The ConfigMap key is the file kura-init reads.
 	if BootstrapJobKey != path.Base(contract.BootstrapFile) || BootstrapJobKey != restore.JobFileName {

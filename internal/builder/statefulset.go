@@ -119,6 +119,9 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, bootstrap *kur
 		bv, bm := bootstrapVolumes(c, *bootstrap)
 		volumes = append(volumes, bv...)
 		initCtr.VolumeMounts = append(initCtr.VolumeMounts, bm...)
+		// kura-init writes its restore result as its termination message; should it fail
+		// before it can, the log's tail says why.
+		initCtr.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
 	}
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
