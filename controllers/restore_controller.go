@@ -135,7 +135,7 @@ func (r *RestoreReconciler) start(ctx context.Context, rs *kurav1alpha1.Restore)
 	}
 
 	newc.Labels = map[string]string{contract.LabelRestore: rs.Name}
-	newc.Spec = restoredSpec(src.Spec, rs, credName)
+	newc.Spec = restoredSpec(src, rs, credName)
 	if err := r.Client.Create(ctx, newc); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return ctrl.Result{RequeueAfter: time.Second}, nil
@@ -159,11 +159,13 @@ func (r *RestoreReconciler) start(ctx context.Context, rs *kurav1alpha1.Restore)
 }
 
 // restoredSpec is the new cluster's spec: the source's, seeded from the Restore's backup,
-// with its own credentials Secret (a copy of the source's) and nothing pending from the
-// source (a switchover request, a pause). The binary log archive keeps its storage: the new
-// cluster archives under its own lineage (its UID).
-func restoredSpec(src kurav1alpha1.MySQLClusterSpec, rs *kurav1alpha1.Restore, credentials string) kurav1alpha1.MySQLClusterSpec {
-	spec := *src.DeepCopy()
+// with its own credentials Secret (a copy of the source's), the source's application
+// database by name (it defaults to the cluster's name, which differs), and nothing pending
+// from the source (a switchover request, a pause). The binary log archive keeps its storage:
+// the new cluster archives under its own lineage (its UID).
+func restoredSpec(src *kurav1alpha1.MySQLCluster, rs *kurav1alpha1.Restore, credentials string) kurav1alpha1.MySQLClusterSpec {
+	spec := *src.Spec.DeepCopy()
+	spec.Database = builder.Database(src)
 	spec.Bootstrap = &kurav1alpha1.BootstrapSpec{Backup: rs.Spec.Backup, PointInTime: rs.Spec.PointInTime.DeepCopy()}
 	spec.CredentialsSecret = &corev1.LocalObjectReference{Name: credentials}
 	spec.Switchover = nil

@@ -312,7 +312,7 @@ func TestRestoreIntoANewCluster(t *testing.T) {
 	if c.Labels[contract.LabelRestore] != "back" || c.Spec.Bootstrap == nil || c.Spec.Bootstrap.Backup != "nightly" ||
 		c.Spec.Bootstrap.PointInTime == nil || !c.Spec.Bootstrap.PointInTime.Time.Equal(&at) ||
 		c.Spec.Replicas != 2 || c.Spec.Storage.Size.String() != "2Gi" || c.Spec.MySQLD.Config["max_connections"] != "300" ||
-		c.Spec.Switchover != nil || c.Spec.CredentialsSecret == nil || c.Spec.CredentialsSecret.Name != "shop-restored-credentials" {
+		c.Spec.Database != "shop" || c.Spec.Switchover != nil || c.Spec.CredentialsSecret == nil || c.Spec.CredentialsSecret.Name != "shop-restored-credentials" {
 		t.Fatalf("new cluster: labels %v spec %+v", c.Labels, c.Spec)
 	}
 	srcSecret, newSecret := &corev1.Secret{}, &corev1.Secret{}
