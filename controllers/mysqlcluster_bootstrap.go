@@ -32,10 +32,12 @@ type bootstrapRefusal struct {
 }
 
 // reconcileBootstrap resolves spec.bootstrap into the restore Job the first instance runs
-// (docs/backup.md, "Restore") and writes it as the bootstrap ConfigMap, once: the ConfigMap
-// is the record of the resolution, so a Backup deleted after the cluster exists changes
-// nothing. A Backup that is missing, not completed, of another engine or limited to some
-// databases blocks the cluster before any other object is created.
+// (docs/backup.md, "Restore") and writes it as the bootstrap ConfigMap. The ConfigMap is the
+// record of the resolution: once it exists the Backup is not read again, so a Backup deleted
+// after the cluster exists changes nothing. A Backup that is missing, not completed, of
+// another engine or limited to some databases blocks the cluster before any other object is
+// created. The step then reads what the first instance reported, and once it restored, takes
+// the Job out of the ConfigMap.
 func (r *MySQLClusterReconciler) reconcileBootstrap(ctx context.Context, p *pass) error {
 	c := p.cluster
 	if c.Spec.Bootstrap == nil {
