@@ -74,6 +74,16 @@ func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	c := &kurav1alpha1.MySQLCluster{}
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: name}, c)
 	switch {
+	case err == nil && c.Labels[contract.LabelRestore] == rs.Name && rs.Status.Phase != kurav1alpha1.RestoreRunning:
+		// Created by a pass that stopped before its status was written.
+		src, refusal, err := r.source(ctx, rs)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if refusal != nil {
+			return r.fail(ctx, rs, refusal.reason, refusal.message)
+		}
+		return r.created(ctx, rs, c, src)
 	case err == nil && c.Labels[contract.LabelRestore] == rs.Name:
 		return r.follow(ctx, rs, c)
 	case err == nil:
@@ -86,30 +96,60 @@ func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	return r.start(ctx, rs)
 }
 
+// restoreSource is what a Restore copies: the Backup, its cluster and that cluster's
+// credentials Secret.
+type restoreSource struct {
+	backup  *kurav1alpha1.Backup
+	cluster *kurav1alpha1.MySQLCluster
+	secret  *corev1.Secret
+}
+
+// source reads what the Restore copies; a refusal (reason, message) when something is
+// missing or unusable.
+func (r *RestoreReconciler) source(ctx context.Context, rs *kurav1alpha1.Restore) (restoreSource, *bootstrapRefusal, error) {
+	var out restoreSource
+	b := &kurav1alpha1.Backup{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: rs.Spec.Backup}, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			return out, &bootstrapRefusal{reason: "BackupNotFound", message: fmt.Sprintf("spec.backup: Backup %q not found in namespace %s; name a completed Backup of this namespace", rs.Spec.Backup, rs.Namespace)}, nil
+		}
+		return out, nil, fmt.Errorf("failed to get Backup %s: %w", rs.Spec.Backup, err)
+	}
+	if b.Status.Phase != kurav1alpha1.BackupCompleted {
+		return out, &bootstrapRefusal{reason: "BackupNotCompleted", message: fmt.Sprintf("spec.backup: Backup %q is %s, not Completed; create the Restore again once it has completed, or name a completed Backup", b.Name, orDefault(string(b.Status.Phase), "Pending"))}, nil
+	}
+	src := &kurav1alpha1.MySQLCluster{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: b.Spec.Cluster}, src); err != nil {
+		if apierrors.IsNotFound(err) {
+			return out, &bootstrapRefusal{reason: "SourceClusterGone", message: fmt.Sprintf("MySQLCluster %q, which Backup %q was taken from, is gone, so there is no spec to copy; create a MySQLCluster with spec.bootstrap.backup: %s and the spec you want instead, with a copy of the old credentials Secret as spec.credentialsSecret", b.Spec.Cluster, b.Name, b.Name)}, nil
+		}
+		return out, nil, fmt.Errorf("failed to get MySQLCluster %s: %w", b.Spec.Cluster, err)
+	}
+	if f := checkBootstrapBackup(b, builder.Engine(src), "spec.backup"); f != nil {
+		return out, f, nil
+	}
+	secret := &corev1.Secret{}
+	name := builder.CredentialsSecretName(src)
+	if err := r.reader().Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return out, &bootstrapRefusal{reason: "CredentialsMissing", message: fmt.Sprintf("the source cluster's credentials Secret %q is gone, and the restored data holds its accounts; recreate it with the passwords of the backup's time", name)}, nil
+		}
+		return out, nil, fmt.Errorf("failed to get Secret %s: %w", name, err)
+	}
+	return restoreSource{backup: b, cluster: src, secret: secret}, nil, nil
+}
+
 // start checks the request, then creates the new cluster and its credentials Secret. Every
 // check that fails fails the Restore with a message naming the field and the fix; nothing is
 // created before all pass.
 func (r *RestoreReconciler) start(ctx context.Context, rs *kurav1alpha1.Restore) (ctrl.Result, error) {
 	name := rs.Spec.Target.NewCluster
-	b := &kurav1alpha1.Backup{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: rs.Spec.Backup}, b); err != nil {
-		if apierrors.IsNotFound(err) {
-			return r.fail(ctx, rs, "BackupNotFound", fmt.Sprintf("spec.backup: Backup %q not found in namespace %s; name a completed Backup of this namespace", rs.Spec.Backup, rs.Namespace))
-		}
-		return ctrl.Result{}, fmt.Errorf("failed to get Backup %s: %w", rs.Spec.Backup, err)
+	src, refusal, err := r.source(ctx, rs)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	if b.Status.Phase != kurav1alpha1.BackupCompleted {
-		return r.fail(ctx, rs, "BackupNotCompleted", fmt.Sprintf("spec.backup: Backup %q is %s, not Completed; create the Restore again once it has completed, or name a completed Backup", b.Name, orDefault(string(b.Status.Phase), "Pending")))
-	}
-	src := &kurav1alpha1.MySQLCluster{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: b.Spec.Cluster}, src); err != nil {
-		if apierrors.IsNotFound(err) {
-			return r.fail(ctx, rs, "SourceClusterGone", fmt.Sprintf("MySQLCluster %q, which Backup %q was taken from, is gone, so there is no spec to copy; create a MySQLCluster with spec.bootstrap.backup: %s and the spec you want instead, with a copy of the old credentials Secret as spec.credentialsSecret", b.Spec.Cluster, b.Name, b.Name))
-		}
-		return ctrl.Result{}, fmt.Errorf("failed to get MySQLCluster %s: %w", b.Spec.Cluster, err)
-	}
-	if f := checkBootstrapBackup(b, builder.Engine(src), "spec.backup"); f != nil {
-		return r.fail(ctx, rs, f.reason, f.message)
+	if refusal != nil {
+		return r.fail(ctx, rs, refusal.reason, refusal.message)
 	}
 	newc := &kurav1alpha1.MySQLCluster{ObjectMeta: metav1.ObjectMeta{Namespace: rs.Namespace, Name: name}}
 	var pvcs corev1.PersistentVolumeClaimList
@@ -120,37 +160,41 @@ func (r *RestoreReconciler) start(ctx context.Context, rs *kurav1alpha1.Restore)
 		return r.fail(ctx, rs, "VolumesInUse", fmt.Sprintf("spec.target.newCluster: %d volume(s) of a former cluster named %q are still there (%s; kept by deletionPolicy Retain), and the new cluster would start on their data; delete them or name another cluster", len(pvcs.Items), name, pvcs.Items[0].Name))
 	}
 	credName := builder.CredentialsSecretName(newc)
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: credName}, &corev1.Secret{}); err == nil {
+	// Read from the API server: a Secret Kura did not create is not in the cache.
+	if err := r.reader().Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: credName}, &corev1.Secret{}); err == nil {
 		return r.fail(ctx, rs, "CredentialsSecretExists", fmt.Sprintf("spec.target.newCluster: Secret %q already exists in namespace %s (a former cluster's?); delete it or name another cluster", credName, rs.Namespace))
 	} else if !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("failed to get Secret %s: %w", credName, err)
 	}
-	srcSecret := &corev1.Secret{}
-	srcName := builder.CredentialsSecretName(src)
-	if err := r.reader().Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: srcName}, srcSecret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return r.fail(ctx, rs, "CredentialsMissing", fmt.Sprintf("the source cluster's credentials Secret %q is gone, and the restored data holds its accounts; recreate it with the passwords of the backup's time", srcName))
-		}
-		return ctrl.Result{}, fmt.Errorf("failed to get Secret %s: %w", srcName, err)
-	}
-
 	newc.Labels = map[string]string{contract.LabelRestore: rs.Name}
-	newc.Spec = restoredSpec(src, rs, credName)
+	newc.Spec = restoredSpec(src.cluster, rs, credName)
 	if err := r.Client.Create(ctx, newc); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("failed to create MySQLCluster %s: %w", name, err)
 	}
-	sec := builder.CopiedCredentialsSecret(newc, srcSecret.Data)
+	return r.created(ctx, rs, newc, src)
+}
+
+// created finishes a start once the new cluster exists, also when an earlier pass stopped
+// right after creating it: the copy of the source's credentials, owned by the new cluster,
+// then Running.
+func (r *RestoreReconciler) created(ctx context.Context, rs *kurav1alpha1.Restore, c *kurav1alpha1.MySQLCluster, src restoreSource) (ctrl.Result, error) {
+	sec := builder.CopiedCredentialsSecret(c, src.secret.Data)
 	sec.Labels[contract.LabelRestore] = rs.Name
-	if err := r.Client.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
-		return ctrl.Result{}, fmt.Errorf("failed to create Secret %s: %w", credName, err)
+	if err := r.Client.Create(ctx, sec); err != nil {
+		// Already there (a retried pass, or created since start's check): only this
+		// Restore's own copy will do.
+		live := &corev1.Secret{}
+		if !apierrors.IsAlreadyExists(err) || r.reader().Get(ctx, client.ObjectKeyFromObject(sec), live) != nil || live.Labels[contract.LabelRestore] != rs.Name {
+			return ctrl.Result{}, fmt.Errorf("failed to create Secret %s: %w", sec.Name, err)
+		}
 	}
 	st := rs.Status
 	now := metav1.NewTime(r.now())
-	st.Phase, st.StartTime, st.Cluster = kurav1alpha1.RestoreRunning, &now, name
-	st.Message = fmt.Sprintf("MySQLCluster %s created from %s's spec; its first instance restores Backup %q (%s)", name, src.Name, b.Name, targetWords(rs.Spec.PointInTime))
+	st.Phase, st.StartTime, st.Cluster = kurav1alpha1.RestoreRunning, &now, c.Name
+	st.Message = fmt.Sprintf("MySQLCluster %s created from %s's spec; its first instance restores Backup %q (%s)", c.Name, src.cluster.Name, src.backup.Name, targetWords(rs.Spec.PointInTime))
 	if err := r.writeStatus(ctx, rs, st); err != nil {
 		return ctrl.Result{}, err
 	}

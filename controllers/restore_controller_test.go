@@ -375,6 +375,9 @@ func TestRestoreRefusals(t *testing.T) {
 	if err := k8s.Create(ctx, old); err != nil {
 		t.Fatal(err)
 	}
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "stale-credentials"}}); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		r            *kurav1alpha1.Restore
 		reason, want string
@@ -385,6 +388,7 @@ func TestRestoreRefusals(t *testing.T) {
 		{newRestore(ns, "missing", "nope", "fresh1"), "BackupNotFound", `spec.backup: Backup "nope" not found in namespace ` + ns},
 		{newRestore(ns, "early", "running", "fresh2"), "BackupNotCompleted", `spec.backup: Backup "running" is Running, not Completed`},
 		{newRestore(ns, "leftover", "nightly", "old"), "VolumesInUse", `spec.target.newCluster: 1 volume(s) of a former cluster named "old" are still there (data-old-0`},
+		{newRestore(ns, "stale", "nightly", "stale"), "CredentialsSecretExists", `spec.target.newCluster: Secret "stale-credentials" already exists in namespace ` + ns},
 	}
 	for _, tc := range cases {
 		if err := k8s.Create(ctx, tc.r); err != nil {
@@ -397,12 +401,24 @@ func TestRestoreRefusals(t *testing.T) {
 			t.Errorf("%s: status %+v, want %s: %q", tc.r.Name, rs.Status, tc.reason, tc.want)
 		}
 	}
-	for _, name := range []string{"fresh1", "fresh2", "old"} {
+	for _, name := range []string{"fresh1", "fresh2", "old", "stale"} {
 		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &kurav1alpha1.MySQLCluster{}); !apierrors.IsNotFound(err) {
 			t.Errorf("a refused Restore created cluster %s: %v", name, err)
 		}
 	}
 	waitEvent(t, ns, "RestoreFailed")
+
+	// The new cluster is deleted while it restores.
+	if err := k8s.Create(ctx, newRestore(ns, "vanish", "nightly", "shop-vanish")); err != nil {
+		t.Fatal(err)
+	}
+	waitRestore(t, ns, "vanish", kurav1alpha1.RestoreRunning)
+	if err := k8s.Delete(ctx, getCluster(t, ns, "shop-vanish")); err != nil {
+		t.Fatal(err)
+	}
+	if rs := waitRestore(t, ns, "vanish", kurav1alpha1.RestoreFailed); !strings.Contains(rs.Status.Message, `MySQLCluster "shop-vanish" was deleted while it restored; create a new Restore to try again`) {
+		t.Errorf("vanished cluster: %+v", rs.Status)
+	}
 
 	// The instance's restore fails: the Restore fails with its error.
 	if err := k8s.Create(ctx, newRestore(ns, "doomed", "nightly", "shop-doomed")); err != nil {
@@ -448,4 +464,32 @@ func TestCheckBootstrapBackup(t *testing.T) {
 			t.Errorf("%d: got %+v, want %s", i, got, tc.reason)
 		}
 	}
+}
+
+// A pass that stopped right after creating the new cluster (before the credentials and the
+// status) is finished by the next one: the cluster labelled with the Restore is its own.
+func TestRestoreResumesAfterCreatingTheCluster(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	backupCluster(t, ns)
+	completedBackupOf(t, ns, "nightly")
+	rs := newRestore(ns, "resume", "nightly", "shop-resumed")
+	src := getCluster(t, ns, "shop")
+	c := &kurav1alpha1.MySQLCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-resumed", Labels: map[string]string{contract.LabelRestore: "resume"}},
+		Spec: restoredSpec(src, rs, "shop-resumed-credentials")}
+	if err := k8s.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	waitRestore(t, ns, "resume", kurav1alpha1.RestoreRunning)
+	sec := &corev1.Secret{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop-resumed-credentials"}, sec); err != nil {
+		t.Fatalf("the credentials copy was not made: %v", err)
+	}
+	if sec.Labels[contract.LabelRestore] != "resume" || len(sec.Data[contract.KeyAdminPassword]) == 0 {
+		t.Errorf("credentials copy %v", sec.Labels)
+	}
+	waitReconciled(t, ns, "shop-resumed", metav1.ConditionTrue, "Reconciled")
 }
