@@ -226,3 +226,48 @@ func TestLoopAppliesDynamicConfigOnce(t *testing.T) {
 		t.Errorf("events %v, want one ConfigApplied and one ConfigRefused", count)
 	}
 }
+
+// A server that stopped answering may come back restarted: a value set on it before is set
+// again if it does not hold it, once.
+func TestLoopSetsAgainAfterAnInstanceWasUnreachable(t *testing.T) {
+	c := newFakeCluster(2)
+	for _, n := range c.nodes {
+		n.vars = map[string]string{"max_connections": "500"}
+	}
+	l := newFakeLoop(t, c)
+	passUntil(t, l, 5, "healthy", healthy)
+	c.mu.Lock()
+	c.spec.Config = []Setting{{Name: "max_connections", Value: "800", Dynamic: true}}
+	c.mu.Unlock()
+	passUntil(t, l, 3, "max_connections applied", func(r Report) bool { return healthy(r) && configOf(r.Plan, "max_connections").State == ConfigApplied })
+
+	// Replica 1 restarts with its old value.
+	c.mu.Lock()
+	c.nodes[1].up = false
+	c.mu.Unlock()
+	if _, err := l.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.nodes[1].up, c.nodes[1].vars["max_connections"] = true, "500"
+	c.calls = nil
+	c.mu.Unlock()
+	passUntil(t, l, 5, "max_connections applied again", func(r Report) bool { return healthy(r) && configOf(r.Plan, "max_connections").State == ConfigApplied })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nodes[1].vars["max_connections"] != "800" {
+		t.Errorf("the restarted replica holds max_connections %s", c.nodes[1].vars["max_connections"])
+	}
+	n := 0
+	for _, call := range c.calls {
+		if strings.HasPrefix(call, "SetGlobal(") {
+			n++
+			if call != "SetGlobal(max_connections=800)@1" {
+				t.Errorf("unexpected %s", call)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d SET GLOBAL calls after the restart, want 1", n)
+	}
+}

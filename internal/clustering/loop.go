@@ -144,6 +144,7 @@ func (l *Loop) Pass(ctx context.Context) (Report, error) {
 	ins := observe(ctx, snap, l.opts.ObserveTimeout, l.probes.failing())
 	observed := l.opts.Now()
 	l.probes.track(ins, start)
+	l.forgetUnreachable(ins)
 	obs := Observation{Cluster: snap.Cluster, Spec: snap.Spec, Recorded: snap.Recorded, Engine: snap.Engine, Instances: ins,
 		Attempts: l.currentAttempts(snap)}
 	plan := Decide(obs)
@@ -287,6 +288,19 @@ func (l *Loop) currentAttempts(snap Snapshot) map[string]map[string]Attempt {
 		}
 	}
 	return out
+}
+
+// forgetUnreachable drops what was set on instances that did not answer: a server that comes
+// back may have restarted, and what it runs with is then what its config file says, which is
+// looked at afresh.
+func (l *Loop) forgetUnreachable(ins []Instance) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, in := range ins {
+		if in.SQL == nil {
+			delete(l.attempts, in.Name)
+		}
+	}
 }
 
 // recordAttempts remembers what the SET GLOBAL steps did and emits one event for the values
