@@ -666,7 +666,9 @@ type MySQLClusterStatus struct {
 	// CredentialsSecret is the Secret holding the accounts' passwords.
 	// +optional
 	CredentialsSecret string `json:"credentialsSecret,omitempty"`
-	// ConfigHash is the hash of the rendered my.cnf the Pods run with.
+	// ConfigHash is the hash of the static part of the rendered my.cnf (without the dynamic
+	// options of spec.mysqld.config, which are applied with SET GLOBAL); the Pod template
+	// carries it, so a change of it rolls the instances.
 	// +optional
 	ConfigHash string `json:"configHash,omitempty"`
 	// BinlogArchive reports continuous binlog archiving.
