@@ -2,6 +2,7 @@ package clustering
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -269,5 +270,34 @@ func TestLoopSetsAgainAfterAnInstanceWasUnreachable(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d SET GLOBAL calls after the restart, want 1", n)
+	}
+}
+
+// A failed read of the variables leaves the instance reachable (it is not a failover signal)
+// and its options unjudged for the pass.
+func TestObserveVariablesFailureKeepsTheInstanceReachable(t *testing.T) {
+	c := newFakeCluster(2)
+	for _, n := range c.nodes {
+		n.vars = map[string]string{"max_connections": "500"}
+	}
+	l := newFakeLoop(t, c)
+	passUntil(t, l, 5, "healthy", healthy)
+	c.mu.Lock()
+	c.spec.Config = []Setting{{Name: "max_connections", Value: "800", Dynamic: true}}
+	c.failOnce["Variables@0"] = errors.New("Error 1927: connection was killed")
+	c.mu.Unlock()
+	r, err := l.Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.Observation.Instances[0]
+	if p.SQL == nil || p.Variables != nil || !strings.Contains(p.VariablesError, "1927") {
+		t.Fatalf("instance 0: reachable %t, variables %v, error %q", p.SQL != nil, p.Variables, p.VariablesError)
+	}
+	if r.Plan.State != StateHealthy {
+		t.Errorf("state %s: %s", r.Plan.State, r.Plan.Message)
+	}
+	if got := setGlobals(r.Plan); !reflect.DeepEqual(got, []SetGlobal{{1, "max_connections", "800"}}) {
+		t.Errorf("steps %v, want max_connections set on instance 1 only", got)
 	}
 }

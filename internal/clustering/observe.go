@@ -47,13 +47,14 @@ func observe(ctx context.Context, snap Snapshot, timeout time.Duration, failing 
 			if failing[t.Name] {
 				bound = min(timeout, FailingObserveTimeout)
 			}
+			deadline := time.Now().Add(bound)
 			facts, err := query(ctx, snap, t, bound)
 			if err != nil {
 				out[i].Error = err.Error()
 				return
 			}
 			out[i].SQL = facts
-			out[i].Variables, out[i].VariablesError = variables(ctx, snap, t, bound)
+			out[i].Variables, out[i].VariablesError = variables(ctx, snap, t, deadline)
 		}(i, t)
 	}
 	wg.Wait()
@@ -108,10 +109,10 @@ func query(ctx context.Context, snap Snapshot, t Target, timeout time.Duration) 
 	}
 }
 
-// variables reads the global values of the variables spec.mysqld.config names, bounded like
-// the facts. A failure leaves the instance reachable: its options are then neither applied nor
-// judged in this pass.
-func variables(ctx context.Context, snap Snapshot, t Target, timeout time.Duration) (map[string]string, string) {
+// variables reads the global values of the variables spec.mysqld.config names, within the
+// bound of the instance's facts (deadline), so a pass takes no longer than before. A failure
+// leaves the instance reachable: its options are then neither applied nor judged in this pass.
+func variables(ctx context.Context, snap Snapshot, t Target, deadline time.Time) (map[string]string, string) {
 	if len(snap.Spec.Config) == 0 {
 		return nil, ""
 	}
@@ -125,7 +126,7 @@ func variables(ctx context.Context, snap Snapshot, t Target, timeout time.Durati
 	if err != nil {
 		return nil, err.Error()
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	vars, err := c.Variables(ctx, names)
 	if err != nil {
