@@ -133,7 +133,14 @@ func TestDecideConfig(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := deepCopy(tc.f.o)
 			p := Decide(tc.f.o)
+			if !reflect.DeepEqual(before, tc.f.o) {
+				t.Error("Decide changed its input")
+			}
+			if again := Decide(tc.f.o); !reflect.DeepEqual(p, again) {
+				t.Error("Decide is not deterministic")
+			}
 			if got := setGlobals(p); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("SET GLOBAL steps %v, want %v", got, tc.want)
 			}
