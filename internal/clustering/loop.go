@@ -307,7 +307,7 @@ func (l *Loop) forgetUnreachable(ins []Instance) {
 // applied and one for the values refused. A connection that failed is not remembered: the next
 // pass tries again.
 func (l *Loop) recordAttempts(ctx context.Context, a *Actor, outcomes []GlobalOutcome) {
-	var applied, refused []string
+	applied, refused := &settingList{}, &settingList{}
 	l.mu.Lock()
 	if l.attempts == nil {
 		l.attempts = map[string]map[string]Attempt{}
@@ -317,10 +317,10 @@ func (l *Loop) recordAttempts(ctx context.Context, a *Actor, outcomes []GlobalOu
 		at := Attempt{Value: o.Step.Value}
 		switch {
 		case o.Err == nil:
-			applied = append(applied, fmt.Sprintf("%s = %s on %s", o.Step.Name, o.Step.Value, name))
+			applied.add(o.Step, name, "")
 		case errors.Is(o.Err, engine.ErrRefused):
 			at.Refused = o.Err.Error()
-			refused = append(refused, fmt.Sprintf("%s = %s on %s: %v", o.Step.Name, o.Step.Value, name, o.Err))
+			refused.add(o.Step, name, o.Err.Error())
 		default:
 			continue
 		}
@@ -334,13 +334,53 @@ func (l *Loop) recordAttempts(ctx context.Context, a *Actor, outcomes []GlobalOu
 	if sink == nil {
 		return
 	}
-	if len(applied) > 0 {
-		sink.event(ctx, EventConfigApplied, false, "applied without a restart: %s", strings.Join(applied, ", "))
+	if s := applied.String(); s != "" {
+		sink.event(ctx, EventConfigApplied, false, "applied without a restart: %s", s)
 	}
-	if len(refused) > 0 {
-		sink.event(ctx, EventConfigRefused, true, "the server refused SET GLOBAL (the value stays in the config file and takes effect at the next restart if the server accepts it there): %s",
-			strings.Join(refused, "; "))
+	if s := refused.String(); s != "" {
+		sink.event(ctx, EventConfigRefused, true, "the server refused SET GLOBAL (the value stays in the config file and takes effect at the next restart if the server accepts it there): %s", s)
 	}
+}
+
+// settingList groups SET GLOBAL outcomes by variable and value for one event: "max_connections
+// = 800 on db-0, db-1". Long values are cut, so that an event stays within the 1 KiB the events
+// API allows for its note.
+type settingList struct {
+	keys []string
+	on   map[string][]string
+	why  map[string]string
+}
+
+func (l *settingList) add(s SetGlobal, instance, why string) {
+	v := s.Value
+	if len(v) > 40 {
+		v = v[:37] + "..."
+	}
+	k := s.Name + " = " + v + "\x00" + why
+	if l.on == nil {
+		l.on, l.why = map[string][]string{}, map[string]string{}
+	}
+	l.why[k] = why
+	if _, ok := l.on[k]; !ok {
+		l.keys = append(l.keys, k)
+	}
+	l.on[k] = append(l.on[k], instance)
+}
+
+func (l *settingList) String() string {
+	parts := make([]string, 0, len(l.keys))
+	for _, k := range l.keys {
+		part := strings.Split(k, "\x00")[0] + " on " + strings.Join(l.on[k], ", ")
+		if w := l.why[k]; w != "" {
+			part += ": " + w
+		}
+		parts = append(parts, part)
+	}
+	out := strings.Join(parts, "; ")
+	if len(out) > 800 {
+		out = out[:797] + "..."
+	}
+	return out
 }
 
 // event emits one event of the loop's own (not chosen by Decide).
