@@ -238,15 +238,7 @@ func TestLoopAppliesDynamicConfigOnce(t *testing.T) {
 // A server that stopped answering may come back restarted: a value set on it before is set
 // again if it does not hold it, once.
 func TestLoopSetsAgainAfterAnInstanceWasUnreachable(t *testing.T) {
-	c := newFakeCluster(2)
-	for _, n := range c.nodes {
-		n.vars = map[string]string{"max_connections": "500"}
-	}
-	l := newFakeLoop(t, c)
-	passUntil(t, l, 5, "healthy", healthy)
-	c.mu.Lock()
-	c.spec.Config = []Setting{{Name: "max_connections", Value: "800", Dynamic: true}}
-	c.mu.Unlock()
+	c, l := healthyWithMaxConnections(t, nil)
 	passUntil(t, l, 3, "max_connections applied", func(r Report) bool { return healthy(r) && configOf(r.Plan, "max_connections").State == ConfigApplied })
 
 	// Replica 1 restarts with its old value.
@@ -283,16 +275,9 @@ func TestLoopSetsAgainAfterAnInstanceWasUnreachable(t *testing.T) {
 // A failed read of the variables leaves the instance reachable (it is not a failover signal)
 // and its options unjudged for the pass.
 func TestObserveVariablesFailureKeepsTheInstanceReachable(t *testing.T) {
-	c := newFakeCluster(2)
-	for _, n := range c.nodes {
-		n.vars = map[string]string{"max_connections": "500"}
-	}
-	l := newFakeLoop(t, c)
-	passUntil(t, l, 5, "healthy", healthy)
-	c.mu.Lock()
-	c.spec.Config = []Setting{{Name: "max_connections", Value: "800", Dynamic: true}}
-	c.failOnce["Variables@0"] = errors.New("Error 1927: connection was killed")
-	c.mu.Unlock()
+	_, l := healthyWithMaxConnections(t, func(c *fakeCluster) {
+		c.failOnce["Variables@0"] = errors.New("Error 1927: connection was killed")
+	})
 	r, err := l.Pass(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -307,4 +292,22 @@ func TestObserveVariablesFailureKeepsTheInstanceReachable(t *testing.T) {
 	if got := setGlobals(r.Plan); !reflect.DeepEqual(got, []SetGlobal{{1, "max_connections", "800"}}) {
 		t.Errorf("steps %v, want max_connections set on instance 1 only", got)
 	}
+}
+
+// healthyWithMaxConnections bootstraps a fake cluster of two whose servers hold
+// max_connections = 500, then asks for 800 (and runs before, under the lock, when given).
+func healthyWithMaxConnections(t *testing.T, before func(*fakeCluster)) (*fakeCluster, *Loop) {
+	c := newFakeCluster(2)
+	for _, n := range c.nodes {
+		n.vars = map[string]string{"max_connections": "500"}
+	}
+	l := newFakeLoop(t, c)
+	passUntil(t, l, 5, "healthy", healthy)
+	c.mu.Lock()
+	c.spec.Config = []Setting{{Name: "max_connections", Value: "800", Dynamic: true}}
+	if before != nil {
+		before(c)
+	}
+	c.mu.Unlock()
+	return c, l
 }
