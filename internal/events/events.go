@@ -39,6 +39,8 @@ const (
 	ClusterLost             = "ClusterLost"
 	UnacknowledgedKeptAside = "UnacknowledgedTransactionsKeptAside"
 	FrozenPrimaryStopped    = "FrozenPrimaryStopped"
+	ConfigApplied           = "ConfigApplied"
+	ConfigRefused           = "ConfigRefused"
 
 	// Backups and their schedules.
 	BackupStarted   = "BackupStarted"
