@@ -198,7 +198,8 @@ func (r *BackupReconciler) start(ctx context.Context, b *kurav1alpha1.Backup) (c
 
 // checkSecrets returns a message when a Secret or key the Job mounts is missing.
 func (r *BackupReconciler) checkSecrets(ctx context.Context, b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster) (string, error) {
-	need := []struct{ secret, key, field string }{{builder.CredentialsSecretName(c), contract.KeyAgentPassword, "the cluster's credentials Secret"}}
+	need := []struct{ secret, key, field string }{{builder.CredentialsSecretName(c), contract.KeyAgentPassword, "the cluster's credentials Secret"},
+		{builder.AgentTokenSecretName(c), contract.KeyAgentToken, "the cluster's agent token Secret"}}
 	if s3 := b.Spec.Storage.S3; s3 != nil {
 		cs := s3.CredentialsSecret
 		need = append(need,
@@ -249,6 +250,7 @@ func backupRequest(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster, src kur
 			Source: backuprun.SourceInstance{Pod: src.Name, Host: fmt.Sprintf("%s.%s.%s.svc.cluster.local", src.Name, builder.HeadlessServiceName(c), c.Namespace),
 				SQLPort: contract.MySQLPort, AgentPort: contract.AgentPort, Role: string(src.Role)}},
 		AgentPasswordFile: contract.BackupCredentialsDir + "/" + contract.BackupAgentPasswordKey,
+		AgentTokenFile:    contract.BackupCredentialsDir + "/" + contract.KeyAgentToken,
 		Storage:           storageConfig(b.Spec.Storage),
 	}
 	out, err := json.Marshal(job)

@@ -195,7 +195,14 @@ func (s *kubeSink) agentOf(ctx context.Context, c *kurav1alpha1.MySQLCluster, po
 	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.CredentialsSecretName(c)}, secret); err != nil {
 		return nil, fmt.Errorf("failed to get the credentials Secret: %w", err)
 	}
-	return agent.NewClient(pod.Status.PodIP, contract.AgentPort, string(secret.Data[contract.KeyAgentPassword])), nil
+	token := &corev1.Secret{}
+	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.AgentTokenSecretName(c)}, token); err != nil {
+		return nil, fmt.Errorf("failed to get the agent token Secret: %w", err)
+	}
+	cl := agent.NewClient(pod.Status.PodIP, contract.AgentPort, string(token.Data[contract.KeyAgentToken]))
+	// An agent of an earlier version, until the cluster is rolled, takes the agent password.
+	cl.Legacy = string(secret.Data[contract.KeyAgentPassword])
+	return cl, nil
 }
 
 // FenceThroughAgent asks the instance's agent to fence its server, or to kill it when it is

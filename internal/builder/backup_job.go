@@ -79,7 +79,7 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 	vols := []corev1.Volume{
 		emptyDir(VolumeKuraBin),
 		emptyDir(VolumeTmp),
-		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey}),
+		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey, contract.KeyAgentToken}),
 	}
 	mnts := append(mounts(VolumeKuraBin, VolumeTmp), credentialsMount(volumeBackupCredentials))
 	sv, sm := storageVolumes(spec.Storage)

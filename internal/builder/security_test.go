@@ -106,25 +106,48 @@ func TestInstanceCredentialsPerContainer(t *testing.T) {
 	for _, c := range allContainers(p) {
 		var got []string
 		for _, m := range c.VolumeMounts {
-			s := vols[m.Name].Secret
-			if s == nil {
+			v := vols[m.Name]
+			var sources []corev1.SecretProjection
+			var mode *int32
+			switch {
+			case v.Secret != nil:
+				sources, mode = []corev1.SecretProjection{{LocalObjectReference: corev1.LocalObjectReference{Name: v.Secret.SecretName}, Items: v.Secret.Items}}, v.Secret.DefaultMode
+			case v.Projected != nil:
+				for _, src := range v.Projected.Sources {
+					if src.Secret != nil {
+						sources = append(sources, *src.Secret)
+					}
+				}
+				mode = v.Projected.DefaultMode
+			}
+			if len(sources) == 0 {
 				continue
 			}
-			if s.SecretName != "shop-credentials" || m.MountPath != contract.CredentialsDir || !m.ReadOnly {
-				t.Errorf("%s: credentials mount %+v of Secret %s", c.Name, m, s.SecretName)
+			if m.MountPath != contract.CredentialsDir || !m.ReadOnly {
+				t.Errorf("%s: credentials mount %+v", c.Name, m)
 			}
-			if s.DefaultMode == nil || *s.DefaultMode != 0o400 {
+			if mode == nil || *mode != 0o400 {
 				t.Errorf("%s: credentials volume %s must be mode 0400", c.Name, m.Name)
 			}
-			for _, it := range s.Items {
-				if it.Path != it.Key || it.Mode != nil {
-					t.Errorf("%s: item %+v must be a file named after its key", c.Name, it)
+			for _, s := range sources {
+				for _, it := range s.Items {
+					// The agent token has its own Secret: no database password.
+					wantSecret := "shop-credentials"
+					if it.Key == contract.KeyAgentToken {
+						wantSecret = "shop-agent-token"
+					}
+					if s.Name != wantSecret || it.Path != it.Key || it.Mode != nil {
+						t.Errorf("%s: item %+v of Secret %s must be a file named after its key, from %s", c.Name, it, s.Name, wantSecret)
+					}
+					got = append(got, it.Key)
 				}
-				got = append(got, it.Key)
 			}
 		}
-		if !slices.Equal(got, want[c.Name]) {
-			t.Errorf("%s gets passwords %v, want %v", c.Name, got, want[c.Name])
+		slices.Sort(got)
+		want := slices.Clone(want[c.Name])
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s gets passwords %v, want %v", c.Name, got, want)
 		}
 	}
 	if slices.Contains(contract.MySQLDCredentialKeys, contract.KeyAdminPassword) || len(contract.MySQLDCredentialKeys) != 1 {
