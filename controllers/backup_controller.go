@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +25,7 @@ import (
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/events"
+	"github.com/kura-db/kura/internal/gtid"
 	"github.com/kura-db/kura/internal/metrics"
 )
 
@@ -482,6 +484,9 @@ func (r *BackupReconciler) deleteData(ctx context.Context, b *kurav1alpha1.Backu
 		if err != nil {
 			return false, err
 		}
+		if reqJSON, err = r.withArchivePrune(ctx, reqJSON, b, c); err != nil {
+			return false, err
+		}
 		job = builder.BackupDeleteJob(c, b, reqJSON, r.Options)
 		if err := r.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
 			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
@@ -523,4 +528,45 @@ func (r *BackupReconciler) deleteData(ctx context.Context, b *kurav1alpha1.Backu
 // SetupWithManager registers the reconciler.
 func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).For(&kurav1alpha1.Backup{}).Owns(&batchv1.Job{}).Named("backup").Complete(r)
+}
+
+// withArchivePrune adds to a delete Job's request the position below which the cluster's
+// binary log archive goes with the deleted backup (dba rule 18; archive.Prune): the point every
+// other completed backup of the cluster's lineage that can seed a restore has reached. Only
+// when the archive is in the backup's storage (the Job holds no other credentials) and another
+// such backup exists: otherwise the archive stays whole.
+func (r *BackupReconciler) withArchivePrune(ctx context.Context, reqJSON string, b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster) (string, error) {
+	if c.Spec.BinlogArchive == nil || !equality.Semantic.DeepEqual(c.Spec.BinlogArchive.Storage, b.Spec.Storage) ||
+		b.Status.Phase != kurav1alpha1.BackupCompleted || builder.Engine(c) != kurav1alpha1.EngineMariaDB {
+		return reqJSON, nil
+	}
+	list := &kurav1alpha1.BackupList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(b.Namespace)); err != nil {
+		return "", fmt.Errorf("failed to list Backups: %w", err)
+	}
+	var kept []gtid.Set
+	for _, o := range list.Items {
+		if o.Name == b.Name || o.Spec.Cluster != c.Name || o.Status.Phase != kurav1alpha1.BackupCompleted || !o.DeletionTimestamp.IsZero() ||
+			len(o.Spec.Databases) > 0 || (o.Status.Lineage != "" && o.Status.Lineage != string(c.UID)) {
+			continue
+		}
+		set, err := gtid.Parse(gtid.MariaDB, o.Status.GTIDPosition)
+		if err != nil || set.IsEmpty() {
+			return reqJSON, nil //nolint:nilerr // a backup whose point is unknown keeps the whole archive
+		}
+		kept = append(kept, set)
+	}
+	if len(kept) == 0 {
+		return reqJSON, nil
+	}
+	var job backuprun.Job
+	if err := json.Unmarshal([]byte(reqJSON), &job); err != nil {
+		return "", fmt.Errorf("failed to decode the delete request: %w", err)
+	}
+	job.PruneArchiveBelow = gtid.Earliest(kept...).String()
+	out, err := json.Marshal(job)
+	if err != nil {
+		return "", fmt.Errorf("failed to encode the delete request: %w", err)
+	}
+	return string(out), nil
 }

@@ -447,3 +447,60 @@ spec:
 	}
 	waitPhase(t, ns, "bad-bucket", kurav1alpha1.BackupRunning)
 }
+
+// Deleting a completed Backup of a cluster whose binary log archive is in the same storage
+// prunes the archive with it, below the point every other completed backup of the cluster has
+// reached (dba rule 18); a partial backup is no base and does not count, and with no other
+// base the archive stays whole.
+func TestBackupDeletionPrunesTheArchiveBelowTheOldestKeptBackup(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	backupCluster(t, ns)
+	storage := newBackupObject(ns, "x").Spec.Storage
+	changeSpec(t, ns, "shop", func(c *kurav1alpha1.MySQLCluster) {
+		c.Spec.BinlogArchive = &kurav1alpha1.BinlogArchiveSpec{Storage: storage}
+	})
+	for _, b := range []struct {
+		name, gtid string
+		partial    bool
+	}{{"mon", "0-1000-10", false}, {"tue", "0-1000-20,1-1002-5", false}, {"wed", "0-1000-30,1-1002-9", false}, {"part", "0-1000-15", true}} {
+		if err := k8s.Create(ctx, newBackupObject(ns, b.name, func(o *kurav1alpha1.Backup) {
+			if b.partial {
+				o.Spec.Databases = []string{"shop"}
+			}
+		})); err != nil {
+			t.Fatal(err)
+		}
+		waitPhase(t, ns, b.name, kurav1alpha1.BackupRunning)
+		finishJob(t, ns, b.name+"-backup", backuprun.Summary{Location: "s3://backups/" + ns + "/shop/x/backups/" + b.name + "/", Size: 1, SHA256: "ab",
+			GTID: b.gtid, Snapshot: time.Now(), Engine: "mariadb", Version: "11.4.5-MariaDB", Source: "shop-2"}, true, "")
+		waitPhase(t, ns, b.name, kurav1alpha1.BackupCompleted)
+	}
+	prunes := func(name string) string {
+		t.Helper()
+		if err := k8s.Delete(ctx, getBackup(t, ns, name)); err != nil {
+			t.Fatal(err)
+		}
+		job := &batchv1.Job{}
+		eventually(t, "the delete Job of "+name, func() error {
+			return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name + "-delete"}, job)
+		})
+		args := job.Spec.Template.Spec.Containers[0].Command
+		var parsed backuprun.Job
+		if req, ok := strings.CutPrefix(args[len(args)-1], "--request="); !ok || json.Unmarshal([]byte(req), &parsed) != nil {
+			t.Fatalf("command %v", args)
+		}
+		finishJob(t, ns, name+"-delete", backuprun.Summary{}, true, "")
+		waitBackupGone(t, ns, name)
+		return parsed.PruneArchiveBelow
+	}
+	if got := prunes("mon"); got != "0-1000-20,1-1002-5" {
+		t.Errorf("deleting mon prunes below %q, want tue's point 0-1000-20,1-1002-5 (the partial backup's 0-1000-15 is no base)", got)
+	}
+	if got := prunes("tue"); got != "0-1000-30,1-1002-9" {
+		t.Errorf("deleting tue prunes below %q, want wed's point", got)
+	}
+	if got := prunes("wed"); got != "" {
+		t.Errorf("deleting the last base (a partial backup is none) prunes below %q, want nothing", got)
+	}
+}
