@@ -40,6 +40,8 @@ type BackupReconciler struct {
 	Options   builder.Options
 	Recorder  events.Recorder
 	Now       func() time.Time
+	// VerifyPoll is how often a running or waiting verification is looked at (default 15 s).
+	VerifyPoll time.Duration
 }
 
 // BackupDataFinalizer is on a Backup while its stored data must be deleted with it.
@@ -70,6 +72,8 @@ type backupStatus struct {
 	EngineVersion      string                   `json:"engineVersion,omitempty"`
 	Lineage            string                   `json:"lineage,omitempty"`
 	Message            string                   `json:"message,omitempty"`
+	// Verification is written by the verification steps (backup_verify.go).
+	Verification *kurav1alpha1.VerificationStatus `json:"verification,omitempty"`
 }
 
 // statusFromJob is b's status with what the Job says filled in where it is missing: each
@@ -109,7 +113,7 @@ func statusOf(b *kurav1alpha1.Backup) backupStatus {
 	return backupStatus{ObservedGeneration: b.Generation, Phase: s.Phase, Conditions: s.Conditions, JobName: s.JobName,
 		SourceInstance: s.SourceInstance, StartTime: s.StartTime, CompletionTime: s.CompletionTime, SnapshotTime: s.SnapshotTime,
 		GTIDPosition: s.GTIDPosition, BinlogPosition: s.BinlogPosition, Location: s.Location, SizeBytes: s.SizeBytes,
-		SHA256: s.SHA256, Engine: s.Engine, EngineVersion: s.EngineVersion, Lineage: s.Lineage, Message: s.Message}
+		SHA256: s.SHA256, Engine: s.Engine, EngineVersion: s.EngineVersion, Lineage: s.Lineage, Message: s.Message, Verification: s.Verification}
 }
 
 func (r *BackupReconciler) now() time.Time {
@@ -131,7 +135,10 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if !b.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, b)
 	}
-	if b.Status.Phase == kurav1alpha1.BackupCompleted || b.Status.Phase == kurav1alpha1.BackupFailed {
+	switch b.Status.Phase {
+	case kurav1alpha1.BackupCompleted:
+		return r.verify(ctx, b)
+	case kurav1alpha1.BackupFailed:
 		return ctrl.Result{}, nil
 	}
 	if !controllerutil.ContainsFinalizer(b, BackupDataFinalizer) {
@@ -287,7 +294,7 @@ func (r *BackupReconciler) follow(ctx context.Context, b *kurav1alpha1.Backup, j
 		}
 		// A Pod that cannot start (a Secret deleted after the Job was created, an image
 		// that cannot be pulled) would wait forever: the Backup fails and the Job goes.
-		msg, err := r.stuck(ctx, b, job)
+		msg, err := r.stuck(ctx, b, job, "fix it and create a new Backup")
 		if err != nil || msg == "" {
 			return ctrl.Result{RequeueAfter: stuckCheckInterval}, err
 		}
@@ -351,22 +358,22 @@ const stuckCheckInterval = 15 * time.Second
 var stuckReasons = map[string]bool{"CreateContainerConfigError": true, "CreateContainerError": true, "ErrImagePull": true,
 	"ImagePullBackOff": true, "InvalidImageName": true, "RunContainerError": true}
 
-// stuck returns why the Job's Pod cannot start its backup, or "".
-func (r *BackupReconciler) stuck(ctx context.Context, b *kurav1alpha1.Backup, job *batchv1.Job) (string, error) {
-	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
-		return "", fmt.Errorf("failed to list the Pods of Job %s: %w", job.Name, err)
+// stuck returns why the Job's Pod cannot start, or "": a container waiting for a fix (fix
+// says what to do then), or a Secret the Pod mounts that is gone (it would wait forever).
+func (r *BackupReconciler) stuck(ctx context.Context, b *kurav1alpha1.Backup, job *batchv1.Job, fix string) (string, error) {
+	pods, err := r.jobPods(ctx, job)
+	if err != nil {
+		return "", err
 	}
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		if p.Status.Phase != corev1.PodPending {
 			continue
 		}
 		for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 			if w := cs.State.Waiting; w != nil && stuckReasons[w.Reason] {
-				return fmt.Sprintf("Pod %s cannot start container %s: %s: %s; fix it and create a new Backup", p.Name, cs.Name, w.Reason, w.Message), nil
+				return fmt.Sprintf("Pod %s cannot start container %s: %s: %s; %s", p.Name, cs.Name, w.Reason, w.Message, fix), nil
 			}
 		}
-		// A Secret the Pod mounts is gone: it waits for it forever.
 		c := &kurav1alpha1.MySQLCluster{}
 		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.Cluster}, c); err != nil {
 			return "", client.IgnoreNotFound(err)
@@ -387,25 +394,16 @@ func ptrValue(p *int64) int64 {
 
 // summary reads the termination message of the Job's backup container.
 func (r *BackupReconciler) summary(ctx context.Context, job *batchv1.Job) (backuprun.Summary, error) {
-	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
-		return backuprun.Summary{}, fmt.Errorf("failed to list the Pods of Job %s: %w", job.Name, err)
+	msg, err := r.terminationMessage(ctx, job, contract.ContainerBackup)
+	if err != nil || msg == "" {
+		return backuprun.Summary{}, err
 	}
-	for _, p := range pods.Items {
-		for _, cs := range p.Status.ContainerStatuses {
-			if cs.Name != contract.ContainerBackup || cs.State.Terminated == nil {
-				continue
-			}
-			msg := strings.TrimSpace(cs.State.Terminated.Message)
-			var s backuprun.Summary
-			if !json.Valid([]byte(msg)) || json.Unmarshal([]byte(msg), &s) != nil {
-				// FallbackToLogsOnError: the message is the log's tail.
-				s = backuprun.Summary{Error: lastLine(msg)}
-			}
-			return s, nil
-		}
+	var s backuprun.Summary
+	if !json.Valid([]byte(msg)) || json.Unmarshal([]byte(msg), &s) != nil {
+		// FallbackToLogsOnError: the message is the log's tail.
+		s = backuprun.Summary{Error: lastLine(msg)}
 	}
-	return backuprun.Summary{}, nil
+	return s, nil
 }
 
 func lastLine(s string) string {

@@ -112,6 +112,12 @@ func waitBackupGone(t *testing.T, ns, name string) {
 // container ended with summary as its termination message, and the Job's final condition.
 func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok bool, reason string) {
 	t.Helper()
+	finishJobWith(t, ns, jobName, contract.ContainerBackup, summary.Encode(), ok, reason)
+}
+
+// finishJobWith is finishJob for any container and termination message.
+func finishJobWith(t *testing.T, ns, jobName, container string, message []byte, ok bool, reason string) {
+	t.Helper()
 	ctx := context.Background()
 	// The Job controller gives its Pods the template's labels (Kura's, which the operator's
 	// cache selects on) and the Job's name.
@@ -121,8 +127,9 @@ func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok b
 	}
 	labels := map[string]string{batchv1.JobNameLabel: jobName}
 	maps.Copy(labels, job.Spec.Template.Labels)
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-x1", Labels: labels},
-		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: contract.ContainerBackup, Image: "mariadb:11.4"}}}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-" + string(job.UID)[:5], Labels: labels,
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: container, Image: "mariadb:11.4"}}}}
 	if err := k8s.Create(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +138,8 @@ func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok b
 		code = 1
 	}
 	pod.Status.Phase = corev1.PodSucceeded
-	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: contract.ContainerBackup, Image: "mariadb:11.4",
-		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: string(summary.Encode())}}}}
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: container, Image: "mariadb:11.4",
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: string(message)}}}}
 	if err := k8s.Status().Update(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +325,8 @@ func pendingPod(t *testing.T, ns, jobName, reason string) {
 	}
 	labels := map[string]string{batchv1.JobNameLabel: jobName}
 	maps.Copy(labels, job.Spec.Template.Labels)
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-p1", Labels: labels},
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-p1", Labels: labels,
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
 		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: contract.ContainerBackup, Image: "mariadb:11.4"}}}}
 	if err := k8s.Create(ctx, pod); err != nil {
 		t.Fatal(err)

@@ -134,6 +134,9 @@ var refusals = []refusal{
 	{"backup name of 57 characters", "", strings.Replace(backup, "{name: nightly}", "{name: "+strings.Repeat("b", 57)+"}", 1), "metadata.name: a Backup name is at most 56 characters"},
 	{"schedule name of 40 characters", "", strings.Replace(schedule, "{name: daily}", "{name: "+strings.Repeat("s", 40)+"}", 1), "metadata.name: a BackupSchedule name is at most 39 characters"},
 	{"retention age zero", "", with(schedule, "  retention: {maxAge: 0s}\n"), "spec.retention.maxAge: must be a duration of at least 1m"},
+	{"verify every on a Backup", "", with(backup, "  verify: {every: 2}\n"), "spec.verify.every: only a BackupSchedule verifies one backup in N"},
+	{"verify every zero", "", with(schedule, "  verify: {every: 0}\n"), "spec.verify.every in body should be greater than or equal to 1"},
+	{"verify deadline under a minute", "", with(backup, "  verify: {activeDeadlineSeconds: 10}\n"), "spec.verify.activeDeadlineSeconds in body should be greater than or equal to 60"},
 }
 
 func decode(t *testing.T, ns, text string) *unstructured.Unstructured {
@@ -240,6 +243,8 @@ func TestValidationAcceptsGoodInput(t *testing.T) {
 		"MariaDB GTID list":              with(restore, "  pointInTime: {gtid: \"0-1-42,1-2-7\"}\n"),
 		"MySQL GTID set":                 with(restore, "  pointInTime: {gtid: \"3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42:50,\\n 4f22ab58-71ca-11e1-9e33-c80aa9429562:7\"}\n"),
 		"bootstrap to a time":            with(cluster, "  bootstrap: {backup: nightly, pointInTime: {time: \"2026-11-23T14:05:00Z\"}}\n"),
+		"verified backup":                with(backup, "  verify: {activeDeadlineSeconds: 3600, scratchSizeLimit: 20Gi, resources: {limits: {memory: 1Gi}}}\n"),
+		"schedule verifying one in 7":    with(schedule, "  verify: {every: 7}\n"),
 	} {
 		if err := k8s.Create(ctx, decode(t, ns, m), client.DryRunAll); err != nil {
 			t.Errorf("%s refused: %v", what, err)
@@ -368,6 +373,7 @@ half a change. Each is pinned by a test.
 | ` + "`spec.bootstrap.backup`" + ` names a Backup that has not completed yet | ` + "`Reconciled=False`" + `, reason ` + "`BootstrapBackupNotCompleted`" + `, ` + "`status.bootstrap.phase: Pending`" + `; the cluster is created when the Backup completes | ` + "`TestBootstrapWaitsForItsBackupThenFollowsTheFirstInstance`" + ` |
 | a Restore in place, into a name in use (a cluster, volumes a former cluster left, its credentials Secret), of a Backup missing, not completed or of another engine, or whose source cluster is gone | Restore ` + "`phase: Failed`" + `, condition ` + "`Failed`" + ` with the reason, ` + "`status.message`" + ` and a ` + "`RestoreFailed`" + ` event naming the field and the fix; nothing is created | ` + "`TestRestoreRefusals`, `TestCheckBootstrapBackup`" + ` |
 | a BackupSchedule with a bad cron expression or time zone | BackupSchedule ` + "`Ready=False`" + `, reason ` + "`InvalidSchedule`" + `, message names ` + "`spec.schedule`" + ` or ` + "`spec.timeZone`" + ` and shows a valid example | ` + "`TestBackupScheduleReportsBadCron`" + ` |
+| a Backup that does not restore (altered stored bytes, a table that does not open, row counts that differ from the backup's) | Backup ` + "`Verified=False`" + `, reason ` + "`VerificationFailed`" + `, ` + "`status.verification`" + ` Failed with the object, table or counts named; the Backup stays Completed | ` + "`TestBackupVerificationByRestore`" + ` |
 `
 
 // Every sample in docs/samples is accepted by the API server.

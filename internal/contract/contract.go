@@ -57,6 +57,7 @@ const (
 	ContainerKuraInit     = "kura-init"
 	ContainerBackup       = "backup"
 	ContainerBackupCreate = "create-backup"
+	ContainerVerify       = "verify"
 )
 
 // MySQLUID is the mysql user and group of the official engine images; every instance and
@@ -154,4 +155,6 @@ const (
 	BackupS3CADir          = "/var/run/kura/s3-ca"
 	BackupS3CAFile         = "ca.crt"
 	BackupStorageMount     = "/var/lib/kura-backup"
+	// VerifyDataDir is the scratch volume a verification Job restores a backup into.
+	VerifyDataDir = "/var/lib/kura-verify"
 )

@@ -58,6 +58,11 @@ const (
 	RestoreCompleted  = "RestoreCompleted"
 	RestoreFailed     = "RestoreFailed"
 
+	// Verification by restore (a Backup's spec.verify or kura.dev/verify annotation).
+	BackupVerifying          = "BackupVerifying"
+	BackupVerified           = "BackupVerified"
+	BackupVerificationFailed = "BackupVerificationFailed"
+
 	// The binary log archive.
 	BinlogArchiveGap     = "BinlogArchiveGap"
 	BinlogArchiveStalled = "BinlogArchiveStalled"
