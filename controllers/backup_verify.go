@@ -246,12 +246,11 @@ func (r *BackupReconciler) verifyResult(ctx context.Context, job *batchv1.Job) (
 	if err != nil || msg == "" {
 		return restorejob.Result{}, err
 	}
-	res, err := restorejob.DecodeResult([]byte(msg))
-	if err != nil {
-		// FallbackToLogsOnError: the message is the log's tail.
-		return restorejob.Result{Error: lastLine(msg)}, nil
+	if res, derr := restorejob.DecodeResult([]byte(msg)); derr == nil {
+		return res, nil
 	}
-	return res, nil
+	// FallbackToLogsOnError: the message is the log's tail.
+	return restorejob.Result{Error: lastLine(msg)}, nil
 }
 
 // terminationMessage is the termination message of container in the Job's Pod ("" when it

@@ -21,8 +21,11 @@ const (
 )
 
 // BackupJobName is the Job that runs a Backup.
-func BackupJobName(b *kurav1alpha1.Backup) string {
-	name := b.Name + "-backup"
+func BackupJobName(b *kurav1alpha1.Backup) string { return backupJobName(b, "-backup") }
+
+// backupJobName is one of a Backup's Jobs: its name and suffix, within 63 characters.
+func backupJobName(b *kurav1alpha1.Backup, suffix string) string {
+	name := b.Name + suffix
 	if len(name) > 63 {
 		name = name[:63]
 	}
@@ -51,13 +54,7 @@ func BackupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, request str
 }
 
 // BackupDeleteJobName is the Job that deletes a Backup's stored data.
-func BackupDeleteJobName(b *kurav1alpha1.Backup) string {
-	name := b.Name + "-delete"
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return name
-}
+func BackupDeleteJobName(b *kurav1alpha1.Backup) string { return backupJobName(b, "-delete") }
 
 // BackupDeleteJob deletes a Backup's stored data when the Backup is deleted: the same Pod as
 // BackupJob, so the operator itself never holds storage credentials or mounts backup volumes.

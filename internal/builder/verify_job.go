@@ -18,13 +18,7 @@ const volumeVerifyData = "scratch"
 const DefaultVerifyDeadlineSeconds = 21600
 
 // VerifyJobName is the Job (and its NetworkPolicy) that verifies a Backup by restoring it.
-func VerifyJobName(b *kurav1alpha1.Backup) string {
-	name := b.Name + "-verify"
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return name
-}
+func VerifyJobName(b *kurav1alpha1.Backup) string { return backupJobName(b, "-verify") }
 
 // VerifyLabels are the labels of a verification Job and Pod. They carry the cluster label,
 // as every object Kura creates (the operator's cache sees only those); the instances'
