@@ -33,6 +33,7 @@ func builtPodSpecs() map[string]corev1.PodSpec {
 		for name, b := range map[string]*kurav1alpha1.Backup{"s3": newBackup(), "pvc": pvc} {
 			out["backup-"+name+"/"+string(e)] = BackupJob(c, b, `{"name":"`+b.Name+`"}`, opts).Spec.Template.Spec
 			out["backup-delete-"+name+"/"+string(e)] = BackupDeleteJob(c, b, `{"name":"`+b.Name+`"}`, opts).Spec.Template.Spec
+			out["verify-"+name+"/"+string(e)] = VerifyJob(c, b, `{"backup":"`+b.Name+`"}`, opts).Spec.Template.Spec
 			archived := c.DeepCopy()
 			archived.Spec.BinlogArchive = &kurav1alpha1.BinlogArchiveSpec{Storage: b.Spec.Storage}
 			out["archive-"+name+"/"+string(e)] = ArchiveDeployment(archived, `{"cluster":"shop"}`, opts).Spec.Template.Spec
