@@ -192,9 +192,15 @@ func verifyRequest(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster) restore
 	if engine == "" {
 		engine = builder.Engine(c)
 	}
+	// The lineage the backup was stored under (a cluster of the same name created again has
+	// another UID); a Backup from before status.lineage was recorded is its cluster's.
+	lineage := b.Status.Lineage
+	if lineage == "" {
+		lineage = string(c.UID)
+	}
 	return restorejob.Job{
 		Storage: storageConfig(b.Spec.Storage),
-		Source:  backuprun.Layout{Namespace: b.Namespace, Cluster: b.Spec.Cluster, Lineage: string(c.UID)},
+		Source:  backuprun.Layout{Namespace: b.Namespace, Cluster: b.Spec.Cluster, Lineage: lineage},
 		Backup:  b.Name,
 		Engine:  engine,
 	}
