@@ -64,43 +64,17 @@ func VerifyJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, job string,
 	mnts := append(mounts(VolumeKuraBin, VolumeTmp), corev1.VolumeMount{Name: volumeVerifyData, MountPath: contract.VerifyDataDir})
 	sv, sm := storageVolumes(b.Spec.Storage)
 	vols, mnts = append(vols, sv...), append(mnts, sm...)
-	labels := VerifyLabels(c, b)
-	return &batchv1.Job{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: metav1.ObjectMeta{Name: VerifyJobName(b), Namespace: b.Namespace, Labels: labels},
-		Spec: batchv1.JobSpec{
-			BackoffLimit:          ptr.To[int32](0),
-			ActiveDeadlineSeconds: deadline,
-			// The operator deletes the Job once it has read the result; this is a backstop
-			// long enough to outlast an operator restart.
-			TTLSecondsAfterFinished: ptr.To[int32](86400),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					RestartPolicy:                corev1.RestartPolicyNever,
-					ServiceAccountName:           ServiceAccountName(c),
-					AutomountServiceAccountToken: ptr.To(false),
-					EnableServiceLinks:           ptr.To(false),
-					ImagePullSecrets:             c.Spec.ImagePullSecrets,
-					SecurityContext:              jobPodSecurityContext(),
-					InitContainers:               []corev1.Container{kuraCopyContainer(c, opts)},
-					Containers: []corev1.Container{{
-						Name:            contract.ContainerVerify,
-						Image:           EngineImage(c),
-						ImagePullPolicy: c.Spec.ImagePullPolicy,
-						Command: []string{contract.KuraBinPath, "restore", "verify", "--job=" + job,
-							"--data-dir=" + contract.VerifyDataDir},
-						VolumeMounts:             mnts,
-						Resources:                resources,
-						SecurityContext:          restrictedSecurityContext(),
-						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
-						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-					}},
-					Volumes: vols,
-				},
-			},
-		},
+	main := corev1.Container{
+		Name:         contract.ContainerVerify,
+		Command:      []string{contract.KuraBinPath, "restore", "verify", "--job=" + job, "--data-dir=" + contract.VerifyDataDir},
+		VolumeMounts: mnts,
+		Resources:    resources,
 	}
+	out := engineJob(c, b.Namespace, VerifyJobName(b), VerifyLabels(c, b), deadline, main, vols, opts)
+	// The operator deletes the Job once it has read the result; this is a backstop long
+	// enough to outlast an operator restart.
+	out.Spec.TTLSecondsAfterFinished = ptr.To[int32](86400)
+	return out
 }
 
 // VerifyNetworkPolicy selects b's verification Pod and admits no ingress at all: the
