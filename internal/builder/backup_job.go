@@ -21,11 +21,8 @@ const (
 )
 
 // BackupJobName is the Job that runs a Backup.
-func BackupJobName(b *kurav1alpha1.Backup) string { return backupJobName(b, "-backup") }
-
-// backupJobName is one of a Backup's Jobs: its name and suffix, within 63 characters.
-func backupJobName(b *kurav1alpha1.Backup, suffix string) string {
-	name := b.Name + suffix
+func BackupJobName(b *kurav1alpha1.Backup) string {
+	name := b.Name + "-backup"
 	if len(name) > 63 {
 		name = name[:63]
 	}
@@ -54,7 +51,13 @@ func BackupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, request str
 }
 
 // BackupDeleteJobName is the Job that deletes a Backup's stored data.
-func BackupDeleteJobName(b *kurav1alpha1.Backup) string { return backupJobName(b, "-delete") }
+func BackupDeleteJobName(b *kurav1alpha1.Backup) string {
+	name := b.Name + "-delete"
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
 
 // BackupDeleteJob deletes a Backup's stored data when the Backup is deleted: the same Pod as
 // BackupJob, so the operator itself never holds storage credentials or mounts backup volumes.
@@ -76,34 +79,18 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 	vols := []corev1.Volume{
 		emptyDir(VolumeKuraBin),
 		emptyDir(VolumeTmp),
-		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey, contract.KeyAgentToken}),
+		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey}),
 	}
 	mnts := append(mounts(VolumeKuraBin, VolumeTmp), credentialsMount(volumeBackupCredentials))
 	sv, sm := storageVolumes(spec.Storage)
 	vols, mnts = append(vols, sv...), append(mnts, sm...)
-	main := corev1.Container{
-		Name:         contract.ContainerBackup,
-		Command:      []string{contract.KuraBinPath, "backup", verb, "--request=" + request},
-		VolumeMounts: mnts,
-		Resources:    spec.Resources,
-	}
-	return engineJob(c, b.Namespace, name, BackupLabels(c, b), spec.ActiveDeadlineSeconds, main, vols, opts)
-}
-
-// engineJob is a Job of one Pod, never retried, running main in the cluster's engine image
-// with the kura binary copied in by the kura-copy init container: the cluster's identity
-// without an API token, no service links, the restricted security context, and the
-// container's termination message (falling back to its log's tail) as its result.
-func engineJob(c *kurav1alpha1.MySQLCluster, namespace, name string, labels map[string]string, deadline *int64, main corev1.Container,
-	vols []corev1.Volume, opts Options) *batchv1.Job {
-	main.Image, main.ImagePullPolicy, main.SecurityContext = EngineImage(c), c.Spec.ImagePullPolicy, restrictedSecurityContext()
-	main.TerminationMessagePath, main.TerminationMessagePolicy = corev1.TerminationMessagePathDefault, corev1.TerminationMessageFallbackToLogsOnError
+	labels := BackupLabels(c, b)
 	return &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:          ptr.To[int32](0),
-			ActiveDeadlineSeconds: deadline,
+			ActiveDeadlineSeconds: spec.ActiveDeadlineSeconds,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
@@ -114,8 +101,18 @@ func engineJob(c *kurav1alpha1.MySQLCluster, namespace, name string, labels map[
 					ImagePullSecrets:             c.Spec.ImagePullSecrets,
 					SecurityContext:              jobPodSecurityContext(),
 					InitContainers:               []corev1.Container{kuraCopyContainer(c, opts)},
-					Containers:                   []corev1.Container{main},
-					Volumes:                      vols,
+					Containers: []corev1.Container{{
+						Name:                     contract.ContainerBackup,
+						Image:                    EngineImage(c),
+						ImagePullPolicy:          c.Spec.ImagePullPolicy,
+						Command:                  []string{contract.KuraBinPath, "backup", verb, "--request=" + request},
+						VolumeMounts:             mnts,
+						Resources:                spec.Resources,
+						SecurityContext:          restrictedSecurityContext(),
+						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+					}},
+					Volumes: vols,
 				},
 			},
 		},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"strings"
 	"sync"
 	"syscall"
@@ -269,28 +268,11 @@ func (w *writer) halt() []int64 {
 // missingOnPrimary returns the acknowledged ids the current primary lacks.
 func missingOnPrimary(t testing.TB, ns, name string, acked []int64) []int64 {
 	t.Helper()
-	have := map[int64]bool{}
-	for _, id := range tableIDs(t, serviceIP(t, ns, name+"-primary"), adminUser, adminPassword(t, ns, name), math.MaxInt64) {
-		have[id] = true
-	}
-	var lost []int64
-	for _, id := range acked {
-		if !have[id] {
-			lost = append(lost, id)
-		}
-	}
-	return lost
-}
-
-// tableIDs reads the application table's ids below limit, in order.
-func tableIDs(t testing.TB, host, user, password string, limit int64) []int64 {
-	t.Helper()
-	db := openDB(host, user, password)
+	db := openDB(serviceIP(t, ns, name+"-primary"), adminUser, adminPassword(t, ns, name))
 	defer func() { _ = db.Close() }()
-	var out []int64
-	waitFor(t, "the application's rows", 30*time.Second, func() error {
-		out = out[:0]
-		rows, err := db.Query("SELECT id FROM "+appTable+" WHERE id < ? ORDER BY id", limit)
+	have := map[int64]bool{}
+	waitFor(t, "reading the rows back", 30*time.Second, func() error {
+		rows, err := db.Query("SELECT id FROM " + appTable)
 		if err != nil {
 			return err
 		}
@@ -300,11 +282,17 @@ func tableIDs(t testing.TB, host, user, password string, limit int64) []int64 {
 			if err := rows.Scan(&id); err != nil {
 				return err
 			}
-			out = append(out, id)
+			have[id] = true
 		}
 		return rows.Err()
 	})
-	return out
+	var lost []int64
+	for _, id := range acked {
+		if !have[id] {
+			lost = append(lost, id)
+		}
+	}
+	return lost
 }
 
 // containerIDs maps "<pod>/<container>" to its container ID and restart count: the same map
