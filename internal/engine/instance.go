@@ -475,5 +475,19 @@ func (i *instance) ResetGTIDState(ctx context.Context, state gtid.Set) error {
 	if !state.IsEmpty() && state.Flavor() != i.d.flavor() {
 		return fmt.Errorf("failed to reset GTID state on %s: a %s set for a %s server", i.ep.Address(), state.Flavor(), i.d.engine())
 	}
-	return i.exec(ctx, "reset GTID state", i.d.resetGTIDState(state)...)
+	if err := i.exec(ctx, "reset GTID state", i.d.resetGTIDState(state)...); err != nil {
+		return err
+	}
+	if state.Flavor() != gtid.MariaDB {
+		return nil
+	}
+	// The binary log must start from each domain's newest transaction: a replica asks for it.
+	st, err := i.gtidState(ctx)
+	if err != nil {
+		return err
+	}
+	if want := state.Position(); !st.BinlogPosition.Equal(want) {
+		return fmt.Errorf("failed to reset GTID state on %s: the binary log position is %q, want %q", i.ep.Address(), st.BinlogPosition, want)
+	}
+	return nil
 }

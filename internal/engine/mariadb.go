@@ -120,11 +120,12 @@ func (mariadbDialect) semiSyncStatements(cfg SemiSyncConfig) []stmt {
 func (mariadbDialect) flushBinaryLogs() stmt { return stmt{Query: "FLUSH BINARY LOGS"} }
 
 // resetGTIDState empties the binary log, then records the full per-(domain, server_id) state
-// in it and the per-domain position as the replica position.
+// in it (in the order that makes each domain's position its last entry) and the per-domain
+// position as the replica position.
 func (mariadbDialect) resetGTIDState(state gtid.Set) []stmt {
 	return []stmt{
 		{Query: "RESET MASTER"},
-		{Query: "SET GLOBAL gtid_binlog_state = ?", Args: []any{state.String()}},
+		{Query: "SET GLOBAL gtid_binlog_state = ?", Args: []any{state.BinlogState()}},
 		{Query: "SET GLOBAL gtid_slave_pos = ?", Args: []any{state.Position().String()}},
 	}
 }

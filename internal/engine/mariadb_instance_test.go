@@ -216,6 +216,17 @@ func TestMariaDBInstance(t *testing.T) {
 		if !st.ExecutedGTID.Equal(state) || st.ReplicaPosition.String() != "0-1001-42" || st.BinlogPosition.String() != "0-1001-42" {
 			t.Fatalf("after ResetGTIDState: executed %s replica %s binlog %s", st.ExecutedGTID, st.ReplicaPosition, st.BinlogPosition)
 		}
+		// The newest transaction of the domain came from the lower server_id (a later primary):
+		// the binary log must start from it, or a replica asking for 0-1000-528 is refused with
+		// error 1236.
+		state = gtid.MustParse(gtid.MariaDB, "0-1001-527,0-1000-528")
+		if err := inst.ResetGTIDState(ctx, state); err != nil {
+			t.Fatal(err)
+		}
+		st = inst.Status(ctx)
+		if !st.ExecutedGTID.Equal(state) || st.ReplicaPosition.String() != "0-1000-528" || st.BinlogPosition.String() != "0-1000-528" {
+			t.Fatalf("after ResetGTIDState: executed %s replica %s binlog %s", st.ExecutedGTID, st.ReplicaPosition, st.BinlogPosition)
+		}
 		if err := inst.ResetGTIDState(ctx, gtid.MustParse(gtid.MySQL, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1")); err == nil {
 			t.Fatal("a MySQL set was accepted by MariaDB")
 		}

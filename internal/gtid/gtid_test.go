@@ -244,6 +244,35 @@ func TestPosition(t *testing.T) {
 	}
 }
 
+// BinlogState puts each domain's Position last: the server reads the last entry of a domain
+// in gtid_binlog_state as its newest transaction.
+func TestBinlogState(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"", ""},
+		{"0-1001-42", "0-1001-42"},
+		{"0-1000-528,0-1001-527", "0-1001-527,0-1000-528"},
+		{"1-1001-3,0-1002-50,0-1001-42", "0-1001-42,0-1002-50,1-1001-3"},
+		{"0-1002-50,0-1001-50", "0-1002-50,0-1001-50"},
+	}
+	for _, c := range cases {
+		set := MustParse(MariaDB, c.in)
+		got := set.BinlogState()
+		if got != c.want {
+			t.Errorf("BinlogState(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if back := MustParse(MariaDB, got); !back.Equal(set) {
+			t.Errorf("BinlogState(%q) = %q parses as %q", c.in, got, back)
+		}
+		if gs := strings.Split(got, ","); got != "" && gs[len(gs)-1] != set.Position().String() && strings.Count(set.Position().String(), ",") == 0 {
+			t.Errorf("BinlogState(%q) = %q does not end with the position %q", c.in, got, set.Position())
+		}
+	}
+	y := MustParse(MySQL, u1+":1-3")
+	if y.BinlogState() != y.String() {
+		t.Error("BinlogState of a MySQL set must be its usual form")
+	}
+}
+
 func TestAccessors(t *testing.T) {
 	m := MustParse(MariaDB, "1-7-3,0-1001-42")
 	gs := m.MariaDBGTIDs()

@@ -142,6 +142,34 @@ func (s Set) MariaDBGTIDs() []MariaDBGTID {
 	return out
 }
 
+// BinlogState returns a MariaDB set in the form SET GLOBAL gtid_binlog_state takes. The order
+// matters there: the server takes the last entry of each domain as the domain's most recent
+// transaction (@@gtid_binlog_pos, the start of the binary log a replica asks for), whatever its
+// seq_no. So each domain's entries go by ascending seq_no, its Position entry last; in the
+// canonical order (by server_id) a newer primary with a lower server_id would come first, and
+// a replica asking for that position gets error 1236 (not in any binary log). MySQL sets are
+// returned in their usual form.
+func (s Set) BinlogState() string {
+	if s.flavor != MariaDB || len(s.maria) == 0 {
+		return s.String()
+	}
+	gs := s.MariaDBGTIDs()
+	sort.SliceStable(gs, func(i, j int) bool {
+		if gs[i].Domain != gs[j].Domain {
+			return gs[i].Domain < gs[j].Domain
+		}
+		if gs[i].Seq != gs[j].Seq {
+			return gs[i].Seq < gs[j].Seq
+		}
+		return gs[i].Server > gs[j].Server // Position breaks ties to the lowest server_id
+	})
+	parts := make([]string, len(gs))
+	for i, g := range gs {
+		parts[i] = g.String()
+	}
+	return strings.Join(parts, ",")
+}
+
 // Position returns, for a MariaDB set, the entry with the highest seq_no of each domain: the
 // per-domain position that gtid_slave_pos, MASTER_GTID_WAIT and CHANGE MASTER take (with
 // gtid_strict_mode every earlier transaction of the domain precedes it). Ties, which only a

@@ -220,20 +220,20 @@ func TestClusterLifecycle(t *testing.T) {
 
 	t.Run("scale 3 → 5 → 3 clones new replicas and never removes the primary", func(t *testing.T) {
 		update(t, ns, name, func(c *kurav1alpha1.MySQLCluster) { c.Spec.Replicas = 5 })
-		waitFor(t, "5 healthy instances", 8*time.Minute, healthy(t, ns, name, 5))
+		awaitCluster(t, ns, name, "5 healthy instances", 8*time.Minute, healthy(t, ns, name, 5))
 		// Make the highest ordinal the primary, so scaling down must switch over first.
 		patch := fmt.Sprintf(`{"spec":{"switchover":{"target":4,"id":"e2e-scale-%d"}}}`, time.Now().Unix())
 		if out, err := exec.Command(kubectl, "--kubeconfig", lc.Kubeconfig(), "patch", "mysqlcluster", name, "-n", ns, "--type", "merge", "-p", patch).CombinedOutput(); err != nil {
 			t.Fatalf("kubectl patch: %v\n%s", err, out)
 		}
-		waitFor(t, "primary on ordinal 4", 2*time.Minute, func() error {
+		awaitCluster(t, ns, name, "primary on ordinal 4", 2*time.Minute, func() error {
 			if p := get(t, ns, name).Status.CurrentPrimary; p != name+"-4" {
 				return fmt.Errorf("primary %s", p)
 			}
 			return nil
 		})
 		update(t, ns, name, func(c *kurav1alpha1.MySQLCluster) { c.Spec.Replicas = 3; c.Spec.Switchover = nil })
-		waitFor(t, "3 healthy instances with the primary moved off ordinal 4", 6*time.Minute, func() error {
+		awaitCluster(t, ns, name, "3 healthy instances with the primary moved off ordinal 4", 6*time.Minute, func() error {
 			c := get(t, ns, name)
 			if c.Status.CurrentPrimaryIndex == nil || *c.Status.CurrentPrimaryIndex > 2 {
 				return fmt.Errorf("primary %s", c.Status.CurrentPrimary)
@@ -272,7 +272,7 @@ func TestClusterLifecycle(t *testing.T) {
 			}
 			return nil
 		})
-		waitFor(t, "a new, ready Pod for "+replica, 3*time.Minute, func() error {
+		awaitCluster(t, ns, name, "a new, ready Pod for "+replica, 3*time.Minute, func() error {
 			p := &corev1.Pod{}
 			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: replica}, p); err != nil {
 				return err
@@ -282,7 +282,7 @@ func TestClusterLifecycle(t *testing.T) {
 			}
 			return nil
 		})
-		waitFor(t, "the re-cloned replica healthy", 6*time.Minute, healthy(t, ns, name, 3))
+		awaitCluster(t, ns, name, "the re-cloned replica healthy", 6*time.Minute, healthy(t, ns, name, 3))
 		db := openDB(podIP(t, ns, replica), adminUser, adminPassword(t, ns, name))
 		defer func() { _ = db.Close() }()
 		var n int

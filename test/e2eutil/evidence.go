@@ -105,6 +105,16 @@ func Evidence(ctx context.Context, c client.Client, lc *localcluster.Config, ns,
 			}
 			b.WriteString("\n")
 		}
+		// The containers of Pods that are not ready say why: a crash loop, a clone retried, a
+		// replication error.
+		for _, p := range pods.Items {
+			if PodReady(&p) {
+				continue
+			}
+			for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+				fmt.Fprintf(&b, "log tail of %s/%s:\n%s", p.Name, s.Name, Tail(lc.PodLogPath(ns, p.Name, s.Name), 25))
+			}
+		}
 	}
 	if op, err := OperatorPod(ctx, c); err == nil {
 		fmt.Fprintf(&b, "operator log tail (%s):\n%s", op.Name, Tail(lc.PodLogPath(op.Namespace, op.Name, "operator"), 80))
