@@ -47,8 +47,10 @@ type DirLocation struct {
 type Job struct {
 	Request
 	Storage StorageConfig `json:"storage"`
-	// AgentPasswordFile holds the agent account's password.
+	// AgentPasswordFile holds the agent account's password; AgentTokenFile the agents' API
+	// token (a physical backup reads the copy from the source's agent).
 	AgentPasswordFile string `json:"agentPasswordFile"`
+	AgentTokenFile    string `json:"agentTokenFile,omitempty"`
 	// PruneArchiveBelow, on a delete, is the GTID position of the oldest backup of the
 	// lineage that is kept: the binary log archive's pieces wholly below it go with the
 	// deleted backup (dba rule 18). Empty: the archive is left alone.
@@ -205,7 +207,16 @@ func runJob(ctx context.Context, job Job, log io.Writer) (Manifest, storage.Stor
 	if err != nil {
 		return m, nil, err
 	}
-	client := agent.NewClient(job.Source.Host, job.Source.AgentPort, password)
+	token := password // an operator of an earlier version gives no token file
+	if job.AgentTokenFile != "" {
+		t, err := os.ReadFile(job.AgentTokenFile)
+		if err != nil {
+			return m, nil, fmt.Errorf("failed to read the agent token: %w", err)
+		}
+		token = strings.TrimSpace(string(t))
+	}
+	client := agent.NewClient(job.Source.Host, job.Source.AgentPort, token)
+	client.Legacy = password
 	// The frames undecoded (no gzip on the wire): the backup compresses them with zstd itself.
 	d := Deps{AgentPassword: password, Log: log, Copy: client.CloneFrames}
 	m, err = Run(ctx, job.Request, st, d)

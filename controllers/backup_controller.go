@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +25,7 @@ import (
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/events"
+	"github.com/kura-db/kura/internal/gtid"
 	"github.com/kura-db/kura/internal/metrics"
 )
 
@@ -38,6 +40,8 @@ type BackupReconciler struct {
 	Options   builder.Options
 	Recorder  events.Recorder
 	Now       func() time.Time
+	// VerifyPoll is how often a running or waiting verification is looked at (default 15 s).
+	VerifyPoll time.Duration
 }
 
 // BackupDataFinalizer is on a Backup while its stored data must be deleted with it.
@@ -66,7 +70,10 @@ type backupStatus struct {
 	SHA256             string                   `json:"sha256,omitempty"`
 	Engine             kurav1alpha1.Engine      `json:"engine,omitempty"`
 	EngineVersion      string                   `json:"engineVersion,omitempty"`
+	Lineage            string                   `json:"lineage,omitempty"`
 	Message            string                   `json:"message,omitempty"`
+	// Verification is written by the verification steps (backup_verify.go).
+	Verification *kurav1alpha1.VerificationStatus `json:"verification,omitempty"`
 }
 
 // statusFromJob is b's status with what the Job says filled in where it is missing: each
@@ -87,6 +94,9 @@ func statusFromJob(b *kurav1alpha1.Backup, job *batchv1.Job) backupStatus {
 			if st.Engine == "" {
 				st.Engine = req.Engine
 			}
+			if st.Lineage == "" {
+				st.Lineage = req.Lineage
+			}
 		}
 	}
 	return st
@@ -94,7 +104,7 @@ func statusFromJob(b *kurav1alpha1.Backup, job *batchv1.Job) backupStatus {
 
 // fromBackupStatus folds st back into a status (for the write that follows).
 func fromBackupStatus(st backupStatus, s kurav1alpha1.BackupStatus) kurav1alpha1.BackupStatus {
-	s.JobName, s.StartTime, s.SourceInstance, s.Engine = st.JobName, st.StartTime, st.SourceInstance, st.Engine
+	s.JobName, s.StartTime, s.SourceInstance, s.Engine, s.Lineage = st.JobName, st.StartTime, st.SourceInstance, st.Engine, st.Lineage
 	return s
 }
 
@@ -103,7 +113,7 @@ func statusOf(b *kurav1alpha1.Backup) backupStatus {
 	return backupStatus{ObservedGeneration: b.Generation, Phase: s.Phase, Conditions: s.Conditions, JobName: s.JobName,
 		SourceInstance: s.SourceInstance, StartTime: s.StartTime, CompletionTime: s.CompletionTime, SnapshotTime: s.SnapshotTime,
 		GTIDPosition: s.GTIDPosition, BinlogPosition: s.BinlogPosition, Location: s.Location, SizeBytes: s.SizeBytes,
-		SHA256: s.SHA256, Engine: s.Engine, EngineVersion: s.EngineVersion, Message: s.Message}
+		SHA256: s.SHA256, Engine: s.Engine, EngineVersion: s.EngineVersion, Lineage: s.Lineage, Message: s.Message, Verification: s.Verification}
 }
 
 func (r *BackupReconciler) now() time.Time {
@@ -125,7 +135,10 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if !b.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, b)
 	}
-	if b.Status.Phase == kurav1alpha1.BackupCompleted || b.Status.Phase == kurav1alpha1.BackupFailed {
+	switch b.Status.Phase {
+	case kurav1alpha1.BackupCompleted:
+		return r.verify(ctx, b)
+	case kurav1alpha1.BackupFailed:
 		return ctrl.Result{}, nil
 	}
 	if !controllerutil.ContainsFinalizer(b, BackupDataFinalizer) {
@@ -182,6 +195,9 @@ func (r *BackupReconciler) start(ctx context.Context, b *kurav1alpha1.Backup) (c
 	st := statusOf(b)
 	now := metav1.NewTime(r.now())
 	st.Phase, st.JobName, st.SourceInstance, st.StartTime, st.Engine, st.Message = kurav1alpha1.BackupRunning, job.Name, src.Name, &now, builder.Engine(c), ""
+	// The lineage the backup is stored under (the cluster's UID), so a restore finds it
+	// after the cluster is gone.
+	st.Lineage = string(c.UID)
 	if err := r.writeStatus(ctx, b, st); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -191,7 +207,8 @@ func (r *BackupReconciler) start(ctx context.Context, b *kurav1alpha1.Backup) (c
 
 // checkSecrets returns a message when a Secret or key the Job mounts is missing.
 func (r *BackupReconciler) checkSecrets(ctx context.Context, b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster) (string, error) {
-	need := []struct{ secret, key, field string }{{builder.CredentialsSecretName(c), contract.KeyAgentPassword, "the cluster's credentials Secret"}}
+	need := []struct{ secret, key, field string }{{builder.CredentialsSecretName(c), contract.KeyAgentPassword, "the cluster's credentials Secret"},
+		{builder.AgentTokenSecretName(c), contract.KeyAgentToken, "the cluster's agent token Secret"}}
 	if s3 := b.Spec.Storage.S3; s3 != nil {
 		cs := s3.CredentialsSecret
 		need = append(need,
@@ -242,17 +259,8 @@ func backupRequest(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster, src kur
 			Source: backuprun.SourceInstance{Pod: src.Name, Host: fmt.Sprintf("%s.%s.%s.svc.cluster.local", src.Name, builder.HeadlessServiceName(c), c.Namespace),
 				SQLPort: contract.MySQLPort, AgentPort: contract.AgentPort, Role: string(src.Role)}},
 		AgentPasswordFile: contract.BackupCredentialsDir + "/" + contract.BackupAgentPasswordKey,
-	}
-	if s3 := b.Spec.Storage.S3; s3 != nil {
-		loc := &backuprun.S3Location{Endpoint: s3.Endpoint, Region: s3.Region, Bucket: s3.Bucket, Prefix: s3.Prefix,
-			PathStyle: s3.ForcePathStyle == nil || *s3.ForcePathStyle, CredentialsDir: contract.BackupS3CredentialsDir}
-		if s3.CASecret != nil {
-			loc.CAFile = contract.BackupS3CADir + "/" + contract.BackupS3CAFile
-		}
-		job.Storage.S3 = loc
-	}
-	if pvc := b.Spec.Storage.PVC; pvc != nil {
-		job.Storage.Dir = &backuprun.DirLocation{Root: builder.BackupStorageRoot(pvc), Claim: pvc.ClaimName, SubPath: pvc.SubPath}
+		AgentTokenFile:    contract.BackupCredentialsDir + "/" + contract.KeyAgentToken,
+		Storage:           storageConfig(b.Spec.Storage),
 	}
 	out, err := json.Marshal(job)
 	if err != nil {
@@ -286,7 +294,7 @@ func (r *BackupReconciler) follow(ctx context.Context, b *kurav1alpha1.Backup, j
 		}
 		// A Pod that cannot start (a Secret deleted after the Job was created, an image
 		// that cannot be pulled) would wait forever: the Backup fails and the Job goes.
-		msg, err := r.stuck(ctx, b, job)
+		msg, err := r.stuck(ctx, b, job, "fix it and create a new Backup")
 		if err != nil || msg == "" {
 			return ctrl.Result{RequeueAfter: stuckCheckInterval}, err
 		}
@@ -350,22 +358,22 @@ const stuckCheckInterval = 15 * time.Second
 var stuckReasons = map[string]bool{"CreateContainerConfigError": true, "CreateContainerError": true, "ErrImagePull": true,
 	"ImagePullBackOff": true, "InvalidImageName": true, "RunContainerError": true}
 
-// stuck returns why the Job's Pod cannot start its backup, or "".
-func (r *BackupReconciler) stuck(ctx context.Context, b *kurav1alpha1.Backup, job *batchv1.Job) (string, error) {
-	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
-		return "", fmt.Errorf("failed to list the Pods of Job %s: %w", job.Name, err)
+// stuck returns why the Job's Pod cannot start, or "": a container waiting for a fix (fix
+// says what to do then), or a Secret the Pod mounts that is gone (it would wait forever).
+func (r *BackupReconciler) stuck(ctx context.Context, b *kurav1alpha1.Backup, job *batchv1.Job, fix string) (string, error) {
+	pods, err := r.jobPods(ctx, job)
+	if err != nil {
+		return "", err
 	}
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		if p.Status.Phase != corev1.PodPending {
 			continue
 		}
 		for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 			if w := cs.State.Waiting; w != nil && stuckReasons[w.Reason] {
-				return fmt.Sprintf("Pod %s cannot start container %s: %s: %s; fix it and create a new Backup", p.Name, cs.Name, w.Reason, w.Message), nil
+				return fmt.Sprintf("Pod %s cannot start container %s: %s: %s; %s", p.Name, cs.Name, w.Reason, w.Message, fix), nil
 			}
 		}
-		// A Secret the Pod mounts is gone: it waits for it forever.
 		c := &kurav1alpha1.MySQLCluster{}
 		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Spec.Cluster}, c); err != nil {
 			return "", client.IgnoreNotFound(err)
@@ -386,25 +394,16 @@ func ptrValue(p *int64) int64 {
 
 // summary reads the termination message of the Job's backup container.
 func (r *BackupReconciler) summary(ctx context.Context, job *batchv1.Job) (backuprun.Summary, error) {
-	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
-		return backuprun.Summary{}, fmt.Errorf("failed to list the Pods of Job %s: %w", job.Name, err)
+	msg, err := r.terminationMessage(ctx, job, contract.ContainerBackup)
+	if err != nil || msg == "" {
+		return backuprun.Summary{}, err
 	}
-	for _, p := range pods.Items {
-		for _, cs := range p.Status.ContainerStatuses {
-			if cs.Name != contract.ContainerBackup || cs.State.Terminated == nil {
-				continue
-			}
-			msg := strings.TrimSpace(cs.State.Terminated.Message)
-			var s backuprun.Summary
-			if !json.Valid([]byte(msg)) || json.Unmarshal([]byte(msg), &s) != nil {
-				// FallbackToLogsOnError: the message is the log's tail.
-				s = backuprun.Summary{Error: lastLine(msg)}
-			}
-			return s, nil
-		}
+	var s backuprun.Summary
+	if !json.Valid([]byte(msg)) || json.Unmarshal([]byte(msg), &s) != nil {
+		// FallbackToLogsOnError: the message is the log's tail.
+		s = backuprun.Summary{Error: lastLine(msg)}
 	}
-	return backuprun.Summary{}, nil
+	return s, nil
 }
 
 func lastLine(s string) string {
@@ -483,6 +482,9 @@ func (r *BackupReconciler) deleteData(ctx context.Context, b *kurav1alpha1.Backu
 		if err != nil {
 			return false, err
 		}
+		if reqJSON, err = r.withArchivePrune(ctx, reqJSON, b, c); err != nil {
+			return false, err
+		}
 		job = builder.BackupDeleteJob(c, b, reqJSON, r.Options)
 		if err := r.Client.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
 			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
@@ -524,4 +526,45 @@ func (r *BackupReconciler) deleteData(ctx context.Context, b *kurav1alpha1.Backu
 // SetupWithManager registers the reconciler.
 func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).For(&kurav1alpha1.Backup{}).Owns(&batchv1.Job{}).Named("backup").Complete(r)
+}
+
+// withArchivePrune adds to a delete Job's request the position below which the cluster's
+// binary log archive goes with the deleted backup (dba rule 18; archive.Prune): the point every
+// other completed backup of the cluster's lineage that can seed a restore has reached. Only
+// when the archive is in the backup's storage (the Job holds no other credentials) and another
+// such backup exists: otherwise the archive stays whole.
+func (r *BackupReconciler) withArchivePrune(ctx context.Context, reqJSON string, b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster) (string, error) {
+	if c.Spec.BinlogArchive == nil || !equality.Semantic.DeepEqual(c.Spec.BinlogArchive.Storage, b.Spec.Storage) ||
+		b.Status.Phase != kurav1alpha1.BackupCompleted || builder.Engine(c) != kurav1alpha1.EngineMariaDB {
+		return reqJSON, nil
+	}
+	list := &kurav1alpha1.BackupList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(b.Namespace)); err != nil {
+		return "", fmt.Errorf("failed to list Backups: %w", err)
+	}
+	var kept []gtid.Set
+	for _, o := range list.Items {
+		if o.Name == b.Name || o.Spec.Cluster != c.Name || o.Status.Phase != kurav1alpha1.BackupCompleted || !o.DeletionTimestamp.IsZero() ||
+			len(o.Spec.Databases) > 0 || (o.Status.Lineage != "" && o.Status.Lineage != string(c.UID)) {
+			continue
+		}
+		set, err := gtid.Parse(gtid.MariaDB, o.Status.GTIDPosition)
+		if err != nil || set.IsEmpty() {
+			return reqJSON, nil //nolint:nilerr // a backup whose point is unknown keeps the whole archive
+		}
+		kept = append(kept, set)
+	}
+	if len(kept) == 0 {
+		return reqJSON, nil
+	}
+	var job backuprun.Job
+	if err := json.Unmarshal([]byte(reqJSON), &job); err != nil {
+		return "", fmt.Errorf("failed to decode the delete request: %w", err)
+	}
+	job.PruneArchiveBelow = gtid.Earliest(kept...).String()
+	out, err := json.Marshal(job)
+	if err != nil {
+		return "", fmt.Errorf("failed to encode the delete request: %w", err)
+	}
+	return string(out), nil
 }

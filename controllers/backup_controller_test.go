@@ -112,6 +112,12 @@ func waitBackupGone(t *testing.T, ns, name string) {
 // container ended with summary as its termination message, and the Job's final condition.
 func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok bool, reason string) {
 	t.Helper()
+	finishJobWith(t, ns, jobName, contract.ContainerBackup, summary.Encode(), ok, reason)
+}
+
+// finishJobWith is finishJob for any container and termination message.
+func finishJobWith(t *testing.T, ns, jobName, container string, message []byte, ok bool, reason string) {
+	t.Helper()
 	ctx := context.Background()
 	// The Job controller gives its Pods the template's labels (Kura's, which the operator's
 	// cache selects on) and the Job's name.
@@ -121,8 +127,9 @@ func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok b
 	}
 	labels := map[string]string{batchv1.JobNameLabel: jobName}
 	maps.Copy(labels, job.Spec.Template.Labels)
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-x1", Labels: labels},
-		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: contract.ContainerBackup, Image: "mariadb:11.4"}}}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-" + string(job.UID)[:5], Labels: labels,
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: container, Image: "mariadb:11.4"}}}}
 	if err := k8s.Create(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +138,8 @@ func finishJob(t *testing.T, ns, jobName string, summary backuprun.Summary, ok b
 		code = 1
 	}
 	pod.Status.Phase = corev1.PodSucceeded
-	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: contract.ContainerBackup, Image: "mariadb:11.4",
-		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: string(summary.Encode())}}}}
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: container, Image: "mariadb:11.4",
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: string(message)}}}}
 	if err := k8s.Status().Update(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +177,8 @@ func TestBackupRunsAJobAndReportsItsResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := waitPhase(t, ns, "nightly", kurav1alpha1.BackupRunning)
-	if b.Status.SourceInstance != "shop-2" || b.Status.JobName != "nightly-backup" || b.Status.StartTime == nil || len(b.Finalizers) != 1 {
+	if b.Status.SourceInstance != "shop-2" || b.Status.JobName != "nightly-backup" || b.Status.StartTime == nil || len(b.Finalizers) != 1 ||
+		b.Status.Lineage != string(c.UID) {
 		t.Fatalf("running status: %+v finalizers %v", b.Status, b.Finalizers)
 	}
 	job := &batchv1.Job{}
@@ -200,7 +208,7 @@ func TestBackupRunsAJobAndReportsItsResult(t *testing.T) {
 	st := b.Status
 	if st.GTIDPosition != "0-1000-42" || st.SizeBytes != 1234 || st.SHA256 != "abcd" || st.BinlogPosition != "mysql-bin.000003:777" ||
 		st.EngineVersion != "11.4.5-MariaDB" || st.SnapshotTime == nil || !st.SnapshotTime.Time.Equal(snap) || st.CompletionTime == nil ||
-		!strings.HasPrefix(st.Location, "s3://backups/") {
+		!strings.HasPrefix(st.Location, "s3://backups/") || st.Lineage != string(c.UID) {
 		t.Fatalf("completed status: %+v", st)
 	}
 
@@ -317,7 +325,8 @@ func pendingPod(t *testing.T, ns, jobName, reason string) {
 	}
 	labels := map[string]string{batchv1.JobNameLabel: jobName}
 	maps.Copy(labels, job.Spec.Template.Labels)
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-p1", Labels: labels},
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: jobName + "-p1", Labels: labels,
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
 		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: contract.ContainerBackup, Image: "mariadb:11.4"}}}}
 	if err := k8s.Create(ctx, pod); err != nil {
 		t.Fatal(err)
@@ -445,4 +454,61 @@ spec:
 		t.Fatal(err)
 	}
 	waitPhase(t, ns, "bad-bucket", kurav1alpha1.BackupRunning)
+}
+
+// Deleting a completed Backup of a cluster whose binary log archive is in the same storage
+// prunes the archive with it, below the point every other completed backup of the cluster has
+// reached (dba rule 18); a partial backup is no base and does not count, and with no other
+// base the archive stays whole.
+func TestBackupDeletionPrunesTheArchiveBelowTheOldestKeptBackup(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	backupCluster(t, ns)
+	storage := newBackupObject(ns, "x").Spec.Storage
+	changeSpec(t, ns, "shop", func(c *kurav1alpha1.MySQLCluster) {
+		c.Spec.BinlogArchive = &kurav1alpha1.BinlogArchiveSpec{Storage: storage}
+	})
+	for _, b := range []struct {
+		name, gtid string
+		partial    bool
+	}{{"mon", "0-1000-10", false}, {"tue", "0-1000-20,1-1002-5", false}, {"wed", "0-1000-30,1-1002-9", false}, {"part", "0-1000-15", true}} {
+		if err := k8s.Create(ctx, newBackupObject(ns, b.name, func(o *kurav1alpha1.Backup) {
+			if b.partial {
+				o.Spec.Databases = []string{"shop"}
+			}
+		})); err != nil {
+			t.Fatal(err)
+		}
+		waitPhase(t, ns, b.name, kurav1alpha1.BackupRunning)
+		finishJob(t, ns, b.name+"-backup", backuprun.Summary{Location: "s3://backups/" + ns + "/shop/x/backups/" + b.name + "/", Size: 1, SHA256: "ab",
+			GTID: b.gtid, Snapshot: time.Now(), Engine: "mariadb", Version: "11.4.5-MariaDB", Source: "shop-2"}, true, "")
+		waitPhase(t, ns, b.name, kurav1alpha1.BackupCompleted)
+	}
+	prunes := func(name string) string {
+		t.Helper()
+		if err := k8s.Delete(ctx, getBackup(t, ns, name)); err != nil {
+			t.Fatal(err)
+		}
+		job := &batchv1.Job{}
+		eventually(t, "the delete Job of "+name, func() error {
+			return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name + "-delete"}, job)
+		})
+		args := job.Spec.Template.Spec.Containers[0].Command
+		var parsed backuprun.Job
+		if req, ok := strings.CutPrefix(args[len(args)-1], "--request="); !ok || json.Unmarshal([]byte(req), &parsed) != nil {
+			t.Fatalf("command %v", args)
+		}
+		finishJob(t, ns, name+"-delete", backuprun.Summary{}, true, "")
+		waitBackupGone(t, ns, name)
+		return parsed.PruneArchiveBelow
+	}
+	if got := prunes("mon"); got != "0-1000-20,1-1002-5" {
+		t.Errorf("deleting mon prunes below %q, want tue's point 0-1000-20,1-1002-5 (the partial backup's 0-1000-15 is no base)", got)
+	}
+	if got := prunes("tue"); got != "0-1000-30,1-1002-9" {
+		t.Errorf("deleting tue prunes below %q, want wed's point", got)
+	}
+	if got := prunes("wed"); got != "" {
+		t.Errorf("deleting the last base (a partial backup is none) prunes below %q, want nothing", got)
+	}
 }

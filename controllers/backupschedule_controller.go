@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -182,15 +183,54 @@ func (r *BackupScheduleReconciler) retain(ctx context.Context, bs *kurav1alpha1.
 
 // CreateScheduledBackup is what a schedule's CronJob runs (`kura backup create`): it creates
 // the Backup of one run, named after the run's Job; a second attempt finds it and succeeds.
+// With spec.verify, the Backup asks for verification when ScheduledVerify says it is its turn.
 func CreateScheduledBackup(ctx context.Context, c client.Client, namespace, schedule, name string) error {
 	bs := &kurav1alpha1.BackupSchedule{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: schedule}, bs); err != nil {
 		return fmt.Errorf("failed to get BackupSchedule %s: %w", schedule, err)
 	}
-	if err := c.Create(ctx, builder.ScheduledBackup(bs, name)); err != nil && !apierrors.IsAlreadyExists(err) {
+	verify := false
+	if v := bs.Spec.Verify; v != nil {
+		verify = true
+		if v.Every != nil && *v.Every > 1 {
+			list := &kurav1alpha1.BackupList{}
+			if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{contract.LabelSchedule: schedule}); err != nil {
+				return fmt.Errorf("failed to list the schedule's Backups: %w", err)
+			}
+			verify = ScheduledVerify(*v.Every, list.Items, name)
+		}
+	}
+	if err := c.Create(ctx, builder.ScheduledBackup(bs, name, verify)); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("failed to create Backup %s: %w", name, err)
 	}
 	return nil
+}
+
+// ScheduledVerify says whether the schedule's new Backup name verifies, one in every: it does
+// unless one of the schedule's every-1 newest other Backups asked for verification and has
+// not failed. A failed Backup never verifies, so it does not use up the turn; retention that
+// keeps fewer Backups than every makes verifications more frequent, never rarer; and a
+// retried run (its Backup already exists) is not counted against itself.
+func ScheduledVerify(every int32, backups []kurav1alpha1.Backup, name string) bool {
+	others := make([]kurav1alpha1.Backup, 0, len(backups))
+	for _, b := range backups {
+		if b.Name != name {
+			others = append(others, b)
+		}
+	}
+	sort.Slice(others, func(i, j int) bool {
+		ti, tj := others[i].CreationTimestamp.Time, others[j].CreationTimestamp.Time
+		if !ti.Equal(tj) {
+			return ti.After(tj)
+		}
+		return others[i].Name > others[j].Name
+	})
+	for i := 0; i < len(others) && i < int(every)-1; i++ {
+		if others[i].Spec.Verify != nil && others[i].Status.Phase != kurav1alpha1.BackupFailed {
+			return false
+		}
+	}
+	return true
 }
 
 // SetupWithManager registers the reconciler; a Backup of a schedule changing wakes it

@@ -19,8 +19,9 @@ const keptFailed = 3
 //     older than its start (the base a restore to the window's first moment needs, dba
 //     rule 18); older ones are deleted.
 //
-// A Backup is deleted when either rule set in r deletes it. Failed Backups are kept for
-// inspection, the newest three of them.
+// A Backup is deleted when either rule set in r deletes it, except the newest one whose
+// verification by restore passed (dba rule 18: never delete the last verified backup).
+// Failed Backups are kept for inspection, the newest three of them.
 func Prune(backups []kurav1alpha1.Backup, r kurav1alpha1.RetentionPolicy, now time.Time) []string {
 	var done, failed []kurav1alpha1.Backup
 	for _, b := range backups {
@@ -42,6 +43,13 @@ func Prune(backups []kurav1alpha1.Backup, r kurav1alpha1.RetentionPolicy, now ti
 	}
 	newestFirst(done)
 	newestFirst(failed)
+	lastVerified := ""
+	for _, b := range done {
+		if v := b.Status.Verification; v != nil && v.Phase == kurav1alpha1.VerificationPassed {
+			lastVerified = b.Name
+			break
+		}
+	}
 	var out []string
 	baseSeen := false
 	for i, b := range done {
@@ -58,7 +66,7 @@ func Prune(backups []kurav1alpha1.Backup, r kurav1alpha1.RetentionPolicy, now ti
 			}
 			baseSeen = true
 		}
-		if drop {
+		if drop && b.Name != lastVerified {
 			out = append(out, b.Name)
 		}
 	}

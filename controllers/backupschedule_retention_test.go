@@ -15,7 +15,7 @@ import (
 var retentionNow = time.Date(2030, 6, 10, 12, 0, 0, 0, time.UTC)
 
 // history builds a schedule's Backups from "name:age:phase" words (age in hours before now;
-// phase C completed, F failed, R running).
+// phase C completed, CV completed and verified, F failed, R running).
 func history(words ...string) []kurav1alpha1.Backup {
 	var out []kurav1alpha1.Backup
 	for _, w := range words {
@@ -25,8 +25,11 @@ func history(words ...string) []kurav1alpha1.Backup {
 		at := metav1.NewTime(retentionNow.Add(-time.Duration(h) * time.Hour))
 		b := kurav1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: parts[0]}}
 		switch parts[2] {
-		case "C":
+		case "C", "CV":
 			b.Status.Phase, b.Status.SnapshotTime = kurav1alpha1.BackupCompleted, &at
+			if parts[2] == "CV" {
+				b.Status.Verification = &kurav1alpha1.VerificationStatus{Phase: kurav1alpha1.VerificationPassed}
+			}
 		case "F":
 			b.Status.Phase, b.Status.CompletionTime = kurav1alpha1.BackupFailed, &at
 		case "R":
@@ -53,6 +56,8 @@ func TestPrune(t *testing.T) {
 		{"all older than the window: only the newest stays", []string{"a:72:C", "b:48:C"}, kurav1alpha1.RetentionPolicy{MaxAge: age(24)}, "a"},
 		{"both rules: either deletes", []string{"a:72:C", "b:30:C", "c:20:C", "d:10:C", "e:2:C"}, kurav1alpha1.RetentionPolicy{KeepLast: keep(3), MaxAge: age(24)}, "a,b"},
 		{"no rule keeps everything", []string{"a:72:C", "b:48:C"}, kurav1alpha1.RetentionPolicy{}, ""},
+		{"the last verified backup is never deleted", []string{"a:5:CV", "b:4:CV", "c:3:C", "d:2:C"}, kurav1alpha1.RetentionPolicy{KeepLast: keep(1)}, "a,c"},
+		{"nor by the window", []string{"a:72:CV", "b:48:C", "c:30:C", "d:2:C"}, kurav1alpha1.RetentionPolicy{MaxAge: age(24)}, "b"},
 		{"only three failures stay", []string{"a:1:C", "f1:5:F", "f2:4:F", "f3:3:F", "f4:2:F"}, kurav1alpha1.RetentionPolicy{}, "f1"},
 	}
 	for _, c := range cases {

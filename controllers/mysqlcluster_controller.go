@@ -75,6 +75,11 @@ type pass struct {
 	cluster    *kurav1alpha1.MySQLCluster
 	configHash string
 	sts        *appsv1.StatefulSet
+	// bootstrapStorage is the storage of spec.bootstrap's backup, once resolved, and
+	// bootstrap what the first instance reported; bootstrapRefusal why it is not resolved.
+	bootstrapStorage *kurav1alpha1.BackupStorage
+	bootstrap        *kurav1alpha1.BootstrapStatus
+	bootstrapRefusal *bootstrapRefusal
 }
 
 type step struct {
@@ -89,6 +94,7 @@ type step struct {
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/status,verbs=patch
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;delete
@@ -128,6 +134,7 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, r.writeStatus(ctx, p, condPaused())
 	}
 	steps := []step{
+		{"Bootstrap", r.reconcileBootstrap},
 		{"Config", r.reconcileConfig},
 		{"Credentials", r.reconcileCredentials},
 		{"ServiceAccount", r.reconcileServiceAccount},
@@ -164,7 +171,8 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // SetupWithManager watches the cluster and everything it owns, and credentials Secrets in the
 // cache (Kura's own, and a user's Secret labelled kura.dev/cluster, so fixing it unblocks the
 // cluster at once; an unlabelled user Secret is re-read every userObjectRecheck while it
-// blocks). Status writes wake the reconciler only when they change what it builds from
+// blocks), the Backups spec.bootstrap names, and the init containers of the instance Pods of
+// clusters with spec.bootstrap (the restore's result). Status writes wake the reconciler only when they change what it builds from
 // (clusterChanged): the clustering loop writes status on every change it sees, and each of
 // those would otherwise re-run every step.
 func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -173,6 +181,15 @@ func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return []string{builder.CredentialsSecretName(o.(*kurav1alpha1.MySQLCluster))}
 		}); err != nil {
 		return fmt.Errorf("failed to index credentials secrets: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kurav1alpha1.MySQLCluster{}, bootstrapBackupIndex,
+		func(o client.Object) []string {
+			if b := o.(*kurav1alpha1.MySQLCluster).Spec.Bootstrap; b != nil {
+				return []string{b.Backup}
+			}
+			return nil
+		}); err != nil {
+		return fmt.Errorf("failed to index bootstrap backups: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kurav1alpha1.MySQLCluster{}, builderpkg.WithPredicates(predicate.Funcs{UpdateFunc: clusterChanged})).
@@ -183,6 +200,10 @@ func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingSecret)).
+		Watches(&kurav1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(r.clustersBootstrappedFrom)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(clusterOfPod), builderpkg.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false }, UpdateFunc: bootstrapPodChanged})).
 		Named("mysqlcluster").
 		Complete(r)
 }
@@ -208,8 +229,13 @@ func clusterChanged(e event.UpdateEvent) bool {
 }
 
 func (r *MySQLClusterReconciler) clustersUsingSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.clustersIndexed(ctx, credentialsSecretIndex, o)
+}
+
+// clustersIndexed maps an object to the clusters of its namespace whose index names it.
+func (r *MySQLClusterReconciler) clustersIndexed(ctx context.Context, index string, o client.Object) []reconcile.Request {
 	var list kurav1alpha1.MySQLClusterList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{credentialsSecretIndex: o.GetName()}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))

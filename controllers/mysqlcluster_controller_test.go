@@ -153,7 +153,7 @@ func TestMySQLClusterUpdatesObjects(t *testing.T) {
 
 	c.Spec.Replicas = 5
 	c.Spec.Version = "11.4"
-	c.Spec.MySQLD.Config = map[string]string{"max_connections": "1234"}
+	c.Spec.MySQLD.Config = map[string]string{"max_connections": "1234", "back_log": "90"}
 	c.Spec.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}}
 	c.Spec.PrimaryService.Type = corev1.ServiceTypeNodePort
 	if err := updateSpec(ctx, c); err != nil {
@@ -161,7 +161,7 @@ func TestMySQLClusterUpdatesObjects(t *testing.T) {
 	}
 	c = waitReconciled(t, ns, "shop", metav1.ConditionTrue, "Reconciled")
 	if c.Status.ConfigHash == hashBefore {
-		t.Error("config hash did not change with the config")
+		t.Error("config hash did not change with a static option (back_log)")
 	}
 	sts := &appsv1.StatefulSet{}
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, sts); err != nil {
@@ -192,6 +192,32 @@ func TestMySQLClusterUpdatesObjects(t *testing.T) {
 	}
 	if secretAfter.ResourceVersion != secretBefore.ResourceVersion || string(secretAfter.Data[contract.KeyAdminPassword]) != string(secretBefore.Data[contract.KeyAdminPassword]) {
 		t.Error("the generated credentials Secret must never be rewritten")
+	}
+
+	// A dynamic option alone changes the ConfigMap (the next start reads it) but neither the
+	// config hash nor the Pod template: the clustering loop applies it with SET GLOBAL and no
+	// instance restarts.
+	hashStatic := c.Status.ConfigHash
+	c.Spec.MySQLD.Config = map[string]string{"max_connections": "4321", "back_log": "90", "long_query_time": "2"}
+	if err := updateSpec(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the ConfigMap holds the new dynamic values", func() error {
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop-config"}, cm); err != nil {
+			return err
+		}
+		if !strings.Contains(cm.Data["my.cnf"], "max_connections = 4321") || !strings.Contains(cm.Data["my.cnf"], "long_query_time = 2") {
+			return fmt.Errorf("my.cnf:\n%s", cm.Data["my.cnf"])
+		}
+		return nil
+	})
+	c = waitReconciled(t, ns, "shop", metav1.ConditionTrue, "Reconciled")
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, sts); err != nil {
+		t.Fatal(err)
+	}
+	if c.Status.ConfigHash != hashStatic || sts.Spec.Template.Annotations[contract.AnnotationConfigHash] != hashStatic {
+		t.Errorf("a dynamic-only change moved the config hash: status %s, template %s, was %s",
+			c.Status.ConfigHash, sts.Spec.Template.Annotations[contract.AnnotationConfigHash], hashStatic)
 	}
 }
 

@@ -69,6 +69,24 @@ func (r *MySQLClusterReconciler) reconcileCredentials(ctx context.Context, p *pa
 		r.Recorder.Emit(c, events.Warning, events.CredentialsInvalid, "%s", msg)
 		return &errBlocked{reason: "CredentialsSecretInvalid", message: msg, recheck: c.Spec.CredentialsSecret != nil}
 	}
+	return r.reconcileAgentToken(ctx, c)
+}
+
+// reconcileAgentToken creates the agents' API token Secret once (docs/security.md): always
+// generated, never a database password, never updated.
+func (r *MySQLClusterReconciler) reconcileAgentToken(ctx context.Context, c *kurav1alpha1.MySQLCluster) error {
+	name := builder.AgentTokenSecretName(c)
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, &corev1.Secret{})
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	gen, err := builder.AgentTokenSecret(c)
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Create(ctx, gen); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("failed to create Secret %s: %w", name, err)
+	}
 	return nil
 }
 
@@ -100,7 +118,7 @@ func (r *MySQLClusterReconciler) reconcilePDB(ctx context.Context, p *pass) erro
 }
 
 func (r *MySQLClusterReconciler) reconcileStatefulSet(ctx context.Context, p *pass) error {
-	desired := builder.StatefulSet(p.cluster, p.configHash, r.Options)
+	desired := builder.StatefulSet(p.cluster, p.configHash, p.bootstrapStorage, r.Options)
 	if err := r.recreateIfClaimTemplateChanged(ctx, p, desired); err != nil {
 		return err
 	}

@@ -50,6 +50,8 @@ type reconcilerStatus struct {
 	Ready              string              `json:"ready"`
 	CredentialsSecret  string              `json:"credentialsSecret,omitempty"`
 	ConfigHash         string              `json:"configHash,omitempty"`
+	// Bootstrap is the restore of spec.bootstrap's backup (mysqlcluster_bootstrap.go).
+	Bootstrap *kurav1alpha1.BootstrapStatus `json:"bootstrap,omitempty"`
 }
 
 func (r *MySQLClusterReconciler) writeStatus(ctx context.Context, p *pass, cond metav1.Condition) error {
@@ -64,6 +66,7 @@ func (r *MySQLClusterReconciler) writeStatus(ctx context.Context, p *pass, cond 
 		Version:            builder.Version(c),
 		CredentialsSecret:  builder.CredentialsSecretName(c),
 		ConfigHash:         p.configHash,
+		Bootstrap:          bootstrapStatus(p),
 	}
 	if p.sts != nil {
 		st.Replicas = p.sts.Status.Replicas

@@ -120,13 +120,23 @@ var refusals = []refusal{
 	{"backup pvc subPath escapes", "", "apiVersion: kura.dev/v1alpha1\nkind: Backup\nmetadata: {name: nightly}\nspec: {cluster: shop, storage: {pvc: {claimName: x, subPath: ../etc}}}\n", "subPath must be relative and must not contain '..'"},
 	{"backup spec changed", backup, with(backup, "  method: physical\n"), "spec is immutable; create a new Backup instead"},
 	{"restore to two targets", "", strings.Replace(restore, "{newCluster: shop-restored}", "{newCluster: a, existingCluster: b}", 1), "spec.target: set exactly one of newCluster or existingCluster"},
-	{"restore point in time with time and gtid", "", with(restore, "  pointInTime: {time: \"2026-11-23T14:05:00Z\", gtid: \"0-1001-5\"}\n"), "pointInTime: set exactly one of time or gtid"},
+	{"restore point in time with time and gtid", "", with(restore, "  pointInTime: {time: \"2026-11-23T14:05:00Z\", gtid: \"0-1001-5\"}\n"), "pointInTime: set exactly one of time (an RFC 3339 moment such as 2026-11-23T14:05:00Z) or gtid (a GTID position such as 0-1-42); remove the other"},
+	{"restore point in time with neither time nor gtid", "", with(restore, "  pointInTime: {}\n"), "pointInTime: set exactly one of time"},
+	{"bootstrap point in time with time and gtid", "", with(cluster, "  bootstrap: {backup: nightly, pointInTime: {time: \"2026-11-23T14:05:00Z\", gtid: \"0-1001-5\"}}\n"), "pointInTime: set exactly one of time"},
+	{"MariaDB GTID without its sequence", "", with(restore, "  pointInTime: {gtid: \"0-1001\"}\n"), "pointInTime.gtid: not a GTID position; write MariaDB's domain-server-sequence list (0-1-42 or 0-1-42,1-2-7) or MySQL's uuid:interval set (3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42)"},
+	{"MariaDB GTID list with a stray separator", "", with(restore, "  pointInTime: {gtid: \"0-1-42;1-2-7\"}\n"), "pointInTime.gtid: not a GTID position"},
+	{"MySQL GTID without an interval", "", with(restore, "  pointInTime: {gtid: \"3e11fa47-71ca-11e1-9e33-c80aa9429562\"}\n"), "pointInTime.gtid: not a GTID position"},
+	{"MySQL GTID with an open interval", "", with(cluster, "  bootstrap: {backup: nightly, pointInTime: {gtid: \"3e11fa47-71ca-11e1-9e33-c80aa9429562:1-\"}}\n"), "pointInTime.gtid: not a GTID position"},
+	{"restore without a target", "", strings.Replace(restore, "{newCluster: shop-restored}", "{}", 1), "spec.target: set exactly one of newCluster or existingCluster"},
 	{"restore spec changed", restore, strings.Replace(restore, "backup: nightly", "backup: other", 1), "spec is immutable; create a new Restore instead"},
 	{"backup schedule without schedule", "", "apiVersion: kura.dev/v1alpha1\nkind: BackupSchedule\nmetadata: {name: n}\nspec: {cluster: shop, storage: {pvc: {claimName: x}}}\n", "spec.schedule: Required value"},
 	{"retention age not a duration", "", with(schedule, "  retention: {maxAge: 7 days}\n"), "spec.retention.maxAge: must be a duration of at least 1m with a unit"},
 	{"backup name of 57 characters", "", strings.Replace(backup, "{name: nightly}", "{name: "+strings.Repeat("b", 57)+"}", 1), "metadata.name: a Backup name is at most 56 characters"},
 	{"schedule name of 40 characters", "", strings.Replace(schedule, "{name: daily}", "{name: "+strings.Repeat("s", 40)+"}", 1), "metadata.name: a BackupSchedule name is at most 39 characters"},
 	{"retention age zero", "", with(schedule, "  retention: {maxAge: 0s}\n"), "spec.retention.maxAge: must be a duration of at least 1m"},
+	{"verify every on a Backup", "", with(backup, "  verify: {every: 2}\n"), "spec.verify.every: only a BackupSchedule verifies one backup in N"},
+	{"verify every zero", "", with(schedule, "  verify: {every: 0}\n"), "spec.verify.every in body should be greater than or equal to 1"},
+	{"verify deadline under a minute", "", with(backup, "  verify: {activeDeadlineSeconds: 10}\n"), "spec.verify.activeDeadlineSeconds in body should be greater than or equal to 60"},
 }
 
 func decode(t *testing.T, ns, text string) *unstructured.Unstructured {
@@ -230,6 +240,11 @@ func TestValidationAcceptsGoodInput(t *testing.T) {
 		"retention age":                  with(schedule, "  retention: {maxAge: 168h}\n"),
 		"backup name of 56 characters":   strings.Replace(backup, "{name: nightly}", "{name: "+strings.Repeat("b", 56)+"}", 1),
 		"schedule name of 39 characters": strings.Replace(schedule, "{name: daily}", "{name: "+strings.Repeat("s", 39)+"}", 1),
+		"MariaDB GTID list":              with(restore, "  pointInTime: {gtid: \"0-1-42,1-2-7\"}\n"),
+		"MySQL GTID set":                 with(restore, "  pointInTime: {gtid: \"3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42:50,\\n 4f22ab58-71ca-11e1-9e33-c80aa9429562:7\"}\n"),
+		"bootstrap to a time":            with(cluster, "  bootstrap: {backup: nightly, pointInTime: {time: \"2026-11-23T14:05:00Z\"}}\n"),
+		"verified backup":                with(backup, "  verify: {activeDeadlineSeconds: 3600, scratchSizeLimit: 20Gi, resources: {limits: {memory: 1Gi}}}\n"),
+		"schedule verifying one in 7":    with(schedule, "  verify: {every: 7}\n"),
 	} {
 		if err := k8s.Create(ctx, decode(t, ns, m), client.DryRunAll); err != nil {
 			t.Errorf("%s refused: %v", what, err)
@@ -354,7 +369,11 @@ half a change. Each is pinned by a test.
 | the credentials Secret lacks a key (or holds it empty) | ` + "`Reconciled=False`" + `, reason ` + "`CredentialsSecretInvalid`" + `, message names the Secret and each missing key; nothing that runs the database is created until it is fixed, and fixing the Secret unblocks the cluster at once | ` + "`TestMySQLClusterUserSecretMissingKey`" + ` |
 | an operator-owned my.cnf key spelled in another case (` + "`Sync_Binlog`" + `) | ` + "`Reconciled=False`" + `, reason ` + "`InvalidConfig`" + ` | ` + "`TestMySQLClusterRefusesOwnedKeyInAnyCase`" + ` |
 | storage growth on a StorageClass without expansion | ` + "`Reconciled=False`" + `, reason ` + "`VolumeExpansionRefused`" + ` | ` + "`internal/mycnf`" + `, ` + "`TestMySQLClusterStorageGrows`" + ` |
+| ` + "`spec.bootstrap.backup`" + ` names a Backup that is missing, failed, of another engine or limited to some databases | MySQLCluster ` + "`Reconciled=False`" + ` (reasons ` + "`BootstrapBackupNotFound`, `BootstrapBackupFailed`, `BootstrapEngineMismatch`, `BootstrapBackupPartial`" + `), ` + "`status.bootstrap.phase: Failed`" + ` and a ` + "`BootstrapInvalid`" + ` event, each naming the field and the fix; no object is created until it resolves | ` + "`TestBootstrapRefusesBackupsThatCannotSeedIt`" + ` |
+| ` + "`spec.bootstrap.backup`" + ` names a Backup that has not completed yet | ` + "`Reconciled=False`" + `, reason ` + "`BootstrapBackupNotCompleted`" + `, ` + "`status.bootstrap.phase: Pending`" + `; the cluster is created when the Backup completes | ` + "`TestBootstrapWaitsForItsBackupThenFollowsTheFirstInstance`" + ` |
+| a Restore in place, into a name in use (a cluster, volumes a former cluster left, its credentials Secret), of a Backup missing, not completed or of another engine, or whose source cluster is gone | Restore ` + "`phase: Failed`" + `, condition ` + "`Failed`" + ` with the reason, ` + "`status.message`" + ` and a ` + "`RestoreFailed`" + ` event naming the field and the fix; nothing is created | ` + "`TestRestoreRefusals`, `TestCheckBootstrapBackup`" + ` |
 | a BackupSchedule with a bad cron expression or time zone | BackupSchedule ` + "`Ready=False`" + `, reason ` + "`InvalidSchedule`" + `, message names ` + "`spec.schedule`" + ` or ` + "`spec.timeZone`" + ` and shows a valid example | ` + "`TestBackupScheduleReportsBadCron`" + ` |
+| a Backup that does not restore (altered stored bytes, a table that does not open, row counts that differ from the backup's) | Backup ` + "`Verified=False`" + `, reason ` + "`VerificationFailed`" + `, ` + "`status.verification`" + ` Failed with the object, table or counts named; the Backup stays Completed | ` + "`TestBackupVerificationByRestore`" + ` |
 `
 
 // Every sample in docs/samples is accepted by the API server.

@@ -195,7 +195,14 @@ func (s *kubeSink) agentOf(ctx context.Context, c *kurav1alpha1.MySQLCluster, po
 	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.CredentialsSecretName(c)}, secret); err != nil {
 		return nil, fmt.Errorf("failed to get the credentials Secret: %w", err)
 	}
-	return agent.NewClient(pod.Status.PodIP, contract.AgentPort, string(secret.Data[contract.KeyAgentPassword])), nil
+	token := &corev1.Secret{}
+	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.AgentTokenSecretName(c)}, token); err != nil {
+		return nil, fmt.Errorf("failed to get the agent token Secret: %w", err)
+	}
+	cl := agent.NewClient(pod.Status.PodIP, contract.AgentPort, string(token.Data[contract.KeyAgentToken]))
+	// An agent of an earlier version, until the cluster is rolled, takes the agent password.
+	cl.Legacy = string(secret.Data[contract.KeyAgentPassword])
+	return cl, nil
 }
 
 // FenceThroughAgent asks the instance's agent to fence its server, or to kill it when it is
@@ -287,13 +294,14 @@ func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
 		}
 	}
 	st := struct {
-		State              kurav1alpha1.ClusterState        `json:"state"`
-		Conditions         []metav1.Condition               `json:"conditions"`
-		Instances          []kurav1alpha1.InstanceStatus    `json:"instances"`
-		KeepInstances      int32                            `json:"keepInstances"`
-		AsynchronousWindow *kurav1alpha1.AsynchronousWindow `json:"asynchronousWindow,omitempty"`
-	}{kurav1alpha1.ClusterState(p.State), mine, instances, int32(p.MinInstances), window}
-	if !statusHolds(c, st, []string{"state", "conditions", "instances", "keepInstances", "asynchronousWindow"}) {
+		State              kurav1alpha1.ClusterState         `json:"state"`
+		Conditions         []metav1.Condition                `json:"conditions"`
+		Instances          []kurav1alpha1.InstanceStatus     `json:"instances"`
+		KeepInstances      int32                             `json:"keepInstances"`
+		AsynchronousWindow *kurav1alpha1.AsynchronousWindow  `json:"asynchronousWindow,omitempty"`
+		Config             []kurav1alpha1.ConfigOptionStatus `json:"config,omitempty"`
+	}{kurav1alpha1.ClusterState(p.State), mine, instances, int32(p.MinInstances), window, configStatus(p.Config)}
+	if !statusHolds(c, st, []string{"state", "conditions", "instances", "keepInstances", "asynchronousWindow", "config"}) {
 		if err := apply.Status(ctx, s.client, c, st, ownerObserved); err != nil {
 			return err
 		}
@@ -302,6 +310,16 @@ func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
 		return s.recordKeptAside(ctx, p.KeptAside)
 	}
 	return nil
+}
+
+// configStatus maps the state of spec.mysqld.config's options to status.config.
+func configStatus(cfg []clustering.ConfigStatus) []kurav1alpha1.ConfigOptionStatus {
+	var out []kurav1alpha1.ConfigOptionStatus
+	for _, c := range cfg {
+		out = append(out, kurav1alpha1.ConfigOptionStatus{Name: c.Name, Value: c.Value, Dynamic: c.Dynamic, State: c.State,
+			Instances: c.Instances, Message: c.Message})
+	}
+	return out
 }
 
 // recordKeptAside appends what a plan set aside to status.keptAside (rule 15b), once per

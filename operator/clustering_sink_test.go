@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -180,5 +181,50 @@ func TestTopologyRecordSurvivesAnUnrelatedWrite(t *testing.T) {
 	}
 	if got.Status.Term != 1 || got.Spec.Switchover == nil {
 		t.Errorf("term %d, switchover %+v", got.Status.Term, got.Spec.Switchover)
+	}
+}
+
+// status.config carries the state of each option of spec.mysqld.config as the loop decided it,
+// and an option removed from the spec leaves status; the source hands the options to the loop
+// with dynamic and static told apart.
+func TestConfigStatusIsPublishedAndReadBack(t *testing.T) {
+	env := testenv(t)
+	ctx := context.Background()
+	c, key := newSinkCluster(t, env.Client)
+	c.Spec.MySQLD.Config = map[string]string{"max-connections": "800", "back_log": "90"}
+	if got := specOf(c).Config; len(got) != 2 || got[0] != (clustering.Setting{Name: "back_log", Value: "90"}) ||
+		got[1] != (clustering.Setting{Name: "max_connections", Value: "800", Dynamic: true}) {
+		t.Errorf("options handed to the loop: %+v", got)
+	}
+	sink := &kubeSink{client: env.Client, reader: env.Client, key: key}
+	report := clustering.Report{Plan: clustering.Plan{State: clustering.StateHealthy,
+		Conditions: []clustering.Condition{{Type: clustering.ConditionAvailable, Status: clustering.ConditionTrue, Reason: "PrimaryWritable", Message: "shop-0 accepts writes"}},
+		Config: []clustering.ConfigStatus{
+			{Name: "back_log", Value: "90", State: clustering.ConfigPendingRestart, Instances: []string{"shop-1", "shop-2"}},
+			{Name: "max_connections", Value: "800", Dynamic: true, State: clustering.ConfigRefused, Instances: []string{"shop-0"}, Message: "shop-0: Error 1232"},
+		}}}
+	if err := sink.Publish(ctx, report); err != nil {
+		t.Fatal(err)
+	}
+	got := &kurav1alpha1.MySQLCluster{}
+	if err := env.Client.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	want := []kurav1alpha1.ConfigOptionStatus{
+		{Name: "back_log", Value: "90", State: "PendingRestart", Instances: []string{"shop-1", "shop-2"}},
+		{Name: "max_connections", Value: "800", Dynamic: true, State: "Refused", Instances: []string{"shop-0"}, Message: "shop-0: Error 1232"},
+	}
+	if !reflect.DeepEqual(got.Status.Config, want) {
+		t.Errorf("status.config:\n got %+v\nwant %+v", got.Status.Config, want)
+	}
+	report.Plan.Config = report.Plan.Config[1:]
+	if err := sink.Publish(ctx, report); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Status.Config) != 1 || got.Status.Config[0].Name != "max_connections" {
+		t.Errorf("after back_log left the spec: %+v", got.Status.Config)
 	}
 }

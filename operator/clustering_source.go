@@ -19,6 +19,7 @@ import (
 	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/gtid"
+	"github.com/kura-db/kura/internal/mycnf"
 )
 
 // kubeSource reports one MySQLCluster to its clustering loop: the spec knobs, what status
@@ -214,6 +215,9 @@ func specOf(c *kurav1alpha1.MySQLCluster) clustering.Spec {
 		ErrantPolicy:  clustering.ErrantManual,
 		AutoFailover:  r.AutoFailover == nil || *r.AutoFailover,
 		Paused:        c.Spec.Paused,
+	}
+	for _, o := range mycnf.Settings(c) {
+		s.Config = append(s.Config, clustering.Setting{Name: o.Name, Value: o.Value, Dynamic: o.Dynamic})
 	}
 	if r.ErrantReplicaPolicy == kurav1alpha1.ErrantReplicaReclone {
 		s.ErrantPolicy = clustering.ErrantReclone

@@ -165,6 +165,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := (&controllers.BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: builder.Options{KuraImage: o.KuraImage}, Recorder: rec}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("failed to set up the Backup controller: %w", err)
 	}
+	if err := (&controllers.RestoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("failed to set up the Restore controller: %w", err)
+	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		<-ctx.Done()
 		loops.stopAll()

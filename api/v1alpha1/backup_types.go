@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -58,10 +59,41 @@ type BackupOptions struct {
 	// +kubebuilder:default=Delete
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+	// Verify asks for verification by restore (dba rule 20): once a Backup completes, a
+	// scratch Pod restores it through the code path a real restore takes and reads every
+	// table back (docs/backup.md, "Verification"). On a BackupSchedule, every: N verifies one
+	// backup in N.
+	// +optional
+	Verify *BackupVerification `json:"verify,omitempty"`
+}
+
+// BackupVerification asks for a backup to be verified by restoring it.
+type BackupVerification struct {
+	// Every verifies one in this many of a BackupSchedule's backups (default 1: each one). A
+	// run asks for verification unless one of the schedule's Every-1 newest Backups already
+	// did and has not failed. Only for a BackupSchedule: a Backup with spec.verify is always
+	// verified.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Every *int32 `json:"every,omitempty"`
+	// ActiveDeadlineSeconds bounds how long the verification Job may run (default 21600).
+	// +kubebuilder:validation:Minimum=60
+	// +optional
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+	// Resources of the verification container, which runs the restored server.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	// ScratchSizeLimit bounds the scratch volume the backup is restored into (an emptyDir on
+	// the node). Unset means no limit beyond the node's ephemeral storage: a restored
+	// logical backup takes several times its stored size.
+	// +optional
+	ScratchSizeLimit *resource.Quantity `json:"scratchSizeLimit,omitempty"`
 }
 
 // BackupSpec is a request for one backup. It cannot be changed once created.
 // +kubebuilder:validation:XValidation:rule="self.method == 'logical' || !has(self.databases) || size(self.databases) == 0",message="spec.databases: only logical backups can be limited to some databases"
+// +kubebuilder:validation:XValidation:rule="!has(self.verify) || !has(self.verify.every)",message="spec.verify.every: only a BackupSchedule verifies one backup in N; a Backup with spec.verify is always verified, so remove every"
 type BackupSpec struct {
 	BackupOptions `json:",inline"`
 }
@@ -75,6 +107,54 @@ const (
 	BackupCompleted BackupPhase = "Completed"
 	BackupFailed    BackupPhase = "Failed"
 )
+
+// ConditionVerified is a Backup's verification by restore: True when it passed, False
+// while it runs or when it failed (the reason says which).
+const ConditionVerified = "Verified"
+
+// VerificationPhase is the stage of a Backup's verification by restore.
+type VerificationPhase string
+
+const (
+	// VerificationPending waits for another verification of the same cluster to end.
+	VerificationPending VerificationPhase = "Pending"
+	VerificationRunning VerificationPhase = "Running"
+	VerificationPassed  VerificationPhase = "Passed"
+	VerificationFailed  VerificationPhase = "Failed"
+)
+
+// VerificationStatus is what verifying a Backup by restoring it found.
+type VerificationStatus struct {
+	// Phase: Pending (another verification of the cluster runs), Running, Passed or Failed.
+	Phase VerificationPhase `json:"phase"`
+	// Request is the kura.dev/verify annotation this verification answered, if any.
+	// +optional
+	Request string `json:"request,omitempty"`
+	// JobName is the Job that restores the backup into a scratch volume.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+	// StartTime and CompletionTime of the verification.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// RestoreMillis is how long the restore itself took (seeding the data and, for a logical
+	// backup, loading it): about what a real restore of this backup takes once its Pod runs.
+	// +optional
+	RestoreMillis int64 `json:"restoreMillis,omitempty"`
+	// Tables is the number of restored tables read back in full; Rows their rows.
+	// +optional
+	Tables int32 `json:"tables,omitempty"`
+	// +optional
+	Rows int64 `json:"rows,omitempty"`
+	// Compared is the number of tables whose rows were compared with the counts the backup
+	// recorded (a logical backup records them; a physical copy does not).
+	// +optional
+	Compared int32 `json:"compared,omitempty"`
+	// Message says what failed (a checksum, a table that does not open, counts that differ).
+	// +optional
+	Message string `json:"message,omitempty"`
+}
 
 // BackupStatus is the observed state of a Backup.
 type BackupStatus struct {
@@ -123,9 +203,16 @@ type BackupStatus struct {
 	Engine Engine `json:"engine,omitempty"`
 	// +optional
 	EngineVersion string `json:"engineVersion,omitempty"`
+	// Lineage is the UID of the cluster the backup was taken from: its objects are stored
+	// under it, so a restore finds them after that cluster is gone.
+	// +optional
+	Lineage string `json:"lineage,omitempty"`
 	// Message explains a failure.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Verification is the backup's verification by restore, when one was asked for.
+	// +optional
+	Verification *VerificationStatus `json:"verification,omitempty"`
 }
 
 // Backup is one logical or physical backup of a MySQLCluster.
@@ -140,6 +227,7 @@ type BackupStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Source",type=string,JSONPath=`.status.sourceInstance`
 // +kubebuilder:printcolumn:name="Size",type=integer,JSONPath=`.status.sizeBytes`
+// +kubebuilder:printcolumn:name="Verified",type=string,JSONPath=`.status.verification.phase`
 // +kubebuilder:printcolumn:name="GTID",type=string,JSONPath=`.status.gtidPosition`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Backup struct {

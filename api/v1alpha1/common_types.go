@@ -107,15 +107,98 @@ type PVCStorage struct {
 }
 
 // PointInTime is a moment to recover to: either a wall-clock time or a GTID set. Exactly one is set.
-// +kubebuilder:validation:XValidation:rule="has(self.time) != has(self.gtid)",message="pointInTime: set exactly one of time or gtid"
+// +kubebuilder:validation:XValidation:rule="has(self.time) != has(self.gtid)",message="pointInTime: set exactly one of time (an RFC 3339 moment such as 2026-11-23T14:05:00Z) or gtid (a GTID position such as 0-1-42); remove the other"
 type PointInTime struct {
 	// Time recovers every transaction committed at or before this moment (RFC 3339).
 	// +optional
 	Time *metav1.Time `json:"time,omitempty"`
-	// GTID recovers up to and including this GTID set (MariaDB "0-1-42" or MySQL "uuid:1-42").
+	// GTID recovers up to and including this GTID set: MariaDB's domain-server-sequence list
+	// ("0-1-42" or "0-1-42,1-2-7") or MySQL's source UUID and intervals
+	// ("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42").
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{1,10}-[0-9]{1,10}-[0-9]{1,20}(,[0-9]{1,10}-[0-9]{1,10}-[0-9]{1,20})*$') || self.matches('^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(:[0-9]+(-[0-9]+)?)+(,[ \\n]*[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(:[0-9]+(-[0-9]+)?)+)*$')",message="pointInTime.gtid: not a GTID position; write MariaDB's domain-server-sequence list (0-1-42 or 0-1-42,1-2-7) or MySQL's uuid:interval set (3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42)"
 	// +optional
 	GTID string `json:"gtid,omitempty"`
+}
+
+// RestorePlanSummary is what a restore read: the base backup and the archived pieces
+// replayed after it, decided before any data was written.
+type RestorePlanSummary struct {
+	// Backup is the base backup's name.
+	Backup string `json:"backup"`
+	// Method of the base backup.
+	// +optional
+	Method BackupMethod `json:"method,omitempty"`
+	// BaseGTID and BaseTime are the base backup's consistent point.
+	// +optional
+	BaseGTID string `json:"baseGTID,omitempty"`
+	// +optional
+	BaseTime *metav1.Time `json:"baseTime,omitempty"`
+	// Pieces is how many archived binary log pieces were replayed.
+	// +optional
+	Pieces int32 `json:"pieces,omitempty"`
+	// Target is the point asked for, in words.
+	// +optional
+	Target string `json:"target,omitempty"`
+	// TargetGTID is the GTID position the restore had to reach.
+	// +optional
+	TargetGTID string `json:"targetGTID,omitempty"`
+	// Bytes is what the restore read from storage.
+	// +optional
+	Bytes int64 `json:"bytes,omitempty"`
+}
+
+// RestoreOutcome is what the first instance reported when its restore ended.
+type RestoreOutcome struct {
+	// Plan is the base backup and the pieces replayed.
+	// +optional
+	Plan *RestorePlanSummary `json:"plan,omitempty"`
+	// GTIDReached is the executed GTID set of the restored data.
+	// +optional
+	GTIDReached string `json:"gtidReached,omitempty"`
+	// TimeReached is the commit time of the last replayed transaction (the base's point when
+	// nothing was replayed).
+	// +optional
+	TimeReached *metav1.Time `json:"timeReached,omitempty"`
+	// Replayed counts the transactions replayed after the base.
+	// +optional
+	Replayed int64 `json:"replayed,omitempty"`
+	// DurationMillis is the whole restore's duration on the instance; SeedMillis and
+	// ReplayMillis its two stages (seeding the base, replaying the archive).
+	// +optional
+	DurationMillis int64 `json:"durationMillis,omitempty"`
+	// +optional
+	SeedMillis int64 `json:"seedMillis,omitempty"`
+	// +optional
+	ReplayMillis int64 `json:"replayMillis,omitempty"`
+}
+
+// BootstrapPhase is the stage of a cluster's bootstrap from a backup.
+type BootstrapPhase string
+
+const (
+	// BootstrapPending: the backup cannot be used yet (it is still running); nothing is created.
+	BootstrapPending BootstrapPhase = "Pending"
+	// BootstrapRestoring: the first instance is restoring the backup.
+	BootstrapRestoring BootstrapPhase = "Restoring"
+	// BootstrapRestored: the first instance restored the backup and reported what it reached.
+	BootstrapRestored BootstrapPhase = "Restored"
+	// BootstrapFailed: spec.bootstrap cannot be used, or the restore failed (see message).
+	BootstrapFailed BootstrapPhase = "Failed"
+)
+
+// BootstrapStatus reports a cluster's bootstrap from a backup (spec.bootstrap).
+type BootstrapStatus struct {
+	// Phase: Pending, Restoring, Restored or Failed.
+	Phase BootstrapPhase `json:"phase"`
+	// Backup is the backup restored.
+	Backup string `json:"backup"`
+	// Outcome is what the first instance reported.
+	RestoreOutcome `json:",inline"`
+	// Message explains a failure or the current step.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // Condition types used across kinds.

@@ -666,12 +666,17 @@ type MySQLClusterStatus struct {
 	// CredentialsSecret is the Secret holding the accounts' passwords.
 	// +optional
 	CredentialsSecret string `json:"credentialsSecret,omitempty"`
-	// ConfigHash is the hash of the rendered my.cnf the Pods run with.
+	// ConfigHash is the hash of the static part of the rendered my.cnf (without the dynamic
+	// options of spec.mysqld.config, which are applied with SET GLOBAL); the Pod template
+	// carries it, so a change of it rolls the instances.
 	// +optional
 	ConfigHash string `json:"configHash,omitempty"`
 	// BinlogArchive reports continuous binlog archiving.
 	// +optional
 	BinlogArchive *BinlogArchiveStatus `json:"binlogArchive,omitempty"`
+	// Bootstrap reports the restore of spec.bootstrap's backup into the first instance.
+	// +optional
+	Bootstrap *BootstrapStatus `json:"bootstrap,omitempty"`
 	// KeptAside lists the transactions set aside by the operator, newest last (at most 20).
 	// +optional
 	KeptAside []KeptAsideRecord `json:"keptAside,omitempty"`
@@ -681,6 +686,34 @@ type MySQLClusterStatus struct {
 	// cross it: a human decides with spec.switchover.
 	// +optional
 	AsynchronousWindow *AsynchronousWindow `json:"asynchronousWindow,omitempty"`
+	// Config is the state of each option of spec.mysqld.config on the running instances:
+	// dynamic ones are applied with SET GLOBAL, static ones when the instances restart.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Config []ConfigOptionStatus `json:"config,omitempty"`
+}
+
+// ConfigOptionStatus is the state of one option of spec.mysqld.config.
+type ConfigOptionStatus struct {
+	// Name is the option's name, normalised (lower case, '_').
+	Name string `json:"name"`
+	// Value is the value in spec.mysqld.config.
+	Value string `json:"value"`
+	// Dynamic is true when running servers take the option with SET GLOBAL; a static option
+	// takes effect when an instance restarts, and changing it rolls the instances.
+	Dynamic bool `json:"dynamic"`
+	// State: Applied (every observed instance runs with it), Applying (being set with SET
+	// GLOBAL), PendingRestart (a static option the instances named get at their restart) or
+	// Refused (the server refused SET GLOBAL; Message has its words).
+	State string `json:"state"`
+	// Instances the state is about: not applied yet, refusing, or waiting for a restart.
+	// +optional
+	Instances []string `json:"instances,omitempty"`
+	// Message explains the state: the server's refusal, or the value a server holds instead
+	// (it rounded or adjusted it).
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // AsynchronousWindow is a period in which the primary did not wait for acknowledgements.

@@ -75,6 +75,11 @@ type RestoreStatus struct {
 	StartTime *metav1.Time `json:"startTime,omitempty"`
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// Cluster is the MySQLCluster restored into.
+	// +optional
+	Cluster string `json:"cluster,omitempty"`
+	// Outcome is what the restored cluster's first instance reported.
+	RestoreOutcome `json:",inline"`
 	// Verification is what was checked at the end.
 	// +optional
 	Verification *RestoreVerification `json:"verification,omitempty"`

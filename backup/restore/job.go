@@ -133,6 +133,14 @@ func (r Result) Encode() []byte {
 	if b, _ = json.Marshal(r); len(b) <= maxResult {
 		return b
 	}
+	if v := r.Verification; v != nil && len(v.Mismatches) > 8 {
+		cut := *v
+		cut.Mismatches = append(append([]string(nil), v.Mismatches[:8]...), fmt.Sprintf("and %d more", len(v.Mismatches)-8))
+		r.Verification = &cut
+		if b, _ = json.Marshal(r); len(b) <= maxResult {
+			return b
+		}
+	}
 	if len(r.Error) > 1024 {
 		r.Error = r.Error[:1024] + "…"
 	}

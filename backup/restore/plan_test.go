@@ -186,3 +186,19 @@ func TestResultFitsATerminationMessage(t *testing.T) {
 		t.Fatalf("%d bytes, %v: %+v", len(b), err, got.Plan)
 	}
 }
+
+// A verification with many differing tables still fits: the first eight are named, and how
+// many more.
+func TestVerificationResultFitsATerminationMessage(t *testing.T) {
+	v := &Verification{Tables: 500, Rows: 9, Compared: 500}
+	for i := 0; i < 500; i++ {
+		v.Mismatches = append(v.Mismatches, fmt.Sprintf("shop.table_%03d has %d rows, the manifest %d", i, i, i+1))
+	}
+	r := Result{Plan: Plan{Backup: "b"}, Verification: v, Error: "backup b restored, but 500 of 500 tables differ"}
+	b := r.Encode()
+	got, err := DecodeResult(b)
+	if err != nil || len(b) > maxResult || got.Verification == nil || len(got.Verification.Mismatches) != 9 ||
+		got.Verification.Mismatches[8] != "and 492 more" || got.Verification.Tables != 500 || len(v.Mismatches) != 500 {
+		t.Fatalf("%d bytes, %v: %+v", len(b), err, got.Verification)
+	}
+}

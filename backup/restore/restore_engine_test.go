@@ -599,8 +599,9 @@ func TestVerifyByRestore(t *testing.T) {
 	}
 	enc, _ := m.Encode()
 	put(lineage.ManifestKey("dump"), enc)
-	if _, err := r.verify("dump"); err == nil || !strings.Contains(err.Error(), "app.w has 30 rows, the manifest 31") {
-		t.Fatalf("a manifest whose count differs: %v", err)
+	// The result the operator reads says so too (the termination message).
+	if res, err := r.verify("dump"); err == nil || !strings.Contains(err.Error(), "app.w has 30 rows, the manifest 31") || res.Error != err.Error() {
+		t.Fatalf("a manifest whose count differs: %v (result error %q)", err, res.Error)
 	}
 	enc, _ = orig.Encode()
 	put(lineage.ManifestKey("dump"), enc)

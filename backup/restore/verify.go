@@ -36,8 +36,14 @@ var systemSchemas = map[string]bool{"mysql": true, "information_schema": true, "
 // databases is read in full, and for a backup restored to its own point that recorded row
 // counts, every count must equal the manifest's. Altered stored bytes fail the restore
 // itself, naming the object and the check.
-func Verify(ctx context.Context, job Job, st storage.Storage, datadir string, d Deps) (Result, error) {
-	res, err := Run(ctx, job, st, datadir, d)
+func Verify(ctx context.Context, job Job, st storage.Storage, datadir string, d Deps) (res Result, err error) {
+	defer func() {
+		// The operator reads the result alone: a failure after the restore is named in it too.
+		if err != nil && res.Error == "" {
+			res.Error = err.Error()
+		}
+	}()
+	res, err = Run(ctx, job, st, datadir, d)
 	if err != nil {
 		return res, err
 	}

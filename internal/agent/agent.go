@@ -157,7 +157,7 @@ func Run(ctx context.Context, addr, credDir string) error {
 		return err
 	}
 	defer stopFence()
-	token := &credentialFile{dir: credDir, key: contract.KeyAgentPassword, last: e.AgentPassword}
+	token := &credentialFile{dir: credDir, key: contract.KeyAgentToken, last: e.AgentToken}
 	api := &Server{Instance: inst, Engine: e.Engine, TokenFunc: token.Get, PodName: e.PodName, DataDir: contract.DataDir,
 		Backup: engine.BackupOptions{DefaultsFile: contract.ConfigFile, Endpoint: ep}, Guard: guard}
 	// No write timeout: a clone stream lasts as long as the copy.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,7 +27,7 @@ func setEnv(t *testing.T, pod string) {
 	dir := t.TempDir()
 	for k, v := range map[string]string{
 		contract.KeyOperatorPassword: "o", contract.KeyAdminPassword: "a", contract.KeyAppPassword: "p",
-		contract.KeyReplicationPassword: "r", contract.KeyAgentPassword: "g", contract.KeyRootPassword: "x",
+		contract.KeyReplicationPassword: "r", contract.KeyAgentPassword: "g", contract.KeyRootPassword: "x", contract.KeyAgentToken: "t",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o400); err != nil {
 			t.Fatal(err)
@@ -177,5 +178,47 @@ func TestReadyzFollowsMySQLD(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("healthz: %d", resp.StatusCode)
+	}
+}
+
+// The agent takes the cluster's agent token, never a database password, and a token of another
+// cluster gets 401 and no byte of data; a client holding the agent password as well falls back
+// to it once, for an agent of an earlier version, which took the password as its token.
+func TestAgentTakesTheTokenNotAPassword(t *testing.T) {
+	dir := t.TempDir()
+	for k, v := range map[string]string{contract.KeyAgentPassword: "db-password", contract.KeyAgentToken: "cluster-token"} {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := &credentialFile{dir: dir, key: contract.KeyAgentToken}
+	srv := httptest.NewServer((&Server{TokenFunc: tok.Get}).Handler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"cluster-token", http.StatusInternalServerError}, {"db-password", http.StatusUnauthorized}, {"other-cluster-token", http.StatusUnauthorized}, {"", http.StatusUnauthorized}} {
+		resp, err := (&Client{BaseURL: srv.URL, Token: tc.token}).do(context.Background(), http.MethodPost, "/v1/reclone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// A caller let in reaches the handler (which, with no data directory here, fails: 500).
+		if resp.StatusCode != tc.want || (tc.want == http.StatusUnauthorized && strings.TrimSpace(string(body)) != "unauthorized") {
+			t.Errorf("token %q: %d %q, want %d", tc.token, resp.StatusCode, body, tc.want)
+		}
+	}
+	legacy := &credentialFile{dir: dir, key: contract.KeyAgentPassword}
+	old := httptest.NewServer((&Server{TokenFunc: legacy.Get}).Handler())
+	defer old.Close()
+	c := &Client{BaseURL: old.URL, Token: "cluster-token", Legacy: "db-password"}
+	resp, err := c.do(context.Background(), http.MethodPost, "/v1/reclone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("the client did not fall back to the agent password for an agent of an earlier version")
 	}
 }

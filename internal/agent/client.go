@@ -19,8 +19,11 @@ import (
 type Client struct {
 	// BaseURL is http://<host>:8080.
 	BaseURL string
-	// Token is the agent password.
+	// Token is the cluster's agent token (contract.KeyAgentToken).
 	Token string
+	// Legacy, when set, is tried once after a 401: the agent password, which agents of
+	// earlier versions took as their token (a cluster being rolled to this version).
+	Legacy string
 	// HTTP is used for every request; nil means a client with a 2 s connect timeout and a
 	// 30 s response-header timeout (a clone's body may take hours).
 	HTTP *http.Client
@@ -46,14 +49,30 @@ func (c *Client) http() *http.Client {
 }
 
 func (c *Client) do(ctx context.Context, method, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, nil)
-	if err != nil {
-		return nil, fmt.Errorf("failed to build request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := c.http().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("failed to call agent %s: %w", c.BaseURL, err)
+	return c.send(ctx, c.http(), method, path)
+}
+
+// send makes a request with the token, and once more with the legacy token after a 401.
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string) (*http.Response, error) {
+	var resp *http.Response
+	for _, token := range []string{c.Token, c.Legacy} {
+		if resp != nil {
+			if token == "" || token == c.Token {
+				break
+			}
+			_ = resp.Body.Close()
+		}
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, nil)
+		if err != nil {
+			return nil, fmt.Errorf("failed to build request: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err = hc.Do(req); err != nil {
+			return nil, fmt.Errorf("failed to call agent %s: %w", c.BaseURL, err)
+		}
+		if resp.StatusCode != http.StatusUnauthorized {
+			break
+		}
 	}
 	return resp, nil
 }
@@ -193,18 +212,13 @@ var fenceHTTP = &http.Client{Transport: &http.Transport{
 // FenceOrStop asks the agent to fence its server, or to stop it when it no longer answers
 // after it last answered as a writable primary (a frozen primary; docs/clustering.md, rule 3c).
 func (c *Client) FenceOrStop(ctx context.Context) (FenceResult, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+"/v1/fence", nil)
-	if err != nil {
-		return FenceResult{}, fmt.Errorf("failed to build request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
 	hc := c.HTTP
 	if hc == nil {
 		hc = fenceHTTP
 	}
-	resp, err := hc.Do(req)
+	resp, err := c.send(ctx, hc, http.MethodPost, "/v1/fence")
 	if err != nil {
-		return FenceResult{}, fmt.Errorf("failed to call agent %s: %w", c.BaseURL, err)
+		return FenceResult{}, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {

@@ -38,6 +38,7 @@ func readCredentials(e *Env, dir string, keys []string) error {
 		contract.KeyOperatorPassword: &e.OperatorPassword, contract.KeyReplicationPassword: &e.ReplicationPassword,
 		contract.KeyAgentPassword: &e.AgentPassword, contract.KeyRootPassword: &e.RootPassword,
 		contract.KeyAdminPassword: &e.AdminPassword, contract.KeyAppPassword: &e.AppPassword,
+		contract.KeyAgentToken: &e.AgentToken,
 	}
 	for _, k := range keys {
 		field, ok := fields[k]

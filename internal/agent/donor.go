@@ -32,7 +32,7 @@ func PeersOf(e Env, port int) []Peer {
 		}
 		name := fmt.Sprintf("%s-%d", e.Cluster, n)
 		host := fmt.Sprintf("%s.%s.%s.svc.cluster.local", name, e.InstancesService, e.Namespace)
-		out = append(out, Peer{Name: name, Host: host, Client: NewClient(host, port, e.AgentPassword)})
+		out = append(out, Peer{Name: name, Host: host, Client: e.agentClient(host, port)})
 	}
 	return out
 }
@@ -130,4 +130,12 @@ func ChooseDonor(kind kurav1alpha1.Engine, states []PeerState, prefer string) (P
 		return primaries[0].PeerState, true
 	}
 	return PeerState{}, false
+}
+
+// agentClient is a client for a peer's agent with the cluster's agent token, falling back to
+// the agent password for a peer of an earlier version.
+func (e Env) agentClient(host string, port int) *Client {
+	c := NewClient(host, port, e.AgentToken)
+	c.Legacy = e.AgentPassword
+	return c
 }

@@ -30,6 +30,8 @@ type Env struct {
 	Ordinal                                       int32
 	OperatorPassword, ReplicationPassword         string
 	AgentPassword, RootPassword                   string
+	// AgentToken is the agents' API token (not a database password).
+	AgentToken string
 	// AdminPassword and AppPassword are the users' accounts; Database is the app's database.
 	AdminPassword, AppPassword, Database string
 	// Bootstrap names the backup a cluster with spec.bootstrap is seeded from (empty

@@ -21,8 +21,11 @@ const (
 )
 
 // BackupJobName is the Job that runs a Backup.
-func BackupJobName(b *kurav1alpha1.Backup) string {
-	name := b.Name + "-backup"
+func BackupJobName(b *kurav1alpha1.Backup) string { return backupJobName(b, "-backup") }
+
+// backupJobName is one of a Backup's Jobs: its name and suffix, within 63 characters.
+func backupJobName(b *kurav1alpha1.Backup, suffix string) string {
+	name := b.Name + suffix
 	if len(name) > 63 {
 		name = name[:63]
 	}
@@ -51,13 +54,7 @@ func BackupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, request str
 }
 
 // BackupDeleteJobName is the Job that deletes a Backup's stored data.
-func BackupDeleteJobName(b *kurav1alpha1.Backup) string {
-	name := b.Name + "-delete"
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return name
-}
+func BackupDeleteJobName(b *kurav1alpha1.Backup) string { return backupJobName(b, "-delete") }
 
 // BackupDeleteJob deletes a Backup's stored data when the Backup is deleted: the same Pod as
 // BackupJob, so the operator itself never holds storage credentials or mounts backup volumes.
@@ -79,18 +76,34 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 	vols := []corev1.Volume{
 		emptyDir(VolumeKuraBin),
 		emptyDir(VolumeTmp),
-		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey}),
+		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey, contract.KeyAgentToken}),
 	}
 	mnts := append(mounts(VolumeKuraBin, VolumeTmp), credentialsMount(volumeBackupCredentials))
 	sv, sm := storageVolumes(spec.Storage)
 	vols, mnts = append(vols, sv...), append(mnts, sm...)
-	labels := BackupLabels(c, b)
+	main := corev1.Container{
+		Name:         contract.ContainerBackup,
+		Command:      []string{contract.KuraBinPath, "backup", verb, "--request=" + request},
+		VolumeMounts: mnts,
+		Resources:    spec.Resources,
+	}
+	return engineJob(c, b.Namespace, name, BackupLabels(c, b), spec.ActiveDeadlineSeconds, main, vols, opts)
+}
+
+// engineJob is a Job of one Pod, never retried, running main in the cluster's engine image
+// with the kura binary copied in by the kura-copy init container: the cluster's identity
+// without an API token, no service links, the restricted security context, and the
+// container's termination message (falling back to its log's tail) as its result.
+func engineJob(c *kurav1alpha1.MySQLCluster, namespace, name string, labels map[string]string, deadline *int64, main corev1.Container,
+	vols []corev1.Volume, opts Options) *batchv1.Job {
+	main.Image, main.ImagePullPolicy, main.SecurityContext = EngineImage(c), c.Spec.ImagePullPolicy, restrictedSecurityContext()
+	main.TerminationMessagePath, main.TerminationMessagePolicy = corev1.TerminationMessagePathDefault, corev1.TerminationMessageFallbackToLogsOnError
 	return &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:          ptr.To[int32](0),
-			ActiveDeadlineSeconds: spec.ActiveDeadlineSeconds,
+			ActiveDeadlineSeconds: deadline,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
@@ -101,18 +114,8 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 					ImagePullSecrets:             c.Spec.ImagePullSecrets,
 					SecurityContext:              jobPodSecurityContext(),
 					InitContainers:               []corev1.Container{kuraCopyContainer(c, opts)},
-					Containers: []corev1.Container{{
-						Name:                     contract.ContainerBackup,
-						Image:                    EngineImage(c),
-						ImagePullPolicy:          c.Spec.ImagePullPolicy,
-						Command:                  []string{contract.KuraBinPath, "backup", verb, "--request=" + request},
-						VolumeMounts:             mnts,
-						Resources:                spec.Resources,
-						SecurityContext:          restrictedSecurityContext(),
-						TerminationMessagePath:   corev1.TerminationMessagePathDefault,
-						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-					}},
-					Volumes: vols,
+					Containers:                   []corev1.Container{main},
+					Volumes:                      vols,
 				},
 			},
 		},

@@ -93,8 +93,8 @@ func BackupScheduleCronJob(bs *kurav1alpha1.BackupSchedule, opts Options) *batch
 	}
 }
 
-// BackupScheduleRBAC is the CronJob's identity: it may read its BackupSchedule and create
-// Backups in its namespace, nothing else.
+// BackupScheduleRBAC is the CronJob's identity: it may read its BackupSchedule, and list and
+// create Backups in its namespace, nothing else.
 func BackupScheduleRBAC(bs *kurav1alpha1.BackupSchedule) (*corev1.ServiceAccount, *rbacv1.Role, *rbacv1.RoleBinding) {
 	name := BackupScheduleName(bs)
 	meta := metav1.ObjectMeta{Name: name, Namespace: bs.Namespace, Labels: scheduleLabels(bs)}
@@ -102,7 +102,8 @@ func BackupScheduleRBAC(bs *kurav1alpha1.BackupSchedule) (*corev1.ServiceAccount
 	role := &rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"}, ObjectMeta: meta,
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{kurav1alpha1.GroupVersion.Group}, Resources: []string{"backupschedules"}, ResourceNames: []string{bs.Name}, Verbs: []string{"get"}},
-			{APIGroups: []string{kurav1alpha1.GroupVersion.Group}, Resources: []string{"backups"}, Verbs: []string{"create"}},
+			// list: to count the schedule's Backups for spec.verify.every.
+			{APIGroups: []string{kurav1alpha1.GroupVersion.Group}, Resources: []string{"backups"}, Verbs: []string{"create", "list"}},
 		}}
 	binding := &rbacv1.RoleBinding{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"}, ObjectMeta: meta,
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
@@ -110,12 +111,19 @@ func BackupScheduleRBAC(bs *kurav1alpha1.BackupSchedule) (*corev1.ServiceAccount
 	return sa, role, binding
 }
 
-// ScheduledBackup is the Backup a schedule's run creates.
-func ScheduledBackup(bs *kurav1alpha1.BackupSchedule, name string) *kurav1alpha1.Backup {
+// ScheduledBackup is the Backup a schedule's run creates; verify says whether it asks for
+// verification by restore (the schedule's spec.verify without every, which only a schedule has).
+func ScheduledBackup(bs *kurav1alpha1.BackupSchedule, name string, verify bool) *kurav1alpha1.Backup {
+	opts := *bs.Spec.BackupOptions.DeepCopy()
+	opts.Verify = nil
+	if verify && bs.Spec.Verify != nil {
+		opts.Verify = bs.Spec.Verify.DeepCopy()
+		opts.Verify.Every = nil
+	}
 	return &kurav1alpha1.Backup{
 		TypeMeta: metav1.TypeMeta{APIVersion: kurav1alpha1.GroupVersion.String(), Kind: "Backup"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace,
 			Labels: map[string]string{contract.LabelSchedule: bs.Name, contract.LabelCluster: bs.Spec.Cluster}},
-		Spec: kurav1alpha1.BackupSpec{BackupOptions: bs.Spec.BackupOptions},
+		Spec: kurav1alpha1.BackupSpec{BackupOptions: opts},
 	}
 }

@@ -12,10 +12,16 @@ func typeMeta(apiVersion, kind string) metav1.TypeMeta {
 	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
 }
 
-// ConfigMap holds the rendered my.cnf. It returns the hash of the text, which the Pod template
-// carries so a change is visible to the rolling logic.
+// ConfigMap holds the rendered my.cnf, the full text the next start of an instance reads. It
+// returns the hash of its static part (mycnf.StaticHash), which the Pod template carries: a
+// change of static settings rolls the instances, while dynamic ones are applied to the running
+// servers by the clustering loop and change only the ConfigMap.
 func ConfigMap(c *kurav1alpha1.MySQLCluster) (*corev1.ConfigMap, string, error) {
 	text, err := mycnf.Render(c)
+	if err != nil {
+		return nil, "", err
+	}
+	hash, err := mycnf.StaticHash(c)
 	if err != nil {
 		return nil, "", err
 	}
@@ -25,5 +31,5 @@ func ConfigMap(c *kurav1alpha1.MySQLCluster) (*corev1.ConfigMap, string, error) 
 		Data:       map[string]string{"my.cnf": text},
 	}
 	StampHash(&cm.ObjectMeta, cm.Data)
-	return cm, mycnf.Hash(text), nil
+	return cm, hash, nil
 }

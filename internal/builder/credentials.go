@@ -48,12 +48,19 @@ func CredentialsSecret(c *kurav1alpha1.MySQLCluster) (*corev1.Secret, error) {
 		}
 		data[k] = []byte(p)
 	}
+	return CopiedCredentialsSecret(c, data), nil
+}
+
+// CopiedCredentialsSecret is the credentials Secret of a cluster restored from another
+// cluster's backup: the restored data holds the source's accounts, so it gets the source's
+// passwords (data, copied from the source's Secret), owned by the new cluster.
+func CopiedCredentialsSecret(c *kurav1alpha1.MySQLCluster, data map[string][]byte) *corev1.Secret {
 	return &corev1.Secret{
 		TypeMeta:   typeMeta("v1", "Secret"),
 		ObjectMeta: objectMeta(c, CredentialsSecretName(c), nil, nil),
 		Type:       corev1.SecretTypeOpaque,
 		Data:       data,
-	}, nil
+	}
 }
 
 // MissingCredentialKeys returns the required keys a Secret lacks or holds empty.
@@ -67,19 +74,50 @@ func MissingCredentialKeys(s *corev1.Secret) []string {
 	return missing
 }
 
-// credentialsVolume is a Secret volume of the cluster's credentials holding only keys, one
-// file per key, readable by the owner only (the kubelet adds group read for the Pod's
-// fsGroup, which is the containers' own group).
+// credentialsVolume is a volume of the cluster's credentials holding only keys, one file per
+// key, readable by the owner only (the kubelet adds group read for the Pod's fsGroup, which is
+// the containers' own group). The agent token comes from its own Secret, projected next to the
+// passwords.
 func credentialsVolume(c *kurav1alpha1.MySQLCluster, name string, keys []string) corev1.Volume {
-	items := make([]corev1.KeyToPath, 0, len(keys))
+	var items []corev1.KeyToPath
+	token := false
 	for _, k := range keys {
+		if k == contract.KeyAgentToken {
+			token = true
+			continue
+		}
 		items = append(items, corev1.KeyToPath{Key: k, Path: k})
 	}
-	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-		SecretName:  CredentialsSecretName(c),
-		Items:       items,
+	if !token {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName:  CredentialsSecretName(c),
+			Items:       items,
+			DefaultMode: ptr.To[int32](0o400),
+		}}}
+	}
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		Sources: []corev1.VolumeProjection{
+			{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: CredentialsSecretName(c)}, Items: items}},
+			{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: AgentTokenSecretName(c)},
+				Items: []corev1.KeyToPath{{Key: contract.KeyAgentToken, Path: contract.KeyAgentToken}}}},
+		},
 		DefaultMode: ptr.To[int32](0o400),
 	}}}
+}
+
+// AgentTokenSecret builds the cluster's agent token Secret with a fresh random token. It is
+// created once and never updated.
+func AgentTokenSecret(c *kurav1alpha1.MySQLCluster) (*corev1.Secret, error) {
+	t, err := GeneratePassword(40)
+	if err != nil {
+		return nil, err
+	}
+	return &corev1.Secret{
+		TypeMeta:   typeMeta("v1", "Secret"),
+		ObjectMeta: objectMeta(c, AgentTokenSecretName(c), nil, nil),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{contract.KeyAgentToken: []byte(t)},
+	}, nil
 }
 
 // credentialsMount mounts a credentials volume read-only at contract.CredentialsDir.

@@ -60,6 +60,9 @@ func ServiceAccountName(c *kurav1alpha1.MySQLCluster) string  { return c.Name + 
 func PDBName(c *kurav1alpha1.MySQLCluster) string             { return c.Name }
 func NetworkPolicyName(c *kurav1alpha1.MySQLCluster) string   { return c.Name + "-instances" }
 
+// AgentTokenSecretName is the Secret holding the agents' API token (always generated).
+func AgentTokenSecretName(c *kurav1alpha1.MySQLCluster) string { return c.Name + "-agent-token" }
+
 // CredentialsSecretName is the Secret holding the cluster's passwords: the user's, or the
 // generated "<cluster>-credentials".
 func CredentialsSecretName(c *kurav1alpha1.MySQLCluster) string {

@@ -19,7 +19,7 @@ func builtPodSpecs() map[string]corev1.PodSpec {
 	out := map[string]corev1.PodSpec{}
 	for _, e := range []kurav1alpha1.Engine{kurav1alpha1.EngineMariaDB, kurav1alpha1.EngineMySQL} {
 		c := newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Engine = e })
-		sts := StatefulSet(c, "h", opts)
+		sts := StatefulSet(c, "h", nil, opts)
 		pod := sts.Spec.Template.Spec
 		// The StatefulSet controller adds each claim template as a volume of the Pod.
 		for _, pvc := range sts.Spec.VolumeClaimTemplates {
@@ -33,6 +33,7 @@ func builtPodSpecs() map[string]corev1.PodSpec {
 		for name, b := range map[string]*kurav1alpha1.Backup{"s3": newBackup(), "pvc": pvc} {
 			out["backup-"+name+"/"+string(e)] = BackupJob(c, b, `{"name":"`+b.Name+`"}`, opts).Spec.Template.Spec
 			out["backup-delete-"+name+"/"+string(e)] = BackupDeleteJob(c, b, `{"name":"`+b.Name+`"}`, opts).Spec.Template.Spec
+			out["verify-"+name+"/"+string(e)] = VerifyJob(c, b, `{"backup":"`+b.Name+`"}`, opts).Spec.Template.Spec
 			archived := c.DeepCopy()
 			archived.Spec.BinlogArchive = &kurav1alpha1.BinlogArchiveSpec{Storage: b.Spec.Storage}
 			out["archive-"+name+"/"+string(e)] = ArchiveDeployment(archived, `{"cluster":"shop"}`, opts).Spec.Template.Spec
@@ -92,7 +93,7 @@ func TestNoSecretInEnvironmentOrArguments(t *testing.T) {
 // Each instance container mounts only the passwords it uses, owner-read-only, read-only, at
 // contract.CredentialsDir; kura-copy, which runs the operator's image, gets none.
 func TestInstanceCredentialsPerContainer(t *testing.T) {
-	p := StatefulSet(newCluster(), "h", opts).Spec.Template.Spec
+	p := StatefulSet(newCluster(), "h", nil, opts).Spec.Template.Spec
 	vols := map[string]corev1.Volume{}
 	for _, v := range p.Volumes {
 		vols[v.Name] = v
@@ -106,25 +107,48 @@ func TestInstanceCredentialsPerContainer(t *testing.T) {
 	for _, c := range allContainers(p) {
 		var got []string
 		for _, m := range c.VolumeMounts {
-			s := vols[m.Name].Secret
-			if s == nil {
+			v := vols[m.Name]
+			var sources []corev1.SecretProjection
+			var mode *int32
+			switch {
+			case v.Secret != nil:
+				sources, mode = []corev1.SecretProjection{{LocalObjectReference: corev1.LocalObjectReference{Name: v.Secret.SecretName}, Items: v.Secret.Items}}, v.Secret.DefaultMode
+			case v.Projected != nil:
+				for _, src := range v.Projected.Sources {
+					if src.Secret != nil {
+						sources = append(sources, *src.Secret)
+					}
+				}
+				mode = v.Projected.DefaultMode
+			}
+			if len(sources) == 0 {
 				continue
 			}
-			if s.SecretName != "shop-credentials" || m.MountPath != contract.CredentialsDir || !m.ReadOnly {
-				t.Errorf("%s: credentials mount %+v of Secret %s", c.Name, m, s.SecretName)
+			if m.MountPath != contract.CredentialsDir || !m.ReadOnly {
+				t.Errorf("%s: credentials mount %+v", c.Name, m)
 			}
-			if s.DefaultMode == nil || *s.DefaultMode != 0o400 {
+			if mode == nil || *mode != 0o400 {
 				t.Errorf("%s: credentials volume %s must be mode 0400", c.Name, m.Name)
 			}
-			for _, it := range s.Items {
-				if it.Path != it.Key || it.Mode != nil {
-					t.Errorf("%s: item %+v must be a file named after its key", c.Name, it)
+			for _, s := range sources {
+				for _, it := range s.Items {
+					// The agent token has its own Secret: no database password.
+					wantSecret := "shop-credentials"
+					if it.Key == contract.KeyAgentToken {
+						wantSecret = "shop-agent-token"
+					}
+					if s.Name != wantSecret || it.Path != it.Key || it.Mode != nil {
+						t.Errorf("%s: item %+v of Secret %s must be a file named after its key, from %s", c.Name, it, s.Name, wantSecret)
+					}
+					got = append(got, it.Key)
 				}
-				got = append(got, it.Key)
 			}
 		}
-		if !slices.Equal(got, want[c.Name]) {
-			t.Errorf("%s gets passwords %v, want %v", c.Name, got, want[c.Name])
+		slices.Sort(got)
+		want := slices.Clone(want[c.Name])
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s gets passwords %v, want %v", c.Name, got, want)
 		}
 	}
 	if slices.Contains(contract.MySQLDCredentialKeys, contract.KeyAdminPassword) || len(contract.MySQLDCredentialKeys) != 1 {

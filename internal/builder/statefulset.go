@@ -42,7 +42,11 @@ func serverCommand(e kurav1alpha1.Engine) string {
 // restarts an instance on its own; the clustering loop rolls replicas first, switches over,
 // then restarts the old primary (docs/clustering.md, "Rolling changes"). Pods start in
 // parallel; the clustering loop, not start order, decides the topology.
-func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) *appsv1.StatefulSet {
+//
+// For a cluster with spec.bootstrap, bootstrap is the storage of the backup it is seeded
+// from (docs/backup.md, "Restore"): kura-init gets the bootstrap ConfigMap and that storage's
+// credentials, and every instance container contract.EnvBootstrap.
+func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash string, bootstrap *kurav1alpha1.BackupStorage, opts Options) *appsv1.StatefulSet {
 	whenDeleted := appsv1.RetainPersistentVolumeClaimRetentionPolicyType
 	if c.Spec.DeletionPolicy == kurav1alpha1.DeletionPolicyDelete {
 		whenDeleted = appsv1.DeletePersistentVolumeClaimRetentionPolicyType
@@ -62,7 +66,7 @@ func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 				// replica only catches up (or is re-cloned if it turns out errant).
 				WhenScaled: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 			},
-			Template: podTemplate(c, configHash, opts),
+			Template: podTemplate(c, configHash, bootstrap, opts),
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
 				ObjectMeta: metav1.ObjectMeta{Name: VolumeData, Labels: SelectorLabels(c)},
 				Spec: corev1.PersistentVolumeClaimSpec{
@@ -91,11 +95,33 @@ func StatefulSetReplicas(c *kurav1alpha1.MySQLCluster) int32 {
 	return max(n, c.Status.KeepInstances)
 }
 
-func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) corev1.PodTemplateSpec {
+func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, bootstrap *kurav1alpha1.BackupStorage, opts Options) corev1.PodTemplateSpec {
 	p := c.Spec.Pod
 	grace := p.TerminationGracePeriodSeconds
 	if grace == nil {
 		grace = ptr.To[int64](60)
+	}
+	initCtr := kuraInitContainer(c)
+	volumes := []corev1.Volume{
+		{Name: VolumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(c)},
+			DefaultMode:          ptr.To[int32](0o444),
+		}}},
+		emptyDir(VolumeKuraBin),
+		emptyDir(VolumeRun),
+		emptyDir(VolumeInstance),
+		emptyDir(VolumeTmp),
+		credentialsVolume(c, VolumeInitCredentials, contract.InitCredentialKeys),
+		credentialsVolume(c, VolumeAgentCredentials, contract.AgentCredentialKeys),
+		credentialsVolume(c, VolumeMySQLDCredentials, contract.MySQLDCredentialKeys),
+	}
+	if c.Spec.Bootstrap != nil && bootstrap != nil {
+		bv, bm := bootstrapVolumes(c, *bootstrap)
+		volumes = append(volumes, bv...)
+		initCtr.VolumeMounts = append(initCtr.VolumeMounts, bm...)
+		// kura-init writes its restore result as its termination message; should it fail
+		// before it can, the log's tail says why.
+		initCtr.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
 	}
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
@@ -124,21 +150,9 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, opts Options) 
 				FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
 				SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
-			InitContainers: []corev1.Container{kuraCopyContainer(c, opts), kuraInitContainer(c)},
+			InitContainers: []corev1.Container{kuraCopyContainer(c, opts), initCtr},
 			Containers:     []corev1.Container{mysqldContainer(c), agentContainer(c)},
-			Volumes: []corev1.Volume{
-				{Name: VolumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-					LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(c)},
-					DefaultMode:          ptr.To[int32](0o444),
-				}}},
-				emptyDir(VolumeKuraBin),
-				emptyDir(VolumeRun),
-				emptyDir(VolumeInstance),
-				emptyDir(VolumeTmp),
-				credentialsVolume(c, VolumeInitCredentials, contract.InitCredentialKeys),
-				credentialsVolume(c, VolumeAgentCredentials, contract.AgentCredentialKeys),
-				credentialsVolume(c, VolumeMySQLDCredentials, contract.MySQLDCredentialKeys),
-			},
+			Volumes:        volumes,
 		},
 	}
 }
@@ -185,7 +199,7 @@ func instanceEnv(c *kurav1alpha1.MySQLCluster) []corev1.EnvVar {
 	field := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
 	}
-	return []corev1.EnvVar{
+	env := []corev1.EnvVar{
 		field(contract.EnvPodName, "metadata.name"),
 		field(contract.EnvPodNamespace, "metadata.namespace"),
 		field(contract.EnvPodIP, "status.podIP"),
@@ -195,6 +209,12 @@ func instanceEnv(c *kurav1alpha1.MySQLCluster) []corev1.EnvVar {
 		{Name: contract.EnvDatabase, Value: Database(c)},
 		{Name: contract.EnvFailoverGrace, Value: FailoverGrace(c).String()},
 	}
+	if b := c.Spec.Bootstrap; b != nil {
+		// No instance of a cluster seeded from a backup ever initialises an empty data
+		// directory: the first restores, the others wait to clone.
+		env = append(env, corev1.EnvVar{Name: contract.EnvBootstrap, Value: b.Backup})
+	}
+	return env
 }
 
 func mounts(names ...string) []corev1.VolumeMount {

@@ -28,6 +28,14 @@ type Result struct {
 	// WriteUnavailable is the time from fencing the old primary to the new primary accepting
 	// writes, when the plan was a switchover that got that far.
 	WriteUnavailable time.Duration
+	// Globals are the outcomes of the plan's SetGlobal steps.
+	Globals []GlobalOutcome
+}
+
+// GlobalOutcome is what one SetGlobal step did.
+type GlobalOutcome struct {
+	Step SetGlobal
+	Err  error
 }
 
 // Actor runs plans. The zero value is not usable: build it with its fields set.
@@ -72,6 +80,9 @@ func (a *Actor) Act(ctx context.Context, p Plan) Result {
 			err = a.run(ctx, s, "")
 		}
 		res.Steps = append(res.Steps, StepResult{Step: s.String(), Err: err, Duration: a.now().Sub(start)})
+		if g, ok := unwrap(s).(SetGlobal); ok {
+			res.Globals = append(res.Globals, GlobalOutcome{Step: g, Err: err})
+		}
 		if err == nil {
 			switch st := s.(type) {
 			case RecordTopologyChange:
@@ -120,6 +131,14 @@ func (a *Actor) fenceAtOnce(ctx context.Context, steps []Step, i int, out map[in
 		}()
 	}
 	wg.Wait()
+}
+
+// unwrap returns the step an Optional wraps, or s.
+func unwrap(s Step) Step {
+	if o, ok := s.(Optional); ok {
+		return o.Step
+	}
+	return s
 }
 
 // isFence reports whether a step is one of a failover's first-stage fences: a replica's
@@ -219,6 +238,8 @@ func (a *Actor) runStep(ctx context.Context, s Step, cause string) error {
 		return a.withSQL(st.Instance, func(c SQL) error { return c.ReplicateFrom(ctx, src.Host, src.Port, st.SemiSync) })
 	case ConfigureSemiSync:
 		return a.withSQL(st.Instance, func(c SQL) error { return c.ConfigureSemiSyncSource(ctx, st.Enabled, st.WaitCount) })
+	case SetGlobal:
+		return a.withSQL(st.Instance, func(c SQL) error { return c.SetGlobal(ctx, st.Name, st.Value) })
 	case SetRoleLabel:
 		t, err := a.target(st.Instance)
 		if err != nil {

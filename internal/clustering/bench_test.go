@@ -1,11 +1,15 @@
 package clustering
 
 import (
+	"context"
+	"database/sql"
 	"os"
 	"sort"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kura-db/kura/internal/engine"
 )
 
 // Benchmarks of the engine tier; see docs/benchmarks.md ("Clustering"). Each runs its trials once
@@ -73,4 +77,57 @@ func BenchmarkSwitchover(b *testing.B) {
 		gaps = append(gaps, w.gap())
 	}
 	report(b, "switchover-write-gap", gaps)
+}
+
+// BenchmarkDynamicConfig measures, on three real servers with the default interval (1s), the
+// time from a change of a dynamic option (max_connections) to every instance holding it, and
+// what reading the variables adds to one observation of the cluster (Observe with and without
+// options in the spec).
+func BenchmarkDynamicConfig(b *testing.B) {
+	r := bootstrapped(b)
+	dbs := map[int]*sql.DB{}
+	for o := range r.servers {
+		dbs[o] = r.db(o, engine.OperatorUser, adminPassword, 2*time.Second)
+	}
+	var applied []time.Duration
+	for i := 0; i < trials(); i++ {
+		value := strconv.Itoa(600 + i)
+		r.mu.Lock()
+		r.spec.Config = []Setting{{Name: "max_connections", Value: value, Dynamic: true}, {Name: "long_query_time", Value: "2", Dynamic: true}}
+		r.mu.Unlock()
+		at := time.Now()
+		r.loop.Poke()
+		r.until("max_connections on every instance", 30*time.Second, func() bool {
+			for o := range dbs {
+				var v string
+				if err := dbs[o].QueryRow("SELECT @@GLOBAL.max_connections").Scan(&v); err != nil || v != value {
+					return false
+				}
+			}
+			return true
+		})
+		applied = append(applied, time.Since(at))
+	}
+	report(b, "dynamic-applied", applied)
+
+	observe := func(cfg []Setting) []time.Duration {
+		snap, err := r.Snapshot(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		snap.Spec.Config = cfg
+		var d []time.Duration
+		for i := 0; i < 50; i++ {
+			start := time.Now()
+			for _, in := range Observe(context.Background(), snap, time.Second) {
+				if in.SQL == nil || (len(cfg) > 0 && in.Variables == nil) {
+					b.Fatalf("%s: %s %s", in.Name, in.Error, in.VariablesError)
+				}
+			}
+			d = append(d, time.Since(start))
+		}
+		return d
+	}
+	report(b, "observe-without-options", observe(nil))
+	report(b, "observe-with-2-options", observe(r.report().Observation.Spec.Config))
 }

@@ -35,6 +35,9 @@ func Decide(obs Observation) Plan {
 			d.primaryUnreachable(primary, ok)
 		}
 	}
+	if !d.configDone {
+		d.config(false)
+	}
 	if obs.Spec.Paused {
 		d.pause()
 	}
@@ -50,6 +53,8 @@ type decider struct {
 	labelsSet bool
 	// problems are the reasons the cluster is not Healthy, for the Degraded condition.
 	problems []string
+	// configDone is true once config ran.
+	configDone bool
 }
 
 func (d *decider) add(steps ...Step) { d.p.Steps = append(d.p.Steps, steps...) }

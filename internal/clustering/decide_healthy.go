@@ -192,6 +192,7 @@ func (d *decider) primaryReachable(primary Instance) {
 		return
 	}
 	d.maintain(primary, verdicts)
+	d.config(true)
 	d.setStatuses(pst, verdicts)
 	if len(d.problems) > 0 {
 		d.state(StateDegraded, "InstancesUnhealthy", "%s", strings.Join(d.problems, "; "))
@@ -382,9 +383,10 @@ func (d *decider) rollReplica(primary Instance) bool {
 		return false
 	}
 	in, _ := d.o.instance(outdated)
-	d.state(StateDegraded, "RollingChange", "restarting replica %s to run revision %s", in.Name, in.DesiredRevision)
-	d.add(RestartInstance{Instance: outdated, Reason: fmt.Sprintf("run revision %s", in.DesiredRevision)})
-	d.event(false, EventInstanceRestarted, "restarting replica %s to run revision %s", in.Name, in.DesiredRevision)
+	static := d.pendingStatic()
+	d.state(StateDegraded, "RollingChange", "restarting replica %s to run revision %s%s", in.Name, in.DesiredRevision, static)
+	d.add(RestartInstance{Instance: outdated, Reason: fmt.Sprintf("run revision %s%s", in.DesiredRevision, static)})
+	d.event(false, EventInstanceRestarted, "restarting replica %s to run revision %s%s", in.Name, in.DesiredRevision, static)
 	for i := range d.p.Instances {
 		if d.p.Instances[i].Ordinal == outdated {
 			d.p.Instances[i].Label, d.p.Instances[i].Reason = LabelNone, "restarting to run revision "+in.DesiredRevision

@@ -150,3 +150,13 @@ func (e *EngineSQL) ConfigureSemiSyncSource(ctx context.Context, enabled bool, w
 	}
 	return e.Instance.ConfigureSemiSync(ctx, engine.SemiSyncConfig{Role: engine.RolePrimary, WaitCount: waitCount})
 }
+
+// Variables reads global variables.
+func (e *EngineSQL) Variables(ctx context.Context, names []string) (map[string]string, error) {
+	return e.Instance.GlobalVariables(ctx, names)
+}
+
+// SetGlobal sets a dynamic variable.
+func (e *EngineSQL) SetGlobal(ctx context.Context, name, value string) error {
+	return e.Instance.SetGlobal(ctx, name, value)
+}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/gtid"
 )
 
@@ -42,6 +43,9 @@ type fakeNode struct {
 	semiSrc  bool
 	wait     int
 	semiRep  bool
+	// vars are the server's global variables; stores maps a variable to the value the server
+	// keeps whatever is set (rounding), refuses to the message of a refused SET GLOBAL.
+	vars, stores, refuses map[string]string
 }
 
 func newFakeCluster(n int) *fakeCluster {
@@ -206,6 +210,36 @@ func (n *fakeNode) ReplicateFrom(ctx context.Context, host string, port int, sem
 		n.io, n.sql, n.semiRep, n.semiSrc = true, true, semiSync, false
 		n.c.replicate()
 	})
+}
+func (n *fakeNode) Variables(ctx context.Context, names []string) (map[string]string, error) {
+	out := map[string]string{}
+	err := n.do(ctx, "Variables", func() {
+		for _, k := range names {
+			if v, ok := n.vars[k]; ok {
+				out[k] = v
+			}
+		}
+	})
+	return out, err
+}
+func (n *fakeNode) SetGlobal(ctx context.Context, name, value string) error {
+	var refused string
+	err := n.do(ctx, "SetGlobal("+name+"="+value+")", func() {
+		if refused = n.refuses[name]; refused != "" {
+			return
+		}
+		if n.vars == nil {
+			n.vars = map[string]string{}
+		}
+		n.vars[name] = value
+		if v, ok := n.stores[name]; ok {
+			n.vars[name] = v
+		}
+	})
+	if err == nil && refused != "" {
+		return fmt.Errorf("failed to set %s: %w: %s", name, engine.ErrRefused, refused)
+	}
+	return err
 }
 func (n *fakeNode) ConfigureSemiSyncSource(ctx context.Context, enabled bool, waitCount int) error {
 	return n.do(ctx, "ConfigureSemiSyncSource", func() { n.semiSrc, n.wait = enabled, waitCount })

@@ -2,6 +2,8 @@ package clustering
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/kura-db/kura/internal/gtid"
@@ -248,7 +250,17 @@ func deepCopy(o Observation) Observation {
 			}
 			ci.SQL = &sq
 		}
+		if in.Variables != nil {
+			ci.Variables = maps.Clone(in.Variables)
+		}
 		c.Instances = append(c.Instances, ci)
+	}
+	c.Spec.Config = slices.Clone(o.Spec.Config)
+	if o.Attempts != nil {
+		c.Attempts = map[string]map[string]Attempt{}
+		for k, v := range o.Attempts {
+			c.Attempts[k] = maps.Clone(v)
+		}
 	}
 	return c
 }

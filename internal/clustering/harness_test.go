@@ -48,6 +48,11 @@ type rig struct {
 	// onRecord, when set, runs as a topology change is recorded (before the new primary
 	// becomes writable).
 	onRecord func(TopologyChange)
+	// revisions are what each instance runs and desired what they should (a Pod template's
+	// config hash); a restart brings an instance to desired.
+	revisions map[int]string
+	desired   string
+	restarts  map[int]int
 }
 
 // newRig starts n servers and a loop over them (not yet running).
@@ -103,7 +108,8 @@ func (r *rig) Snapshot(context.Context) (Snapshot, error) {
 	}
 	for _, s := range r.servers {
 		snap.Targets = append(snap.Targets, Target{Ordinal: s.Index, Name: fmt.Sprintf("it-%d", s.Index), Host: s.Host, Port: s.Port,
-			Pod: PodFacts{Exists: true, Phase: "Running", Ready: true, RoleLabel: r.labels[s.Index]}})
+			Pod:      PodFacts{Exists: true, Phase: "Running", Ready: true, RoleLabel: r.labels[s.Index]},
+			Revision: r.revisions[s.Index], DesiredRevision: r.desired})
 	}
 	snap.Connect = r.connect
 	return snap, nil
@@ -150,6 +156,15 @@ func (r *rig) SetRoleLabel(_ context.Context, t Target, role string) error {
 	return nil
 }
 func (r *rig) RestartInstance(_ context.Context, t Target, _ string) error {
+	r.mu.Lock()
+	if r.restarts == nil {
+		r.restarts = map[int]int{}
+	}
+	r.restarts[t.Ordinal]++
+	if r.revisions != nil {
+		r.revisions[t.Ordinal] = r.desired // a new Pod runs the current template
+	}
+	r.mu.Unlock()
 	go r.restart(t.Ordinal)
 	return nil
 }

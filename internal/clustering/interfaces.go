@@ -35,6 +35,12 @@ type SQL interface {
 	ReplicateFrom(ctx context.Context, host string, port int, semiSync bool) error
 	// ConfigureSemiSyncSource sets the semi-sync source role (AFTER_SYNC, waitCount acks).
 	ConfigureSemiSyncSource(ctx context.Context, enabled bool, waitCount int) error
+	// Variables reads the global values of the named variables; a name the server does not
+	// know is absent.
+	Variables(ctx context.Context, names []string) (map[string]string, error)
+	// SetGlobal sets a dynamic variable. A refusal by the server (as opposed to a failed
+	// connection) wraps engine.ErrRefused.
+	SetGlobal(ctx context.Context, name, value string) error
 }
 
 // Target is one instance to observe and act on, with what the orchestrator knows of it.

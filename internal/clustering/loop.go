@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/kura-db/kura/internal/engine"
 )
 
 // DefaultInterval is the time between passes when nothing asks for one sooner (the operator's
@@ -50,6 +52,9 @@ type Loop struct {
 	// emitted once.
 	lastEvents map[string]bool
 	last       Report
+	// attempts remembers the SET GLOBAL statements run, by instance name and variable
+	// (Observation.Attempts).
+	attempts map[string]map[string]Attempt
 	// termSeen is the highest term this loop has read or recorded. A snapshot with a lower term
 	// is stale (an informer cache that has not caught up with a change just recorded): acting
 	// on it could fence the new primary, so the pass is skipped.
@@ -139,7 +144,9 @@ func (l *Loop) Pass(ctx context.Context) (Report, error) {
 	ins := observe(ctx, snap, l.opts.ObserveTimeout, l.probes.failing())
 	observed := l.opts.Now()
 	l.probes.track(ins, start)
-	obs := Observation{Cluster: snap.Cluster, Spec: snap.Spec, Recorded: snap.Recorded, Engine: snap.Engine, Instances: ins}
+	l.forgetUnreachable(ins)
+	obs := Observation{Cluster: snap.Cluster, Spec: snap.Spec, Recorded: snap.Recorded, Engine: snap.Engine, Instances: ins,
+		Attempts: l.currentAttempts(snap)}
 	plan := Decide(obs)
 
 	targets := map[int]Target{}
@@ -150,6 +157,7 @@ func (l *Loop) Pass(ctx context.Context) (Report, error) {
 		StepTimeout: l.opts.StepTimeout, Now: l.opts.Now}
 	l.beginEvents()
 	res := actor.Act(ctx, plan)
+	l.recordAttempts(ctx, actor, res.Globals)
 	l.endEvents()
 	if res.Recorded && plan.Term > l.termSeen {
 		l.termSeen = plan.Term
@@ -247,4 +255,135 @@ func (s *dedupSink) Event(ctx context.Context, e EmitEvent) {
 	}
 	e.Message = fmt.Sprintf("%s (operation %s)", e.Message, s.op)
 	s.Sink.Event(ctx, e)
+}
+
+// currentAttempts returns a copy of the attempts memory, without the instances and variables
+// the snapshot no longer has.
+func (l *Loop) currentAttempts(snap Snapshot) map[string]map[string]Attempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	wanted := map[string]bool{}
+	for _, s := range snap.Spec.Config {
+		wanted[s.Name] = true
+	}
+	names := map[string]bool{}
+	for _, t := range snap.Targets {
+		names[t.Name] = true
+	}
+	out := map[string]map[string]Attempt{}
+	for in, vars := range l.attempts {
+		if !names[in] {
+			delete(l.attempts, in)
+			continue
+		}
+		for v, a := range vars {
+			if !wanted[v] {
+				delete(vars, v)
+				continue
+			}
+			if out[in] == nil {
+				out[in] = map[string]Attempt{}
+			}
+			out[in][v] = a
+		}
+	}
+	return out
+}
+
+// forgetUnreachable drops what was set on instances that did not answer: a server that comes
+// back may have restarted, and what it runs with is then what its config file says, which is
+// looked at afresh.
+func (l *Loop) forgetUnreachable(ins []Instance) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, in := range ins {
+		if in.SQL == nil {
+			delete(l.attempts, in.Name)
+		}
+	}
+}
+
+// recordAttempts remembers what the SET GLOBAL steps did and emits one event for the values
+// applied and one for the values refused. A connection that failed is not remembered: the next
+// pass tries again.
+func (l *Loop) recordAttempts(ctx context.Context, a *Actor, outcomes []GlobalOutcome) {
+	applied, refused := &settingList{}, &settingList{}
+	l.mu.Lock()
+	if l.attempts == nil {
+		l.attempts = map[string]map[string]Attempt{}
+	}
+	for _, o := range outcomes {
+		name := a.Targets[o.Step.Instance].Name
+		at := Attempt{Value: o.Step.Value}
+		switch {
+		case o.Err == nil:
+			applied.add(o.Step, name, "")
+		case errors.Is(o.Err, engine.ErrRefused):
+			at.Refused = o.Err.Error()
+			refused.add(o.Step, name, o.Err.Error())
+		default:
+			continue
+		}
+		if l.attempts[name] == nil {
+			l.attempts[name] = map[string]Attempt{}
+		}
+		l.attempts[name][o.Step.Name] = at
+	}
+	l.mu.Unlock()
+	sink, _ := a.Sink.(*dedupSink)
+	if sink == nil {
+		return
+	}
+	if s := applied.String(); s != "" {
+		sink.event(ctx, EventConfigApplied, false, "applied without a restart: %s", s)
+	}
+	if s := refused.String(); s != "" {
+		sink.event(ctx, EventConfigRefused, true, "the server refused SET GLOBAL (the value stays in the config file and takes effect at the next restart if the server accepts it there): %s", s)
+	}
+}
+
+// settingList groups SET GLOBAL outcomes by variable and value for one event: "max_connections
+// = 800 on db-0, db-1". Long values are cut, so that an event stays within the 1 KiB the events
+// API allows for its note.
+type settingList struct {
+	keys []string
+	on   map[string][]string
+	why  map[string]string
+}
+
+func (l *settingList) add(s SetGlobal, instance, why string) {
+	v := s.Value
+	if len(v) > 40 {
+		v = v[:37] + "..."
+	}
+	k := s.Name + " = " + v + "\x00" + why
+	if l.on == nil {
+		l.on, l.why = map[string][]string{}, map[string]string{}
+	}
+	l.why[k] = why
+	if _, ok := l.on[k]; !ok {
+		l.keys = append(l.keys, k)
+	}
+	l.on[k] = append(l.on[k], instance)
+}
+
+func (l *settingList) String() string {
+	parts := make([]string, 0, len(l.keys))
+	for _, k := range l.keys {
+		part := strings.Split(k, "\x00")[0] + " on " + strings.Join(l.on[k], ", ")
+		if w := l.why[k]; w != "" {
+			part += ": " + w
+		}
+		parts = append(parts, part)
+	}
+	out := strings.Join(parts, "; ")
+	if len(out) > 800 {
+		out = out[:797] + "..."
+	}
+	return out
+}
+
+// event emits one event of the loop's own (not chosen by Decide).
+func (s *dedupSink) event(ctx context.Context, reason string, warning bool, format string, args ...any) {
+	s.Event(ctx, EmitEvent{Warning: warning, Reason: reason, Message: fmt.Sprintf(format, args...)})
 }

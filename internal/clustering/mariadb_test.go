@@ -380,6 +380,18 @@ func TestEngineErrantReplicaIsReported(t *testing.T) {
 
 func TestEngineStoppedReplicaCatchesUp(t *testing.T) {
 	r := bootstrapped(t)
+	// The setup's account statements change Aria tables (mysql.global_priv), which a server
+	// killed right after applying them can lose while its InnoDB replication position keeps
+	// them; the replica then stops on the next GRANT (error 1133). That is a MariaDB limit of
+	// non-transactional system tables under SIGKILL (docs/clustering.md, "Known limits"), not
+	// what this test is about: kill the replica once it has applied the setup.
+	p0, p2 := r.servers[0].Open(engine.Options{}), r.servers[2].Open(engine.Options{})
+	r.until("replica 2 applied the setup", 20*time.Second, func() bool {
+		a, err0 := p0.ExecutedGTID(context.Background())
+		b, err2 := p2.ExecutedGTID(context.Background())
+		return err0 == nil && err2 == nil && b.Contains(a)
+	})
+	_, _ = r.db(2, engine.OperatorUser, adminPassword, 5*time.Second).Exec("FLUSH NO_WRITE_TO_BINLOG TABLES")
 	r.kill(2)
 	app := r.db(0, appUser, appPassword, 5*time.Second)
 	for i := 1; i <= 20; i++ {

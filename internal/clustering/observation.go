@@ -24,6 +24,25 @@ type Observation struct {
 	// Instances in ordinal order: every ordinal below Spec.Replicas, plus any instance whose
 	// Pod still exists above it (scale-down in progress).
 	Instances []Instance
+	// Attempts is the loop's memory of the SET GLOBAL statements it ran, by instance name and
+	// variable: a value the server rounded or refused is not set again pass after pass.
+	Attempts map[string]map[string]Attempt
+}
+
+// Setting is one option of spec.mysqld.config: its variable name, the value the config
+// file holds, and whether the running servers take it with SET GLOBAL (Dynamic) or only at
+// their next start.
+type Setting struct {
+	Name    string
+	Value   string
+	Dynamic bool
+}
+
+// Attempt is one SET GLOBAL the loop ran on an instance: the value, and the server's refusal
+// ("" when it succeeded).
+type Attempt struct {
+	Value   string
+	Refused string
 }
 
 // Spec holds the clustering knobs of a MySQLCluster spec (docs/clustering.md, "Tunables").
@@ -49,6 +68,8 @@ type Spec struct {
 	Paused bool
 	// Switchover is a pending request for a planned change of primary, or nil.
 	Switchover *SwitchoverRequest
+	// Config holds the options of spec.mysqld.config (docs/configuration.md).
+	Config []Setting
 }
 
 // ErrantPolicy says what happens to a replica holding transactions the primary lacks.
@@ -127,6 +148,10 @@ type Instance struct {
 	// it should run with; they differ during a rolling change. Empty values never differ.
 	Revision        string
 	DesiredRevision string
+	// Variables are the global values of the Spec.Config variables the server has, by name;
+	// nil when they could not be read (VariablesError says why).
+	Variables      map[string]string
+	VariablesError string
 }
 
 // PodFacts are what the orchestrator knows about the instance's Pod.

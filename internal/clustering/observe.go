@@ -3,6 +3,7 @@ package clustering
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sync"
 	"time"
 )
@@ -46,12 +47,14 @@ func observe(ctx context.Context, snap Snapshot, timeout time.Duration, failing 
 			if failing[t.Name] {
 				bound = min(timeout, FailingObserveTimeout)
 			}
+			deadline := time.Now().Add(bound)
 			facts, err := query(ctx, snap, t, bound)
 			if err != nil {
 				out[i].Error = err.Error()
 				return
 			}
 			out[i].SQL = facts
+			out[i].Variables, out[i].VariablesError = variables(ctx, snap, t, deadline)
 		}(i, t)
 	}
 	wg.Wait()
@@ -105,6 +108,39 @@ func query(ctx context.Context, snap Snapshot, t Target, timeout time.Duration) 
 		return nil, fmt.Errorf("no answer within %s: %w", timeout, ctx.Err())
 	}
 }
+
+// variables reads the global values of the variables spec.mysqld.config names, within the
+// bound of the instance's facts (deadline), so a pass takes no longer than before. A failure
+// leaves the instance reachable: its options are then neither applied nor judged in this pass.
+func variables(ctx context.Context, snap Snapshot, t Target, deadline time.Time) (map[string]string, string) {
+	if len(snap.Spec.Config) == 0 {
+		return nil, ""
+	}
+	names := make([]string, 0, len(snap.Spec.Config))
+	for _, s := range snap.Spec.Config {
+		if variableName.MatchString(s.Name) {
+			names = append(names, s.Name)
+		}
+	}
+	c, err := snap.Connect(t)
+	if err != nil {
+		return nil, err.Error()
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	vars, err := c.Variables(ctx, names)
+	if err != nil {
+		return nil, err.Error()
+	}
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	return vars, ""
+}
+
+// variableName is what a server variable's name looks like; other options of
+// spec.mysqld.config (behind modifiers, plugin options) are not asked for.
+var variableName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // probes remembers, per instance, since when the operator's own probes have failed, so a
 // pass can tell how long an instance has been unreachable (the failover grace period counts

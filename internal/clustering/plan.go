@@ -71,6 +71,8 @@ type Plan struct {
 	KeptAside []KeptAside
 	// Async is the asynchronous window status must hold after this pass, or nil.
 	Async *AsyncWindow
+	// Config is the state of every option of spec.mysqld.config, by name.
+	Config []ConfigStatus
 }
 
 // KeptAside is a set of transactions an instance's re-clone keeps aside in its volume.

@@ -103,6 +103,13 @@ type RecloneInstance struct {
 	Reason   string
 }
 
+// SetGlobal applies a dynamic option of spec.mysqld.config to a running instance (SET GLOBAL).
+type SetGlobal struct {
+	Instance int
+	Name     string
+	Value    string
+}
+
 // RecordTopologyChange durably records a new primary and term in status. It runs before the
 // new primary becomes writable, so a crash never leaves a writable instance status does not
 // name.
@@ -162,6 +169,8 @@ const (
 	EventClusterLost           = events.ClusterLost
 	EventKeptAside             = events.UnacknowledgedKeptAside
 	EventFrozenPrimaryStopped  = events.FrozenPrimaryStopped
+	EventConfigApplied         = events.ConfigApplied
+	EventConfigRefused         = events.ConfigRefused
 )
 
 func (Optional) isStep()             {}
@@ -179,6 +188,7 @@ func (RestartInstance) isStep()      {}
 func (RecloneInstance) isStep()      {}
 func (RecordTopologyChange) isStep() {}
 func (RecordSwitchover) isStep()     {}
+func (SetGlobal) isStep()            {}
 func (EmitEvent) isStep()            {}
 
 func (s Optional) String() string       { return "optional " + s.Step.String() }
@@ -222,5 +232,8 @@ func (s RecordTopologyChange) String() string {
 }
 func (s RecordSwitchover) String() string {
 	return fmt.Sprintf("record-switchover(%s, target %d, %s: %s)", s.ID, s.Target, s.Phase, s.Message)
+}
+func (s SetGlobal) String() string {
+	return fmt.Sprintf("set-global(%d, %s = %s)", s.Instance, s.Name, s.Value)
 }
 func (s EmitEvent) String() string { return fmt.Sprintf("event(%s: %s)", s.Reason, s.Message) }

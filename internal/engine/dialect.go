@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -168,11 +169,17 @@ func joinHostPort(host string, port int) string {
 }
 
 // globalValue turns a SET GLOBAL value into an argument: integers (with an optional K, M or
-// G suffix, which SET does not accept) as numbers, anything else as a string.
+// G suffix, which SET does not accept) and decimals as numbers (a numeric variable refuses a
+// string), anything else as a string.
 func globalValue(v string) any {
 	v = strings.TrimSpace(v)
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 		return n
+	}
+	if decimal.MatchString(v) {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
 	}
 	if len(v) > 1 {
 		shift := map[byte]uint{'k': 10, 'K': 10, 'm': 20, 'M': 20, 'g': 30, 'G': 30}[v[len(v)-1]]
@@ -182,3 +189,5 @@ func globalValue(v string) any {
 	}
 	return v
 }
+
+var decimal = regexp.MustCompile(`^[0-9]*\.[0-9]+$|^[0-9]+\.[0-9]*$`)

@@ -172,8 +172,13 @@ type Instance interface {
 	// CheckAccounts returns an *AccountsError listing what is missing or wrong.
 	CheckAccounts(ctx context.Context, accounts []Account) error
 
-	// SetGlobal sets a dynamic global variable. Sizes may use K, M or G suffixes.
+	// SetGlobal sets a dynamic global variable. Sizes may use K, M or G suffixes. An error the
+	// server answered with (the variable is read-only, the value is out of range) wraps
+	// ErrRefused.
 	SetGlobal(ctx context.Context, name, value string) error
+	// GlobalVariables returns the global values of the named variables the server has, by
+	// lower-case name; a name the server does not know is absent.
+	GlobalVariables(ctx context.Context, names []string) (map[string]string, error)
 	// FlushBinaryLogs closes the current binlog file and opens a new one.
 	FlushBinaryLogs(ctx context.Context) error
 	// ResetGTIDState makes a freshly restored or cloned instance record exactly state as the
@@ -187,6 +192,10 @@ type Instance interface {
 
 // ErrWaitTimeout is returned by WaitForGTID when the set was not reached in time.
 var ErrWaitTimeout = errors.New("timed out waiting for GTID set")
+
+// ErrRefused is wrapped by SetGlobal when the server refused the statement, as opposed to a
+// connection that failed: retrying the same value cannot succeed.
+var ErrRefused = errors.New("refused by the server")
 
 // ErrNoRelayLog is wrapped by ApplyRelayLog when the replica has no relay log position to
 // apply from (it never received anything): stopping the receiver is then all there is to do.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -464,7 +465,37 @@ func (i *instance) SetGlobal(ctx context.Context, name, value string) error {
 	if !variableName.MatchString(name) {
 		return fmt.Errorf("failed to set global variable: %q is not a variable name", name)
 	}
-	return i.exec(ctx, "set "+name, stmt{Query: "SET GLOBAL " + name + " = ?", Args: []any{globalValue(value)}})
+	_, err := i.db.ExecContext(ctx, "SET GLOBAL "+name+" = ?", globalValue(value))
+	switch {
+	case err == nil:
+		return nil
+	case isServerError(err):
+		return fmt.Errorf("failed to set %s on %s: %w: %w", name, i.ep.Address(), ErrRefused, err)
+	}
+	return fmt.Errorf("failed to set %s on %s: %w", name, i.ep.Address(), err)
+}
+
+func (i *instance) GlobalVariables(ctx context.Context, names []string) (map[string]string, error) {
+	if len(names) == 0 {
+		return map[string]string{}, nil
+	}
+	quoted := make([]string, 0, len(names))
+	for _, n := range names {
+		if !variableName.MatchString(n) {
+			return nil, fmt.Errorf("failed to read global variables: %q is not a variable name", n)
+		}
+		// The name matched variableName: letters, digits, '_' and one '.', nothing to escape.
+		quoted = append(quoted, "'"+strings.ToLower(n)+"'")
+	}
+	out, err := i.queryPairs(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ("+strings.Join(quoted, ",")+")")
+	if err != nil {
+		return nil, fmt.Errorf("failed to read global variables on %s: %w", i.ep.Address(), err)
+	}
+	lower := make(map[string]string, len(out))
+	for k, v := range out {
+		lower[strings.ToLower(k)] = v
+	}
+	return lower, nil
 }
 
 func (i *instance) FlushBinaryLogs(ctx context.Context) error {

@@ -133,7 +133,10 @@ func TestGlobalValue(t *testing.T) {
 		{"ROW", "ROW"},
 		{"M", "M"},
 		{"utf8mb4_unicode_ci", "utf8mb4_unicode_ci"},
-		{"1.5", "1.5"},
+		{"1.5", 1.5}, // a numeric variable (long_query_time) refuses a string
+		{".5", 0.5},
+		{"1.2.3", "1.2.3"},
+		{"1e3", "1e3"},
 	}
 	for _, c := range cases {
 		if got := globalValue(c.in); got != c.want {

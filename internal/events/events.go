@@ -39,6 +39,8 @@ const (
 	ClusterLost             = "ClusterLost"
 	UnacknowledgedKeptAside = "UnacknowledgedTransactionsKeptAside"
 	FrozenPrimaryStopped    = "FrozenPrimaryStopped"
+	ConfigApplied           = "ConfigApplied"
+	ConfigRefused           = "ConfigRefused"
 
 	// Backups and their schedules.
 	BackupStarted   = "BackupStarted"
@@ -47,6 +49,19 @@ const (
 	BackupDataKept  = "BackupDataKept"
 	BackupPruned    = "BackupPruned"
 	ScheduleInvalid = "ScheduleInvalid"
+
+	// Restores: a cluster seeded from a backup (spec.bootstrap) and the Restore kind.
+	BootstrapInvalid  = "BootstrapInvalid"
+	BootstrapRestored = "BootstrapRestored"
+	BootstrapFailed   = "BootstrapFailed"
+	RestoreStarted    = "RestoreStarted"
+	RestoreCompleted  = "RestoreCompleted"
+	RestoreFailed     = "RestoreFailed"
+
+	// Verification by restore (a Backup's spec.verify or kura.dev/verify annotation).
+	BackupVerifying          = "BackupVerifying"
+	BackupVerified           = "BackupVerified"
+	BackupVerificationFailed = "BackupVerificationFailed"
 
 	// The binary log archive.
 	BinlogArchiveGap     = "BinlogArchiveGap"

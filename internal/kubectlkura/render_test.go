@@ -94,6 +94,10 @@ func troubledView() statusView {
 	c.Status.Conditions = append(c.Status.Conditions[:1], metav1.Condition{Type: "Healthy", Status: metav1.ConditionFalse, Reason: "Degraded", Message: "shop-0 lagging; shop-2 errant", LastTransitionTime: ago(time.Minute)})
 	c.Status.Switchover = &kurav1alpha1.SwitchoverStatus{ID: "maint-2", Target: 2, Phase: "Refused", Message: "target shop-2 is errant (7-3-1)"}
 	c.Status.AsynchronousWindow = &kurav1alpha1.AsynchronousWindow{Since: "0-1001-57,1-1002-230", StartTime: ago(time.Hour)}
+	c.Status.Config = []kurav1alpha1.ConfigOptionStatus{
+		{Name: "back_log", Value: "90", State: "PendingRestart", Instances: []string{"shop-1"}},
+		{Name: "max_connections", Value: "99999999", Dynamic: true, State: "Refused", Instances: []string{"shop-0"}, Message: "shop-0: Error 1232"},
+	}
 	v.Pods["shop-2"].Status.ContainerStatuses[0].State.Waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}
 	v.Pods["shop-2"].Status.ContainerStatuses[0].RestartCount = 7
 	v.Backups = append([]kurav1alpha1.Backup{backupOf("shop-manual", kurav1alpha1.BackupFailed, time.Hour)}, v.Backups...)
@@ -121,7 +125,8 @@ func TestProblems(t *testing.T) {
 	}
 	ps := problems(troubledView())
 	for _, want := range []string{"paused", "not acted on the latest spec", "shop-0 is 95s behind", "shop-2 has transactions the primary lacks",
-		"CrashLoopBackOff", "asynchronous window", "maint-2) was refused: target shop-2 is errant", "latest backup shop-manual failed: mariadb-backup exited"} {
+		"CrashLoopBackOff", "asynchronous window", "maint-2) was refused: target shop-2 is errant",
+		"spec.mysqld.config.max_connections = 99999999 was refused: shop-0: Error 1232", "latest backup shop-manual failed: mariadb-backup exited"} {
 		found := false
 		for _, p := range ps {
 			if bytes.Contains([]byte(p), []byte(want)) {

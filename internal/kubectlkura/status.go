@@ -322,6 +322,11 @@ func problems(v statusView) []string {
 	if w := st.AsynchronousWindow; w != nil {
 		add("an asynchronous window is open since %s: writes may exist on the primary only, so automatic failover is refused until a semi-synchronous replica catches up", w.StartTime.UTC().Format(time.RFC3339))
 	}
+	for _, o := range st.Config {
+		if o.State == "Refused" {
+			add("SET GLOBAL of spec.mysqld.config.%s = %s was refused: %s (the value stays in the config file, which the next start reads)", o.Name, o.Value, orDash(o.Message))
+		}
+	}
 	if s := st.Switchover; s != nil && s.Phase == "Refused" {
 		add("the last switchover request (%s) was refused: %s", s.ID, orDash(s.Message))
 	}

@@ -69,17 +69,44 @@ var (
 		Namespace: namespace, Name: "backups_total",
 		Help: "Backups this operator process saw finish, by method and outcome (completed, failed).",
 	}, []string{"namespace", "cluster", "method", "outcome"})
+	// RestoreLastDuration is how long the newest completed Restore into the cluster took.
+	RestoreLastDuration = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "restore_last_duration_seconds",
+		Help: "Duration of the newest completed Restore into the cluster, from the Restore's start to the restored cluster being available.",
+	}, []string{"namespace", "cluster"})
+)
+
+// Verification by restore (docs/backup.md, "Verification"), by cluster and method.
+var (
+	// BackupLastVerified is when the newest passed verification finished.
+	BackupLastVerified = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "backup_last_verified_timestamp_seconds",
+		Help: "Unix time at which the newest passed verification by restore of a Backup of the cluster finished, by method.",
+	}, []string{"namespace", "cluster", "method"})
+	// BackupVerificationRestore is how long the newest verification's restore took.
+	BackupVerificationRestore = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "backup_verification_restore_seconds",
+		Help: "Duration of the restore (seed and load) in the newest finished verification of a Backup of the cluster, by method.",
+	}, []string{"namespace", "cluster", "method"})
+	// BackupVerifications counts finished verifications by outcome.
+	BackupVerifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "backup_verifications_total",
+		Help: "Verifications by restore this operator process saw finish, by method and outcome (passed, failed).",
+	}, []string{"namespace", "cluster", "method", "outcome"})
 )
 
 var all = []*prometheus.MetricVec{
 	ClusterState.MetricVec, ClusterAvailable.MetricVec, Instances.MetricVec, ReplicaLag.MetricVec,
 	Term.MetricVec, TopologyChanges.MetricVec, Passes.MetricVec,
 	BackupLastSuccess.MetricVec, BackupLastDuration.MetricVec, BackupLastSize.MetricVec, Backups.MetricVec,
+	RestoreLastDuration.MetricVec,
+	BackupLastVerified.MetricVec, BackupVerificationRestore.MetricVec, BackupVerifications.MetricVec,
 }
 
 func init() {
 	crmetrics.Registry.MustRegister(ClusterState, ClusterAvailable, Instances, ReplicaLag, Term, TopologyChanges, Passes,
-		BackupLastSuccess, BackupLastDuration, BackupLastSize, Backups)
+		BackupLastSuccess, BackupLastDuration, BackupLastSize, Backups, RestoreLastDuration,
+		BackupLastVerified, BackupVerificationRestore, BackupVerifications)
 }
 
 // States are the values of the state label.

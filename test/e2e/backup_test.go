@@ -52,8 +52,28 @@ type backupEnv struct {
 // endpoint that does not answer each fail once (never retried) with what to fix, leaving
 // nothing in the bucket. The cases share one cluster and run side by side.
 func TestBackups(t *testing.T) {
+	e := newBackupEnv(t, "backup")
+
+	// The schedule waits for minute boundaries: the other cases run meanwhile.
+	t.Run("side by side", func(t *testing.T) {
+		t.Run("a schedule every minute takes backups and retention prunes them", func(t *testing.T) {
+			t.Parallel()
+			e.testSchedule(t)
+		})
+		t.Run("one-off", func(t *testing.T) {
+			t.Parallel()
+			t.Run("storage failures say what to fix and leave nothing", e.testStorageFailures)
+			t.Run("a killed run's leftovers go with its failed Backup", e.testLeftoversGoWithTheBackup)
+			t.Run("logical and physical backups under writes", e.testUnderWrites)
+		})
+	})
+}
+
+// newBackupEnv starts the S3 server and a two-instance cluster with the application's table
+// in a new namespace, with the S3 key Secrets s3-keys (right) and s3-wrong (refused).
+func newBackupEnv(t *testing.T, prefix string) *backupEnv {
 	needCluster(t)
-	e := &backupEnv{ns: newNamespace(t, "backup")}
+	e := &backupEnv{ns: newNamespace(t, prefix)}
 	ctx := context.Background()
 	if err := k8s.Create(ctx, newCluster(e.ns, "shop", 2)); err != nil {
 		t.Fatal(err)
@@ -77,20 +97,7 @@ func TestBackups(t *testing.T) {
 	e.cluster = get(t, e.ns, "shop")
 	e.layout = backuprun.Layout{Namespace: e.ns, Cluster: "shop", Lineage: string(e.cluster.UID)}
 	setupApp(t, e.ns, "shop")
-
-	// The schedule waits for minute boundaries: the other cases run meanwhile.
-	t.Run("side by side", func(t *testing.T) {
-		t.Run("a schedule every minute takes backups and retention prunes them", func(t *testing.T) {
-			t.Parallel()
-			e.testSchedule(t)
-		})
-		t.Run("one-off", func(t *testing.T) {
-			t.Parallel()
-			t.Run("storage failures say what to fix and leave nothing", e.testStorageFailures)
-			t.Run("a killed run's leftovers go with its failed Backup", e.testLeftoversGoWithTheBackup)
-			t.Run("logical and physical backups under writes", e.testUnderWrites)
-		})
-	})
+	return e
 }
 
 // backupYAML is a Backup or BackupSchedule manifest for kubectl apply.
@@ -135,7 +142,16 @@ func (e *backupEnv) apply(t testing.TB, manifest string) {
 // waitBackup waits with kubectl for the Backup's phase and returns it.
 func (e *backupEnv) waitBackup(t testing.TB, name string, phase kurav1alpha1.BackupPhase, timeout time.Duration) *kurav1alpha1.Backup {
 	t.Helper()
-	cmd := exec.Command(kubectl, "--kubeconfig", lc.Kubeconfig(), "wait", "-n", e.ns, "--for=jsonpath={.status.phase}="+string(phase),
+	return e.waitBackupField(t, name, "{.status.phase}", string(phase), timeout, func(b *kurav1alpha1.Backup) string {
+		return fmt.Sprintf("status: %+v\n%s", b.Status, e.jobLog(b.Status.JobName))
+	})
+}
+
+// waitBackupField waits with kubectl until the Backup's field (a JSONPath) has value; on a
+// timeout it fails with what explain says of the Backup and what the operator said.
+func (e *backupEnv) waitBackupField(t testing.TB, name, path, value string, timeout time.Duration, explain func(*kurav1alpha1.Backup) string) *kurav1alpha1.Backup {
+	t.Helper()
+	cmd := exec.Command(kubectl, "--kubeconfig", lc.Kubeconfig(), "wait", "-n", e.ns, "--for=jsonpath="+path+"="+value,
 		"backups.kura.dev/"+name, fmt.Sprintf("--timeout=%ds", int(timeout.Seconds())))
 	out, err := cmd.CombinedOutput()
 	b := &kurav1alpha1.Backup{}
@@ -143,7 +159,7 @@ func (e *backupEnv) waitBackup(t testing.TB, name string, phase kurav1alpha1.Bac
 		t.Fatal(gerr)
 	}
 	if err != nil {
-		t.Fatalf("kubectl wait for Backup %s to be %s: %v\n%s\nstatus: %+v\n%s\n%s", name, phase, err, out, b.Status, e.jobLog(b), e.diagnose(name))
+		t.Fatalf("kubectl wait for Backup %s %s to be %s: %v\n%s\n%s\n%s", name, path, value, err, out, explain(b), e.diagnose(name))
 	}
 	return b
 }
@@ -162,12 +178,12 @@ func (e *backupEnv) diagnose(name string) string {
 	return "events:\n" + string(ev) + "operator log:\n" + strings.Join(lines[max(0, len(lines)-40):], "\n")
 }
 
-// jobLog is the log of the Backup's Job Pod (for failure messages).
-func (e *backupEnv) jobLog(b *kurav1alpha1.Backup) string {
-	if b.Status.JobName == "" {
+// jobLog is the log of a Backup's Job Pod (for failure messages).
+func (e *backupEnv) jobLog(job string) string {
+	if job == "" {
 		return ""
 	}
-	out, _ := exec.Command(kubectl, "--kubeconfig", lc.Kubeconfig(), "logs", "-n", e.ns, "job/"+b.Status.JobName, "--all-containers").CombinedOutput()
+	out, _ := exec.Command(kubectl, "--kubeconfig", lc.Kubeconfig(), "logs", "-n", e.ns, "job/"+job, "--all-containers").CombinedOutput()
 	return string(out)
 }
 

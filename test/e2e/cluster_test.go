@@ -164,7 +164,7 @@ func TestClusterLifecycle(t *testing.T) {
 		waitFor(t, "healthy after switchover", 2*time.Minute, healthy(t, ns, name, 3))
 	})
 
-	t.Run("a my.cnf change rolls replicas first, then switches over, then restarts the old primary", func(t *testing.T) {
+	t.Run("a static my.cnf change rolls replicas first, then switches over, then restarts the old primary", func(t *testing.T) {
 		before := get(t, ns, name)
 		oldPrimary := before.Status.CurrentPrimary
 		sts := &appsv1.StatefulSet{}
@@ -173,7 +173,8 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 		oldRevision := sts.Status.UpdateRevision
 		stopWatch := watchReplacements(t, ns, builder.SelectorLabels(before))
-		update(t, ns, name, func(c *kurav1alpha1.MySQLCluster) { c.Spec.MySQLD.Config["max_connections"] = "321" })
+		// back_log is read at start only: a change rolls (a dynamic option would be set in place).
+		update(t, ns, name, func(c *kurav1alpha1.MySQLCluster) { c.Spec.MySQLD.Config["back_log"] = "321" })
 		waitFor(t, "every Pod on the new revision and the cluster healthy", 6*time.Minute, func() error {
 			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, sts); err != nil {
 				return err
@@ -210,10 +211,10 @@ func TestClusterLifecycle(t *testing.T) {
 		for _, p := range pods.Items {
 			db := openDB(p.Status.PodIP, adminUser, password)
 			var v int
-			err := db.QueryRow("SELECT @@max_connections").Scan(&v)
+			err := db.QueryRow("SELECT @@back_log").Scan(&v)
 			_ = db.Close()
 			if err != nil || v != 321 {
-				t.Errorf("%s: max_connections %d (%v)", p.Name, v, err)
+				t.Errorf("%s: back_log %d (%v)", p.Name, v, err)
 			}
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"syscall"
@@ -268,11 +269,28 @@ func (w *writer) halt() []int64 {
 // missingOnPrimary returns the acknowledged ids the current primary lacks.
 func missingOnPrimary(t testing.TB, ns, name string, acked []int64) []int64 {
 	t.Helper()
-	db := openDB(serviceIP(t, ns, name+"-primary"), adminUser, adminPassword(t, ns, name))
-	defer func() { _ = db.Close() }()
 	have := map[int64]bool{}
-	waitFor(t, "reading the rows back", 30*time.Second, func() error {
-		rows, err := db.Query("SELECT id FROM " + appTable)
+	for _, id := range tableIDs(t, serviceIP(t, ns, name+"-primary"), adminUser, adminPassword(t, ns, name), math.MaxInt64) {
+		have[id] = true
+	}
+	var lost []int64
+	for _, id := range acked {
+		if !have[id] {
+			lost = append(lost, id)
+		}
+	}
+	return lost
+}
+
+// tableIDs reads the application table's ids below limit, in order.
+func tableIDs(t testing.TB, host, user, password string, limit int64) []int64 {
+	t.Helper()
+	db := openDB(host, user, password)
+	defer func() { _ = db.Close() }()
+	var out []int64
+	waitFor(t, "the application's rows", 30*time.Second, func() error {
+		out = out[:0]
+		rows, err := db.Query("SELECT id FROM "+appTable+" WHERE id < ? ORDER BY id", limit)
 		if err != nil {
 			return err
 		}
@@ -282,17 +300,11 @@ func missingOnPrimary(t testing.TB, ns, name string, acked []int64) []int64 {
 			if err := rows.Scan(&id); err != nil {
 				return err
 			}
-			have[id] = true
+			out = append(out, id)
 		}
 		return rows.Err()
 	})
-	var lost []int64
-	for _, id := range acked {
-		if !have[id] {
-			lost = append(lost, id)
-		}
-	}
-	return lost
+	return out
 }
 
 // containerIDs maps "<pod>/<container>" to its container ID and restart count: the same map

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/test/e2eutil"
 )
 
@@ -46,12 +50,38 @@ func TestNoPasswordInProcessEnvironmentOrArguments(t *testing.T) {
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name + "-credentials"}, s); err != nil {
 		t.Fatal(err)
 	}
+	tok := &corev1.Secret{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name + "-agent-token"}, tok); err != nil {
+		t.Fatal(err)
+	}
 	passwords := map[string][]byte{}
-	for k, v := range s.Data {
-		if len(v) < 8 {
-			t.Fatalf("key %s holds a value too short to search for", k)
+	for _, sec := range []*corev1.Secret{s, tok} {
+		for k, v := range sec.Data {
+			if len(v) < 8 {
+				t.Fatalf("key %s holds a value too short to search for", k)
+			}
+			passwords[k] = v
 		}
-		passwords[k] = v
+	}
+
+	// The agents' API takes the cluster's token, not a database password (not even the
+	// agent account's), and answers nothing to a caller without it.
+	agentURL := "http://" + net.JoinHostPort(podIP(t, ns, name+"-0"), fmt.Sprint(contract.AgentPort)) + "/v1/state"
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{string(tok.Data[contract.KeyAgentToken]), http.StatusOK}, {string(s.Data[contract.KeyAgentPassword]), http.StatusUnauthorized}, {"", http.StatusUnauthorized}} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, agentURL, nil)
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || (tc.want == http.StatusUnauthorized && bytes.Contains(body, []byte(name+"-0"))) {
+			t.Errorf("GET /v1/state with a %d-byte token: %d %q, want %d", len(tc.token), resp.StatusCode, body, tc.want)
+		}
 	}
 
 	var pods []corev1.Pod

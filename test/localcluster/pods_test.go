@@ -33,7 +33,9 @@ func (e *env) testEnv(t *testing.T) {
 	p.Spec.InitContainers = []corev1.Container{
 		{Name: "first", Image: engineImage, Command: []string{"sh", "-c", "echo first >> /shared/order"},
 			VolumeMounts: []corev1.VolumeMount{{Name: "shared", MountPath: "/shared"}}},
-		{Name: "second", Image: engineImage, Command: []string{"sh", "-c", "echo second >> /shared/order"},
+		// An init container's termination message is reported as a container's is (a
+		// cluster restored from a backup reports its restore this way).
+		{Name: "second", Image: engineImage, Command: []string{"sh", "-c", "echo second >> /shared/order && printf '{\"restored\":true}' > /dev/termination-log"},
 			VolumeMounts: []corev1.VolumeMount{{Name: "shared", MountPath: "/shared"}}},
 	}
 	c := &p.Spec.Containers[0]
@@ -54,6 +56,9 @@ func (e *env) testEnv(t *testing.T) {
 	e.createPod(t, p)
 	got := e.waitReady(t, ns, "envpod")
 
+	if st := got.Status.InitContainerStatuses; len(st) != 2 || st[1].State.Terminated == nil || st[1].State.Terminated.Message != `{"restored":true}` {
+		t.Errorf("init container statuses %+v: want the second's termination message", st)
+	}
 	envOut := e.exec(t, ns, "envpod", "", "env")
 	want := map[string]string{
 		"PLAIN": "v1", "EXPANDED": "v1-x", "POD_NAME": "envpod", "POD_NAMESPACE": ns, "POD_IP": got.Status.PodIP,

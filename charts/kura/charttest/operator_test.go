@@ -98,4 +98,18 @@ func TestOperatorRunsOnTheChartRBAC(t *testing.T) {
 	if !can(t, e, ns, "get", "", "secrets", "apps-op") || can(t, e, ns, "get", "", "secrets", "kura-system") {
 		t.Error("RBAC: the operator must read Secrets by name in a watched namespace only")
 	}
+	// The Restore reconciler runs on the same rules: it writes a refused Restore's status.
+	rs := &kurav1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Namespace: "apps-op", Name: "in-place"},
+		Spec: kurav1alpha1.RestoreSpec{Backup: "nightly", Target: kurav1alpha1.RestoreTarget{ExistingCluster: "shop"}}}
+	if err := e.Client.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); rs.Status.Phase != kurav1alpha1.RestoreFailed; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the operator on the chart's RBAC did not fail an in-place Restore in 30 s: %+v", rs.Status)
+		}
+		if err := e.Client.Get(ctx, client.ObjectKeyFromObject(rs), rs); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
