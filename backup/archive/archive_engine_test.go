@@ -63,27 +63,11 @@ func makePrimary(t testing.TB, inst *enginetest.Instance, schema bool) *sql.DB {
 // write inserts rows from..to-1, one transaction each, and returns their GTIDs.
 func write(t testing.TB, db *sql.DB, from, to int, pause time.Duration) []string {
 	t.Helper()
-	ctx := context.Background()
-	c, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Close() }()
-	var out []string
-	for k := from; k < to; k++ {
-		if _, err := c.ExecContext(ctx, "INSERT INTO app.w (id, pad) VALUES (?, REPEAT('x', 150))", k); err != nil {
-			t.Fatalf("insert %d: %v", k, err)
-		}
-		var g string
-		if err := c.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&g); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, g)
+	return enginetest.Insert(t, db, "INSERT INTO app.w (id, pad) VALUES (?, REPEAT('x', 150))", from, to, func(int, string) {
 		if pause > 0 {
 			time.Sleep(pause)
 		}
-	}
-	return out
+	})
 }
 
 func binlogPos(t testing.TB, db *sql.DB) string {

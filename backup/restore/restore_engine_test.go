@@ -40,23 +40,10 @@ type row struct {
 // writeRows inserts ids from..to-1, one transaction each, and records each commit.
 func writeRows(t testing.TB, db *sql.DB, from, to int) []row {
 	t.Helper()
-	ctx := context.Background()
-	c, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Close() }()
 	var out []row
-	for k := from; k < to; k++ {
-		if _, err := c.ExecContext(ctx, "INSERT INTO app.w (id) VALUES (?)", k); err != nil {
-			t.Fatalf("insert %d: %v", k, err)
-		}
-		r := row{id: k, at: time.Now().UTC()}
-		if err := c.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&r.gtid); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, r)
-	}
+	enginetest.Insert(t, db, "INSERT INTO app.w (id) VALUES (?)", from, to, func(id int, g string) {
+		out = append(out, row{id: id, at: time.Now().UTC(), gtid: g})
+	})
 	return out
 }
 

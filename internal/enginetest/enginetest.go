@@ -490,6 +490,34 @@ func Exec(t testing.TB, db *sql.DB, stmts ...string) {
 	}
 }
 
+// Insert runs query (one placeholder, the id) for each id in [from, to) on one connection of
+// a MariaDB server and returns the GTID each commit was given (@@last_gtid), in order. each,
+// when not nil, runs after every commit with its id and GTID.
+func Insert(t testing.TB, db *sql.DB, query string, from, to int, each func(id int, gtid string)) []string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	var out []string
+	for k := from; k < to; k++ {
+		if _, err := c.ExecContext(ctx, query, k); err != nil {
+			t.Fatalf("insert %d: %v", k, err)
+		}
+		var g string
+		if err := c.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, g)
+		if each != nil {
+			each(k, g)
+		}
+	}
+	return out
+}
+
 // Log is an io.Writer into the test's log, a line per write (tools' and agents' output).
 type Log struct{ T testing.TB }
 
