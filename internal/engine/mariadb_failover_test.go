@@ -43,6 +43,11 @@ func TestMariaDBCandidateAppliesRelayLog(t *testing.T) {
 	}
 	mustExec(t, db, "INSERT INTO shop.t VALUES (1)", "INSERT INTO shop.t VALUES (2)")
 	acked := pe.Status(ctx).ExecutedGTID
+	// A commit waits for one acknowledgement: the other replica may still be receiving.
+	eventually(t, 30*time.Second, "both replicas received the acknowledged writes", func() (bool, string) {
+		s1, s2 := r1e.Status(ctx), r2e.Status(ctx)
+		return s1.RetrievedGTID.Contains(acked) && s2.RetrievedGTID.Contains(acked), fmt.Sprintf("r1 %s, r2 %s", s1.RetrievedGTID, s2.RetrievedGTID)
+	})
 	p.Kill()
 
 	// Fence: stop the I/O threads. Then the retrieved sets decide the candidate.
@@ -56,7 +61,7 @@ func TestMariaDBCandidateAppliesRelayLog(t *testing.T) {
 		t.Fatalf("replica 1 retrieved %s executed %s, acknowledged %s", s1.RetrievedGTID, s1.ExecutedGTID, acked)
 	}
 	if !s1.RetrievedGTID.Equal(s2.RetrievedGTID) {
-		t.Fatalf("both replicas acknowledged the same: r1 %s, r2 %s", s1.RetrievedGTID, s2.RetrievedGTID)
+		t.Fatalf("both replicas received the same: r1 %s, r2 %s", s1.RetrievedGTID, s2.RetrievedGTID)
 	}
 	// MariaDB finding pinned here: in GTID mode, starting the SQL thread the ordinary way with
 	// both threads stopped discards the relay log, and with it acknowledged transactions.
