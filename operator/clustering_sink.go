@@ -42,6 +42,11 @@ type kubeSink struct {
 	reader client.Reader
 	key    types.NamespacedName
 	rec    events.Recorder
+	// memo keeps the executed sets of the last pass for the source (see executedMemo).
+	memo *executedMemo
+	// lastWrite is when Publish last wrote status; clock replaces time.Now in tests.
+	lastWrite time.Time
+	clock     func() time.Time
 }
 
 func (s *kubeSink) fresh(ctx context.Context) (*kurav1alpha1.MySQLCluster, error) {
@@ -244,7 +249,25 @@ func (s *kubeSink) Event(ctx context.Context, e clustering.EmitEvent) {
 	s.rec.Emit(c, typ, e.Reason, "%s", e.Message)
 }
 
-// Publish writes the pass's state, instances and conditions.
+// publishedStatus is the part of status each pass publishes.
+type publishedStatus struct {
+	State              kurav1alpha1.ClusterState         `json:"state"`
+	Conditions         []metav1.Condition                `json:"conditions"`
+	Instances          []kurav1alpha1.InstanceStatus     `json:"instances"`
+	KeepInstances      int32                             `json:"keepInstances"`
+	AsynchronousWindow *kurav1alpha1.AsynchronousWindow  `json:"asynchronousWindow,omitempty"`
+	Config             []kurav1alpha1.ConfigOptionStatus `json:"config,omitempty"`
+}
+
+func (s *kubeSink) now() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
+}
+
+// Publish writes the pass's state, instances and conditions: at once when anything but the
+// instances' executed GTID sets and lag changed, else at most every volatileRefresh.
 func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
 	c := &kurav1alpha1.MySQLCluster{}
 	if err := s.client.Get(ctx, s.key, c); err != nil {
@@ -293,18 +316,15 @@ func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
 			window.StartTime = old.StartTime
 		}
 	}
-	st := struct {
-		State              kurav1alpha1.ClusterState         `json:"state"`
-		Conditions         []metav1.Condition                `json:"conditions"`
-		Instances          []kurav1alpha1.InstanceStatus     `json:"instances"`
-		KeepInstances      int32                             `json:"keepInstances"`
-		AsynchronousWindow *kurav1alpha1.AsynchronousWindow  `json:"asynchronousWindow,omitempty"`
-		Config             []kurav1alpha1.ConfigOptionStatus `json:"config,omitempty"`
-	}{kurav1alpha1.ClusterState(p.State), mine, instances, int32(p.MinInstances), window, configStatus(p.Config)}
-	if !statusHolds(c, st, []string{"state", "conditions", "instances", "keepInstances", "asynchronousWindow", "config"}) {
+	st := publishedStatus{kurav1alpha1.ClusterState(p.State), mine, instances, int32(p.MinInstances), window, configStatus(p.Config)}
+	s.memo.remember(p.Instances)
+	owned := []string{"state", "conditions", "instances", "keepInstances", "asynchronousWindow", "config"}
+	now := s.now()
+	if !statusHolds(c, st, owned) && (now.Sub(s.lastWrite) >= volatileRefresh || !onlyVolatile(c, st, owned)) {
 		if err := apply.Status(ctx, s.client, c, st, ownerObserved); err != nil {
 			return err
 		}
+		s.lastWrite = now
 	}
 	if len(p.KeptAside) > 0 && r.Result.Err == nil {
 		return s.recordKeptAside(ctx, p.KeptAside)

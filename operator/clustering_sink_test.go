@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -226,5 +227,82 @@ func TestConfigStatusIsPublishedAndReadBack(t *testing.T) {
 	}
 	if len(got.Status.Config) != 1 || got.Status.Config[0].Name != "max_connections" {
 		t.Errorf("after back_log left the spec: %+v", got.Status.Config)
+	}
+}
+
+// A pass whose only news is the instances' executed GTID sets and lag (every commit changes
+// them) writes status at most every volatileRefresh; any other change is written at once. The
+// loop still reads the newest executed sets, from the sink's memory.
+func TestVolatileStatusIsWrittenAtMostEveryRefresh(t *testing.T) {
+	env := testenv(t)
+	ctx := context.Background()
+	_, key := newSinkCluster(t, env.Client)
+	now := time.Now()
+	memo := &executedMemo{}
+	sink := &kubeSink{client: env.Client, reader: env.Client, key: key, memo: memo, clock: func() time.Time { return now }}
+	source := &kubeSource{memo: memo}
+	report := func(seq uint64, lag time.Duration, healthy bool) clustering.Report {
+		return clustering.Report{Plan: clustering.Plan{
+			State:        clustering.StateHealthy,
+			MinInstances: 2,
+			Conditions:   []clustering.Condition{{Type: clustering.ConditionAvailable, Status: clustering.ConditionTrue, Reason: "PrimaryWritable", Message: "shop-0 accepts writes"}},
+			Instances: []clustering.InstanceStatus{
+				{Ordinal: 0, Name: "shop-0", Role: clustering.RolePrimary, Reachable: true, Healthy: true,
+					Executed: gtid.MustParse(gtid.MariaDB, fmt.Sprintf("0-1000-%d", seq))},
+				{Ordinal: 1, Name: "shop-1", Role: clustering.RoleReplica, Reachable: true, Healthy: healthy, Lag: &lag,
+					Executed: gtid.MustParse(gtid.MariaDB, fmt.Sprintf("0-1000-%d", seq))},
+			},
+		}}
+	}
+	published := func() (string, int64, bool) {
+		t.Helper()
+		got := &kurav1alpha1.MySQLCluster{}
+		if err := env.Client.Get(ctx, key, got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Status.Instances) != 2 || got.Status.Instances[1].LagSeconds == nil {
+			t.Fatalf("instances %+v", got.Status.Instances)
+		}
+		in := got.Status.Instances[1]
+		return in.GTIDExecuted, *in.LagSeconds, in.Healthy
+	}
+	publish := func(r clustering.Report) {
+		t.Helper()
+		if err := sink.Publish(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	publish(report(5, 0, true))
+	if g, lag, _ := published(); g != "0-1000-5" || lag != 0 {
+		t.Fatalf("first pass: %s lag %d", g, lag)
+	}
+	// Commits and a second of lag, a second later: not written.
+	now = now.Add(time.Second)
+	publish(report(9, time.Second, true))
+	if g, lag, _ := published(); g != "0-1000-5" || lag != 0 {
+		t.Errorf("volatile change written before the refresh: %s lag %d", g, lag)
+	}
+	rec := recordedOf(&kurav1alpha1.MySQLCluster{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})
+	source.memo.overlay(&rec)
+	if !rec.Executed[1].Equal(gtid.MustParse(gtid.MariaDB, "0-1000-9")) {
+		t.Errorf("the loop reads %v; want the last pass's 0-1000-9", rec.Executed)
+	}
+	// Health changes: written at once, with the newest sets.
+	now = now.Add(time.Second)
+	publish(report(10, 2*time.Second, false))
+	if g, lag, healthy := published(); g != "0-1000-10" || lag != 2 || healthy {
+		t.Errorf("a change of health was not written at once: %s lag %d healthy %t", g, lag, healthy)
+	}
+	// After the refresh, volatile changes are written.
+	now = now.Add(time.Second)
+	publish(report(11, 2*time.Second, false))
+	if g, _, _ := published(); g != "0-1000-10" {
+		t.Errorf("volatile change written before the refresh: %s", g)
+	}
+	now = now.Add(volatileRefresh)
+	publish(report(12, 2*time.Second, false))
+	if g, _, _ := published(); g != "0-1000-12" {
+		t.Errorf("volatile change not written after the refresh: %s", g)
 	}
 }

@@ -31,6 +31,8 @@ type kubeSource struct {
 	// the Secrets Kura created); the result is kept for userSecretTTL.
 	direct client.Reader
 	key    types.NamespacedName
+	// memo holds the executed sets the last pass saw, newer than status (see executedMemo).
+	memo *executedMemo
 	// engineOptions bound every SQL call.
 	engineOptions engine.Options
 
@@ -100,6 +102,7 @@ func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) 
 		Recorded: recordedOf(c),
 		Engine:   clustering.Traits(builder.Engine(c)),
 	}
+	s.memo.overlay(&snap.Recorded)
 	ips := map[string]string{}
 	for n := 0; n <= maxOrdinal; n++ {
 		t := clustering.Target{

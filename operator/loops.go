@@ -76,8 +76,9 @@ func (l *clusterLoops) Ensure(ctx context.Context, c *kurav1alpha1.MySQLCluster)
 	}
 	// A short connect timeout: an unreachable primary costs each pass at most this much,
 	// which keeps failover detection fine-grained (docs/clustering.md, "Tunables").
-	src := &kubeSource{client: l.mgr.GetClient(), direct: l.mgr.GetAPIReader(), key: key, engineOptions: engine.Options{ConnectTimeout: 500 * time.Millisecond}}
-	sink := &kubeSink{client: l.mgr.GetClient(), reader: l.mgr.GetAPIReader(), key: key, rec: l.rec}
+	memo := &executedMemo{}
+	src := &kubeSource{client: l.mgr.GetClient(), direct: l.mgr.GetAPIReader(), key: key, memo: memo, engineOptions: engine.Options{ConnectTimeout: 500 * time.Millisecond}}
+	sink := &kubeSink{client: l.mgr.GetClient(), reader: l.mgr.GetAPIReader(), key: key, rec: l.rec, memo: memo}
 	loop := clustering.NewLoop(src, sink, clustering.Options{
 		Interval: l.o.ClusteringInterval,
 		Log:      quietPasses(ctrl.Log.WithName("clustering").WithValues("mysqlcluster", key.String())),

@@ -3,8 +3,12 @@ package operator
 import (
 	"encoding/json"
 	"reflect"
+	"sync"
+	"time"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/clustering"
+	"github.com/kura-db/kura/internal/gtid"
 )
 
 // statusHolds reports whether c's status already holds every field of want (the status part
@@ -60,4 +64,67 @@ func conditionsHeld(cur, want any) bool {
 		}
 	}
 	return true
+}
+
+// volatileRefresh is how often a status whose only change is in the instances' executed GTID
+// sets and lag is written. Those change with every transaction the databases commit; written
+// on every pass, a fleet under writes would cost the API server a write per cluster per pass.
+// A change of anything else (role, health, reachability, reason, state, conditions) is
+// written at once.
+const volatileRefresh = 10 * time.Second
+
+// onlyVolatile reports whether want differs from c's status in the instances' gtidExecuted
+// and lagSeconds only, the other owned fields held.
+func onlyVolatile(c *kurav1alpha1.MySQLCluster, want publishedStatus, owned []string) bool {
+	cur := map[string]kurav1alpha1.InstanceStatus{}
+	for _, in := range c.Status.Instances {
+		cur[in.Name] = in
+	}
+	masked := want
+	masked.Instances = make([]kurav1alpha1.InstanceStatus, len(want.Instances))
+	for i, in := range want.Instances {
+		old, ok := cur[in.Name]
+		if !ok {
+			return false
+		}
+		in.GTIDExecuted, in.LagSeconds = old.GTIDExecuted, old.LagSeconds
+		masked.Instances[i] = in
+	}
+	return statusHolds(c, masked, owned)
+}
+
+// executedMemo is the executed GTID set of each instance as the last pass saw it. The loop
+// reads what an instance last reported (Recorded.Executed, to recognise a primary that comes
+// back with less than it had) from status; since status holds it up to volatileRefresh late,
+// the sink remembers the latest and the source reads it over status. After a restart of the
+// operator, status is all there is.
+type executedMemo struct {
+	mu   sync.Mutex
+	sets map[int]gtid.Set
+}
+
+func (m *executedMemo) remember(instances []clustering.InstanceStatus) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sets = map[int]gtid.Set{}
+	for _, in := range instances {
+		if !in.Executed.IsEmpty() {
+			m.sets[in.Ordinal] = in.Executed
+		}
+	}
+}
+
+// overlay puts the remembered sets over those read from status.
+func (m *executedMemo) overlay(rec *clustering.Recorded) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for n, set := range m.sets {
+		rec.Executed[n] = set
+	}
 }
