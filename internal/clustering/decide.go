@@ -20,6 +20,7 @@ import (
 // docs/clustering.md, "Passes".
 func Decide(obs Observation) Plan {
 	d := &decider{o: obs, p: Plan{Primary: obs.Recorded.Primary, Term: obs.Recorded.Term}}
+	d.p.Reclones = d.currentReclones()
 	if w := obs.Recorded.Async; w != nil {
 		c := *w
 		d.p.Async = &c

@@ -303,7 +303,7 @@ func (c *fakeCluster) FenceThroughAgent(_ context.Context, t Target) (string, er
 	n.ro = true
 	return "Fenced", nil
 }
-func (c *fakeCluster) RecloneInstance(context.Context, Target, Target, string) error {
+func (c *fakeCluster) RecloneInstance(context.Context, Target, Target, string, Reclone) error {
 	return nil
 }
 func (c *fakeCluster) Event(_ context.Context, e EmitEvent) {
