@@ -283,13 +283,6 @@ var decideCases = []struct {
 					t.Errorf("kept aside: %+v", p.KeptAside)
 				}
 			}}},
-	{"returning old primary with writes nobody received, re-cloned moments ago: nothing kept aside until the backoff ends", cluster(3).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101").recloned(0, 1, 10*s, -1),
-		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2, events: []string{EventRecloneBackedOff, EventErrantReplicaDetected},
-			check: func(t *testing.T, p Plan) {
-				if len(p.KeptAside) != 0 {
-					t.Errorf("kept aside while the re-clone waits: %+v", p.KeptAside)
-				}
-			}}},
 	{"returning old primary whose extra writes another instance received: errant, left to the policy", cluster(3).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101").has(2, "0-1000-100", "0-1000-101"),
 		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2, events: []string{EventErrantReplicaDetected}}},
 	{"returning old primary while a replica cannot be observed: errant, left to the policy", cluster(3).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101").down(2, s, "x"),
@@ -297,6 +290,13 @@ var decideCases = []struct {
 	{"returning old primary with semi-sync off: errant, left to the policy", cluster(3).specSemiSync(false).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101"),
 		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2, events: []string{EventErrantReplicaDetected, EventReplicaConfigured},
 			steps: []string{"optional configure-replica(2, source 1, semi-sync false)"}}},
+	{"returning old primary with writes nobody received, re-cloned moments ago: nothing kept aside until the backoff ends", cluster(3).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101").recloned(0, 1, 10*s, -1),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2, events: []string{EventRecloneBackedOff, EventErrantReplicaDetected},
+			check: func(t *testing.T, p Plan) {
+				if len(p.KeptAside) != 0 {
+					t.Errorf("kept aside while the re-clone waits: %+v", p.KeptAside)
+				}
+			}}},
 
 	// Switchover (rule 11).
 	{"switchover by request", cluster(3).primary(0).switchover("s1", 1), want{state: StateSwitching, reason: "Switchover", primary: ord(1), term: 2,
