@@ -154,6 +154,7 @@ func (d *decider) pause() {
 	d.p.State, d.p.Reason, d.p.Message = StatePaused, "Paused", msg
 	d.p.Steps, d.p.OnFailure, d.p.Continue = nil, nil, false
 	d.p.Primary, d.p.Term = d.o.Recorded.Primary, d.o.Recorded.Term
+	d.p.Reclones = d.currentReclones() // a re-clone it would start is not one that ran
 	d.labelsSet = true
 }
 

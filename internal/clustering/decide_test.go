@@ -370,6 +370,9 @@ var decideCases = []struct {
 	// Paused.
 	{"paused: observe only, even with a failed primary", cluster(3).primary(0).down(0, 30*s, "x").paused(), want{state: StatePaused, reason: "Paused", primary: ord(0), term: 1,
 		check: messageHas("fence-through-agent(0), fence-io-threads(1), fence-io-threads(2)")}},
+	{"paused: a re-clone due is not recorded as started", cluster(3).primary(0).recloned(2, 2, 10*time.Minute, -1).ioError(2, 1236, gtidGone).paused(),
+		want{state: StatePaused, reason: "Paused", primary: ord(0), term: 1, check: both(messageHas("reclone(2 from 1"), recloneRecord(2, Reclone{Count: 2,
+			First: now.Add(-30 * time.Minute), Last: now.Add(-5 * time.Minute), Reason: binlogsGone, Donor: 1, Pod: "old-pod", Finished: now.Add(-10 * time.Minute)}))}},
 	{"paused: a switchover request waits", cluster(3).primary(0).switchover("s1", 1).paused(), want{state: StatePaused, reason: "Paused", primary: ord(0), term: 1}},
 }
 
