@@ -1,6 +1,9 @@
 package clustering
 
 import (
+	"context"
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +117,30 @@ func TestRecloneBackoffAcrossPasses(t *testing.T) {
 	}
 	if p := pass(at, false); !strings.Contains(actionSteps(p), "reclone(2") || p.Reclones[2].Count != 1 {
 		t.Fatalf("after the reset: steps %s, record %+v", actionSteps(p), p.Reclones[2])
+	}
+}
+
+// Act hands the sink the record of a starting re-clone with the re-clone itself, so the sink
+// can persist it before the instance goes.
+func TestActHandsTheRecloneRecordToTheSink(t *testing.T) {
+	c := newFakeCluster(3)
+	f := cluster(3).primary(0).recloned(2, 2, 70*s, -1).ioError(2, 1236, gtidGone)
+	p := Decide(f.obs())
+	a := &Actor{Targets: map[int]Target{0: {Ordinal: 0, Name: "db-0"}, 1: {Ordinal: 1, Name: "db-1"}, 2: {Ordinal: 2, Name: "db-2"}},
+		Connect: func(Target) (SQL, error) { return nil, errors.New("no SQL in this test") }, Sink: c}
+	var steps []Step
+	for _, st := range p.Steps {
+		if _, ok := st.(RecloneInstance); ok {
+			steps = append(steps, st)
+		}
+	}
+	if len(steps) != 1 {
+		t.Fatalf("steps %v", p.Steps)
+	}
+	if res := a.Act(context.Background(), Plan{Steps: steps}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if got := c.recorded.Reclones[2]; !reflect.DeepEqual(got, p.Reclones[2]) || got.Count != 3 {
+		t.Errorf("the sink got %+v, the plan holds %+v", got, p.Reclones[2])
 	}
 }
