@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -31,6 +32,7 @@ const (
 	ownerSwitchover = "kura-clustering-switchover" // switchover
 	ownerObserved   = "kura-clustering"            // state, instances, Available/Healthy/Degraded
 	ownerKeptAside  = "kura-clustering-kept-aside" // keptAside
+	ownerReclones   = "kura-clustering-reclones"   // reclones
 	historyLimit    = 20
 )
 
@@ -162,7 +164,7 @@ func (s *kubeSink) RestartInstance(ctx context.Context, t clustering.Target, rea
 // RecloneInstance asks the instance's agent to keep its data aside and clone afresh from
 // donor at its next start (a marker on the data volume), then deletes the Pod; its `kura init`
 // does the rest (docs/cloning.md).
-func (s *kubeSink) RecloneInstance(ctx context.Context, t, donor clustering.Target, reason string) error {
+func (s *kubeSink) RecloneInstance(ctx context.Context, t, donor clustering.Target, reason string, record clustering.Reclone) error {
 	c, err := s.fresh(ctx)
 	if err != nil {
 		return err
@@ -182,6 +184,11 @@ func (s *kubeSink) RecloneInstance(ctx context.Context, t, donor clustering.Targ
 	defer cancel()
 	if err := cl.RequestReclone(rctx, donor.Name, reason); err != nil {
 		return fmt.Errorf("failed to request the re-clone of %s: %w", t.Name, err)
+	}
+	// The re-clone counts from here on (the marker is on the volume): it is recorded before the
+	// Pod goes, so a restart of the operator keeps the backoff.
+	if err := s.recordReclones(ctx, map[int]clustering.Reclone{t.Ordinal: record}, false); err != nil {
+		return fmt.Errorf("failed to record the re-clone of %s: %w", t.Name, err)
 	}
 	// Only the Pod that holds the marker: never a replacement created meanwhile.
 	if err := s.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); err != nil && !apierrors.IsNotFound(err) {
@@ -326,10 +333,60 @@ func (s *kubeSink) Publish(ctx context.Context, r clustering.Report) error {
 		}
 		s.lastWrite = now
 	}
+	if !statusHolds(c, struct {
+		Reclones []kurav1alpha1.RecloneRecord `json:"reclones,omitempty"`
+	}{recloneRecords(c, p.Reclones)}, []string{"reclones"}) {
+		if err := s.recordReclones(ctx, p.Reclones, true); err != nil {
+			return err
+		}
+	}
 	if len(p.KeptAside) > 0 && r.Result.Err == nil {
 		return s.recordKeptAside(ctx, p.KeptAside)
 	}
 	return nil
+}
+
+// recordReclones writes re-clone records to status.reclones: all of them (the plan's, every
+// instance's; an instance absent has none), or, when !all, only those given, over the others.
+func (s *kubeSink) recordReclones(ctx context.Context, records map[int]clustering.Reclone, all bool) error {
+	c, err := s.fresh(ctx)
+	if err != nil {
+		return err
+	}
+	merged := records
+	if !all {
+		merged = reclonesOf(c)
+		for o, r := range records {
+			merged[o] = r
+		}
+	}
+	st := struct {
+		Reclones []kurav1alpha1.RecloneRecord `json:"reclones"`
+	}{recloneRecords(c, merged)}
+	return apply.Status(ctx, s.client, c, st, ownerReclones)
+}
+
+// recloneRecords maps re-clone records to status.reclones, in ordinal order.
+func recloneRecords(c *kurav1alpha1.MySQLCluster, records map[int]clustering.Reclone) []kurav1alpha1.RecloneRecord {
+	out := []kurav1alpha1.RecloneRecord{}
+	for _, o := range slices.Sorted(maps.Keys(records)) {
+		r := records[o]
+		rec := kurav1alpha1.RecloneRecord{Instance: builder.PodName(c, int32(o)), Count: int32(r.Count), FirstTime: metav1.NewTime(r.First),
+			LastTime: metav1.NewTime(r.Last), Reason: r.Reason, PodUID: r.Pod, FinishedTime: metaTime(r.Finished), HealthySince: metaTime(r.HealthySince)}
+		if r.Donor >= 0 {
+			rec.Donor = builder.PodName(c, int32(r.Donor))
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+func metaTime(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewTime(t)
+	return &mt
 }
 
 // configStatus maps the state of spec.mysqld.config's options to status.config.

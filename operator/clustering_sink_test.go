@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -304,5 +305,85 @@ func TestVolatileStatusIsWrittenAtMostEveryRefresh(t *testing.T) {
 	publish(report(12, 2*time.Second, false))
 	if g, _, _ := published(); g != "0-1000-12" {
 		t.Errorf("volatile change not written after the refresh: %s", g)
+	}
+}
+
+// Re-clone records go to status.reclones and are read back as the loop's memory: a new loop,
+// as after a restart of the operator, decides from status alone and keeps the backoff. A
+// record written as a re-clone starts joins the others; a plan without records empties the list.
+func TestRecloneRecordsSurviveARestart(t *testing.T) {
+	env := testenv(t)
+	ctx := context.Background()
+	_, key := newSinkCluster(t, env.Client)
+	sink := &kubeSink{client: env.Client, reader: env.Client, key: key}
+	finished := time.Now().Add(-10 * time.Second).Truncate(time.Second)
+	first := finished.Add(-2 * time.Minute)
+	want := map[int]clustering.Reclone{1: {Count: 2, First: first, Last: finished.Add(-20 * time.Second),
+		Reason: "the primary no longer has the binary logs this replica needs", Donor: 2, Pod: "uid-a", Finished: finished}}
+	report := clustering.Report{Plan: clustering.Plan{State: clustering.StateDegraded, Reclones: want,
+		Conditions: []clustering.Condition{{Type: clustering.ConditionAvailable, Status: clustering.ConditionTrue, Reason: "PrimaryWritable", Message: "shop-0 accepts writes"}}}}
+	if err := sink.Publish(ctx, report); err != nil {
+		t.Fatal(err)
+	}
+	got := &kurav1alpha1.MySQLCluster{}
+	if err := env.Client.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	if r := got.Status.Reclones; len(r) != 1 || r[0].Instance != "shop-1" || r[0].Donor != "shop-2" || r[0].Count != 2 || r[0].FinishedTime == nil || r[0].HealthySince != nil {
+		t.Fatalf("status.reclones: %+v", r)
+	}
+	rec := recordedOf(got)
+	if !reflect.DeepEqual(rec.Reclones, want) {
+		t.Fatalf("read back:\n got %+v\nwant %+v", rec.Reclones, want)
+	}
+
+	// A new loop decides from status alone: the replica's fault is back 10 s after the second
+	// re-clone finished, so the third waits a minute from then.
+	obs := clustering.Observation{Cluster: "shop", Spec: specOf(got), Recorded: rec, Engine: clustering.EngineTraits{MaxAckCount: 1}, Now: finished.Add(10 * time.Second)}
+	obs.Recorded.Primary, obs.Recorded.Term = 0, 1
+	executed := gtid.MustParse(gtid.MariaDB, "0-1000-100")
+	for i := 0; i < 3; i++ {
+		in := clustering.Instance{Ordinal: i, Name: fmt.Sprintf("shop-%d", i), Host: fmt.Sprintf("shop-%d.shop-instances", i), Port: 3306,
+			Pod: clustering.PodFacts{Exists: true, Phase: "Running", Ready: true, UID: fmt.Sprintf("uid-%d", i)},
+			SQL: &clustering.SQLFacts{ServerID: uint32(1000 + i), ReadOnly: i != 0, Executed: executed, Retrieved: executed,
+				SemiSync: clustering.SemiSyncFacts{SourceEnabled: i == 0, ReplicaEnabled: true, AfterSync: true, WaitCount: 1}}}
+		if i != 0 {
+			in.SQL.Replica = &clustering.ReplicaFacts{SourceHost: "shop-0.shop-instances", SourcePort: 3306, IORunning: true, SQLRunning: true}
+		}
+		obs.Instances = append(obs.Instances, in)
+	}
+	r := obs.Instances[1].SQL.Replica
+	r.IORunning, r.IOErrno, r.IOError = false, 1236, "Could not find GTID state requested by slave in any binlog files"
+	plan := clustering.Decide(obs)
+	for _, s := range plan.Steps {
+		if _, ok := s.(clustering.RecloneInstance); ok {
+			t.Fatalf("re-cloned within the backoff after a restart: %v", plan.Steps)
+		}
+	}
+	next := finished.Add(time.Minute).UTC().Format(time.RFC3339)
+	if st, _ := plan.InstanceStatus(1); !strings.Contains(st.Reason, "re-cloned 2 times since "+first.UTC().Format(time.RFC3339)) || !strings.Contains(st.Reason, "next attempt after "+next) {
+		t.Errorf("reason %q", st.Reason)
+	}
+
+	// The record a starting re-clone writes joins the list; a plan without records empties it.
+	started := clustering.Reclone{Count: 1, First: finished, Last: finished, Reason: "errant", Donor: 0, Pod: "uid-2"}
+	if err := sink.recordReclones(ctx, map[int]clustering.Reclone{2: started}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	if rec := recordedOf(got).Reclones; len(rec) != 2 || !reflect.DeepEqual(rec[2], started) || !reflect.DeepEqual(rec[1], want[1]) {
+		t.Fatalf("after a re-clone started: %+v", rec)
+	}
+	report.Plan.Reclones = map[int]clustering.Reclone{}
+	if err := sink.Publish(ctx, report); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Status.Reclones) != 0 {
+		t.Errorf("records left after the plan forgot them: %+v", got.Status.Reclones)
 	}
 }

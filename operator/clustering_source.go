@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -119,6 +120,7 @@ func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) 
 				Ready:       podReady(p),
 				Terminating: p.DeletionTimestamp != nil,
 				RoleLabel:   p.Labels[contract.LabelRole],
+				UID:         string(p.UID),
 			}
 			t.Revision = p.Labels[appsv1.ControllerRevisionHashLabelKey]
 			t.Cloning = initRunning(p, contract.ContainerKuraInit)
@@ -234,7 +236,7 @@ func specOf(c *kurav1alpha1.MySQLCluster) clustering.Spec {
 // recordedOf reads the loop's durable memory from status.
 func recordedOf(c *kurav1alpha1.MySQLCluster) clustering.Recorded {
 	rec := clustering.Recorded{Primary: clustering.NoPrimary, Term: c.Status.Term, Errant: map[int]gtid.Set{}, Executed: map[int]gtid.Set{},
-		FormerPrimaries: map[int]bool{}}
+		FormerPrimaries: map[int]bool{}, Reclones: reclonesOf(c)}
 	flavor := engine.FlavorOf(builder.Engine(c))
 	if w := c.Status.AsynchronousWindow; w != nil {
 		since, err1 := gtid.Parse(flavor, w.Since)
@@ -280,4 +282,29 @@ func initRunning(p *corev1.Pod, name string) bool {
 		}
 	}
 	return false
+}
+
+// reclonesOf reads the re-clone records from status.reclones, by ordinal.
+func reclonesOf(c *kurav1alpha1.MySQLCluster) map[int]clustering.Reclone {
+	out := map[int]clustering.Reclone{}
+	for _, r := range c.Status.Reclones {
+		n, ok := ordinalOf(c.Name, r.Instance)
+		if !ok {
+			continue
+		}
+		donor, ok := ordinalOf(c.Name, r.Donor)
+		if !ok {
+			donor = clustering.NoPrimary
+		}
+		out[n] = clustering.Reclone{Count: int(r.Count), First: r.FirstTime.Time, Last: r.LastTime.Time, Reason: r.Reason,
+			Donor: donor, Pod: r.PodUID, Finished: timeOf(r.FinishedTime), HealthySince: timeOf(r.HealthySince)}
+	}
+	return out
+}
+
+func timeOf(t *metav1.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Time
 }

@@ -569,6 +569,36 @@ type KeptAsideRecord struct {
 	Time metav1.Time `json:"time"`
 }
 
+// RecloneRecord counts the re-clones of one instance (docs/clustering.md, "Re-cloning"): when
+// the fault that called for a re-clone comes back after it, the next one waits, 30 s after the
+// first and twice as long after each further one, at most 10 minutes. The record goes once the
+// instance has been healthy for 10 minutes.
+type RecloneRecord struct {
+	// Instance is the Pod name of the re-cloned instance.
+	Instance string `json:"instance"`
+	// Count is the number of re-clones since FirstTime.
+	Count int32 `json:"count"`
+	// FirstTime is when the first of them started.
+	FirstTime metav1.Time `json:"firstTime"`
+	// LastTime is when the latest started.
+	LastTime metav1.Time `json:"lastTime"`
+	// Reason says why the latest started.
+	Reason string `json:"reason"`
+	// Donor is the instance the latest copied from.
+	Donor string `json:"donor"`
+	// PodUID is the Pod the latest replaced; the re-clone is under way until another Pod
+	// holds the instance.
+	// +optional
+	PodUID string `json:"podUID,omitempty"`
+	// FinishedTime is when the instance first answered after the latest; the wait before the
+	// next one runs from it.
+	// +optional
+	FinishedTime *metav1.Time `json:"finishedTime,omitempty"`
+	// HealthySince is when the instance was first seen healthy after the latest.
+	// +optional
+	HealthySince *metav1.Time `json:"healthySince,omitempty"`
+}
+
 // SwitchoverStatus reports the outcome of the last switchover request.
 type SwitchoverStatus struct {
 	// ID of the request.
@@ -680,6 +710,12 @@ type MySQLClusterStatus struct {
 	// KeptAside lists the transactions set aside by the operator, newest last (at most 20).
 	// +optional
 	KeptAside []KeptAsideRecord `json:"keptAside,omitempty"`
+	// Reclones counts the re-clones of instances whose fault came back after a re-clone; the
+	// next re-clone of such an instance waits (docs/clustering.md, "Re-cloning").
+	// +listType=map
+	// +listMapKey=instance
+	// +optional
+	Reclones []RecloneRecord `json:"reclones,omitempty"`
 	// AsynchronousWindow is set while writes may be acknowledged without a copy on a replica
 	// (spec.replication.semiSync false, and until a semi-synchronous replica holds everything
 	// the primary executed when semi-sync was turned back on). Automatic failover refuses to

@@ -261,7 +261,7 @@ func (a *Actor) runStep(ctx context.Context, s Step, cause string) error {
 		if err != nil {
 			return err
 		}
-		return a.Sink.RecloneInstance(ctx, t, d, st.Reason)
+		return a.Sink.RecloneInstance(ctx, t, d, st.Reason, st.Record)
 	case RecordTopologyChange:
 		c := TopologyChange{Term: st.Term, Kind: st.Kind, From: st.From, To: st.To, Reason: st.Reason, Time: a.now(),
 			MayLoseAcknowledged: st.MayLoseAcknowledged}

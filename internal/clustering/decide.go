@@ -20,6 +20,7 @@ import (
 // docs/clustering.md, "Passes".
 func Decide(obs Observation) Plan {
 	d := &decider{o: obs, p: Plan{Primary: obs.Recorded.Primary, Term: obs.Recorded.Term}}
+	d.p.Reclones = d.currentReclones()
 	if w := obs.Recorded.Async; w != nil {
 		c := *w
 		d.p.Async = &c
@@ -153,6 +154,7 @@ func (d *decider) pause() {
 	d.p.State, d.p.Reason, d.p.Message = StatePaused, "Paused", msg
 	d.p.Steps, d.p.OnFailure, d.p.Continue = nil, nil, false
 	d.p.Primary, d.p.Term = d.o.Recorded.Primary, d.o.Recorded.Term
+	d.p.Reclones = d.currentReclones() // a re-clone it would start is not one that ran
 	d.labelsSet = true
 }
 

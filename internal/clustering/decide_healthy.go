@@ -278,17 +278,19 @@ func (d *decider) maintain(primary Instance, verdicts map[int]replicaVerdict) {
 	for _, in := range d.o.Instances {
 		v, ok := verdicts[in.Ordinal]
 		if !ok {
+			d.trackReclone(in, in.Ordinal == primary.Ordinal && !primary.SQL.ReadOnly && primary.SQL.Replica == nil)
 			continue
 		}
+		d.trackReclone(in, v.status.Healthy)
 		if v.ackable {
 			ackable++
 		}
 		switch {
 		case v.reclone != "":
-			donor := d.donor(primary, in.Ordinal, verdicts)
-			d.add(Optional{SetRoleLabel{Instance: in.Ordinal, Role: LabelNone}},
-				RecloneInstance{Instance: in.Ordinal, Donor: donor, Reason: v.reclone})
-			d.event(false, EventInstanceCloneStarted, "cloning %s from %s: %s", in.Name, d.name(donor), v.reclone)
+			if !d.reclone(in, d.donor(primary, in.Ordinal, verdicts), v.reclone, &v.status) {
+				verdicts[in.Ordinal] = v
+				break
+			}
 			if v.keptAside {
 				d.p.KeptAside = append(d.p.KeptAside, KeptAside{Ordinal: in.Ordinal, Name: in.Name, GTIDs: v.status.Errant, Reason: v.reclone})
 				d.event(true, EventKeptAside, "%s %s; it rejoins as a replica", in.Name, v.reclone)

@@ -83,7 +83,57 @@ var decideCases = []struct {
 		steps:  []string{"reclone(1 from 2: errant: has transactions the primary lacks (0-1002-5))"},
 		events: []string{EventInstanceCloneStarted, EventErrantReplicaDetected}}},
 	{"replica whose binlogs are gone is recloned", cluster(3).primary(0).ioError(2, 1236, "Could not find GTID state requested by slave in any binlog files"), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
-		steps: []string{"reclone(2 from 1: the primary no longer has the binary logs this replica needs)"}, events: []string{EventInstanceCloneStarted}}},
+		steps: []string{"reclone(2 from 1: the primary no longer has the binary logs this replica needs)"}, events: []string{EventInstanceCloneStarted},
+		check: recloneRecord(2, Reclone{Count: 1, First: now, Last: now, Reason: binlogsGone, Donor: 1, Pod: "pod-2"})}},
+
+	// Re-cloning backs off (docs/clustering.md, "Re-cloning").
+	{"re-cloned replica back with the same fault within the backoff: not re-cloned, and said so", cluster(3).primary(0).recloned(2, 1, 10*s, -1).ioError(2, 1236, gtidGone),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventRecloneBackedOff}, labels: map[int]string{2: LabelNone},
+			check: both(reasonHas(2, "re-cloned 1 time since 2026-03-01T11:30:00Z; the same fault came back (the primary no longer has the binary logs this replica needs); next attempt after 2026-03-01T12:00:20Z"),
+				messageHas("db-2: replication receiver error 1236"), messageHas("next attempt after 2026-03-01T12:00:20Z"))}},
+	{"re-cloned replica seen back for the first time: the backoff runs from now", cluster(3).primary(0).recloned(2, 1, -1, -1).ioError(2, 1236, gtidGone),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventRecloneBackedOff},
+			check: both(reasonHas(2, "next attempt after 2026-03-01T12:00:30Z"), func(t *testing.T, p Plan) {
+				if r := p.Reclones[2]; !r.Finished.Equal(now) || r.Count != 1 {
+					t.Errorf("record %+v, want finished now, count 1", r)
+				}
+			})}},
+	{"re-clone whose Pod has not gone yet: asked again, not counted again", cluster(3).primary(0).recloned(2, 1, -1, -1).samePod(2).ioError(2, 1236, gtidGone),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventInstanceCloneStarted},
+			steps: []string{"reclone(2 from 1: the primary no longer has the binary logs this replica needs)"},
+			check: recloneRecord(2, Reclone{Count: 1, First: now.Add(-30 * time.Minute), Last: now.Add(-5 * time.Minute), Reason: binlogsGone, Donor: 1, Pod: "old-pod"})}},
+	{"after the backoff the fault is re-cloned again, and counted", cluster(3).primary(0).recloned(2, 2, 70*s, -1).ioError(2, 1236, gtidGone),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventInstanceCloneStarted},
+			steps: []string{"reclone(2 from 1: the primary no longer has the binary logs this replica needs)"},
+			check: both(recloneRecord(2, Reclone{Count: 3, First: now.Add(-30 * time.Minute), Last: now, Reason: binlogsGone, Donor: 1, Pod: "pod-2"}),
+				eventHas(EventInstanceCloneStarted, "(re-clone 3 since 2026-03-01T11:30:00Z)"))}},
+	{"the third re-clone waits twice as long as the second", cluster(3).primary(0).recloned(2, 2, 50*s, -1).ioError(2, 1236, gtidGone),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventRecloneBackedOff},
+			check: both(reasonHas(2, "re-cloned 2 times since"), reasonHas(2, "next attempt after 2026-03-01T12:00:10Z"))}},
+	{"the wait stops growing at ten minutes", cluster(3).primary(0).recloned(2, 9, 9*time.Minute, -1).ioError(2, 1236, gtidGone),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventRecloneBackedOff},
+			check: reasonHas(2, "next attempt after 2026-03-01T12:01:00Z")}},
+	{"a re-cloned replica healthy for ten minutes: its record is forgotten", cluster(3).primary(0).recloned(2, 3, 20*time.Minute, 10*time.Minute),
+		want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1, check: func(t *testing.T, p Plan) {
+			if r, ok := p.Reclones[2]; ok {
+				t.Errorf("record kept: %+v", r)
+			}
+		}}},
+	{"a re-cloned replica healthy for five minutes: its record stays", cluster(3).primary(0).recloned(2, 3, 20*time.Minute, 5*time.Minute),
+		want{state: StateHealthy, reason: "AllInstancesHealthy", primary: ord(0), term: 1, check: func(t *testing.T, p Plan) {
+			if r := p.Reclones[2]; r.Count != 3 || !r.HealthySince.Equal(now.Add(-5*time.Minute)) {
+				t.Errorf("record %+v", r)
+			}
+		}}},
+	{"errant replica, Reclone, within the backoff: not re-cloned", cluster(3).primary(0).errant(1, "0-1002-5").reclonePolicy().recloned(1, 1, 10*s, -1),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventRecloneBackedOff, EventErrantReplicaDetected},
+			check: reasonHas(1, "the same fault came back (errant: has transactions the primary lacks (0-1002-5))")}},
+	{"replica whose binlogs are gone holding what the primary lacks: never re-cloned, whatever its record (rule 15a)", cluster(3).primary(0).recloned(2, 1, 10*time.Minute, -1).has(2, "0-1000-100", "0-1000-101").ioError(2, 1236, gtidGone),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, check: both(reasonHas(2, "which the primary lacks, so it is not re-cloned"), func(t *testing.T, p Plan) {
+			if st, _ := p.InstanceStatus(2); strings.Contains(st.Reason, "next attempt") {
+				t.Errorf("reason %q speaks of a re-clone", st.Reason)
+			}
+		})}},
 	{"replica whose binlogs are gone but which received what the primary lacks: never re-cloned (rule 15a)", cluster(3).primary(0).has(2, "0-1000-100", "0-1000-101").ioError(2, 1236, "Could not find GTID state requested by slave in any binlog files"),
 		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, check: reasonHas(2, "holds 0-1000-101, which the primary lacks")}},
 	{"cloning replica is not waited for", cluster(3).mysqlAcks().primary(0).cloning(2), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
@@ -240,6 +290,13 @@ var decideCases = []struct {
 	{"returning old primary with semi-sync off: errant, left to the policy", cluster(3).specSemiSync(false).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101"),
 		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2, events: []string{EventErrantReplicaDetected, EventReplicaConfigured},
 			steps: []string{"optional configure-replica(2, source 1, semi-sync false)"}}},
+	{"returning old primary with writes nobody received, re-cloned moments ago: nothing kept aside until the backoff ends", cluster(3).primary(1).term(2).formerPrimary(0).unconfigured(0).errant(0, "0-1000-101").recloned(0, 1, 10*s, -1),
+		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(1), term: 2, events: []string{EventRecloneBackedOff, EventErrantReplicaDetected},
+			check: func(t *testing.T, p Plan) {
+				if len(p.KeptAside) != 0 {
+					t.Errorf("kept aside while the re-clone waits: %+v", p.KeptAside)
+				}
+			}}},
 
 	// Switchover (rule 11).
 	{"switchover by request", cluster(3).primary(0).switchover("s1", 1), want{state: StateSwitching, reason: "Switchover", primary: ord(1), term: 2,
@@ -313,6 +370,9 @@ var decideCases = []struct {
 	// Paused.
 	{"paused: observe only, even with a failed primary", cluster(3).primary(0).down(0, 30*s, "x").paused(), want{state: StatePaused, reason: "Paused", primary: ord(0), term: 1,
 		check: messageHas("fence-through-agent(0), fence-io-threads(1), fence-io-threads(2)")}},
+	{"paused: a re-clone due is not recorded as started", cluster(3).primary(0).recloned(2, 2, 10*time.Minute, -1).ioError(2, 1236, gtidGone).paused(),
+		want{state: StatePaused, reason: "Paused", primary: ord(0), term: 1, check: both(messageHas("reclone(2 from 1"), recloneRecord(2, Reclone{Count: 2,
+			First: now.Add(-30 * time.Minute), Last: now.Add(-5 * time.Minute), Reason: binlogsGone, Donor: 1, Pod: "old-pod", Finished: now.Add(-10 * time.Minute)}))}},
 	{"paused: a switchover request waits", cluster(3).primary(0).switchover("s1", 1).paused(), want{state: StatePaused, reason: "Paused", primary: ord(0), term: 1}},
 }
 
@@ -442,6 +502,44 @@ func eventReasons(p Plan) []string {
 		}
 	}
 	return out
+}
+
+const (
+	gtidGone    = "Could not find GTID state requested by slave in any binlog files"
+	binlogsGone = "the primary no longer has the binary logs this replica needs"
+)
+
+// both runs every check.
+func both(checks ...func(*testing.T, Plan)) func(*testing.T, Plan) {
+	return func(t *testing.T, p Plan) {
+		t.Helper()
+		for _, c := range checks {
+			c(t, p)
+		}
+	}
+}
+
+// recloneRecord checks the re-clone record the plan leaves for an ordinal.
+func recloneRecord(ordinal int, want Reclone) func(*testing.T, Plan) {
+	return func(t *testing.T, p Plan) {
+		t.Helper()
+		if got := p.Reclones[ordinal]; !reflect.DeepEqual(got, want) {
+			t.Errorf("re-clone record of %d:\n got %+v\nwant %+v", ordinal, got, want)
+		}
+	}
+}
+
+// eventHas checks that an event of the reason says sub.
+func eventHas(reason, sub string) func(*testing.T, Plan) {
+	return func(t *testing.T, p Plan) {
+		t.Helper()
+		for _, s := range p.Steps {
+			if e, ok := s.(EmitEvent); ok && e.Reason == reason && strings.Contains(e.Message, sub) {
+				return
+			}
+		}
+		t.Errorf("no %s event says %q", reason, sub)
+	}
 }
 
 func messageHas(sub string) func(*testing.T, Plan) {

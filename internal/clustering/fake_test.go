@@ -303,7 +303,16 @@ func (c *fakeCluster) FenceThroughAgent(_ context.Context, t Target) (string, er
 	n.ro = true
 	return "Fenced", nil
 }
-func (c *fakeCluster) RecloneInstance(context.Context, Target, Target, string) error {
+func (c *fakeCluster) RecloneInstance(_ context.Context, t, donor Target, reason string, r Reclone) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.call("RecloneInstance", c.nodes[t.Ordinal]); err != nil {
+		return err
+	}
+	if c.recorded.Reclones == nil {
+		c.recorded.Reclones = map[int]Reclone{}
+	}
+	c.recorded.Reclones[t.Ordinal] = r
 	return nil
 }
 func (c *fakeCluster) Event(_ context.Context, e EmitEvent) {

@@ -28,17 +28,43 @@ func cluster(n int) *fx {
 			ApplyTimeout: 60 * time.Second, ErrantPolicy: ErrantManual, AutoFailover: true},
 		Recorded: Recorded{Primary: NoPrimary},
 		Engine:   EngineTraits{MaxAckCount: 1},
+		Now:      now,
 	}}
 	for i := 0; i < n; i++ {
 		f.o.Instances = append(f.o.Instances, Instance{
 			Ordinal: i, Name: fmt.Sprintf("db-%d", i), Host: fmt.Sprintf("db-%d.db-instances", i), Port: 3306,
-			Pod: PodFacts{Exists: true, Phase: "Running", Ready: true},
+			Pod: PodFacts{Exists: true, Phase: "Running", Ready: true, UID: fmt.Sprintf("pod-%d", i)},
 			SQL: &SQLFacts{ServerID: uint32(1000 + i), ReadOnly: true, Executed: set(base),
 				SemiSync: SemiSyncFacts{ReplicaEnabled: true, AfterSync: true, WaitCount: 1}},
 		})
 	}
 	return f
 }
+
+// now is the time of every fixture's observation.
+var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// recloned records that i was re-cloned count times, the first 30 minutes ago, the latest from
+// a Pod other than the one it has now; finished and healthy are how long ago the latest
+// finished and since when i is healthy (negative: not yet).
+func (f *fx) recloned(i, count int, finished, healthy time.Duration) *fx {
+	r := Reclone{Count: count, First: now.Add(-30 * time.Minute), Last: now.Add(-5 * time.Minute),
+		Reason: "the primary no longer has the binary logs this replica needs", Donor: 1, Pod: "old-pod"}
+	if finished >= 0 {
+		r.Finished = now.Add(-finished)
+	}
+	if healthy >= 0 {
+		r.HealthySince = now.Add(-healthy)
+	}
+	if f.o.Recorded.Reclones == nil {
+		f.o.Recorded.Reclones = map[int]Reclone{}
+	}
+	f.o.Recorded.Reclones[i] = r
+	return f
+}
+
+// samePod makes i's Pod the one its latest re-clone was asked of (it has not gone yet).
+func (f *fx) samePod(i int) *fx { f.in(i).Pod.UID = f.o.Recorded.Reclones[i].Pod; return f }
 
 // fresh makes every instance empty, as after initialisation.
 func (f *fx) fresh() *fx {
@@ -233,6 +259,9 @@ func deepCopy(o Observation) Observation {
 		for k, v := range o.Recorded.Errant {
 			c.Recorded.Errant[k] = cp(v)
 		}
+	}
+	if o.Recorded.Reclones != nil {
+		c.Recorded.Reclones = maps.Clone(o.Recorded.Reclones)
 	}
 	c.Instances = nil
 	for _, in := range o.Instances {

@@ -202,7 +202,7 @@ func (r *rig) withAgents() {
 	r.t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
-func (r *rig) RecloneInstance(context.Context, Target, Target, string) error {
+func (r *rig) RecloneInstance(context.Context, Target, Target, string, Reclone) error {
 	return fmt.Errorf("failed to reclone: not supported on the engine tier")
 }
 func (r *rig) Event(_ context.Context, e EmitEvent) {

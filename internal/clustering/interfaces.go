@@ -113,8 +113,9 @@ type Sink interface {
 	// FenceThroughAgent asks the instance's agent to fence its server, or to kill it when it
 	// is frozen (FenceThroughAgent step, rule 3c); it reports what the agent did.
 	FenceThroughAgent(ctx context.Context, t Target) (string, error)
-	// RecloneInstance keeps the instance's data aside and clones it from donor.
-	RecloneInstance(ctx context.Context, t, donor Target, reason string) error
+	// RecloneInstance keeps the instance's data aside and clones it from donor. It persists
+	// record (the instance's re-clone record with this one counted) before the instance goes.
+	RecloneInstance(ctx context.Context, t, donor Target, reason string, record Reclone) error
 	// Event emits one Event about the cluster.
 	Event(ctx context.Context, e EmitEvent)
 	// Publish writes the pass's status (state, conditions, instances). Called once per pass.

@@ -146,7 +146,7 @@ func (l *Loop) Pass(ctx context.Context) (Report, error) {
 	l.probes.track(ins, start)
 	l.forgetUnreachable(ins)
 	obs := Observation{Cluster: snap.Cluster, Spec: snap.Spec, Recorded: snap.Recorded, Engine: snap.Engine, Instances: ins,
-		Attempts: l.currentAttempts(snap)}
+		Attempts: l.currentAttempts(snap), Now: observed}
 	plan := Decide(obs)
 
 	targets := map[int]Target{}

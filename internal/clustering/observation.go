@@ -27,6 +27,8 @@ type Observation struct {
 	// Attempts is the loop's memory of the SET GLOBAL statements it ran, by instance name and
 	// variable: a value the server rounded or refused is not set again pass after pass.
 	Attempts map[string]map[string]Attempt
+	// Now is when the instances were observed; the backoff of re-clones is measured against it.
+	Now time.Time
 }
 
 // Setting is one option of spec.mysqld.config: its variable name, the value the config
@@ -109,6 +111,29 @@ type Recorded struct {
 	FormerPrimaries map[int]bool
 	// Async is the asynchronous window status records, or nil.
 	Async *AsyncWindow
+	// Reclones holds, per ordinal, the re-clones status recorded (docs/clustering.md,
+	// "Re-cloning"): a fault a re-clone did not cure is not cloned again at once.
+	Reclones map[int]Reclone
+}
+
+// Reclone is the record of an instance's re-clones: how many started since the first, and the
+// latest of them. It is forgotten once the instance has been healthy for recloneResetAfter.
+type Reclone struct {
+	// Count is the number of re-clones since First, when the first of them started.
+	Count int
+	First time.Time
+	// Last is when the latest started, Reason why, and Donor the ordinal it copies from.
+	Last   time.Time
+	Reason string
+	Donor  int
+	// Pod is the identity of the Pod the latest re-clone replaced: the re-clone is under way
+	// until another Pod holds the instance.
+	Pod string
+	// Finished is when the instance was first seen answering after the latest re-clone (zero
+	// until then); the backoff runs from it.
+	Finished time.Time
+	// HealthySince is when the instance was first seen healthy after it (zero while it is not).
+	HealthySince time.Time
 }
 
 // AsyncWindow is a period in which the primary did not wait for acknowledgements (rule 15):
@@ -164,6 +189,8 @@ type PodFacts struct {
 	Terminating bool
 	// RoleLabel is the current value of the role label (primary, replica, none or empty).
 	RoleLabel string
+	// UID identifies the Pod: a re-created Pod has another.
+	UID string
 }
 
 // SQLFacts are what an instance reported over SQL in one pass.

@@ -73,6 +73,8 @@ type Plan struct {
 	Async *AsyncWindow
 	// Config is the state of every option of spec.mysqld.config, by name.
 	Config []ConfigStatus
+	// Reclones are the re-clone records status must hold after this pass, by ordinal.
+	Reclones map[int]Reclone
 }
 
 // KeptAside is a set of transactions an instance's re-clone keeps aside in its volume.

@@ -96,11 +96,14 @@ type RestartInstance struct {
 	Reason   string
 }
 
-// RecloneInstance keeps an instance's data aside and clones it afresh from Donor.
+// RecloneInstance keeps an instance's data aside and clones it afresh from Donor. Record is the
+// instance's re-clone record once this one has started; the sink persists it before the Pod
+// goes, so the backoff survives a restart of the operator.
 type RecloneInstance struct {
 	Instance int
 	Donor    int
 	Reason   string
+	Record   Reclone
 }
 
 // SetGlobal applies a dynamic option of spec.mysqld.config to a running instance (SET GLOBAL).
@@ -171,6 +174,7 @@ const (
 	EventFrozenPrimaryStopped  = events.FrozenPrimaryStopped
 	EventConfigApplied         = events.ConfigApplied
 	EventConfigRefused         = events.ConfigRefused
+	EventRecloneBackedOff      = events.RecloneBackedOff
 )
 
 func (Optional) isStep()             {}

@@ -36,6 +36,7 @@ const (
 	ErrantReplicaDetected   = "ErrantReplicaDetected"
 	InstanceRestarted       = "InstanceRestarted"
 	InstanceCloneStarted    = "InstanceCloneStarted"
+	RecloneBackedOff        = "RecloneBackedOff"
 	ClusterLost             = "ClusterLost"
 	UnacknowledgedKeptAside = "UnacknowledgedTransactionsKeptAside"
 	FrozenPrimaryStopped    = "FrozenPrimaryStopped"
