@@ -130,6 +130,17 @@ func (d *decider) assessReplica(primary, in Instance) replicaVerdict {
 		v.reclone = "the primary no longer has the binary logs this replica needs"
 	case r.SQLErrno != 0 || r.SQLError != "":
 		st.Reason = fmt.Sprintf("replication applier error %d: %s", r.SQLErrno, r.SQLError)
+		if extra := in.SQL.holds().Subtract(primary.SQL.Executed); !extra.IsEmpty() {
+			// Rule 15a, as for a receiver error.
+			st.Reason += fmt.Sprintf("; it holds %s, which the primary lacks, so it is not re-cloned", extra)
+			break
+		}
+		// The server already retried the transaction (slave_transaction_retries): the replica's
+		// data differs from the primary's (a statement outside replication, or system tables
+		// that lost a change in a crash). Skipping the transaction would leave it silently
+		// different; a clone makes it the primary's again, and it holds nothing the primary
+		// lacks, so nothing is lost.
+		v.reclone = fmt.Sprintf("replication applier error %d: its data differs from the primary's, and it holds nothing the primary lacks", r.SQLErrno)
 	case r.IOConnecting:
 		st.Reason = "replication receiver is connecting to the primary"
 		if r.IOError != "" {

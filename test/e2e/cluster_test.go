@@ -20,6 +20,7 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/contract"
+	"github.com/kura-db/kura/internal/engine"
 )
 
 // One cluster's life, in order: each step starts from the healthy cluster the previous one
@@ -289,6 +290,66 @@ func TestClusterLifecycle(t *testing.T) {
 		var n int
 		if err := db.QueryRow("SELECT COUNT(*) FROM " + appTable + " WHERE id = 1").Scan(&n); err != nil || n != 1 {
 			t.Errorf("the re-cloned replica lacks the data: %d %v", n, err)
+		}
+	})
+
+	t.Run("a replica whose data drifted stops on an applier error and is re-cloned", func(t *testing.T) {
+		c := get(t, ns, name)
+		replica := fmt.Sprintf("%s-%d", name, (*c.Status.CurrentPrimaryIndex+2)%3)
+		oldPod := &corev1.Pod{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: replica}, oldPod); err != nil {
+			t.Fatal(err)
+		}
+		const id = 777001
+		primary := openDB(serviceIP(t, ns, name+"-primary"), appUser, appPassword)
+		defer func() { _ = primary.Close() }()
+		if _, err := primary.Exec("INSERT INTO "+appTable+" (id) VALUES (?)", id); err != nil {
+			t.Fatal(err)
+		}
+		// The drift: the row goes from the replica outside replication (the operator's account
+		// bypasses read_only and may turn the binary log off for its session).
+		s := &corev1.Secret{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name + "-credentials"}, s); err != nil {
+			t.Fatal(err)
+		}
+		rdb := openDB(oldPod.Status.PodIP, engine.OperatorUser, string(s.Data[contract.KeyOperatorPassword]))
+		waitFor(t, "the row on "+replica, time.Minute, func() error {
+			var n int
+			if err := rdb.QueryRow("SELECT COUNT(*) FROM "+appTable+" WHERE id = ?", id).Scan(&n); err != nil || n != 1 {
+				return fmt.Errorf("%d rows (%v)", n, err)
+			}
+			return nil
+		})
+		conn, err := rdb.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{"SET SESSION sql_log_bin = 0", fmt.Sprintf("DELETE FROM %s WHERE id = %d", appTable, id)} {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s on %s: %v", q, replica, err)
+			}
+		}
+		_ = conn.Close()
+		_ = rdb.Close()
+		// The primary changes the row: the replica cannot find it (applier error 1032).
+		if _, err := primary.Exec("UPDATE "+appTable+" SET at = CURRENT_TIMESTAMP(6) WHERE id = ?", id); err != nil {
+			t.Fatal(err)
+		}
+		awaitCluster(t, ns, name, replica+" re-cloned", 6*time.Minute, func() error {
+			p := &corev1.Pod{}
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: replica}, p); err != nil {
+				return err
+			}
+			if p.UID == oldPod.UID {
+				return fmt.Errorf("%s not replaced yet (%s)", replica, instanceReason(get(t, ns, name), replica))
+			}
+			return healthy(t, ns, name, 3)()
+		})
+		db := openDB(podIP(t, ns, replica), adminUser, adminPassword(t, ns, name))
+		defer func() { _ = db.Close() }()
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM "+appTable+" WHERE id = ?", id).Scan(&n); err != nil || n != 1 {
+			t.Errorf("the re-cloned replica lacks the row: %d %v", n, err)
 		}
 	})
 

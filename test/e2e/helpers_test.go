@@ -127,6 +127,16 @@ func healthy(t testing.TB, ns, name string, n int) func() error {
 	}
 }
 
+// instanceReason is what status says of one instance.
+func instanceReason(c *kurav1alpha1.MySQLCluster, instance string) string {
+	for _, in := range c.Status.Instances {
+		if in.Name == instance {
+			return fmt.Sprintf("%s: %s", in.Role, in.Reason)
+		}
+	}
+	return "not in status"
+}
+
 func conditionSummary(c *kurav1alpha1.MySQLCluster) string {
 	var parts []string
 	for _, cond := range c.Status.Conditions {
