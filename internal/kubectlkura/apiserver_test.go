@@ -265,6 +265,98 @@ func TestCommandsAgainstAPIServer(t *testing.T) {
 		<-done
 	})
 
+	t.Run("restore", func(t *testing.T) {
+		r.t = t
+		snap := testNow.Add(-time.Hour).Truncate(time.Second)
+		done := &kurav1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "shop-done", Namespace: "demo"},
+			Spec: kurav1alpha1.BackupSpec{BackupOptions: kurav1alpha1.BackupOptions{Cluster: "shop", Method: "physical",
+				Storage: kurav1alpha1.BackupStorage{PVC: &kurav1alpha1.PVCStorage{ClaimName: "backups"}}}}}
+		running := done.DeepCopy()
+		running.Name = "shop-running"
+		for _, b := range []*kurav1alpha1.Backup{done, running} {
+			if err := r.c.Create(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done.Status = kurav1alpha1.BackupStatus{Phase: kurav1alpha1.BackupCompleted, GTIDPosition: "0-1000-42", SizeBytes: 3 << 20,
+			SnapshotTime: &metav1.Time{Time: snap}}
+		running.Status.Phase = kurav1alpha1.BackupRunning
+		for _, b := range []*kurav1alpha1.Backup{done, running} {
+			if err := r.c.Status().Update(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		restores := func() []kurav1alpha1.Restore {
+			var l kurav1alpha1.RestoreList
+			if err := r.c.List(ctx, &l, client.InNamespace("demo")); err != nil {
+				t.Fatal(err)
+			}
+			return l.Items
+		}
+
+		// Refused before anything is created, each in one line.
+		r.fails("--to names the new cluster", "restore", "shop-done")
+		r.fails(`backup "nope" not found in namespace demo`, "restore", "nope", "--to", "shop2")
+		r.fails("backup shop-running is Running, not Completed", "restore", "shop-running", "--to", "shop2")
+		r.fails(`cluster "shop" already exists in namespace demo`, "restore", "shop-done", "--to", "shop")
+		r.fails("give --time or --gtid, not both", "restore", "shop-done", "--to", "shop2", "--time", "2026-01-01T00:00:00Z", "--gtid", "0-1000-50")
+		r.fails("is not an RFC 3339 time", "restore", "shop-done", "--to", "shop2", "--time", "yesterday")
+		r.fails("cluster shop has no spec.binlogArchive", "restore", "shop-done", "--to", "shop2", "--gtid", "0-1000-50")
+		if l := restores(); len(l) != 0 {
+			t.Fatalf("refused restores created %d Restores", len(l))
+		}
+
+		// A dry run prints the plan and validates with the API server; it creates nothing.
+		out, stderr, code := r.run("restore", "shop-done", "--to", "shop2", "--dry-run")
+		if code != 0 {
+			t.Fatalf("dry run: exit %d: %s", code, stderr)
+		}
+		for _, want := range []string{"backup:  shop-done (physical, 3.0 MiB, consistent at GTID 0-1000-42, " + snap.UTC().Format(time.RFC3339) + ")",
+			"into:    new cluster demo/shop2", "replay:  nothing: the data as of the backup's point", "nothing was created"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("dry run output lacks %q:\n%s", want, out)
+			}
+		}
+		if l := restores(); len(l) != 0 {
+			t.Fatalf("a dry run created %d Restores", len(l))
+		}
+		// The API server's validation is part of the dry run: a name it refuses fails.
+		r.fails("the API server refuses the Restore", "restore", "shop-done", "--to", "Shop_2", "--dry-run")
+
+		// For real, followed to the end while the test plays the operator.
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+				l := restores()
+				if len(l) != 1 {
+					return false, nil
+				}
+				rs := l[0]
+				now := metav1.Now()
+				rs.Status.Phase, rs.Status.Cluster, rs.Status.StartTime, rs.Status.CompletionTime = kurav1alpha1.RestoreCompleted, "shop2", &metav1.Time{Time: now.Add(-90 * time.Second)}, &now
+				rs.Status.Message, rs.Status.GTIDReached = "shop2 restored up to GTID 0-1000-42 and is available", "0-1000-42"
+				return true, r.c.Status().Update(ctx, &rs)
+			})
+			if err != nil {
+				t.Errorf("acting as the operator: %v", err)
+			}
+		}()
+		out, stderr, code = r.run("restore", "shop-done", "--to", "shop2", "--timeout", "30s")
+		wg.Wait()
+		if code != 0 {
+			t.Fatalf("restore: exit %d: %s", code, stderr)
+		}
+		l := restores()
+		if len(l) != 1 || l[0].Spec.Backup != "shop-done" || l[0].Spec.Target.NewCluster != "shop2" || l[0].Spec.PointInTime != nil {
+			t.Fatalf("created %+v", l)
+		}
+		if !strings.Contains(out, "restore demo/"+l[0].Name+" created") || !strings.Contains(out, "completed in 1m30s: cluster shop2 at GTID 0-1000-42") {
+			t.Errorf("output:\n%s", out)
+		}
+	})
+
 	t.Run("report", func(t *testing.T) {
 		r.t = t
 		file := filepath.Join(r.dir, "bundle.tar.gz")

@@ -1,5 +1,5 @@
 // Package kubectlkura is `kubectl kura`, the kubectl plugin for Kura clusters: status,
-// switchover, a client session, a backup and a support bundle (docs/kubectl-plugin.md).
+// switchover, a client session, a backup, a restore and a support bundle (docs/kubectl-plugin.md).
 package kubectlkura
 
 import (
@@ -117,7 +117,7 @@ func kubectlArgs(f *genericclioptions.ConfigFlags) []string {
 func newRoot(streams genericiooptions.IOStreams, connect Connector) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "kubectl-kura",
-		Short:         "Operate Kura MySQL-family clusters: status, switchover, mysql, backup, report",
+		Short:         "Operate Kura MySQL-family clusters: status, switchover, mysql, backup, restore, report",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -125,7 +125,7 @@ func newRoot(streams genericiooptions.IOStreams, connect Connector) *cobra.Comma
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	root.AddCommand(statusCommand(connect), switchoverCommand(connect), mysqlCommand(connect),
-		backupCommand(connect), reportCommand(connect), versionCommand())
+		backupCommand(connect), restoreCommand(connect), reportCommand(connect), versionCommand())
 	return root
 }
 
