@@ -106,6 +106,7 @@ var refusals = []refusal{
 	{"switchover target out of range", "", with(cluster, "  replicas: 3\n  switchover: {target: 3, id: a}\n"), "spec.switchover.target: must be an instance ordinal below spec.replicas"},
 	{"bad errant policy", "", with(cluster, "  replication: {errantReplicaPolicy: Merge}\n"), `spec.replication.errantReplicaPolicy: Unsupported value: "Merge"`},
 	{"bad deletion policy", "", with(cluster, "  deletionPolicy: Wipe\n"), `spec.deletionPolicy: Unsupported value: "Wipe"`},
+	{"clear text refused without TLS", "", with(cluster, "  tls: {enabled: false, requireSecureTransport: true}\n"), "spec.tls.requireSecureTransport needs spec.tls.enabled: true"},
 	{"engine changed", cluster, with(cluster, "  engine: mysql\n  version: \"8.4\"\n"), "spec.engine is immutable; restore a backup into a new cluster to change engines"},
 	{"version downgraded", with(cluster, "  version: \"11.4\"\n"), with(cluster, "  version: \"10.11\"\n"), "spec.version: downgrades and unsupported upgrade paths are refused; only 10.11 -> 11.4 is allowed"},
 	{"version set below the default it ran without one", cluster, with(cluster, "  version: \"10.11\"\n"), "spec.version: the cluster runs its engine's default version (11.4 for mariadb, 8.4 for mysql) while spec.version is unset, so only that version may be set; downgrades are refused"},
