@@ -86,6 +86,7 @@ func quote(s string) string {
 // replicaColumns names the columns of SHOW SLAVE/REPLICA STATUS.
 type replicaColumns struct {
 	host, port, user, io, sql, ioState, sqlState, seconds, usingGTID, received string
+	sslAllowed, sslVerify                                                      string
 }
 
 // semiSyncNames names the semi-sync variables and status counters.
