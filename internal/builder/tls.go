@@ -106,10 +106,6 @@ func RenewalDue(notBefore, notAfter, now time.Time) bool {
 // CASecret builds a new CA for the cluster: an ECDSA P-256 key and a self-signed certificate
 // valid CALifetime. The reconciler creates it once and never updates it.
 func CASecret(c *kurav1alpha1.MySQLCluster, now time.Time) (*corev1.Secret, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("failed to generate the CA key: %w", err)
-	}
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: fmt.Sprintf("Kura CA %s/%s", c.Namespace, c.Name), Organization: []string{"Kura"}},
 		NotBefore:             now.Add(-certBackdate),
@@ -119,11 +115,7 @@ func CASecret(c *kurav1alpha1.MySQLCluster, now time.Time) (*corev1.Secret, erro
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	der, err := signCertificate(tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := encodeKey(key)
+	certPEM, keyPEM, err := issue(tmpl, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +124,7 @@ func CASecret(c *kurav1alpha1.MySQLCluster, now time.Time) (*corev1.Secret, erro
 		ObjectMeta: objectMeta(c, CASecretName(c), nil, nil),
 		Type:       corev1.SecretTypeOpaque,
 		Data: map[string][]byte{
-			contract.TLSCAKey:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			contract.TLSCAKey:    certPEM,
 			contract.TLSCAKeyKey: keyPEM,
 		},
 	}, nil
@@ -145,10 +137,6 @@ func ServerTLSSecret(c *kurav1alpha1.MySQLCluster, caSecret *corev1.Secret, now 
 	caCert, caKey, err := ParseCA(caSecret)
 	if err != nil {
 		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("failed to generate the server key: %w", err)
 	}
 	notAfter := now.Add(ServerLifetime)
 	if notAfter.After(caCert.NotAfter) {
@@ -165,11 +153,7 @@ func ServerTLSSecret(c *kurav1alpha1.MySQLCluster, caSecret *corev1.Secret, now 
 		// later authenticate instances to each other.
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
-	der, err := signCertificate(tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := encodeKey(key)
+	certPEM, keyPEM, err := issue(tmpl, caCert, caKey)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +162,7 @@ func ServerTLSSecret(c *kurav1alpha1.MySQLCluster, caSecret *corev1.Secret, now 
 		ObjectMeta: objectMeta(c, TLSSecretName(c), nil, nil),
 		Type:       corev1.SecretTypeTLS,
 		Data: map[string][]byte{
-			contract.TLSCertKey: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			contract.TLSCertKey: certPEM,
 			contract.TLSKeyKey:  keyPEM,
 			contract.TLSCAKey:   caSecret.Data[contract.TLSCAKey],
 		},
@@ -189,10 +173,8 @@ func ServerTLSSecret(c *kurav1alpha1.MySQLCluster, caSecret *corev1.Secret, now 
 // again at now, or "" when it is good: unreadable, not signed by the CA of caSecret, missing
 // one of ServerDNSNames, or within a third of its lifetime of expiry (RenewalDue).
 func ServerRenewalReason(c *kurav1alpha1.MySQLCluster, tlsSecret, caSecret *corev1.Secret, now time.Time) string {
-	for _, k := range TLSKeys {
-		if len(tlsSecret.Data[k]) == 0 {
-			return "key " + k + " is missing"
-		}
+	if missing := MissingTLSKeys(tlsSecret); len(missing) > 0 {
+		return "key " + missing[0] + " is missing"
 	}
 	cert, err := ParseCertificate(tlsSecret.Data[contract.TLSCertKey])
 	if err != nil {
@@ -237,15 +219,7 @@ func ParseCA(s *corev1.Secret) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 }
 
 // MissingTLSKeys returns the keys a server certificate Secret lacks or holds empty.
-func MissingTLSKeys(s *corev1.Secret) []string {
-	var missing []string
-	for _, k := range TLSKeys {
-		if len(s.Data[k]) == 0 {
-			missing = append(missing, k)
-		}
-	}
-	return missing
-}
+func MissingTLSKeys(s *corev1.Secret) []string { return missingKeys(s, TLSKeys) }
 
 // CAConfigMap publishes the CA certificate clients verify the servers with.
 func CAConfigMap(c *kurav1alpha1.MySQLCluster, caPEM []byte) *corev1.ConfigMap {
@@ -280,25 +254,29 @@ func ParseCertificate(pemBytes []byte) (*x509.Certificate, error) {
 	return cert, nil
 }
 
-func signCertificate(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) ([]byte, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+// issue generates an ECDSA P-256 key and a certificate for it from tmpl, signed by parent's
+// signer, or self-signed when parent is nil; both PEM-encoded.
+func issue(tmpl, parent *x509.Certificate, signer *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("failed to read random bytes: %w", err)
+		return nil, nil, fmt.Errorf("failed to generate a key: %w", err)
 	}
-	tmpl.SerialNumber = serial
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	if parent == nil {
+		parent, signer = tmpl, key
+	}
+	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126)); err != nil {
+		return nil, nil, fmt.Errorf("failed to read random bytes: %w", err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
 	if err != nil {
-		return nil, fmt.Errorf("failed to sign the certificate: %w", err)
+		return nil, nil, fmt.Errorf("failed to sign the certificate: %w", err)
 	}
-	return der, nil
-}
-
-func encodeKey(key *ecdsa.PrivateKey) ([]byte, error) {
-	der, err := x509.MarshalECPrivateKey(key)
+	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("failed to encode the key: %w", err)
+		return nil, nil, fmt.Errorf("failed to encode the key: %w", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 // tlsVolume is the server certificate Secret as files in contract.TLSDir, only keys, mode
@@ -313,6 +291,25 @@ func tlsVolume(c *kurav1alpha1.MySQLCluster, name string, keys []string) corev1.
 		Items:       items,
 		DefaultMode: ptr.To[int32](0o400),
 	}}}
+}
+
+// volumeCA is the CA certificate alone, for the backup Jobs and the archiver.
+const volumeCA = "ca"
+
+// caVolumes are the cluster's CA certificate (ConfigMap <cluster>-ca) mounted at
+// contract.TLSDir, for a Pod that connects to the instances over TCP; none without TLS. The
+// volume is optional: without it the Pod connects in clear text.
+func caVolumes(c *kurav1alpha1.MySQLCluster) ([]corev1.Volume, []corev1.VolumeMount) {
+	if !TLSEnabled(c) {
+		return nil, nil
+	}
+	return []corev1.Volume{{Name: volumeCA, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: CAConfigMapName(c)},
+			Items:                []corev1.KeyToPath{{Key: contract.TLSCAKey, Path: contract.TLSCAKey}},
+			DefaultMode:          ptr.To[int32](0o444),
+			Optional:             ptr.To(true),
+		}}}},
+		[]corev1.VolumeMount{tlsMount(volumeCA)}
 }
 
 // tlsMount mounts a TLS volume read-only at contract.TLSDir.

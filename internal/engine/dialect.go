@@ -132,6 +132,18 @@ type dialect interface {
 	cloneFrom(donor Endpoint) []stmt
 }
 
+// withSourceTLS ends a change-of-source statement with its TLS options (prefix MASTER or
+// SOURCE): verified against caFile, or off when caFile is empty.
+func withSourceTLS(s stmt, prefix, caFile string) stmt {
+	if caFile == "" {
+		s.Query += fmt.Sprintf(", %[1]s_SSL = 0, %[1]s_SSL_VERIFY_SERVER_CERT = 0", prefix)
+		return s
+	}
+	s.Query += fmt.Sprintf(", %[1]s_SSL = 1, %[1]s_SSL_CA = ?, %[1]s_SSL_VERIFY_SERVER_CERT = 1", prefix)
+	s.Args = append(s.Args, caFile)
+	return s
+}
+
 // threadClause renders the optional IO_THREAD / SQL_THREAD of START/STOP.
 func threadClause(t Thread) string {
 	switch t {

@@ -65,3 +65,12 @@ func LocalTLS(caFile string) (*tls.Config, error) {
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
+
+// ExistingFile returns path when the file exists, else "": a CA file mounted only when the
+// cluster serves TLS.
+func ExistingFile(path string) string {
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
+}

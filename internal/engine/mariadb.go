@@ -81,13 +81,7 @@ func (mariadbDialect) changeSource(src Source) stmt {
 			"MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = ?",
 		Args: []any{src.Host, src.Port, src.User, src.Password, connectRetrySeconds(src.ConnectRetry)},
 	}
-	if src.CAFile == "" {
-		s.Query += ", MASTER_SSL = 0, MASTER_SSL_VERIFY_SERVER_CERT = 0"
-		return s
-	}
-	s.Query += ", MASTER_SSL = 1, MASTER_SSL_CA = ?, MASTER_SSL_VERIFY_SERVER_CERT = 1"
-	s.Args = append(s.Args, src.CAFile)
-	return s
+	return withSourceTLS(s, "MASTER", src.CAFile)
 }
 
 func (mariadbDialect) startThreads(t Thread) stmt {

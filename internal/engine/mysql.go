@@ -78,13 +78,7 @@ func (mysqlDialect) changeSource(src Source) stmt {
 			"SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = ?, GET_SOURCE_PUBLIC_KEY = 1",
 		Args: []any{src.Host, src.Port, src.User, src.Password, connectRetrySeconds(src.ConnectRetry)},
 	}
-	if src.CAFile == "" {
-		s.Query += ", SOURCE_SSL = 0, SOURCE_SSL_VERIFY_SERVER_CERT = 0"
-		return s
-	}
-	s.Query += ", SOURCE_SSL = 1, SOURCE_SSL_CA = ?, SOURCE_SSL_VERIFY_SERVER_CERT = 1"
-	s.Args = append(s.Args, src.CAFile)
-	return s
+	return withSourceTLS(s, "SOURCE", src.CAFile)
 }
 
 func (mysqlDialect) startThreads(t Thread) stmt {
