@@ -205,15 +205,15 @@ func ServerRenewalReason(c *kurav1alpha1.MySQLCluster, tlsSecret, caSecret *core
 func ParseCA(s *corev1.Secret) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	cert, err := ParseCertificate(s.Data[contract.TLSCAKey])
 	if err != nil {
-		return nil, nil, fmt.Errorf("Secret %s: %w", s.Name, err)
+		return nil, nil, fmt.Errorf("the CA Secret %s: %w", s.Name, err)
 	}
 	block, _ := pem.Decode(s.Data[contract.TLSCAKeyKey])
 	if block == nil {
-		return nil, nil, fmt.Errorf("Secret %s: key %s holds no PEM block", s.Name, contract.TLSCAKeyKey)
+		return nil, nil, fmt.Errorf("the CA Secret %s: key %s holds no PEM block", s.Name, contract.TLSCAKeyKey)
 	}
 	key, err := x509.ParseECPrivateKey(block.Bytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("Secret %s: key %s: %w", s.Name, contract.TLSCAKeyKey, err)
+		return nil, nil, fmt.Errorf("the CA Secret %s: key %s: %w", s.Name, contract.TLSCAKeyKey, err)
 	}
 	return cert, key, nil
 }
