@@ -16,6 +16,7 @@ import (
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/backup/storage"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/gtid"
 	"github.com/kura-db/kura/internal/seed"
@@ -230,7 +231,8 @@ func (c *hashCounter) Write(p []byte) (int, error) {
 // logical runs mariadb-dump (mysqldump) against the source over TCP.
 func logical(ctx context.Context, req Request, st storage.Storage, key string, d Deps, m *Manifest, obj *Object) error {
 	inv := tools.Invocation{Engine: req.Engine, Op: tools.LogicalDump, Databases: req.Databases,
-		Account: tools.Account{User: engine.AgentUser, Password: d.AgentPassword, Host: req.Source.Host, Port: req.Source.SQLPort}}
+		Account: tools.Account{User: engine.AgentUser, Password: d.AgentPassword, Host: req.Source.Host, Port: req.Source.SQLPort,
+			CAFile: engine.ExistingFile(contract.TLSCAFile)}}
 	prog, _, err := tools.Command(inv, tools.Private{})
 	if err != nil {
 		return err

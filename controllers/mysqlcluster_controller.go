@@ -80,6 +80,10 @@ type pass struct {
 	bootstrapStorage *kurav1alpha1.BackupStorage
 	bootstrap        *kurav1alpha1.BootstrapStatus
 	bootstrapRefusal *bootstrapRefusal
+	// tlsHash is builder.TLSHash of the server certificate (empty without TLS); requeueAfter
+	// when the pass must run again without any change (a certificate's renewal).
+	tlsHash      string
+	requeueAfter time.Duration
 }
 
 type step struct {
@@ -95,7 +99,7 @@ type step struct {
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/status,verbs=patch
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/finalizers,verbs=update
 // +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;patch
@@ -137,6 +141,7 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		{"Bootstrap", r.reconcileBootstrap},
 		{"Config", r.reconcileConfig},
 		{"Credentials", r.reconcileCredentials},
+		{"TLS", r.reconcileTLS},
 		{"ServiceAccount", r.reconcileServiceAccount},
 		{"Services", r.reconcileServices},
 		{"PodDisruptionBudget", r.reconcilePDB},
@@ -165,7 +170,7 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			return ctrl.Result{}, fmt.Errorf("failed to reconcile %s: %w", s.name, err)
 		}
 	}
-	return ctrl.Result{}, r.writeStatus(ctx, p, condReconciled())
+	return ctrl.Result{RequeueAfter: p.requeueAfter}, r.writeStatus(ctx, p, condReconciled())
 }
 
 // SetupWithManager watches the cluster and everything it owns, and credentials Secrets in the
@@ -181,6 +186,12 @@ func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return []string{builder.CredentialsSecretName(o.(*kurav1alpha1.MySQLCluster))}
 		}); err != nil {
 		return fmt.Errorf("failed to index credentials secrets: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kurav1alpha1.MySQLCluster{}, tlsSecretIndex,
+		func(o client.Object) []string {
+			return []string{builder.TLSSecretName(o.(*kurav1alpha1.MySQLCluster)), builder.CASecretName(o.(*kurav1alpha1.MySQLCluster))}
+		}); err != nil {
+		return fmt.Errorf("failed to index TLS secrets: %w", err)
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &kurav1alpha1.MySQLCluster{}, bootstrapBackupIndex,
 		func(o client.Object) []string {
@@ -208,7 +219,10 @@ func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-const credentialsSecretIndex = "spec.credentialsSecret"
+const (
+	credentialsSecretIndex = "spec.credentialsSecret"
+	tlsSecretIndex         = "spec.tls.secretName"
+)
 
 // clusterChanged reports whether an update of a MySQLCluster can change what its reconcile
 // does: the spec (generation), labels, annotations, deletion, the ordinals the StatefulSet must
@@ -229,7 +243,7 @@ func clusterChanged(e event.UpdateEvent) bool {
 }
 
 func (r *MySQLClusterReconciler) clustersUsingSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	return r.clustersIndexed(ctx, credentialsSecretIndex, o)
+	return append(r.clustersIndexed(ctx, credentialsSecretIndex, o), r.clustersIndexed(ctx, tlsSecretIndex, o)...)
 }
 
 // clustersIndexed maps an object to the clusters of its namespace whose index names it.

@@ -118,7 +118,7 @@ func (r *MySQLClusterReconciler) reconcilePDB(ctx context.Context, p *pass) erro
 }
 
 func (r *MySQLClusterReconciler) reconcileStatefulSet(ctx context.Context, p *pass) error {
-	desired := builder.StatefulSet(p.cluster, p.configHash, p.bootstrapStorage, r.Options)
+	desired := builder.StatefulSet(p.cluster, p.configHash, p.tlsHash, p.bootstrapStorage, r.Options)
 	if err := r.recreateIfClaimTemplateChanged(ctx, p, desired); err != nil {
 		return err
 	}

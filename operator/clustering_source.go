@@ -2,6 +2,11 @@ package operator
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -50,7 +55,10 @@ const userSecretTTL = 30 * time.Second
 
 type pooled struct {
 	addr, password string
-	sql            *clustering.EngineSQL
+	// tls identifies the TLS setting the pool was opened with (the CA, the name verified and
+	// the replicas' CA file); a change re-opens it.
+	tls string
+	sql *clustering.EngineSQL
 }
 
 func (s *kubeSource) close() {
@@ -105,6 +113,8 @@ func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) 
 	}
 	s.memo.overlay(&snap.Recorded)
 	ips := map[string]string{}
+	tlsPods := map[string]bool{}
+	allTLS := len(byOrdinal) > 0
 	for n := 0; n <= maxOrdinal; n++ {
 		t := clustering.Target{
 			Ordinal:         n,
@@ -125,18 +135,41 @@ func (s *kubeSource) Snapshot(ctx context.Context) (clustering.Snapshot, error) 
 			t.Revision = p.Labels[appsv1.ControllerRevisionHashLabelKey]
 			t.Cloning = initRunning(p, contract.ContainerKuraInit)
 			ips[t.Name] = p.Status.PodIP
+			tlsPods[t.Name] = servesTLS(p)
+			allTLS = allTLS && tlsPods[t.Name]
 		}
 		snap.Targets = append(snap.Targets, t)
 	}
 	kind := builder.Engine(c)
 	admin := string(secret.Data[contract.KeyOperatorPassword])
 	repl := string(secret.Data[contract.KeyReplicationPassword])
+	var caPEM []byte
+	if len(tlsPods) > 0 {
+		cm := &corev1.ConfigMap{}
+		if err := s.client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: builder.CAConfigMapName(c)}, cm); err == nil {
+			caPEM = []byte(cm.Data[contract.TLSCAKey])
+		}
+	}
 	snap.Connect = func(t clustering.Target) (clustering.SQL, error) {
 		ip := ips[t.Name]
 		if ip == "" {
 			return nil, fmt.Errorf("pod %s has no IP yet", t.Name)
 		}
-		return s.connect(kind, t.Name, ip, admin, repl)
+		sec := connSecurity{}
+		if tlsPods[t.Name] {
+			// The instance serves the certificate: the operator verifies it against the
+			// cluster's CA for the instance's DNS name (it dials the Pod IP). Replication runs
+			// over TLS once every instance serves it, so no replica is pointed with TLS at a
+			// source that does not serve it while a cluster rolls TLS in.
+			if len(caPEM) == 0 {
+				return nil, fmt.Errorf("pod %s serves TLS but ConfigMap %s has no %s to verify it with", t.Name, builder.CAConfigMapName(c), contract.TLSCAKey)
+			}
+			sec.caPEM, sec.serverName = caPEM, t.Host
+			if allTLS {
+				sec.replicationCA = contract.TLSCAFile
+			}
+		}
+		return s.connect(kind, t.Name, ip, admin, repl, sec)
 	}
 	return snap, nil
 }
@@ -161,21 +194,67 @@ func (s *kubeSource) credentials(ctx context.Context, c *kurav1alpha1.MySQLClust
 	return secret, nil
 }
 
-// connect returns a pooled connection, re-opened when the Pod's IP or the password changed.
-func (s *kubeSource) connect(kind kurav1alpha1.Engine, name, ip, admin, repl string) (clustering.SQL, error) {
+// connSecurity is how the operator connects to one instance: with TLS verified against caPEM
+// for serverName (empty caPEM: clear text), and the CA file replicas verify their source with
+// (empty: replication in clear text).
+type connSecurity struct {
+	caPEM                     []byte
+	serverName, replicationCA string
+}
+
+func (c connSecurity) key() string {
+	if len(c.caPEM) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(c.caPEM)
+	return hex.EncodeToString(sum[:8]) + "/" + c.serverName + "/" + c.replicationCA
+}
+
+// tlsConfig is the client TLS configuration, nil for clear text.
+func (c connSecurity) tlsConfig() (*tls.Config, error) {
+	if len(c.caPEM) == 0 {
+		return nil, nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(c.caPEM) {
+		return nil, errors.New("the cluster's CA is not a PEM certificate")
+	}
+	return &tls.Config{RootCAs: pool, ServerName: c.serverName, MinVersion: tls.VersionTLS12}, nil
+}
+
+// servesTLS reports whether an instance Pod mounts the server certificate, so its server
+// serves TLS.
+func servesTLS(p *corev1.Pod) bool {
+	for _, v := range p.Spec.Volumes {
+		if v.Name == builder.VolumeServerTLS {
+			return true
+		}
+	}
+	return false
+}
+
+// connect returns a pooled connection, re-opened when the Pod's IP, the password or the TLS
+// setting changed.
+func (s *kubeSource) connect(kind kurav1alpha1.Engine, name, ip, admin, repl string, sec connSecurity) (clustering.SQL, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conns == nil {
 		s.conns = map[string]*pooled{}
 	}
 	if p, ok := s.conns[name]; ok {
-		if p.addr == ip && p.password == admin {
+		if p.addr == ip && p.password == admin && p.tls == sec.key() {
 			return p.sql, nil
 		}
 		_ = p.sql.Instance.Close()
 		delete(s.conns, name)
 	}
-	inst, err := engine.Open(kind, engine.Endpoint{Host: ip, Port: contract.MySQLPort, User: engine.OperatorUser, Password: admin}, s.engineOptions)
+	tlsConfig, err := sec.tlsConfig()
+	if err != nil {
+		return nil, fmt.Errorf("failed to open %s: %w", name, err)
+	}
+	opts := s.engineOptions
+	opts.ReplicationCA = sec.replicationCA
+	inst, err := engine.Open(kind, engine.Endpoint{Host: ip, Port: contract.MySQLPort, User: engine.OperatorUser, Password: admin, TLS: tlsConfig}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open %s: %w", name, err)
 	}
@@ -184,7 +263,7 @@ func (s *kubeSource) connect(kind kurav1alpha1.Engine, name, ip, admin, repl str
 		ReplicationUser:     engine.ReplicationUser,
 		ReplicationPassword: repl,
 	}
-	s.conns[name] = &pooled{addr: ip, password: admin, sql: sql}
+	s.conns[name] = &pooled{addr: ip, password: admin, tls: sec.key(), sql: sql}
 	return sql, nil
 }
 

@@ -123,6 +123,39 @@ type MySQLClusterSpec struct {
 	// and only the operator and the cluster's own Pods reach the agent port.
 	// +optional
 	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
+	// TLS encrypts client, replication and operator connections (docs/security.md). On by
+	// default, with certificates from a CA Kura creates for the cluster.
+	// +kubebuilder:default={enabled: true}
+	// +optional
+	TLS TLSSpec `json:"tls,omitempty"`
+}
+
+// TLSSpec says whether the instances serve TLS, with which certificate, and whether they
+// refuse clear-text connections.
+// +kubebuilder:validation:XValidation:rule="!has(self.requireSecureTransport) || !self.requireSecureTransport || !has(self.enabled) || self.enabled",message="spec.tls.requireSecureTransport needs spec.tls.enabled: true; set enabled to true or requireSecureTransport to false"
+type TLSSpec struct {
+	// Enabled makes the instances serve TLS and the operator, the agents and replicas connect
+	// with it, verifying the cluster's CA (the default). false serves clear text only.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// RequireSecureTransport makes the servers refuse clear-text TCP connections
+	// (require_secure_transport=ON): every client must use TLS. Local Unix socket connections
+	// inside the Pod are still accepted.
+	// +kubebuilder:default=false
+	// +optional
+	RequireSecureTransport bool `json:"requireSecureTransport,omitempty"`
+
+	// SecretName names a Secret with the server certificate to use instead of the generated
+	// one: keys "tls.crt" (the certificate, with the chain if any), "tls.key" (its private
+	// key) and "ca.crt" (the CA that clients, replicas and the operator verify it with). Its
+	// names must cover every instance's DNS name (<cluster>-N.<cluster>-instances.<namespace>.svc
+	// and the .cluster.local form) and localhost. Kura never writes or renews it.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
 }
 
 // NetworkPolicySpec says whether Kura restricts traffic to the instances, and whom it lets in.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/kura-db/kura/backup"
 	"github.com/kura-db/kura/backup/storage"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/gtid"
 )
@@ -387,10 +388,15 @@ func (a *Archiver) probe(ctx context.Context, addr string) (*sql.DB, bool, error
 		return nil, false, fmt.Errorf("source %q: bad port", addr)
 	}
 	ep := engine.Endpoint{Host: host, Port: port, User: a.cfg.User, Password: a.cfg.Password}
-	db, err := sql.Open("mysql", engine.DSN(ep, engine.Options{ConnectTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}))
+	// With the cluster's CA mounted the primary is verified for its DNS name over TLS.
+	if ep.TLS, err = engine.LocalTLS(contract.TLSCAFile); err != nil {
+		return nil, false, err
+	}
+	conn, err := engine.Connector(ep, engine.Options{ConnectTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 	if err != nil {
 		return nil, false, err
 	}
+	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(1)
 	ro, err := readOnly(ctx, db)
 	if err != nil {

@@ -171,7 +171,11 @@ func runMySQLD(ctx context.Context, args []string) error {
 		if err != nil {
 			return false, "", err
 		}
-		return supervise.SQLProbe(kind, contract.MySQLPort, engine.OperatorUser, password)(ctx)
+		tlsConfig, err := engine.LocalTLS(contract.TLSCAFile)
+		if err != nil {
+			return false, "", err
+		}
+		return supervise.SQLProbe(kind, contract.MySQLPort, engine.OperatorUser, password, tlsConfig)(ctx)
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "kura mysqld: "+format+"\n", a...) }
 	code, err := supervise.Run(ctx, args, probe, supervise.Options{HoldFor: hold, Log: logf})

@@ -147,6 +147,12 @@ func Run(ctx context.Context, addr, credDir string) error {
 		return err
 	}
 	ep := engine.Endpoint{Host: "127.0.0.1", Port: contract.MySQLPort, User: engine.AgentUser, Password: e.AgentPassword}
+	if ep.TLS, err = engine.LocalTLS(contract.TLSCAFile); err != nil {
+		return err
+	}
+	if ep.TLS != nil {
+		ep.CAFile = contract.TLSCAFile
+	}
 	inst, err := engine.Open(e.Engine, ep, engine.Options{})
 	if err != nil {
 		return fmt.Errorf("failed to open the local instance: %w", err)

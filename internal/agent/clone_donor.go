@@ -64,7 +64,8 @@ func (s *Server) serveClone(w http.ResponseWriter, r *http.Request) {
 	}
 	local := seed.Local{Engine: s.engine(), Name: s.PodName, Instance: s.Instance, Tools: tools.Runner{TmpDir: opts.TmpDir, Log: log},
 		Invocation: tools.Invocation{ServerDefaults: opts.DefaultsFile, Account: tools.Account{User: opts.Endpoint.User,
-			Password: opts.Endpoint.Password, Socket: opts.Endpoint.Socket, Host: opts.Endpoint.Host, Port: opts.Endpoint.Port}}}
+			Password: opts.Endpoint.Password, Socket: opts.Endpoint.Socket, Host: opts.Endpoint.Host, Port: opts.Endpoint.Port,
+			CAFile: opts.Endpoint.CAFile}}}
 	if opts.Program != "" {
 		local.Tools.Programs = map[string]string{"mariadb-backup": opts.Program}
 	}

@@ -201,10 +201,11 @@ func startSelfFence(ctx context.Context, e Env, agentEP engine.Endpoint) (*SelfF
 	if err != nil || grace <= 0 {
 		return nil, nil, fmt.Errorf("KURA_FAILOVER_GRACE %q is not a positive duration", os.Getenv("KURA_FAILOVER_GRACE"))
 	}
-	observer, err := sql.Open("mysql", engine.DSN(agentEP, engine.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
+	conn, err := engine.Connector(agentEP, engine.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to open the local instance: %w", err)
 	}
+	observer := sql.OpenDB(conn)
 	opEP := agentEP
 	opEP.User, opEP.Password = engine.OperatorUser, e.OperatorPassword
 	fencer, err := engine.Open(e.Engine, opEP, engine.Options{ConnectTimeout: time.Second})

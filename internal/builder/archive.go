@@ -50,6 +50,8 @@ func ArchiveDeployment(c *kurav1alpha1.MySQLCluster, request string, opts Option
 		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey}),
 	}
 	mnts := append(mounts(VolumeTmp), credentialsMount(volumeBackupCredentials))
+	cv, cm := caVolumes(c)
+	vols, mnts = append(vols, cv...), append(mnts, cm...)
 	sv, sm := storageVolumes(spec.Storage)
 	vols, mnts = append(vols, sv...), append(mnts, sm...)
 	labels := ArchiveLabels(c)

@@ -79,6 +79,8 @@ func backupJob(c *kurav1alpha1.MySQLCluster, b *kurav1alpha1.Backup, name, verb,
 		credentialsVolume(c, volumeBackupCredentials, []string{contract.BackupAgentPasswordKey, contract.KeyAgentToken}),
 	}
 	mnts := append(mounts(VolumeKuraBin, VolumeTmp), credentialsMount(volumeBackupCredentials))
+	cv, cm := caVolumes(c)
+	vols, mnts = append(vols, cv...), append(mnts, cm...)
 	sv, sm := storageVolumes(spec.Storage)
 	vols, mnts = append(vols, sv...), append(mnts, sm...)
 	main := corev1.Container{

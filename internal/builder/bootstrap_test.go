@@ -27,7 +27,7 @@ func TestBootstrapStatefulSetGolden(t *testing.T) {
 	}
 	for name, st := range cases {
 		t.Run(name, func(t *testing.T) {
-			b, err := yaml.Marshal(StatefulSet(newCluster(bootstrapped), "abc123", &st, opts))
+			b, err := yaml.Marshal(StatefulSet(newCluster(bootstrapped), "abc123", "", &st, opts))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -38,7 +38,7 @@ func TestBootstrapStatefulSetGolden(t *testing.T) {
 
 func TestBootstrapMounts(t *testing.T) {
 	st := newBackup().Spec.Storage
-	pod := StatefulSet(newCluster(bootstrapped), "h", &st, opts).Spec.Template.Spec
+	pod := StatefulSet(newCluster(bootstrapped), "h", "", &st, opts).Spec.Template.Spec
 	for _, ctr := range append(pod.InitContainers, pod.Containers...) {
 		has := slices.ContainsFunc(ctr.Env, func(e corev1.EnvVar) bool { return e.Name == contract.EnvBootstrap && e.Value == "shop-nightly" })
 		if want := ctr.Name != contract.ContainerKuraCopy; has != want {
@@ -55,7 +55,7 @@ func TestBootstrapMounts(t *testing.T) {
 		}
 	}
 	for _, v := range pod.Volumes {
-		if s := v.Secret; s != nil && s.SecretName != CredentialsSecretName(newCluster()) && (s.Optional == nil || !*s.Optional) {
+		if s := v.Secret; s != nil && s.SecretName != CredentialsSecretName(newCluster()) && s.SecretName != TLSSecretName(newCluster()) && (s.Optional == nil || !*s.Optional) {
 			t.Errorf("storage Secret volume %s must be optional: a Secret deleted after the restore must not keep instances from starting", v.Name)
 		}
 		if cm := v.ConfigMap; cm != nil && cm.Name == BootstrapConfigMapName(newCluster()) && (cm.Optional == nil || !*cm.Optional) {
@@ -70,8 +70,8 @@ func TestBootstrapMounts(t *testing.T) {
 		t.Errorf("bootstrap key %q, contract file %s, restore file %s", BootstrapJobKey, contract.BootstrapFile, restore.JobFileName)
 	}
 	// Without spec.bootstrap nothing of it appears, even with a storage given.
-	plain := StatefulSet(newCluster(), "h", &st, opts).Spec.Template.Spec
-	if len(plain.Volumes) != len(StatefulSet(newCluster(), "h", nil, opts).Spec.Template.Spec.Volumes) {
+	plain := StatefulSet(newCluster(), "h", "", &st, opts).Spec.Template.Spec
+	if len(plain.Volumes) != len(StatefulSet(newCluster(), "h", "", nil, opts).Spec.Template.Spec.Volumes) {
 		t.Error("a cluster without spec.bootstrap got bootstrap volumes")
 	}
 }

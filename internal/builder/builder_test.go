@@ -51,7 +51,7 @@ func TestStatefulSetGolden(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			b, err := yaml.Marshal(StatefulSet(c, "abc123", nil, opts))
+			b, err := yaml.Marshal(StatefulSet(c, "abc123", "", nil, opts))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,14 +61,14 @@ func TestStatefulSetGolden(t *testing.T) {
 }
 
 func TestStatefulSetInvariants(t *testing.T) {
-	sts := StatefulSet(newCluster(), "h", nil, opts)
+	sts := StatefulSet(newCluster(), "h", "", nil, opts)
 	if sts.Spec.UpdateStrategy.Type != "OnDelete" {
 		t.Error("instances must only be restarted by the clustering loop (OnDelete)")
 	}
 	if got := sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted; got != "Retain" {
 		t.Errorf("PVCs must be kept by default, got %s", got)
 	}
-	del := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.DeletionPolicy = kurav1alpha1.DeletionPolicyDelete }), "h", nil, opts)
+	del := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.DeletionPolicy = kurav1alpha1.DeletionPolicyDelete }), "h", "", nil, opts)
 	if got := del.Spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted; got != "Delete" {
 		t.Errorf("deletionPolicy Delete must delete PVCs, got %s", got)
 	}
@@ -101,12 +101,12 @@ func TestStatefulSetInvariants(t *testing.T) {
 	if pod.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm.TopologyKey != corev1.LabelHostname {
 		t.Error("instances must be spread across nodes by default")
 	}
-	none := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Pod.AntiAffinity = "None" }), "h", nil, opts)
+	none := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Pod.AntiAffinity = "None" }), "h", "", nil, opts)
 	if none.Spec.Template.Spec.Affinity != nil {
 		t.Error("antiAffinity None must not set an affinity")
 	}
 	own := &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{}}
-	custom := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Pod.Affinity = own }), "h", nil, opts)
+	custom := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Pod.Affinity = own }), "h", "", nil, opts)
 	if custom.Spec.Template.Spec.Affinity != own {
 		t.Error("a user affinity must replace the default")
 	}
@@ -183,9 +183,9 @@ func TestCredentials(t *testing.T) {
 }
 
 func TestHashChangesWithSpec(t *testing.T) {
-	a := StatefulSet(newCluster(), "h", nil, opts).Annotations[contract.AnnotationAppliedHash]
-	b := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Replicas = 5 }), "h", nil, opts).Annotations[contract.AnnotationAppliedHash]
-	a2 := StatefulSet(newCluster(), "h", nil, opts).Annotations[contract.AnnotationAppliedHash]
+	a := StatefulSet(newCluster(), "h", "", nil, opts).Annotations[contract.AnnotationAppliedHash]
+	b := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Replicas = 5 }), "h", "", nil, opts).Annotations[contract.AnnotationAppliedHash]
+	a2 := StatefulSet(newCluster(), "h", "", nil, opts).Annotations[contract.AnnotationAppliedHash]
 	if a == "" || a == b || a != a2 {
 		t.Errorf("applied hash must be stable and follow the spec: %s %s %s", a, b, a2)
 	}
@@ -212,7 +212,7 @@ func TestScaleDownKeepsThePrimary(t *testing.T) {
 		t.Errorf("primary inside the range: %d", got)
 	}
 	c.Status.CurrentPrimaryIndex = ptr.To[int32](4)
-	if got := *StatefulSet(c, "h", nil, opts).Spec.Replicas; got != 5 {
+	if got := *StatefulSet(c, "h", "", nil, opts).Spec.Replicas; got != 5 {
 		t.Errorf("primary at ordinal 4 must be kept until switched over, got %d instances", got)
 	}
 	c.Status.CurrentPrimaryIndex = ptr.To[int32](0)

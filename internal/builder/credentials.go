@@ -64,9 +64,12 @@ func CopiedCredentialsSecret(c *kurav1alpha1.MySQLCluster, data map[string][]byt
 }
 
 // MissingCredentialKeys returns the required keys a Secret lacks or holds empty.
-func MissingCredentialKeys(s *corev1.Secret) []string {
+func MissingCredentialKeys(s *corev1.Secret) []string { return missingKeys(s, CredentialKeys) }
+
+// missingKeys returns the keys of a Secret that are absent or empty.
+func missingKeys(s *corev1.Secret, keys []string) []string {
 	var missing []string
-	for _, k := range CredentialKeys {
+	for _, k := range keys {
 		if len(s.Data[k]) == 0 {
 			missing = append(missing, k)
 		}

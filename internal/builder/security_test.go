@@ -19,7 +19,7 @@ func builtPodSpecs() map[string]corev1.PodSpec {
 	out := map[string]corev1.PodSpec{}
 	for _, e := range []kurav1alpha1.Engine{kurav1alpha1.EngineMariaDB, kurav1alpha1.EngineMySQL} {
 		c := newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.Engine = e })
-		sts := StatefulSet(c, "h", nil, opts)
+		sts := StatefulSet(c, "h", "", nil, opts)
 		pod := sts.Spec.Template.Spec
 		// The StatefulSet controller adds each claim template as a volume of the Pod.
 		for _, pvc := range sts.Spec.VolumeClaimTemplates {
@@ -93,7 +93,7 @@ func TestNoSecretInEnvironmentOrArguments(t *testing.T) {
 // Each instance container mounts only the passwords it uses, owner-read-only, read-only, at
 // contract.CredentialsDir; kura-copy, which runs the operator's image, gets none.
 func TestInstanceCredentialsPerContainer(t *testing.T) {
-	p := StatefulSet(newCluster(), "h", nil, opts).Spec.Template.Spec
+	p := StatefulSet(newCluster(), "h", "", nil, opts).Spec.Template.Spec
 	vols := map[string]corev1.Volume{}
 	for _, v := range p.Volumes {
 		vols[v.Name] = v
@@ -121,7 +121,7 @@ func TestInstanceCredentialsPerContainer(t *testing.T) {
 				}
 				mode = v.Projected.DefaultMode
 			}
-			if len(sources) == 0 {
+			if len(sources) == 0 || m.MountPath == contract.TLSDir { // certificates: TestTLSMountsAndConfig
 				continue
 			}
 			if m.MountPath != contract.CredentialsDir || !m.ReadOnly {

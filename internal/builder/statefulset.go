@@ -28,6 +28,11 @@ const (
 	VolumeInitCredentials   = "init-credentials"
 	VolumeAgentCredentials  = "agent-credentials"
 	VolumeMySQLDCredentials = "mysqld-credentials"
+
+	// The server certificate (spec.tls): all of it for the server (and kura-init, which
+	// starts it privately), the CA alone for the agent.
+	VolumeServerTLS = "server-tls"
+	VolumeAgentTLS  = "agent-tls"
 )
 
 // serverCommand is the database server binary of each engine's official image.
@@ -46,7 +51,10 @@ func serverCommand(e kurav1alpha1.Engine) string {
 // For a cluster with spec.bootstrap, bootstrap is the storage of the backup it is seeded
 // from (docs/backup.md, "Restore"): kura-init gets the bootstrap ConfigMap and that storage's
 // credentials, and every instance container contract.EnvBootstrap.
-func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash string, bootstrap *kurav1alpha1.BackupStorage, opts Options) *appsv1.StatefulSet {
+//
+// tlsHash (builder.TLSHash of the server certificate Secret; empty without TLS) is an
+// annotation of the Pod template: a renewed certificate rolls the instances.
+func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash, tlsHash string, bootstrap *kurav1alpha1.BackupStorage, opts Options) *appsv1.StatefulSet {
 	whenDeleted := appsv1.RetainPersistentVolumeClaimRetentionPolicyType
 	if c.Spec.DeletionPolicy == kurav1alpha1.DeletionPolicyDelete {
 		whenDeleted = appsv1.DeletePersistentVolumeClaimRetentionPolicyType
@@ -66,7 +74,7 @@ func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash string, bootstrap *kur
 				// replica only catches up (or is re-cloned if it turns out errant).
 				WhenScaled: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 			},
-			Template: podTemplate(c, configHash, bootstrap, opts),
+			Template: podTemplate(c, configHash, tlsHash, bootstrap, opts),
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
 				ObjectMeta: metav1.ObjectMeta{Name: VolumeData, Labels: SelectorLabels(c)},
 				Spec: corev1.PersistentVolumeClaimSpec{
@@ -95,13 +103,15 @@ func StatefulSetReplicas(c *kurav1alpha1.MySQLCluster) int32 {
 	return max(n, c.Status.KeepInstances)
 }
 
-func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, bootstrap *kurav1alpha1.BackupStorage, opts Options) corev1.PodTemplateSpec {
+func podTemplate(c *kurav1alpha1.MySQLCluster, configHash, tlsHash string, bootstrap *kurav1alpha1.BackupStorage, opts Options) corev1.PodTemplateSpec {
 	p := c.Spec.Pod
 	grace := p.TerminationGracePeriodSeconds
 	if grace == nil {
 		grace = ptr.To[int64](60)
 	}
 	initCtr := kuraInitContainer(c)
+	mysqld, agent := mysqldContainer(c), agentContainer(c)
+	annotations := map[string]string{contract.AnnotationConfigHash: configHash}
 	volumes := []corev1.Volume{
 		{Name: VolumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(c)},
@@ -115,6 +125,13 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, bootstrap *kur
 		credentialsVolume(c, VolumeAgentCredentials, contract.AgentCredentialKeys),
 		credentialsVolume(c, VolumeMySQLDCredentials, contract.MySQLDCredentialKeys),
 	}
+	if TLSEnabled(c) {
+		volumes = append(volumes, tlsVolume(c, VolumeServerTLS, TLSKeys), tlsVolume(c, VolumeAgentTLS, []string{contract.TLSCAKey}))
+		initCtr.VolumeMounts = append(initCtr.VolumeMounts, tlsMount(VolumeServerTLS))
+		mysqld.VolumeMounts = append(mysqld.VolumeMounts, tlsMount(VolumeServerTLS))
+		agent.VolumeMounts = append(agent.VolumeMounts, tlsMount(VolumeAgentTLS))
+		annotations[contract.AnnotationTLSHash] = tlsHash
+	}
 	if c.Spec.Bootstrap != nil && bootstrap != nil {
 		bv, bm := bootstrapVolumes(c, *bootstrap)
 		volumes = append(volumes, bv...)
@@ -126,7 +143,7 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, bootstrap *kur
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
 			Labels:      merge(p.Labels, SelectorLabels(c)),
-			Annotations: merge(p.Annotations, map[string]string{contract.AnnotationConfigHash: configHash}),
+			Annotations: merge(p.Annotations, annotations),
 		},
 		Spec: corev1.PodSpec{
 			ServiceAccountName:           ServiceAccountName(c),
@@ -151,7 +168,7 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash string, bootstrap *kur
 				SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
 			InitContainers: []corev1.Container{kuraCopyContainer(c, opts), initCtr},
-			Containers:     []corev1.Container{mysqldContainer(c), agentContainer(c)},
+			Containers:     []corev1.Container{mysqld, agent},
 			Volumes:        volumes,
 		},
 	}

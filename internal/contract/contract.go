@@ -158,3 +158,20 @@ const (
 	// VerifyDataDir is the scratch volume a verification Job restores a backup into.
 	VerifyDataDir = "/var/lib/kura-verify"
 )
+
+// TLS (docs/security.md): the server certificate Secret's keys, and where the instance
+// containers find them. The mysqld and kura-init containers get all three files; the agent
+// only the CA.
+const (
+	TLSCertKey  = "tls.crt"
+	TLSKeyKey   = "tls.key"
+	TLSCAKey    = "ca.crt"
+	TLSCAKeyKey = "ca.key"
+	TLSDir      = "/etc/kura/tls"
+	TLSCertFile = TLSDir + "/" + TLSCertKey
+	TLSKeyFile  = TLSDir + "/" + TLSKeyKey
+	TLSCAFile   = TLSDir + "/" + TLSCAKey
+	// AnnotationTLSHash on the instance Pod template is a hash of the server certificate:
+	// a renewed certificate rolls the instances in the safe order (docs/security.md).
+	AnnotationTLSHash = "kura.dev/tls-hash"
+)

@@ -86,6 +86,7 @@ func quote(s string) string {
 // replicaColumns names the columns of SHOW SLAVE/REPLICA STATUS.
 type replicaColumns struct {
 	host, port, user, io, sql, ioState, sqlState, seconds, usingGTID, received string
+	sslAllowed, sslVerify                                                      string
 }
 
 // semiSyncNames names the semi-sync variables and status counters.
@@ -129,6 +130,18 @@ type dialect interface {
 	// cloneFrom copies a donor's data into this server with the CLONE plugin; nil when the
 	// engine clones by stream instead.
 	cloneFrom(donor Endpoint) []stmt
+}
+
+// withSourceTLS ends a change-of-source statement with its TLS options (prefix MASTER or
+// SOURCE): verified against caFile, or off when caFile is empty.
+func withSourceTLS(s stmt, prefix, caFile string) stmt {
+	if caFile == "" {
+		s.Query += fmt.Sprintf(", %[1]s_SSL = 0, %[1]s_SSL_VERIFY_SERVER_CERT = 0", prefix)
+		return s
+	}
+	s.Query += fmt.Sprintf(", %[1]s_SSL = 1, %[1]s_SSL_CA = ?, %[1]s_SSL_VERIFY_SERVER_CERT = 1", prefix)
+	s.Args = append(s.Args, caFile)
+	return s
 }
 
 // threadClause renders the optional IO_THREAD / SQL_THREAD of START/STOP.

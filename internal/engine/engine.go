@@ -6,6 +6,7 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -23,6 +24,14 @@ type Endpoint struct {
 	// Socket, when set, is a Unix socket used instead of Host and Port (a server started
 	// privately with --skip-networking).
 	Socket string
+	// TLS, when set, makes TCP connections use TLS with this configuration (the server's CA
+	// in RootCAs and, when Host is an address the certificate does not name, the name to
+	// verify in ServerName); a server without TLS is then refused. Nil connects in clear
+	// text. Unused with Socket.
+	TLS *tls.Config
+	// CAFile is the same CA as a file, for the external tools (mariadb-backup) that connect
+	// to this endpoint: they then use TLS and verify the server against it.
+	CAFile string
 }
 
 // Address returns host:port, or the socket path.
@@ -44,6 +53,11 @@ type Options struct {
 	// StatusTimeout bounds one Status call when the caller's context has no earlier deadline
 	// (default ConnectTimeout + ReadTimeout).
 	StatusTimeout time.Duration
+	// ReplicationCA is the CA file, on the instance's own filesystem, that ConfigureReplica
+	// uses for a Source without CAFile: replication then runs over TLS and the replica
+	// verifies the source's certificate and host name against it. Empty replicates in clear
+	// text.
+	ReplicationCA string
 }
 
 // Default timeouts.
@@ -89,6 +103,9 @@ type Source struct {
 	Password string
 	// ConnectRetry is the delay between reconnection attempts (default 1s).
 	ConnectRetry time.Duration
+	// CAFile, when set, is the CA file on the replica's filesystem: the replica connects to
+	// the source with TLS and verifies its certificate, host name included, against it.
+	CAFile string
 }
 
 // Role is an instance's semi-synchronous replication role.

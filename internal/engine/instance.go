@@ -187,6 +187,7 @@ func parseReplicaStatus(d dialect, row map[string]string) (*ReplicaStatus, error
 		LastSQLError:  row["Last_SQL_Error"],
 		UsingGTID:     d.parseUsingGTID(row),
 		RelayLogSpace: parseInt(row["Relay_Log_Space"]),
+		TLS:           row[c.sslAllowed] == "Yes" && row[c.sslVerify] == "Yes",
 	}
 	if v, ok := row[c.seconds]; ok {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
@@ -260,6 +261,9 @@ func (i *instance) replicaStatus(ctx context.Context) (*ReplicaStatus, error) {
 }
 
 func (i *instance) ConfigureReplica(ctx context.Context, src Source) error {
+	if src.CAFile == "" {
+		src.CAFile = i.opts.ReplicationCA
+	}
 	rs, err := i.replicaStatus(ctx)
 	if err != nil {
 		return err
@@ -270,7 +274,7 @@ func (i *instance) ConfigureReplica(ctx context.Context, src Source) error {
 	}
 	rejoin := i.d.rejoinStatements(st.ExecutedGTID, st.ReplicaPosition)
 	configured := rs != nil && rs.SourceHost == src.Host && rs.SourcePort == src.Port && rs.SourceUser == src.User &&
-		(rs.UsingGTID == "Slave_Pos" || rs.UsingGTID == "Auto")
+		(rs.UsingGTID == "Slave_Pos" || rs.UsingGTID == "Auto") && rs.TLS == (src.CAFile != "")
 	running := rs != nil && (rs.IOThread != ThreadStopped || rs.SQLThread != ThreadStopped)
 	// Configured already: nothing to do, unless replication is stopped with a replica position
 	// behind what the instance executed (it would fetch and apply a transaction again).

@@ -50,6 +50,7 @@ func (mariadbDialect) columns() replicaColumns {
 		io: "Slave_IO_Running", sql: "Slave_SQL_Running",
 		ioState: "Slave_IO_State", sqlState: "Slave_SQL_Running_State",
 		seconds: "Seconds_Behind_Master", usingGTID: "Using_Gtid", received: "Gtid_IO_Pos",
+		sslAllowed: "Master_SSL_Allowed", sslVerify: "Master_SSL_Verify_Server_Cert",
 	}
 }
 
@@ -71,13 +72,16 @@ func (mariadbDialect) processlistQuery() string {
 
 // changeSource uses MASTER_USE_GTID=slave_pos. Before it runs, the instance copies
 // gtid_current_pos into gtid_slave_pos (see instance.ConfigureReplica), so a former primary
-// resumes after its own last transaction rather than at a stale replica position.
+// resumes after its own last transaction rather than at a stale replica position. With a CA
+// the replica connects with TLS and verifies the source's certificate and host name
+// (MASTER_HOST); without, TLS is turned off explicitly (11.x would otherwise try it).
 func (mariadbDialect) changeSource(src Source) stmt {
-	return stmt{
+	s := stmt{
 		Query: "CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, " +
-			"MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = ?, MASTER_SSL = 0",
+			"MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = ?",
 		Args: []any{src.Host, src.Port, src.User, src.Password, connectRetrySeconds(src.ConnectRetry)},
 	}
+	return withSourceTLS(s, "MASTER", src.CAFile)
 }
 
 func (mariadbDialect) startThreads(t Thread) stmt {

@@ -43,6 +43,7 @@ func (mysqlDialect) columns() replicaColumns {
 		io: "Replica_IO_Running", sql: "Replica_SQL_Running",
 		ioState: "Replica_IO_State", sqlState: "Replica_SQL_Running_State",
 		seconds: "Seconds_Behind_Source", usingGTID: "Auto_Position", received: "Retrieved_Gtid_Set",
+		sslAllowed: "Source_SSL_Allowed", sslVerify: "Source_SSL_Verify_Server_Cert",
 	}
 }
 
@@ -69,13 +70,15 @@ func (mysqlDialect) processlistQuery() string {
 }
 
 // changeSource uses SOURCE_AUTO_POSITION=1: the source sends what gtid_executed lacks.
-// GET_SOURCE_PUBLIC_KEY lets caching_sha2_password work without TLS.
+// GET_SOURCE_PUBLIC_KEY lets caching_sha2_password work without TLS. With a CA the replica
+// connects with TLS and verifies the source's certificate and host name (SOURCE_HOST).
 func (mysqlDialect) changeSource(src Source) stmt {
-	return stmt{
+	s := stmt{
 		Query: "CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, " +
 			"SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = ?, GET_SOURCE_PUBLIC_KEY = 1",
 		Args: []any{src.Host, src.Port, src.User, src.Password, connectRetrySeconds(src.ConnectRetry)},
 	}
+	return withSourceTLS(s, "SOURCE", src.CAFile)
 }
 
 func (mysqlDialect) startThreads(t Thread) stmt {

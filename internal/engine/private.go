@@ -64,10 +64,12 @@ func StartPrivateServer(ctx context.Context, opts PrivateServerOptions) (*Privat
 	if opts.DefaultsFile == "" || opts.DataDir == "" || opts.Dir == "" {
 		return nil, errors.New("failed to start private server: defaults file, data directory and directory are required")
 	}
-	name := "mariadbd"
-	skipStart := "--skip-slave-start"
+	// No TLS: the private server listens on its socket only, and the certificate files the
+	// option file names exist only where the Pod mounts them (MariaDB refuses to start when
+	// they are missing).
+	name, skipStart, noTLS := "mariadbd", "--skip-slave-start", "--skip-ssl"
 	if opts.Engine == kurav1alpha1.EngineMySQL {
-		name, skipStart = "mysqld", "--skip-replica-start"
+		name, skipStart, noTLS = "mysqld", "--skip-replica-start", "--tls-version="
 	}
 	prog, err := programOr(opts.Program, name)
 	if err != nil {
@@ -78,7 +80,7 @@ func StartPrivateServer(ctx context.Context, opts PrivateServerOptions) (*Privat
 	}
 	args := []string{"--defaults-file=" + opts.DefaultsFile, "--datadir=" + opts.DataDir,
 		"--skip-networking", "--socket=" + opts.Socket(), "--pid-file=" + filepath.Join(opts.Dir, "mysqld.pid"),
-		"--log-error=" + opts.ErrorLog(), "--tmpdir=" + filepath.Join(opts.Dir, "tmp"), skipStart}
+		"--log-error=" + opts.ErrorLog(), "--tmpdir=" + filepath.Join(opts.Dir, "tmp"), skipStart, noTLS}
 	user := opts.OSUser
 	if user == "" && os.Geteuid() == 0 {
 		user = "root"

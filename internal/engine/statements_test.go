@@ -38,6 +38,8 @@ func renderStatements(d dialect) string {
 	}[d.flavor()]
 	section("ConfigureReplica", append(d.rejoinStatements(set, behind),
 		d.changeSource(Source{Host: "shop-1.shop-instances.prod.svc.cluster.local", Port: 3306, User: ReplicationUser, Password: `s3'cr\et`}))...)
+	section("ConfigureReplica (TLS verified against the CA)", d.changeSource(Source{Host: "shop-1.shop-instances.prod.svc.cluster.local", Port: 3306,
+		User: ReplicationUser, Password: "p", CAFile: "/etc/kura/tls/ca.crt"}))
 	section("ConfigureReplica (connect retry 2.5s)", d.changeSource(Source{Host: "10.0.0.1", Port: 3307, User: "r", Password: "p", ConnectRetry: 2500 * time.Millisecond}))
 	section("StartReplication", d.startThreads(BothThreads), d.startThreads(IOThread), d.startThreads(SQLThread))
 	section("StopReplication", d.stopThreads(BothThreads), d.stopThreads(IOThread), d.stopThreads(SQLThread))

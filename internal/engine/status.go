@@ -87,6 +87,8 @@ type ReplicaStatus struct {
 	// connected).
 	SecondsBehindSource *int64
 	RelayLogSpace       int64
+	// TLS: the replica connects to its source with TLS and verifies its certificate.
+	TLS bool
 }
 
 // Replicating reports whether both threads run.

@@ -12,6 +12,8 @@ package enginetest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"fmt"
 	"net"
@@ -27,6 +29,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/mycnf"
 )
@@ -74,6 +78,26 @@ type Options struct {
 // Cluster is a set of running instances.
 type Cluster struct {
 	Instances []*Instance
+	// TLS holds the certificate files every instance serves, issued as the operator issues
+	// them (builder.CASecret, builder.ServerTLSSecret) for the rendered cluster; nil when its
+	// spec.tls.enabled is false.
+	TLS *TLSFiles
+}
+
+// TLSFiles are a cluster's CA and server certificate on disk.
+type TLSFiles struct {
+	Dir                       string
+	CertFile, KeyFile, CAFile string
+	// CAPEM is the CA certificate clients verify the servers with.
+	CAPEM []byte
+}
+
+// ClientConfig is a client TLS configuration that trusts the cluster's CA. The instances are
+// reached at 127.0.0.1, which the certificate names.
+func (f *TLSFiles) ClientConfig() *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(f.CAPEM)
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
 
 // Instance is one mariadbd process.
@@ -87,6 +111,7 @@ type Instance struct {
 	DataDir string
 
 	t       testing.TB
+	tls     *TLSFiles
 	server  string
 	args    []string
 	timeout time.Duration
@@ -127,6 +152,16 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
+	c := &Cluster{}
+	if builder.TLSEnabled(clusterOrDefault(opts.Cluster)) {
+		if c.TLS, err = writeTLSFiles(clusterOrDefault(opts.Cluster), filepath.Join(root, "tls")); err != nil {
+			t.Fatal(err)
+		}
+		// The rendered my.cnf names the files' paths inside a Pod; the same settings point
+		// at the test's copies.
+		opts.ExtraConfig = append([]string{"ssl_cert = " + c.TLS.CertFile, "ssl_key = " + c.TLS.KeyFile, "ssl_ca = " + c.TLS.CAFile},
+			opts.ExtraConfig...)
+	}
 	// One data directory is initialised; the others are copies of it, made before any server
 	// has started, so every instance starts from the same empty state with no GTIDs.
 	template := filepath.Join(root, "template")
@@ -136,12 +171,12 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	if _, err := engine.InitDataDir(ctx, kurav1alpha1.EngineMariaDB, template, Accounts(), initOpts); err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{}
 	for i := 0; i < n; i++ {
 		inst, err := prepare(t, root, i, template, cnf, opts, server)
 		if err != nil {
 			t.Fatal(err)
 		}
+		inst.tls = c.TLS
 		c.Instances = append(c.Instances, inst)
 	}
 	for _, inst := range c.Instances {
@@ -157,13 +192,42 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	return c
 }
 
-func renderConfig(c *kurav1alpha1.MySQLCluster) (string, error) {
+func clusterOrDefault(c *kurav1alpha1.MySQLCluster) *kurav1alpha1.MySQLCluster {
 	if c == nil {
 		c = &kurav1alpha1.MySQLCluster{
 			ObjectMeta: metav1.ObjectMeta{Name: "enginetest", Namespace: "test"},
 			Spec:       kurav1alpha1.MySQLClusterSpec{Engine: kurav1alpha1.EngineMariaDB},
 		}
 	}
+	return c
+}
+
+// writeTLSFiles issues a CA and a server certificate for c and writes them to dir, readable
+// by the owner only as in a Pod.
+func writeTLSFiles(c *kurav1alpha1.MySQLCluster, dir string) (*TLSFiles, error) {
+	ca, err := builder.CASecret(c, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	srv, err := builder.ServerTLSSecret(c, ca, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create %s: %w", dir, err)
+	}
+	f := &TLSFiles{Dir: dir, CertFile: filepath.Join(dir, contract.TLSCertKey), KeyFile: filepath.Join(dir, contract.TLSKeyKey),
+		CAFile: filepath.Join(dir, contract.TLSCAKey), CAPEM: srv.Data[contract.TLSCAKey]}
+	for path, key := range map[string]string{f.CertFile: contract.TLSCertKey, f.KeyFile: contract.TLSKeyKey, f.CAFile: contract.TLSCAKey} {
+		if err := os.WriteFile(path, srv.Data[key], 0o400); err != nil {
+			return nil, fmt.Errorf("failed to write %s: %w", path, err)
+		}
+	}
+	return f, nil
+}
+
+func renderConfig(c *kurav1alpha1.MySQLCluster) (string, error) {
+	c = clusterOrDefault(c)
 	text, err := mycnf.Render(c)
 	if err != nil {
 		return "", fmt.Errorf("failed to render my.cnf: %w", err)
@@ -266,10 +330,11 @@ func (i *Instance) exited() bool {
 // WaitReady polls until the instance accepts the admin account, failing early if the
 // process exits.
 func (i *Instance) WaitReady() error {
-	db, err := sql.Open("mysql", engine.DSN(i.Endpoint(engine.OperatorUser, OperatorPassword), engine.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}))
+	conn, err := engine.Connector(i.Endpoint(engine.OperatorUser, OperatorPassword), engine.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	if err != nil {
 		return fmt.Errorf("failed to open a connection pool: %w", err)
 	}
+	db := sql.OpenDB(conn)
 	defer func() { _ = db.Close() }()
 	deadline := time.Now().Add(i.timeout)
 	i.mu.Lock()
@@ -303,9 +368,14 @@ func (i *Instance) ErrorLog() string {
 	return s
 }
 
-// Endpoint returns the instance's address with the given credentials.
+// Endpoint returns the instance's address with the given credentials, with TLS verified
+// against the cluster's CA when the instances serve TLS.
 func (i *Instance) Endpoint(user, password string) engine.Endpoint {
-	return engine.Endpoint{Host: i.Host, Port: i.Port, User: user, Password: password}
+	ep := engine.Endpoint{Host: i.Host, Port: i.Port, User: user, Password: password}
+	if i.tls != nil {
+		ep.TLS = i.tls.ClientConfig()
+	}
+	return ep
 }
 
 // Operator returns the endpoint of the operator's account.
@@ -330,7 +400,11 @@ func (i *Instance) Open(opts engine.Options) engine.Instance {
 
 // DB returns a plain connection pool for the admin account, closed when the test ends.
 func (i *Instance) DB() *sql.DB {
-	db, err := sql.Open("mysql", engine.DSN(i.Operator(), engine.Options{}))
+	conn, err := engine.Connector(i.Operator(), engine.Options{})
+	if err != nil {
+		i.t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
 	if err != nil {
 		i.t.Fatal(err)
 	}

@@ -22,6 +22,8 @@ const (
 	ConfigInvalid        = "ConfigInvalid"
 	ReconcileFailed      = "ReconcileFailed"
 	StorageExpanded      = "StorageExpanded"
+	TLSIssued            = "TLSIssued"
+	TLSInvalid           = "TLSInvalid"
 
 	// The clustering loop.
 	Bootstrapped            = "Bootstrapped"

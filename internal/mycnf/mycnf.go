@@ -255,11 +255,29 @@ func Render(c *kurav1alpha1.MySQLCluster) (string, error) {
 		}
 	}
 	b.WriteString("# Owned by Kura (replication safety and durability)\n")
-	for _, s := range owned(engine, SemiSyncEnabled(c)) {
+	for _, s := range append(owned(engine, SemiSyncEnabled(c)), tlsSettings(c)...) {
 		fmt.Fprintf(&b, "%s = %s\n", s.key, s.value)
 	}
 	b.WriteString(includeLine + "\n")
 	return b.String(), nil
+}
+
+// tlsSettings make the server serve TLS with the certificate files of contract.TLSDir when
+// spec.tls.enabled (the default), and refuse clear-text TCP clients when
+// spec.tls.requireSecureTransport.
+func tlsSettings(c *kurav1alpha1.MySQLCluster) []setting {
+	if c.Spec.TLS.Enabled != nil && !*c.Spec.TLS.Enabled {
+		return nil
+	}
+	s := []setting{
+		{"ssl_cert", contract.TLSCertFile},
+		{"ssl_key", contract.TLSKeyFile},
+		{"ssl_ca", contract.TLSCAFile},
+	}
+	if c.Spec.TLS.RequireSecureTransport {
+		s = append(s, setting{"require_secure_transport", "ON"})
+	}
+	return s
 }
 
 // IncludeLine is the last line of a rendered my.cnf; tests that run mysqld outside a Pod

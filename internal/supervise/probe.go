@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"fmt"
 	"time"
@@ -14,20 +15,23 @@ import (
 // SQLProbe asks the local instance over loopback whether it may stop: it may when it is
 // read-only (a replica, or a primary the operator has already switched away from), or when
 // no replica is connected to take over.
-func SQLProbe(engine kurav1alpha1.Engine, port int, user, password string) Probe {
+//
+// tlsConfig, when not nil, makes the connection use TLS (the instance serves it).
+func SQLProbe(engine kurav1alpha1.Engine, port int, user, password string, tlsConfig *tls.Config) Probe {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", fmt.Sprintf("127.0.0.1:%d", port)
 	cfg.Timeout, cfg.ReadTimeout = time.Second, 2*time.Second
-	dsn := cfg.FormatDSN()
+	cfg.TLS = tlsConfig
 	replicas := "SHOW SLAVE HOSTS"
 	if engine == kurav1alpha1.EngineMySQL {
 		replicas = "SHOW REPLICAS"
 	}
 	return func(ctx context.Context) (bool, string, error) {
-		db, err := sql.Open("mysql", dsn)
+		conn, err := mysql.NewConnector(cfg)
 		if err != nil {
 			return false, "", err
 		}
+		db := sql.OpenDB(conn)
 		defer func() { _ = db.Close() }()
 		var readOnly bool
 		if err := db.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&readOnly); err != nil {

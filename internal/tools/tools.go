@@ -50,6 +50,9 @@ type Account struct {
 	Socket         string
 	Host           string
 	Port           int
+	// CAFile, over TCP, makes the tool use TLS and verify the server's certificate and host
+	// name against this CA.
+	CAFile string
 }
 
 // Invocation is everything that decides a tool's command line.
@@ -197,6 +200,14 @@ func OptionFile(inv Invocation) string {
 			fmt.Fprintf(&b, "socket=%s\n", optionValue(a.Socket))
 		} else {
 			fmt.Fprintf(&b, "host=%s\nport=%d\nprotocol=tcp\n", optionValue(a.Host), a.Port)
+			if a.CAFile != "" {
+				fmt.Fprintf(&b, "ssl-ca=%s\n", optionValue(a.CAFile))
+				if inv.Engine == kurav1alpha1.EngineMySQL {
+					b.WriteString("ssl-mode=VERIFY_IDENTITY\n")
+				} else {
+					b.WriteString("ssl-verify-server-cert\n")
+				}
+			}
 		}
 	}
 	return b.String()

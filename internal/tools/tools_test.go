@@ -18,6 +18,7 @@ func TestCommandsGolden(t *testing.T) {
 	acct := Account{User: "kura-agent", Password: `p"w\x`, Host: "127.0.0.1", Port: 3306}
 	invs := []Invocation{
 		{Op: PhysicalBackup, ServerDefaults: "/etc/mysql/my.cnf", Account: acct},
+		{Op: PhysicalBackup, ServerDefaults: "/etc/mysql/my.cnf", Account: Account{User: "kura-agent", Password: "p", Host: "127.0.0.1", Port: 3306, CAFile: "/etc/kura/tls/ca.crt"}},
 		{Op: Extract, Dir: "/var/lib/mysql"},
 		{Op: Prepare, Dir: "/var/lib/mysql"},
 		{Op: Prepare, Dir: "/var/lib/mysql", UseMemory: "1G"},

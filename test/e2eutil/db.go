@@ -1,7 +1,10 @@
 package e2eutil
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
+	"errors"
 	"testing"
 	"time"
 
@@ -52,4 +55,24 @@ func Await(timeout, interval time.Duration, cond func() error) error {
 		}
 		time.Sleep(interval)
 	}
+}
+
+// OpenTLSDB is OpenDB over TLS: the server's certificate must be signed by the CA in caPEM
+// and name serverName (the host dialled is usually an IP the certificate does not name).
+func OpenTLSDB(host, serverName, user, password string, caPEM []byte, to Timeouts) (*sql.DB, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the CA is not a PEM certificate")
+	}
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", host+":3306"
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = to.Dial, to.IO, to.IO
+	cfg.TLS = &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(1)
+	return db, nil
 }

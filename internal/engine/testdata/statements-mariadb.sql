@@ -6,9 +6,11 @@ SHOW SLAVE STATUS;
 SELECT ID, USER, COMMAND, STATE FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID();
 -- ConfigureReplica
 SET GLOBAL gtid_slave_pos = '0-1002-50,1-1001-7';
-CHANGE MASTER TO MASTER_HOST = 'shop-1.shop-instances.prod.svc.cluster.local', MASTER_PORT = 3306, MASTER_USER = 'kura-repl', MASTER_PASSWORD = 's3\'cr\\et', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_SSL = 0;
+CHANGE MASTER TO MASTER_HOST = 'shop-1.shop-instances.prod.svc.cluster.local', MASTER_PORT = 3306, MASTER_USER = 'kura-repl', MASTER_PASSWORD = 's3\'cr\\et', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_SSL = 0, MASTER_SSL_VERIFY_SERVER_CERT = 0;
+-- ConfigureReplica (TLS verified against the CA)
+CHANGE MASTER TO MASTER_HOST = 'shop-1.shop-instances.prod.svc.cluster.local', MASTER_PORT = 3306, MASTER_USER = 'kura-repl', MASTER_PASSWORD = 'p', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_SSL = 1, MASTER_SSL_CA = '/etc/kura/tls/ca.crt', MASTER_SSL_VERIFY_SERVER_CERT = 1;
 -- ConfigureReplica (connect retry 2.5s)
-CHANGE MASTER TO MASTER_HOST = '10.0.0.1', MASTER_PORT = 3307, MASTER_USER = 'r', MASTER_PASSWORD = 'p', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 3, MASTER_SSL = 0;
+CHANGE MASTER TO MASTER_HOST = '10.0.0.1', MASTER_PORT = 3307, MASTER_USER = 'r', MASTER_PASSWORD = 'p', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 3, MASTER_SSL = 0, MASTER_SSL_VERIFY_SERVER_CERT = 0;
 -- StartReplication
 START SLAVE;
 START SLAVE IO_THREAD;

@@ -1,0 +1,152 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+
+	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
+	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
+	"github.com/kura-db/kura/internal/events"
+)
+
+// tlsRecheck bounds how long a cluster goes without its TLS step: a generated certificate is
+// renewed on time, and a change to a user's certificate Secret that the cache does not hold
+// (it has no kura.dev/cluster label) is picked up.
+const tlsRecheck = time.Hour
+
+// reconcileTLS makes sure the instances have a server certificate when spec.tls.enabled: the
+// user's Secret (spec.tls.secretName), checked for its keys, or the cluster's own CA
+// ("<cluster>-ca", created once, never updated) and a certificate it signed ("<cluster>-tls",
+// issued again when ServerRenewalReason says so). The CA certificate is published in the
+// ConfigMap "<cluster>-ca" for clients. A problem with the user's Secret blocks the cluster
+// with a condition naming the Secret and the key.
+func (r *MySQLClusterReconciler) reconcileTLS(ctx context.Context, p *pass) error {
+	c := p.cluster
+	if !builder.TLSEnabled(c) {
+		return nil
+	}
+	p.requeueAfter = tlsRecheck
+	var server *corev1.Secret
+	if name := c.Spec.TLS.SecretName; name != "" {
+		s, err := r.userTLSSecret(ctx, c, name)
+		if err != nil {
+			return err
+		}
+		server = s
+	} else {
+		ca, err := r.ensureCA(ctx, c)
+		if err != nil {
+			return err
+		}
+		if server, err = r.ensureServerCertificate(ctx, p, ca); err != nil {
+			return err
+		}
+	}
+	p.tlsHash = builder.TLSHash(server)
+	return r.apply(ctx, builder.CAConfigMap(c, server.Data[contract.TLSCAKey]))
+}
+
+func (r *MySQLClusterReconciler) userTLSSecret(ctx context.Context, c *kurav1alpha1.MySQLCluster, name string) (*corev1.Secret, error) {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	s := &corev1.Secret{}
+	err := reader.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, s)
+	if apierrors.IsNotFound(err) {
+		return nil, &errBlocked{reason: "TLSSecretNotFound", recheck: true,
+			message: fmt.Sprintf("spec.tls.secretName: Secret %q not found in namespace %q; create it with keys %s", name, c.Namespace, strings.Join(builder.TLSKeys, ", "))}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to get Secret %s: %w", name, err)
+	}
+	if missing := builder.MissingTLSKeys(s); len(missing) > 0 {
+		msg := fmt.Sprintf("spec.tls.secretName: Secret %q lacks key(s) %s; add them (PEM, non-empty) to the Secret", name, strings.Join(missing, ", "))
+		r.Recorder.Emit(c, events.Warning, events.TLSInvalid, "%s", msg)
+		return nil, &errBlocked{reason: "TLSSecretInvalid", recheck: true, message: msg}
+	}
+	return s, nil
+}
+
+// ensureCA returns the cluster's CA Secret, creating it the first time.
+func (r *MySQLClusterReconciler) ensureCA(ctx context.Context, c *kurav1alpha1.MySQLCluster) (*corev1.Secret, error) {
+	name := builder.CASecretName(c)
+	s := &corev1.Secret{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, s)
+	if err == nil {
+		if _, _, perr := builder.ParseCA(s); perr != nil {
+			return nil, &errBlocked{reason: "TLSCAInvalid", message: fmt.Sprintf("%v; delete Secret %q to have a new CA generated (every client must then trust the new one)", perr, name)}
+		}
+		return s, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("failed to get Secret %s: %w", name, err)
+	}
+	gen, err := builder.CASecret(c, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Client.Create(ctx, gen); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil, &errWaiting{reason: "TLSCACreated", message: "waiting for the CA Secret to reach the cache"}
+		}
+		return nil, fmt.Errorf("failed to create Secret %s: %w", name, err)
+	}
+	r.Recorder.Emit(c, events.Normal, events.TLSIssued, "generated the cluster's CA in Secret %s", name)
+	return gen, nil
+}
+
+// ensureServerCertificate returns the generated server certificate Secret, issuing it the
+// first time and again when it is due (builder.ServerRenewalReason). The Secret is updated in
+// place; the new certificate's hash rolls the instances.
+func (r *MySQLClusterReconciler) ensureServerCertificate(ctx context.Context, p *pass, ca *corev1.Secret) (*corev1.Secret, error) {
+	c := p.cluster
+	name := builder.TLSSecretName(c)
+	now := time.Now()
+	live := &corev1.Secret{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, live)
+	switch {
+	case apierrors.IsNotFound(err):
+		gen, err := builder.ServerTLSSecret(c, ca, now)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.Client.Create(ctx, gen); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return nil, &errWaiting{reason: "TLSCertificateIssued", message: "waiting for the certificate Secret to reach the cache"}
+			}
+			return nil, fmt.Errorf("failed to create Secret %s: %w", name, err)
+		}
+		r.Recorder.Emit(c, events.Normal, events.TLSIssued, "issued the server certificate in Secret %s", name)
+		return gen, nil
+	case err != nil:
+		return nil, fmt.Errorf("failed to get Secret %s: %w", name, err)
+	}
+	reason := builder.ServerRenewalReason(c, live, ca, now)
+	if reason == "" {
+		if cert, err := builder.ParseCertificate(live.Data[contract.TLSCertKey]); err == nil {
+			due := cert.NotAfter.Add(-cert.NotAfter.Sub(cert.NotBefore) / 3)
+			if d := time.Until(due); d < p.requeueAfter {
+				p.requeueAfter = max(d, time.Second)
+			}
+		}
+		return live, nil
+	}
+	gen, err := builder.ServerTLSSecret(c, ca, now)
+	if err != nil {
+		return nil, err
+	}
+	live.Data = gen.Data
+	if err := r.Client.Update(ctx, live); err != nil {
+		return nil, fmt.Errorf("failed to renew the certificate in Secret %s: %w", name, err)
+	}
+	r.Recorder.Emit(c, events.Normal, events.TLSIssued, "renewed the server certificate in Secret %s: %s", name, reason)
+	return live, nil
+}
