@@ -104,12 +104,14 @@ const CredentialsDir = "/var/run/kura/credentials"
 // The credentials each container of an instance Pod gets (docs/security.md): kura-init
 // creates and repairs every account; the agent uses its own account and, to fence a primary
 // cut off from everything, the operator's; `kura mysqld` asks the server with the operator's
-// account whether it may stop. kura-copy gets none.
+// account whether it may stop, and `kubectl kura mysql` opens its client sessions there with
+// the admin or application account (accounts with less than the operator's, whose password
+// that container holds anyway). kura-copy gets none.
 var (
 	InitCredentialKeys = []string{KeyOperatorPassword, KeyReplicationPassword, KeyAgentPassword,
 		KeyRootPassword, KeyAdminPassword, KeyAppPassword, KeyAgentToken}
 	AgentCredentialKeys  = []string{KeyAgentPassword, KeyOperatorPassword, KeyAgentToken}
-	MySQLDCredentialKeys = []string{KeyOperatorPassword}
+	MySQLDCredentialKeys = []string{KeyOperatorPassword, KeyAdminPassword, KeyAppPassword}
 )
 
 // Environment variables of the instance Pods' containers (never secrets).

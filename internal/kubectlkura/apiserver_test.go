@@ -155,7 +155,7 @@ func TestCommandsAgainstAPIServer(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
-		want := `exec -i -n demo shop-1 -c mysqld -- sh -c 'MYSQL_PWD="$KURA_ADMIN_PASSWORD" exec mariadb --user=admin --host=127.0.0.1 --port=3306 "$@"' kubectl-kura-mysql -e 'SELECT 1'`
+		want := `exec -i -n demo shop-1 -c mysqld -- sh -c 'MYSQL_PWD="$(cat /var/run/kura/credentials/admin-password)" exec mariadb --user=admin --host=127.0.0.1 --port=3306 --ssl-ca=/etc/kura/tls/ca.crt --ssl-verify-server-cert "$@"' kubectl-kura-mysql -e 'SELECT 1'`
 		// -t is added only when stdin is a terminal.
 		if out = strings.Replace(out, "exec -i -t ", "exec -i ", 1); !strings.Contains(out, want) {
 			t.Errorf("mysql --print:\n%s\nwant it to contain\n%s", out, want)
@@ -164,7 +164,7 @@ func TestCommandsAgainstAPIServer(t *testing.T) {
 			t.Errorf("the command holds a password: %s", out)
 		}
 		out, _, _ = r.run("mysql", "shop", "--replica", "--user", "app", "--print")
-		if !strings.Contains(out, " shop-2 ") || !strings.Contains(out, `"$KURA_APP_PASSWORD"`) || !strings.Contains(out, "--database=shop") {
+		if !strings.Contains(out, " shop-2 ") || !strings.Contains(out, `"$(cat /var/run/kura/credentials/app-password)"`) || !strings.Contains(out, "--database=shop") {
 			t.Errorf("mysql --replica --user app chose: %s (want the healthy replica shop-2, the app account and database)", out)
 		}
 		r.fails("instance shop-0 has no Pod", "mysql", "shop", "--instance", "0")

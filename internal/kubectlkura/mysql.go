@@ -60,13 +60,16 @@ shell step hands it to the client as MYSQL_PWD.`,
 	return cmd
 }
 
-// passwordEnv maps the accounts this command opens sessions for to the environment variable
-// the mysqld container holds the password in.
-var passwordEnv = map[string]string{"admin": "KURA_ADMIN_PASSWORD", "app": "KURA_APP_PASSWORD"}
+// passwordFile maps the accounts this command opens sessions for to the file the mysqld
+// container holds the password in (mode 0400, from the credentials Secret).
+var passwordFile = map[string]string{
+	"admin": contract.CredentialsDir + "/" + contract.KeyAdminPassword,
+	"app":   contract.CredentialsDir + "/" + contract.KeyAppPassword,
+}
 
 // mysqlArgs builds the kubectl arguments of the session.
 func (e *Env) mysqlArgs(ctx context.Context, name string, replica bool, instance, user string, extra []string) ([]string, error) {
-	env, ok := passwordEnv[user]
+	file, ok := passwordFile[user]
 	if !ok {
 		return nil, fmt.Errorf("%w: --user %q: use admin or app (the operator's own accounts are not for people)", ErrUsage, user)
 	}
@@ -100,8 +103,18 @@ func (e *Env) mysqlArgs(ctx context.Context, name string, replica bool, instance
 	if user == "app" {
 		db = builder.Database(c)
 	}
-	// The password stays inside the container: sh reads it from the container's environment.
-	script := fmt.Sprintf(`MYSQL_PWD="$%s" exec %s --user=%s --host=127.0.0.1 --port=3306 "$@"`, env, clientBin, user)
+	// The password stays inside the container: sh reads it from the container's password file
+	// and hands it to the client in its environment, never on a command line.
+	tls := ""
+	if builder.TLSEnabled(c) {
+		// The session is encrypted and the server's certificate checked against the cluster's
+		// CA (it names 127.0.0.1), as a client must when require_secure_transport is on.
+		tls = " --ssl-ca=" + contract.TLSCAFile + " --ssl-verify-server-cert"
+		if builder.Engine(c) == kurav1alpha1.EngineMySQL {
+			tls = " --ssl-ca=" + contract.TLSCAFile + " --ssl-mode=VERIFY_IDENTITY"
+		}
+	}
+	script := fmt.Sprintf(`MYSQL_PWD="$(cat %s)" exec %s --user=%s --host=127.0.0.1 --port=3306%s "$@"`, file, clientBin, user, tls)
 	argv := append([]string{}, e.KubectlArgs...)
 	argv = append(argv, "exec", "-i")
 	if term.IsTerminal(int(os.Stdin.Fd())) {
