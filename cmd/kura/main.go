@@ -178,6 +178,18 @@ func runMySQLD(ctx context.Context, args []string) error {
 		return supervise.SQLProbe(kind, contract.MySQLPort, engine.OperatorUser, password, tlsConfig)(ctx)
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "kura mysqld: "+format+"\n", a...) }
+	if _, err := os.Stat(contract.TLSCertFile); err == nil {
+		// A renewed server certificate reaches the mounted files; the server reloads them in
+		// place (docs/security.md, "TLS").
+		reload := func(ctx context.Context) error {
+			password, err := agent.ReadCredential(credDir, contract.KeyOperatorPassword)
+			if err != nil {
+				return err
+			}
+			return supervise.ReloadTLS(ctx, kind, contract.MySQLPort, engine.OperatorUser, password)
+		}
+		go supervise.WatchFiles(ctx, []string{contract.TLSCertFile, contract.TLSKeyFile, contract.TLSCAFile}, 5*time.Second, reload, logf)
+	}
 	code, err := supervise.Run(ctx, args, probe, supervise.Options{HoldFor: hold, Log: logf})
 	if err != nil {
 		return err

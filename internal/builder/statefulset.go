@@ -53,7 +53,8 @@ func serverCommand(e kurav1alpha1.Engine) string {
 // credentials, and every instance container contract.EnvBootstrap.
 //
 // tlsHash (builder.TLSHash of the server certificate Secret; empty without TLS) is an
-// annotation of the Pod template: a renewed certificate rolls the instances.
+// annotation of the Pod template: a new CA rolls the instances (a renewed certificate is
+// reloaded in place).
 func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash, tlsHash string, bootstrap *kurav1alpha1.BackupStorage, opts Options) *appsv1.StatefulSet {
 	whenDeleted := appsv1.RetainPersistentVolumeClaimRetentionPolicyType
 	if c.Spec.DeletionPolicy == kurav1alpha1.DeletionPolicyDelete {

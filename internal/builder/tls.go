@@ -232,11 +232,12 @@ func CAConfigMap(c *kurav1alpha1.MySQLCluster, caPEM []byte) *corev1.ConfigMap {
 	return cm
 }
 
-// TLSHash is a short hash of a server certificate Secret's certificate and CA: the instance
-// Pod template carries it, so a new certificate rolls the instances.
+// TLSHash is a short hash of a server certificate Secret's CA: the instance Pod template
+// carries it, so a new CA rolls the instances (everything that verifies the servers changes at
+// once). A renewed server certificate from the same CA does not roll them: `kura mysqld`
+// sees the mounted files change and the server reloads them in place (FLUSH SSL).
 func TLSHash(s *corev1.Secret) string {
 	h := sha256.New()
-	h.Write(s.Data[contract.TLSCertKey])
 	h.Write(s.Data[contract.TLSCAKey])
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -173,7 +173,8 @@ const (
 	TLSCertFile = TLSDir + "/" + TLSCertKey
 	TLSKeyFile  = TLSDir + "/" + TLSKeyKey
 	TLSCAFile   = TLSDir + "/" + TLSCAKey
-	// AnnotationTLSHash on the instance Pod template is a hash of the server certificate:
-	// a renewed certificate rolls the instances in the safe order (docs/security.md).
+	// AnnotationTLSHash on the instance Pod template is a hash of the cluster's CA: a new CA
+	// rolls the instances in the safe order; a renewed server certificate is reloaded in place
+	// (docs/security.md).
 	AnnotationTLSHash = "kura.dev/tls-hash"
 )

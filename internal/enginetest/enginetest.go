@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
@@ -90,6 +91,32 @@ type TLSFiles struct {
 	CertFile, KeyFile, CAFile string
 	// CAPEM is the CA certificate clients verify the servers with.
 	CAPEM []byte
+
+	cluster *kurav1alpha1.MySQLCluster
+	ca      *corev1.Secret
+}
+
+// Renew issues a new server certificate from the same CA as of now and writes it over the
+// files, as a renewal reaches a Pod's mounted Secret.
+func (f *TLSFiles) Renew(now time.Time) error {
+	srv, err := builder.ServerTLSSecret(f.cluster, f.ca, now)
+	if err != nil {
+		return err
+	}
+	return f.write(srv)
+}
+
+func (f *TLSFiles) write(srv *corev1.Secret) error {
+	for path, key := range map[string]string{f.CertFile: contract.TLSCertKey, f.KeyFile: contract.TLSKeyKey, f.CAFile: contract.TLSCAKey} {
+		tmp := path + ".new"
+		if err := os.WriteFile(tmp, srv.Data[key], 0o400); err != nil {
+			return fmt.Errorf("failed to write %s: %w", path, err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("failed to replace %s: %w", path, err)
+		}
+	}
+	return nil
 }
 
 // ClientConfig is a client TLS configuration that trusts the cluster's CA. The instances are
@@ -217,13 +244,8 @@ func writeTLSFiles(c *kurav1alpha1.MySQLCluster, dir string) (*TLSFiles, error) 
 		return nil, fmt.Errorf("failed to create %s: %w", dir, err)
 	}
 	f := &TLSFiles{Dir: dir, CertFile: filepath.Join(dir, contract.TLSCertKey), KeyFile: filepath.Join(dir, contract.TLSKeyKey),
-		CAFile: filepath.Join(dir, contract.TLSCAKey), CAPEM: srv.Data[contract.TLSCAKey]}
-	for path, key := range map[string]string{f.CertFile: contract.TLSCertKey, f.KeyFile: contract.TLSKeyKey, f.CAFile: contract.TLSCAKey} {
-		if err := os.WriteFile(path, srv.Data[key], 0o400); err != nil {
-			return nil, fmt.Errorf("failed to write %s: %w", path, err)
-		}
-	}
-	return f, nil
+		CAFile: filepath.Join(dir, contract.TLSCAKey), CAPEM: srv.Data[contract.TLSCAKey], cluster: c, ca: ca}
+	return f, f.write(srv)
 }
 
 func renderConfig(c *kurav1alpha1.MySQLCluster) (string, error) {
@@ -376,6 +398,16 @@ func (i *Instance) Endpoint(user, password string) engine.Endpoint {
 		ep.TLS = i.tls.ClientConfig()
 	}
 	return ep
+}
+
+// Pid is the process id of the running server, 0 when it is not running.
+func (i *Instance) Pid() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.cmd == nil || i.cmd.Process == nil {
+		return 0
+	}
+	return i.cmd.Process.Pid
 }
 
 // Operator returns the endpoint of the operator's account.

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"database/sql"
 	"errors"
+	"math/big"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,6 +62,33 @@ func Await(timeout, interval time.Duration, cond func() error) error {
 // OpenTLSDB is OpenDB over TLS: the server's certificate must be signed by the CA in caPEM
 // and name serverName (the host dialled is usually an IP the certificate does not name).
 func OpenTLSDB(host, serverName, user, password string, caPEM []byte, to Timeouts) (*sql.DB, error) {
+	return openTLS(host, serverName, user, password, caPEM, to, nil)
+}
+
+// ServedCertificate opens one verified TLS session with the server and returns the serial
+// number of the certificate it presented.
+func ServedCertificate(host, serverName, user, password string, caPEM []byte) (*big.Int, error) {
+	var mu sync.Mutex
+	var serial *big.Int
+	db, err := openTLS(host, serverName, user, password, caPEM, DefaultTimeouts, func(cs tls.ConnectionState) error {
+		mu.Lock()
+		defer mu.Unlock()
+		serial = cs.PeerCertificates[0].SerialNumber
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = db.Close() }()
+	if err := db.Ping(); err != nil {
+		return nil, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return serial, nil
+}
+
+func openTLS(host, serverName, user, password string, caPEM []byte, to Timeouts, verify func(tls.ConnectionState) error) (*sql.DB, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("the CA is not a PEM certificate")
@@ -67,7 +96,7 @@ func OpenTLSDB(host, serverName, user, password string, caPEM []byte, to Timeout
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", host+":3306"
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = to.Dial, to.IO, to.IO
-	cfg.TLS = &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}
+	cfg.TLS = &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12, VerifyConnection: verify}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, err
