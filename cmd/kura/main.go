@@ -188,7 +188,8 @@ func runMySQLD(ctx context.Context, args []string) error {
 			}
 			return supervise.ReloadTLS(ctx, kind, contract.MySQLPort, engine.OperatorUser, password)
 		}
-		go supervise.WatchFiles(ctx, []string{contract.TLSCertFile, contract.TLSKeyFile, contract.TLSCAFile}, 5*time.Second, reload, logf)
+		watch := supervise.WatchFiles([]string{contract.TLSCertFile, contract.TLSKeyFile, contract.TLSCAFile})
+		go watch.Run(ctx, 5*time.Second, reload, logf)
 	}
 	code, err := supervise.Run(ctx, args, probe, supervise.Options{HoldFor: hold, Log: logf})
 	if err != nil {

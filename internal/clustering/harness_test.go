@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -60,6 +61,12 @@ func newRig(t testing.TB, n int) *rig {
 	c := &kurav1alpha1.MySQLCluster{ObjectMeta: metav1.ObjectMeta{Name: "it", Namespace: "test"}}
 	c.Spec.Engine = kurav1alpha1.EngineMariaDB
 	c.Spec.Replicas = int32(n)
+	if os.Getenv("KURA_BENCH_TLS") == "off" {
+		// The benchmarks' comparison run (docs/benchmarks.md, "TLS"): servers, replication and
+		// the loop's connections in clear text.
+		off := false
+		c.Spec.TLS.Enabled = &off
+	}
 	cl := enginetest.Start(t, n, enginetest.Options{Cluster: c})
 	r := &rig{t: t, servers: cl.Instances, labels: map[int]string{}, sqls: map[int]*EngineSQL{}, rec: Recorded{Primary: NoPrimary},
 		spec: Spec{Replicas: n, SemiSync: true, MaxLag: 30 * time.Second, FailoverGrace: 3 * time.Second, DownGrace: time.Second,

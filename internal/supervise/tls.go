@@ -14,11 +14,22 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 )
 
-// WatchFiles calls reload whenever the contents of paths change, once the change has held for
+// FileWatch notices changes of a set of files' contents from the moment it was made.
+type FileWatch struct {
+	paths []string
+	last  string
+}
+
+// WatchFiles reads the files' contents now; Run reports changes from this state.
+func WatchFiles(paths []string) *FileWatch {
+	return &FileWatch{paths: paths, last: digest(paths)}
+}
+
+// Run calls reload whenever the contents of the files change, once the change has held for
 // one interval (a Secret volume's files are not all replaced at the same instant), until ctx
 // ends. A reload that fails is tried again at the next interval. Missing files are waited for.
-func WatchFiles(ctx context.Context, paths []string, every time.Duration, reload func(context.Context) error, log func(string, ...any)) {
-	last := digest(paths)
+func (w *FileWatch) Run(ctx context.Context, every time.Duration, reload func(context.Context) error, log func(string, ...any)) {
+	paths, last := w.paths, w.last
 	pending := ""
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -63,7 +74,9 @@ func digest(paths []string) string {
 }
 
 // ReloadTLS makes the local server read its certificate, key and CA files again, without a
-// restart: FLUSH SSL on MariaDB, ALTER INSTANCE RELOAD TLS on MySQL. The connection is over
+// restart: FLUSH NO_WRITE_TO_BINLOG SSL on MariaDB (a plain FLUSH is written to the binary
+// log: on a replica it would be a transaction of its own, errant, and would break replication
+// with an out-of-order GTID), ALTER INSTANCE RELOAD TLS on MySQL (never logged). The connection is over
 // loopback inside the Pod and does not verify the server's certificate, which may be the one
 // being replaced (a new CA would not verify it).
 func ReloadTLS(ctx context.Context, engine kurav1alpha1.Engine, port int, user, password string) error {
@@ -77,7 +90,7 @@ func ReloadTLS(ctx context.Context, engine kurav1alpha1.Engine, port int, user, 
 	}
 	db := sql.OpenDB(conn)
 	defer func() { _ = db.Close() }()
-	stmt := "FLUSH SSL"
+	stmt := "FLUSH NO_WRITE_TO_BINLOG SSL"
 	if engine == kurav1alpha1.EngineMySQL {
 		stmt = "ALTER INSTANCE RELOAD TLS"
 	}

@@ -16,8 +16,9 @@ import (
 )
 
 // A renewed server certificate written over the mounted files is served by the running server
-// after WatchFiles sees the change and ReloadTLS runs FLUSH SSL: no restart, and a new client
-// verifying the CA gets the new certificate while an open session goes on.
+// after WatchFiles sees the change and ReloadTLS runs FLUSH SSL: no restart, nothing written to
+// the binary log, and a new client verifying the CA gets the new certificate while an open
+// session goes on.
 func TestRenewedCertificateIsReloadedInPlace(t *testing.T) {
 	c := enginetest.Start(t, 1, enginetest.Options{})
 	in := c.Instances[0]
@@ -56,12 +57,23 @@ func TestRenewedCertificateIsReloadedInPlace(t *testing.T) {
 	if err := open.Ping(); err != nil {
 		t.Fatal(err)
 	}
+	executed := func() string {
+		t.Helper()
+		var s string
+		if err := open.QueryRow("SELECT @@global.gtid_binlog_state").Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	enginetest.Exec(t, open, "CREATE DATABASE reload")
+	gtids := executed()
 	pid := in.Pid()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reloads := make(chan string, 8)
-	go supervise.WatchFiles(ctx, []string{c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CAFile}, 50*time.Millisecond,
+	watch := supervise.WatchFiles([]string{c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CAFile})
+	go watch.Run(ctx, 50*time.Millisecond,
 		func(ctx context.Context) error {
 			return supervise.ReloadTLS(ctx, kurav1alpha1.EngineMariaDB, in.Port, engine.OperatorUser, enginetest.OperatorPassword)
 		},
@@ -81,6 +93,10 @@ func TestRenewedCertificateIsReloadedInPlace(t *testing.T) {
 	}
 	if err := open.Ping(); err != nil {
 		t.Errorf("the session opened before the reload broke: %v", err)
+	}
+	// The reload is not a transaction: on a replica one would be errant.
+	if now := executed(); now != gtids {
+		t.Errorf("the reload wrote to the binary log: %q, then %q", gtids, now)
 	}
 	if in.Pid() != pid {
 		t.Errorf("the server restarted (pid %d, then %d)", pid, in.Pid())
