@@ -105,7 +105,7 @@ func (r *MySQLClusterReconciler) ensureCA(ctx context.Context, c *kurav1alpha1.M
 
 // ensureServerCertificate returns the generated server certificate Secret, issuing it the
 // first time and again when it is due (builder.ServerRenewalReason). The Secret is updated in
-// place; the new certificate's hash rolls the instances.
+// place; the servers reload the new certificate from their mounted files (kura mysqld).
 func (r *MySQLClusterReconciler) ensureServerCertificate(ctx context.Context, p *pass, ca *corev1.Secret) (*corev1.Secret, error) {
 	c := p.cluster
 	name := builder.TLSSecretName(c)
@@ -132,8 +132,7 @@ func (r *MySQLClusterReconciler) ensureServerCertificate(ctx context.Context, p 
 	reason := builder.ServerRenewalReason(c, live, ca, now)
 	if reason == "" {
 		if cert, err := builder.ParseCertificate(live.Data[contract.TLSCertKey]); err == nil {
-			due := cert.NotAfter.Add(-cert.NotAfter.Sub(cert.NotBefore) / 3)
-			if d := time.Until(due); d < p.requeueAfter {
+			if d := time.Until(builder.RenewalTime(cert.NotBefore, cert.NotAfter)); d < p.requeueAfter {
 				p.requeueAfter = max(d, time.Second)
 			}
 		}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -215,11 +213,7 @@ func (c connSecurity) tlsConfig() (*tls.Config, error) {
 	if len(c.caPEM) == 0 {
 		return nil, nil
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(c.caPEM) {
-		return nil, errors.New("the cluster's CA is not a PEM certificate")
-	}
-	return &tls.Config{RootCAs: pool, ServerName: c.serverName, MinVersion: tls.VersionTLS12}, nil
+	return engine.ClientTLS(c.caPEM, c.serverName)
 }
 
 // servesTLS reports whether an instance Pod mounts the server certificate, so its server

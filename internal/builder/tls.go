@@ -40,11 +40,6 @@ func TLSEnabled(c *kurav1alpha1.MySQLCluster) bool {
 	return c.Spec.TLS.Enabled == nil || *c.Spec.TLS.Enabled
 }
 
-// RequireSecureTransport reports whether the servers refuse clear-text TCP connections.
-func RequireSecureTransport(c *kurav1alpha1.MySQLCluster) bool {
-	return TLSEnabled(c) && c.Spec.TLS.RequireSecureTransport
-}
-
 // CASecretName is the generated CA's Secret (keys ca.crt, ca.key).
 func CASecretName(c *kurav1alpha1.MySQLCluster) string { return c.Name + "-ca" }
 
@@ -99,8 +94,13 @@ func RenewalDue(notBefore, notAfter, now time.Time) bool {
 	if !notAfter.After(notBefore) || now.Before(notBefore) {
 		return true
 	}
-	lifetime := notAfter.Sub(notBefore)
-	return !now.Before(notAfter.Add(-lifetime / 3))
+	return !now.Before(RenewalTime(notBefore, notAfter))
+}
+
+// RenewalTime is when a certificate valid from notBefore to notAfter becomes due: a third of
+// its lifetime before it expires.
+func RenewalTime(notBefore, notAfter time.Time) time.Time {
+	return notAfter.Add(-notAfter.Sub(notBefore) / 3)
 }
 
 // CASecret builds a new CA for the cluster: an ECDSA P-256 key and a self-signed certificate

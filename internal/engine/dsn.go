@@ -59,11 +59,21 @@ func LocalTLS(caFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the CA: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	cfg, err := ClientTLS(pem, "")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", caFile, err)
 	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return cfg, nil
+}
+
+// ClientTLS is a client TLS configuration that trusts the CA certificate(s) in caPEM and
+// verifies the server's certificate for serverName (empty: the address dialled).
+func ClientTLS(caPEM []byte, serverName string) (*tls.Config, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the CA is not a PEM certificate")
+	}
+	return &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}, nil
 }
 
 // ExistingFile returns path when the file exists, else "": a CA file mounted only when the

@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"fmt"
 	"net"
@@ -122,9 +121,11 @@ func (f *TLSFiles) write(srv *corev1.Secret) error {
 // ClientConfig is a client TLS configuration that trusts the cluster's CA. The instances are
 // reached at 127.0.0.1, which the certificate names.
 func (f *TLSFiles) ClientConfig() *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(f.CAPEM)
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	cfg, err := engine.ClientTLS(f.CAPEM, "")
+	if err != nil {
+		panic(err) // the CA was issued by the test itself
+	}
+	return cfg
 }
 
 // Instance is one mariadbd process.

@@ -18,10 +18,7 @@ import (
 //
 // tlsConfig, when not nil, makes the connection use TLS (the instance serves it).
 func SQLProbe(engine kurav1alpha1.Engine, port int, user, password string, tlsConfig *tls.Config) Probe {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", fmt.Sprintf("127.0.0.1:%d", port)
-	cfg.Timeout, cfg.ReadTimeout = time.Second, 2*time.Second
-	cfg.TLS = tlsConfig
+	cfg := loopback(port, user, password, tlsConfig, 2*time.Second)
 	replicas := "SHOW SLAVE HOSTS"
 	if engine == kurav1alpha1.EngineMySQL {
 		replicas = "SHOW REPLICAS"
@@ -54,4 +51,14 @@ func SQLProbe(engine kurav1alpha1.Engine, port int, user, password string, tlsCo
 		}
 		return false, fmt.Sprintf("the writable primary, with %d replica(s): waiting for the operator to switch over", n), nil
 	}
+}
+
+// loopback is the connection configuration of the local server over 127.0.0.1, with TLS when
+// tlsConfig is not nil.
+func loopback(port int, user, password string, tlsConfig *tls.Config, readTimeout time.Duration) *mysql.Config {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", fmt.Sprintf("127.0.0.1:%d", port)
+	cfg.Timeout, cfg.ReadTimeout = time.Second, readTimeout
+	cfg.TLS = tlsConfig
+	return cfg
 }

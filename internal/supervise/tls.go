@@ -80,10 +80,7 @@ func digest(paths []string) string {
 // loopback inside the Pod and does not verify the server's certificate, which may be the one
 // being replaced (a new CA would not verify it).
 func ReloadTLS(ctx context.Context, engine kurav1alpha1.Engine, port int, user, password string) error {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", fmt.Sprintf("127.0.0.1:%d", port)
-	cfg.Timeout, cfg.ReadTimeout = time.Second, 5*time.Second
-	cfg.TLS = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // loopback inside the Pod, see above
+	cfg := loopback(port, user, password, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, 5*time.Second) //nolint:gosec // loopback inside the Pod, see above
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return err

@@ -2,15 +2,15 @@ package e2eutil
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
-	"errors"
 	"math/big"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/kura-db/kura/internal/engine"
 )
 
 // Timeouts of a connection to an instance: connect, and each read or write on the wire.
@@ -89,14 +89,15 @@ func ServedCertificate(host, serverName, user, password string, caPEM []byte) (*
 }
 
 func openTLS(host, serverName, user, password string, caPEM []byte, to Timeouts, verify func(tls.ConnectionState) error) (*sql.DB, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("the CA is not a PEM certificate")
+	tlsConfig, err := engine.ClientTLS(caPEM, serverName)
+	if err != nil {
+		return nil, err
 	}
+	tlsConfig.VerifyConnection = verify
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", host+":3306"
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = to.Dial, to.IO, to.IO
-	cfg.TLS = &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12, VerifyConnection: verify}
+	cfg.TLS = tlsConfig
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, err
