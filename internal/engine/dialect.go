@@ -107,6 +107,9 @@ type dialect interface {
 	parseUsingGTID(row map[string]string) string
 	semiSync() semiSyncNames
 	processlistQuery() string
+	// receiverQuery lists the connection ids of the replication receiver (I/O thread); empty
+	// when the engine stops its receiver promptly without help.
+	receiverQuery() string
 
 	changeSource(src Source) stmt
 	startThreads(t Thread) stmt

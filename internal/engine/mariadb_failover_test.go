@@ -91,3 +91,49 @@ func TestMariaDBCandidateAppliesRelayLog(t *testing.T) {
 		t.Fatalf("rows on replica 2: %d (%v)", n, err)
 	}
 }
+
+// TestMariaDBReceiverOfASilentSourceStopsAtOnce: a failover's first stage stops every
+// receiver while the primary may be silent (frozen, or cut off with its connections left
+// open). STOP SLAVE IO_THREAD alone takes two seconds then (the server's second wake-up of a
+// receiver blocked on a silent socket); ApplyRelayLog kills the receiver's connection first,
+// so it returns within the fence's budget, keeps what was received and applies it, and the
+// replica still answers as a stopped receiver without an I/O error.
+func TestMariaDBReceiverOfASilentSourceStopsAtOnce(t *testing.T) {
+	c := enginetest.Start(t, 2, enginetest.Options{})
+	ctx := context.Background()
+	p, r := c.Instances[0], c.Instances[1]
+	pe := p.Open(engine.Options{})
+	re := r.Open(engine.Options{})
+	promote(t, ctx, pe, 1)
+	replicate(t, ctx, re, p)
+	eventually(t, 30*time.Second, "semi-sync replica connected", func() (bool, string) {
+		st := pe.Status(ctx)
+		return st.SemiSync.SourceClients == 1, fmt.Sprintf("%+v", st.SemiSync)
+	})
+	mustExec(t, p.DB(), "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
+	if err := re.StopReplication(ctx, engine.SQLThread); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, p.DB(), "INSERT INTO shop.t VALUES (1)")
+	acked := pe.Status(ctx).ExecutedGTID
+	p.Pause()
+	defer p.Resume()
+
+	// Half of STOP SLAVE's two seconds: without the kill the statement is cut off here.
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	err := re.ApplyRelayLog(sctx)
+	cancel()
+	if err != nil {
+		t.Fatalf("stopping the receiver of a silent source: %v", err)
+	}
+	st := re.Status(ctx)
+	if st.Replica == nil || st.Replica.IOThread != engine.ThreadStopped {
+		t.Fatalf("receiver not stopped: %+v", st.Replica)
+	}
+	if st.Replica.LastIOErrno != 0 {
+		t.Fatalf("a stopped receiver reports I/O error %d: %s", st.Replica.LastIOErrno, st.Replica.LastIOError)
+	}
+	if err := re.WaitForGTID(ctx, acked, 30*time.Second); err != nil {
+		t.Fatalf("the received transaction was not applied: %v (%+v)", err, re.Status(ctx).Replica)
+	}
+}

@@ -69,6 +69,9 @@ func (mysqlDialect) processlistQuery() string {
 	return "SELECT ID, USER, COMMAND, STATE FROM performance_schema.processlist WHERE ID <> CONNECTION_ID()"
 }
 
+// receiverQuery: not measured on MySQL; STOP REPLICA IO_THREAD is used alone.
+func (mysqlDialect) receiverQuery() string { return "" }
+
 // changeSource uses SOURCE_AUTO_POSITION=1: the source sends what gtid_executed lacks.
 // GET_SOURCE_PUBLIC_KEY lets caching_sha2_password work without TLS. With a CA the replica
 // connects with TLS and verifies the source's certificate and host name (SOURCE_HOST).

@@ -32,6 +32,9 @@ func renderStatements(d dialect) string {
 	section("status: globals", stmt{Query: d.globalsQuery()})
 	section("status: replica", stmt{Query: d.replicaStatusQuery()})
 	section("kill: list connections", stmt{Query: d.processlistQuery()})
+	if q := d.receiverQuery(); q != "" {
+		section("ApplyRelayLog: the receiver's connection, killed first", stmt{Query: q})
+	}
 	behind := map[gtid.Flavor]gtid.Set{
 		gtid.MariaDB: gtid.MustParse(gtid.MariaDB, "0-1001-41"),
 		gtid.MySQL:   gtid.MustParse(gtid.MySQL, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-41"),

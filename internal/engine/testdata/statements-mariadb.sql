@@ -4,6 +4,8 @@ SELECT @@server_id AS server_id, @@server_uid AS server_uuid, @@version AS versi
 SHOW SLAVE STATUS;
 -- kill: list connections
 SELECT ID, USER, COMMAND, STATE FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID();
+-- ApplyRelayLog: the receiver's connection, killed first
+SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO';
 -- ConfigureReplica
 SET GLOBAL gtid_slave_pos = '0-1002-50,1-1001-7';
 CHANGE MASTER TO MASTER_HOST = 'shop-1.shop-instances.prod.svc.cluster.local', MASTER_PORT = 3306, MASTER_USER = 'kura-repl', MASTER_PASSWORD = 's3\'cr\\et', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_SSL = 0, MASTER_SSL_VERIFY_SERVER_CERT = 0;
