@@ -73,7 +73,7 @@ func NewLoop(src Source, sink Sink, opts Options) *Loop {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Loop{src: src, sink: sink, opts: opts, poke: make(chan struct{}, 1)}
+	return &Loop{src: src, sink: sink, opts: opts, poke: make(chan struct{}, 1), probes: probes{interval: opts.Interval}}
 }
 
 // Poke asks for a pass as soon as the current one ends (an instance Pod changed, the spec

@@ -242,3 +242,50 @@ func TestLoopNeverActsOnASnapshotOlderThanATermItSaw(t *testing.T) {
 	src.stale = nil
 	passUntil(t, l, 6, "healthy again", healthy)
 }
+
+// TestUnreachableCountsFromTheLastAnswer: the time an instance has been unreachable (what the
+// failover grace period is compared with) starts at the last pass whose probe it answered,
+// with at most one pass interval of credit before the first unanswered probe.
+func TestUnreachableCountsFromTheLastAnswer(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	up := func() []Instance { return []Instance{{Name: "a", SQL: &SQLFacts{}}} }
+	down := func() []Instance { return []Instance{{Name: "a", Error: "no answer"}} }
+	cases := []struct {
+		name string
+		// answered is when the last answered pass started (nil: never, since the loop began).
+		answered *time.Duration
+		fails    []time.Duration
+		want     time.Duration
+	}{
+		{"a pass one interval and a bit after the answer", ptr(0 * time.Second), []time.Duration{1200 * time.Millisecond}, time.Second},
+		{"a poked pass soon after the answer", ptr(0 * time.Second), []time.Duration{400 * time.Millisecond}, 400 * time.Millisecond},
+		{"a pass long after the answer gets one interval of credit", ptr(0 * time.Second), []time.Duration{10 * time.Second}, time.Second},
+		{"later failures count from the same start", ptr(0 * time.Second), []time.Duration{1200 * time.Millisecond, 2300 * time.Millisecond, 3100 * time.Millisecond}, 2900 * time.Millisecond},
+		{"never answered: from the first failure", nil, []time.Duration{time.Second, 2500 * time.Millisecond}, 1500 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := probes{interval: time.Second}
+			if tc.answered != nil {
+				p.track(up(), at(*tc.answered))
+			}
+			var got time.Duration
+			for _, f := range tc.fails {
+				ins := down()
+				p.track(ins, at(f))
+				got = ins[0].UnreachableFor
+			}
+			if got != tc.want {
+				t.Fatalf("unreachable for %s, want %s", got, tc.want)
+			}
+			ins := up()
+			p.track(ins, at(20*time.Second))
+			if ins[0].UnreachableFor != 0 || p.failing()["a"] {
+				t.Fatalf("an answer did not reset the count: %s, failing %v", ins[0].UnreachableFor, p.failing())
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

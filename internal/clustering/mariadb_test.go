@@ -29,10 +29,15 @@ type writer struct {
 	done    chan struct{}
 	dbs     map[int]*sql.DB
 	started time.Time
+	// timeout bounds one write (2 s when zero).
+	timeout time.Duration
 }
 
-func startWriter(r *rig) *writer {
-	w := &writer{r: r, stop: make(chan struct{}), done: make(chan struct{}), dbs: map[int]*sql.DB{}}
+func startWriter(r *rig) *writer { return startWriterWithin(r, 0) }
+
+// startWriterWithin starts a writer whose writes each give up after timeout (2 s when zero).
+func startWriterWithin(r *rig, timeout time.Duration) *writer {
+	w := &writer{r: r, stop: make(chan struct{}), done: make(chan struct{}), dbs: map[int]*sql.DB{}, timeout: timeout}
 	for _, s := range r.servers {
 		w.dbs[s.Index] = r.db(s.Index, appUser, appPassword, 2*time.Second)
 		w.dbs[s.Index].SetMaxOpenConns(1)
@@ -52,7 +57,11 @@ func (w *writer) run() {
 		}
 		p := w.r.recorded().Primary
 		id := w.next.Add(1)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		timeout := w.timeout
+		if timeout == 0 {
+			timeout = 2 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		_, err := w.dbs[p].ExecContext(ctx, "INSERT INTO app.t (id) VALUES (?)", id)
 		cancel()
 		now := time.Now()

@@ -145,9 +145,19 @@ var variableName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 // probes remembers, per instance, since when the operator's own probes have failed, so a
 // pass can tell how long an instance has been unreachable (the failover grace period counts
 // this, not Pod readiness).
+//
+// The count starts at the last probe that got an answer (the start of that pass), not at the
+// first that did not: the instance went silent somewhere between the two, and counting from
+// the first failure would add up to a pass interval to every failover. The credit is at
+// most one interval, so a pass delayed for long (a slow step, an operator busy elsewhere)
+// never fails over on a single unanswered probe after an old success.
 type probes struct {
 	mu        sync.Mutex
 	failingAt map[string]time.Time
+	// answeredAt is the start of the last pass whose probe of an instance was answered.
+	answeredAt map[string]time.Time
+	// interval bounds the credit given to answeredAt (the loop's pass interval).
+	interval time.Duration
 }
 
 // failing names the instances whose last probe failed.
@@ -166,7 +176,7 @@ func (p *probes) track(ins []Instance, passStart time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.failingAt == nil {
-		p.failingAt = map[string]time.Time{}
+		p.failingAt, p.answeredAt = map[string]time.Time{}, map[string]time.Time{}
 	}
 	seen := map[string]bool{}
 	for i := range ins {
@@ -174,18 +184,31 @@ func (p *probes) track(ins []Instance, passStart time.Time) {
 		seen[name] = true
 		if ins[i].SQL != nil {
 			delete(p.failingAt, name)
+			p.answeredAt[name] = passStart
 			continue
 		}
 		since, ok := p.failingAt[name]
 		if !ok {
 			since = passStart
+			if last, ok := p.answeredAt[name]; ok {
+				since = maxTime(last, passStart.Add(-p.interval))
+			}
 			p.failingAt[name] = since
 		}
 		ins[i].UnreachableFor = passStart.Sub(since)
 	}
-	for name := range p.failingAt {
-		if !seen[name] {
-			delete(p.failingAt, name)
+	for _, m := range []map[string]time.Time{p.failingAt, p.answeredAt} {
+		for name := range m {
+			if !seen[name] {
+				delete(m, name)
+			}
 		}
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
