@@ -213,6 +213,15 @@ func (d *decider) failover(old int, reason string, req *SwitchoverRequest, async
 	}
 	c, _ := d.o.instance(cand)
 	term := d.o.Recorded.Term + 1
+	// The candidate is promoted only once it has applied everything it holds (WaitApplied
+	// before RecordTopologyChange), often moments after this observation. Status records
+	// that set for it, so a new primary that loses part of it in a crash right after the
+	// promotion is not reopened with less (primaryBehind: "it had … before").
+	for i := range d.p.Instances {
+		if d.p.Instances[i].Ordinal == cand {
+			d.p.Instances[i].Executed = c.SQL.Executed.Union(c.SQL.holds())
+		}
+	}
 	d.state(StateFailed, "FailingOver", "%s: promoting %s, which holds every transaction the replicas received", reason, c.Name)
 	d.p.Primary, d.p.Term, d.labelsSet = cand, term, true
 

@@ -231,13 +231,15 @@ func (d *decider) primaryUnsafeToReopen(primary Instance) string {
 }
 
 // primaryBehind says why a read-only primary must not be made writable, or "" (rules 3b, 15a):
-// it lacks part of the executed set status recorded for it (an emptied or older volume), or a
-// replica holds (applied or only received) transactions the primary itself wrote but no longer
-// has — crash recovery cut transactions a replica had already received (MariaDB with
-// init_rpl_role=SLAVE), or its data was rolled back. Making it writable would commit new
-// transactions under GTIDs the replicas already hold with other contents. MySQL's GTIDs name
-// the server by UUID, not server_id, so there any transaction a replica holds beyond the
-// primary's set (errant transactions status already reported aside) counts.
+// it lacks part of the executed set status recorded for it (an emptied or older volume, or
+// what it was promoted holding), or a replica holds (applied or only received) transactions
+// that came from a primary and that this one no longer has — crash recovery cut transactions
+// a replica had already received (MariaDB with init_rpl_role=SLAVE), or its data was rolled
+// back. Making it writable would commit new transactions under GTIDs the replicas already
+// hold with other contents, or drop acknowledged writes. On MariaDB a replica's own writes
+// (its server_id) are errant, not the primary's loss; MySQL's GTIDs name the server by UUID,
+// so there any transaction a replica holds beyond the primary's set counts. Errant
+// transactions status already reported are left out on both.
 func (d *decider) primaryBehind(primary Instance) string {
 	if !primary.SQL.ReadOnly {
 		return ""
@@ -259,7 +261,14 @@ func (d *decider) primaryBehind(primary Instance) string {
 				lost = lost.Subtract(*e)
 			}
 		} else {
-			lost = in.SQL.holds().FromServer(primary.SQL.ServerID).Subtract(primary.SQL.Executed)
+			// Every transaction it holds that it did not write itself came from a primary:
+			// this one, or a former one whose writes this primary had applied before it was
+			// promoted (the failover waited for them) and lost in its restart. Its own writes
+			// the primary lacks are errant, reported as such.
+			lost = in.SQL.holds().Subtract(in.SQL.holds().FromServer(in.SQL.ServerID)).Subtract(primary.SQL.Executed)
+			if e := d.recordedErrant(in.Ordinal); e != nil {
+				lost = lost.Subtract(*e)
+			}
 		}
 		if !lost.IsEmpty() {
 			ahead = append(ahead, fmt.Sprintf("%s has %s", in.Name, lost))

@@ -195,6 +195,18 @@ var decideCases = []struct {
 	{"read-only primary and a replica with its own (errant) writes: the primary is reopened", cluster(3).primary(0).readOnly(0).errant(1, "0-1001-5"),
 		want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1, events: []string{EventErrantReplicaDetected},
 			steps: []string{"set-read-only(0, false)"}}},
+	// A primary promoted holding a former primary's transaction and killed moments later came
+	// back without it (MariaDB's crash recovery cut it); both replicas hold it and a client was
+	// told it committed. Found by the chaos suite's double fault: the transaction, written by
+	// db-1, was counted as errant and the primary reopened.
+	{"read-only primary lacking a former primary's transaction the replicas hold: failover stage 1", cluster(3).primary(0).readOnly(0).has(1, "0-1000-100,0-1001-50", "0-1000-100,0-1001-50").has(2, "0-1000-100,0-1001-50", "0-1000-100,0-1001-50"),
+		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
+			steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
+			check: messageHas("came back without transactions it had committed (db-2 has 0-1001-50)")}},
+	{"read-only primary lacking what it was promoted holding: failover stage 1", cluster(3).primary(0).readOnly(0).recordedExecuted(0, "0-1000-100,0-1001-50"),
+		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
+			steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
+			check: messageHas("it had 0-1001-50 before")}},
 	{"primary configured as a replica stops replicating", cluster(3).primary(0).source(0, 2).label(0, LabelPrimary), want{state: StateDegraded, reason: "InstancesUnhealthy", primary: ord(0), term: 1,
 		steps: []string{"promote(0)"}}},
 
@@ -219,6 +231,16 @@ var decideCases = []struct {
 	{"failover stage 2: the replica holding everything is promoted", cluster(3).primary(0).down(0, 4*s, "connection refused").has(1, "0-1000-100", "0-1000-105").has(2, "0-1000-103", "0-1000-103").fenced(1).fenced(2),
 		want{state: StateFailed, reason: "FailingOver", primary: ord(1), term: 2, events: []string{EventFailoverCompleted},
 			steps: []string{"wait-applied(1, \"0-1000-105\", 1m0s)", "promote(1)", "record-Failover(term 2, 0 -> 1: primary db-0 unreachable for 4s: connection refused)", "optional configure-replica(2, source 1, semi-sync true)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"}}},
+	{"failover stage 2: status records the set the candidate is promoted holding", cluster(3).primary(0).down(0, 4*s, "connection refused").has(1, "0-1000-100", "0-1000-105").has(2, "0-1000-103", "0-1000-103").fenced(1).fenced(2),
+		want{state: StateFailed, reason: "FailingOver", primary: ord(1), term: 2, events: []string{EventFailoverCompleted},
+			steps: []string{"wait-applied(1, \"0-1000-105\", 1m0s)", "promote(1)", "record-Failover(term 2, 0 -> 1: primary db-0 unreachable for 4s: connection refused)", "optional configure-replica(2, source 1, semi-sync true)", "configure-semi-sync(1, true, wait 1)", "set-read-only(1, false)"},
+			check: func(t *testing.T, p Plan) {
+				for _, st := range p.Instances {
+					if want := map[int]string{1: "0-1000-105", 2: "0-1000-103"}[st.Ordinal]; want != "" && st.Executed.String() != want {
+						t.Errorf("%s executed %s in status, want %s", st.Name, st.Executed, want)
+					}
+				}
+			}}},
 	{"failover tie: the fully applied replica wins", cluster(3).primary(0).down(0, 4*s, "x").has(1, "0-1000-100", "0-1000-105").has(2, "0-1000-105", "0-1000-105").fenced(1).fenced(2), want{state: StateFailed, reason: "FailingOver", primary: ord(2), term: 2, events: []string{EventFailoverCompleted},
 		steps: []string{"wait-applied(2, \"0-1000-105\", 1m0s)", "promote(2)", "record-Failover(term 2, 0 -> 2: primary db-0 unreachable for 4s: x)", "optional configure-replica(1, source 2, semi-sync true)", "configure-semi-sync(2, true, wait 1)", "set-read-only(2, false)"}}},
 	{"failover tie: the lowest ordinal wins", cluster(3).primary(0).down(0, 4*s, "x").fenced(1).fenced(2), want{state: StateFailed, reason: "FailingOver", primary: ord(1), term: 2, events: []string{EventFailoverCompleted},
