@@ -129,11 +129,21 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, nil
 	}
 	// The clustering loop runs whatever happens to the steps below: a cluster whose reconcile
-	// is blocked (a bad Secret, a refused change) must still fail over.
+	// is blocked (a bad Secret, a refused change) must still fail over. Only an in-place
+	// restore's fence stops it (docs/backup.md, "In-place restore"): nothing may act on the
+	// instances while their volumes are switched.
 	if r.Loops != nil {
-		r.Loops.Ensure(ctx, c)
+		if builder.Fenced(c) {
+			r.Loops.Forget(req.NamespacedName)
+		} else {
+			r.Loops.Ensure(ctx, c)
+		}
 	}
+	c, bootstrapErr := builder.WithInPlaceBootstrap(c)
 	p := &pass{cluster: c}
+	if bootstrapErr != nil {
+		return ctrl.Result{}, r.writeStatus(ctx, p, condBlocked(&errBlocked{reason: "InvalidBootstrapAnnotation", message: bootstrapErr.Error()}))
+	}
 	if c.Spec.Paused {
 		return ctrl.Result{}, r.writeStatus(ctx, p, condPaused())
 	}
