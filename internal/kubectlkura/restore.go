@@ -127,18 +127,28 @@ func (e *Env) planRestore(ctx context.Context, req restoreRequest) (*kurav1alpha
 		}
 		return nil, fmt.Errorf("failed to read MySQLCluster %s: %w", b.Spec.Cluster, err)
 	}
-	replay, err := replayWords(b, src, pit)
-	if err != nil {
+	if err := e.printPlan(b, src, pit, "  from:    cluster "+src.Name+" (its spec and credentials are copied)", "  into:    new cluster "+e.Namespace+"/"+req.to); err != nil {
 		return nil, err
+	}
+	return e.newRestore(b, pit, req.to, kurav1alpha1.RestoreTarget{NewCluster: req.to}), nil
+}
+
+// printPlan prints the plan: the backup, the given lines, and what is replayed (refusing a
+// point the archive cannot reach).
+func (e *Env) printPlan(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster, pit *kurav1alpha1.PointInTime, lines ...string) error {
+	replay, err := replayWords(b, c, pit)
+	if err != nil {
+		return err
 	}
 	s := b.Status
 	fmt.Fprintf(e.Out, "Restore plan:\n")
 	fmt.Fprintf(e.Out, "  backup:  %s (%s, %s, consistent at GTID %s, %s)\n", b.Name, orDash(string(b.Spec.Method)), size(s.SizeBytes),
 		orDash(s.GTIDPosition), stampOf(s.SnapshotTime))
-	fmt.Fprintf(e.Out, "  from:    cluster %s (its spec and credentials are copied)\n", src.Name)
-	fmt.Fprintf(e.Out, "  into:    new cluster %s/%s\n", e.Namespace, req.to)
+	for _, l := range lines {
+		fmt.Fprintln(e.Out, l)
+	}
 	fmt.Fprintf(e.Out, "  replay:  %s\n", replay)
-	return e.newRestore(b, pit, req.to, kurav1alpha1.RestoreTarget{NewCluster: req.to}), nil
+	return nil
 }
 
 // planInPlace is planRestore for --into-existing: the cluster must exist and be the Backup's.
@@ -156,16 +166,10 @@ func (e *Env) planInPlace(ctx context.Context, req restoreRequest, b *kurav1alph
 	if c.Spec.Paused {
 		return nil, fmt.Errorf("cluster %s is paused (spec.paused): unpause it first, an in-place restore stops and restarts its instances", c.Name)
 	}
-	replay, err := replayWords(b, c, pit)
-	if err != nil {
+	into := "  into:    cluster " + e.Namespace + "/" + c.Name + " in place: its instances stop, it switches to new volumes seeded from the backup; the old volumes are kept for 24h or until confirmed"
+	if err := e.printPlan(b, c, pit, into); err != nil {
 		return nil, err
 	}
-	s := b.Status
-	fmt.Fprintf(e.Out, "Restore plan:\n")
-	fmt.Fprintf(e.Out, "  backup:  %s (%s, %s, consistent at GTID %s, %s)\n", b.Name, orDash(string(b.Spec.Method)), size(s.SizeBytes),
-		orDash(s.GTIDPosition), stampOf(s.SnapshotTime))
-	fmt.Fprintf(e.Out, "  into:    cluster %s/%s in place: its instances stop, it switches to new volumes seeded from the backup; the old volumes are kept for 24h or until confirmed\n", e.Namespace, c.Name)
-	fmt.Fprintf(e.Out, "  replay:  %s\n", replay)
 	return e.newRestore(b, pit, c.Name, kurav1alpha1.RestoreTarget{ExistingCluster: c.Name}), nil
 }
 

@@ -10,13 +10,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
-	"github.com/kura-db/kura/backup/s3test"
 	"github.com/kura-db/kura/internal/contract"
-	"github.com/kura-db/kura/test/localcluster"
 )
 
 // An in-place restore end to end, through kubectl: rows, a physical backup, more rows; a
@@ -27,11 +24,7 @@ func TestRestoreInPlace(t *testing.T) {
 	needCluster(t)
 	ns := newNamespace(t, "inplace")
 	ctx := context.Background()
-	s3 := s3test.StartAt(t, localcluster.HostIP, "backups")
-	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-keys"},
-		StringData: map[string]string{"AWS_ACCESS_KEY_ID": s3test.AccessKey, "AWS_SECRET_ACCESS_KEY": s3test.SecretKey}}); err != nil {
-		t.Fatal(err)
-	}
+	s3 := startS3(t, ns)
 	if err := k8s.Create(ctx, newCluster(ns, "shop", 2)); err != nil {
 		t.Fatal(err)
 	}
@@ -45,28 +38,7 @@ func TestRestoreInPlace(t *testing.T) {
 	w.waitFlowing(t)
 	w.halt()
 	atBackup := rows()
-	kubectlRun(t, fmt.Sprintf(`apiVersion: kura.dev/v1alpha1
-kind: Backup
-metadata: {name: base, namespace: %s}
-spec:
-  cluster: shop
-  method: physical
-  storage:
-    s3: {endpoint: %q, region: us-east-1, bucket: backups, credentialsSecret: {name: s3-keys}}
-`, ns, s3.Endpoint), "apply", "-f", "-")
-	waitFor(t, "Backup base Completed", 4*time.Minute, func() error {
-		b := &kurav1alpha1.Backup{}
-		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "base"}, b); err != nil {
-			return err
-		}
-		if b.Status.Phase == kurav1alpha1.BackupFailed {
-			t.Fatalf("Backup base failed: %s", b.Status.Message)
-		}
-		if b.Status.Phase != kurav1alpha1.BackupCompleted {
-			return fmt.Errorf("phase %s", b.Status.Phase)
-		}
-		return nil
-	})
+	physicalBackup(t, ns, "base", s3.Endpoint)
 	w = startWriter(serviceIP(t, ns, "shop-primary"), 100000)
 	w.waitFlowing(t)
 	w.halt()
