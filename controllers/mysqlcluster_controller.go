@@ -180,6 +180,9 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			return ctrl.Result{}, fmt.Errorf("failed to reconcile %s: %w", s.name, err)
 		}
 	}
+	if builder.Fenced(c) {
+		return ctrl.Result{}, r.writeStatus(ctx, p, condFenced(c))
+	}
 	return ctrl.Result{RequeueAfter: p.requeueAfter}, r.writeStatus(ctx, p, condReconciled())
 }
 

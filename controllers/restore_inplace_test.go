@@ -135,6 +135,7 @@ func TestRestoreInPlace(t *testing.T) {
 		}
 		return nil
 	})
+	waitReconciled(t, ns, "shop", metav1.ConditionFalse, "FencedByRestore")
 	// Nothing switches while an instance runs.
 	if c := getCluster(t, ns, "shop"); c.Annotations[contract.AnnotationVolumeSet] != "" {
 		t.Fatalf("switched while shop-1 runs: %v", c.Annotations)
