@@ -379,3 +379,32 @@ func waitStatefulSetOn(t *testing.T, ns, set string) {
 		return nil
 	})
 }
+
+// A fence whose Restore is deleted is lifted: the cluster scales back up on the volumes it is on.
+func TestDeletedRestoreLiftsItsFence(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	backupCluster(t, ns)
+	completedBackupOf(t, ns, "nightly")
+	running := newInstancePod(t, ns, "shop-0")
+	if err := k8s.Create(ctx, inPlace(ns, "gone", "nightly", "shop")); err != nil {
+		t.Fatal(err)
+	}
+	waitInPlaceStep(t, ns, "gone", stepFencing)
+	waitReconciled(t, ns, "shop", metav1.ConditionFalse, "FencedByRestore")
+	if err := k8s.Delete(ctx, &kurav1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gone"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitReconciled(t, ns, "shop", metav1.ConditionTrue, "Reconciled")
+	eventually(t, "the StatefulSet scaled back up on volume set data", func() error {
+		sts := &appsv1.StatefulSet{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, sts); err != nil {
+			return err
+		}
+		if ptr.Deref(sts.Spec.Replicas, 0) != 3 || sts.Spec.VolumeClaimTemplates[0].Name != "data" {
+			return fmt.Errorf("replicas %d on %s", ptr.Deref(sts.Spec.Replicas, 0), sts.Spec.VolumeClaimTemplates[0].Name)
+		}
+		return nil
+	})
+	deletePod(t, running)
+}
