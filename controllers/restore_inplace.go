@@ -19,7 +19,9 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/contract"
+	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/events"
+	"github.com/kura-db/kura/internal/gtid"
 )
 
 // In-place restores (docs/backup.md, "In-place restore"): fence the cluster (its instances
@@ -54,6 +56,7 @@ type inPlaceView struct {
 	expired   bool // deleteKeptVolumesAfter has passed
 	restored  bool // the current volume set's bootstrap reported Restored
 	broken    bool // the current volume set's bootstrap reported Failed
+	mismatch  bool // restored, but the GTID set reached is not the planned one
 	available bool // the cluster has a primary of the new set accepting writes
 }
 
@@ -95,7 +98,7 @@ func decideInPlace(v inPlaceView) inPlaceAction {
 			// Failed after the switch: the old volumes stay until a rollback (a confirmation
 			// does not delete them while nothing restored works).
 			return actNothing
-		case v.broken:
+		case v.broken || v.mismatch:
 			return actFail
 		case v.restored && v.available:
 			return actComplete
@@ -180,7 +183,11 @@ func (r *RestoreReconciler) inPlace(ctx context.Context, rs *kurav1alpha1.Restor
 	case actFail:
 		bs := c.Status.Bootstrap
 		rs.Status.RestoreOutcome = bs.RestoreOutcome
-		return r.fail(ctx, rs, "RestoreFailed", fmt.Sprintf("%s; the old volumes (%s) are kept: roll back with kubectl annotate restore %s %s=true", bs.Message, strings.Join(ip.KeptVolumes, ", "), rs.Name, contract.AnnotationRollback))
+		why := bs.Message
+		if v.mismatch {
+			why = fmt.Sprintf("%s reached GTID %s, not the planned %s", c.Name, bs.GTIDReached, bs.Plan.TargetGTID)
+		}
+		return r.fail(ctx, rs, "RestoreFailed", fmt.Sprintf("%s; the old volumes (%s) are kept: roll back with kubectl annotate restore %s %s=true", why, strings.Join(ip.KeptVolumes, ", "), rs.Name, contract.AnnotationRollback))
 	case actDeleteKept:
 		return r.deleteKept(ctx, rs)
 	case actAwaitExpiry:
@@ -209,11 +216,24 @@ func (r *RestoreReconciler) viewInPlace(ctx context.Context, rs *kurav1alpha1.Re
 	if bs := c.Status.Bootstrap; bs != nil && orDefault(bs.VolumeSet, builder.VolumeData) == ip.ToVolumeSet && builder.VolumeSet(c) == ip.ToVolumeSet {
 		v.restored = bs.Phase == kurav1alpha1.BootstrapRestored
 		v.broken = bs.Phase == kurav1alpha1.BootstrapFailed
+		v.mismatch = v.restored && !reachedPlan(builder.Engine(c), bs.RestoreOutcome)
 	}
 	// The switch cleared status.currentPrimaryIndex: a primary recorded since is the new
 	// set's, opened by the clustering loop.
 	v.available = c.Status.CurrentPrimaryIndex != nil && meta.IsStatusConditionTrue(c.Status.Conditions, kurav1alpha1.ConditionAvailable)
 	return v, nil
+}
+
+// reachedPlan checks the first instance's report once more before the cluster is declared
+// restored: the GTID set reached is the planned one (kura init checks it too; dba rule 19).
+// A report without a planned set has nothing to compare.
+func reachedPlan(e kurav1alpha1.Engine, o kurav1alpha1.RestoreOutcome) bool {
+	if o.Plan == nil || o.Plan.TargetGTID == "" {
+		return true
+	}
+	want, err1 := gtid.Parse(engine.FlavorOf(e), o.Plan.TargetGTID)
+	got, err2 := gtid.Parse(engine.FlavorOf(e), o.GTIDReached)
+	return err1 == nil && err2 == nil && got.Equal(want)
 }
 
 // fence checks an in-place Restore, then fences its cluster. Every refusal fails the Restore

@@ -39,6 +39,7 @@ func TestDecideInPlace(t *testing.T) {
 		{"restored, not open yet", inPlaceView{step: stepRestoring, switched: true, kept: true, restored: true}, actWait},
 		{"restored and open", inPlaceView{step: stepRestoring, switched: true, kept: true, restored: true, available: true}, actComplete},
 		{"the new set's restore failed", inPlaceView{step: stepRestoring, switched: true, kept: true, broken: true}, actFail},
+		{"restored to another GTID set than planned", inPlaceView{step: stepRestoring, switched: true, kept: true, restored: true, mismatch: true, available: true}, actFail},
 		{"failed: a confirmation deletes nothing", inPlaceView{step: stepRestoring, failed: true, switched: true, kept: true, confirm: true, expired: true}, actNothing},
 		{"failed: rolled back", inPlaceView{step: stepRestoring, failed: true, switched: true, kept: true, rollback: true}, actFenceBack},
 		{"restoring: rolled back", inPlaceView{step: stepRestoring, switched: true, kept: true, rollback: true}, actFenceBack},
@@ -57,6 +58,26 @@ func TestDecideInPlace(t *testing.T) {
 	for _, tc := range cases {
 		if got := decideInPlace(tc.v); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestReachedPlan(t *testing.T) {
+	plan := func(target, reached string) kurav1alpha1.RestoreOutcome {
+		return kurav1alpha1.RestoreOutcome{GTIDReached: reached, Plan: &kurav1alpha1.RestorePlanSummary{TargetGTID: target}}
+	}
+	for _, tc := range []struct {
+		o    kurav1alpha1.RestoreOutcome
+		want bool
+	}{
+		{plan("0-1000-50", "0-1000-50"), true},
+		{plan("0-1000-50,1-2-3", "1-2-3,0-1000-50"), true},
+		{plan("0-1000-50", "0-1000-49"), false},
+		{plan("0-1000-50", "garbage"), false},
+		{kurav1alpha1.RestoreOutcome{GTIDReached: "0-1000-50"}, true},
+	} {
+		if got := reachedPlan(kurav1alpha1.EngineMariaDB, tc.o); got != tc.want {
+			t.Errorf("%+v: %v, want %v", tc.o, got, tc.want)
 		}
 	}
 }
