@@ -206,7 +206,7 @@ func (r *RestoreReconciler) viewInPlace(ctx context.Context, rs *kurav1alpha1.Re
 		kept:    ip.Switched && !ip.KeptVolumesDeleted && len(ip.KeptVolumes) > 0,
 		confirm: rs.Annotations[contract.AnnotationConfirm] == "true", rollback: rs.Annotations[contract.AnnotationRollback] == "true",
 		expired: ip.DeleteKeptVolumesAfter != nil && !r.now().Before(ip.DeleteKeptVolumesAfter.Time)}
-	if ip.Step == stepFencing || ip.Step == stepRollingBack {
+	if (ip.Step == stepFencing || ip.Step == stepRollingBack) && !switchedTo(c, switchTarget(ip)) {
 		var pods corev1.PodList
 		if err := r.Client.List(ctx, &pods, client.InNamespace(c.Namespace), client.MatchingLabels(builder.SelectorLabels(c))); err != nil {
 			return v, fmt.Errorf("failed to list Pods: %w", err)
@@ -234,6 +234,21 @@ func reachedPlan(e kurav1alpha1.Engine, o kurav1alpha1.RestoreOutcome) bool {
 	want, err1 := gtid.Parse(engine.FlavorOf(e), o.Plan.TargetGTID)
 	got, err2 := gtid.Parse(engine.FlavorOf(e), o.GTIDReached)
 	return err1 == nil && err2 == nil && got.Equal(want)
+}
+
+// switchTarget is the volume set the current step switches to.
+func switchTarget(ip *kurav1alpha1.InPlaceRestoreStatus) string {
+	if ip.Step == stepRollingBack {
+		return ip.FromVolumeSet
+	}
+	return ip.ToVolumeSet
+}
+
+// switchedTo reports whether the cluster already runs, unfenced, on volume set set: a pass
+// that switched it stopped before writing the Restore's status, and the next one only
+// records the switch (its instances may be running on the set by then).
+func switchedTo(c *kurav1alpha1.MySQLCluster, set string) bool {
+	return builder.VolumeSet(c) == set && !builder.Fenced(c)
 }
 
 // fence checks an in-place Restore, then fences its cluster. Every refusal fails the Restore
@@ -378,18 +393,20 @@ func (r *RestoreReconciler) switchSets(ctx context.Context, rs *kurav1alpha1.Res
 	if _, err := r.labelClaims(ctx, c, enter, ""); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.clearClusteringRecords(ctx, c); err != nil {
-		return ctrl.Result{}, err
+	if !switchedTo(c, enter) {
+		if err := r.clearClusteringRecords(ctx, c); err != nil {
+			return ctrl.Result{}, err
+		}
+		set := &enter
+		if enter == builder.VolumeData {
+			set = nil
+		}
+		if err := r.patchClusterAnnotations(ctx, c, map[string]*string{contract.AnnotationVolumeSet: set, contract.AnnotationBootstrap: bootstrap,
+			contract.AnnotationRestoreFence: nil}); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.Recorder.Emit(rs, events.Normal, events.VolumeSetSwitched, "%s switched from volume set %s to %s; kept: %s", c.Name, leave, enter, orDefault(strings.Join(kept, ", "), "no volume"))
 	}
-	set := &enter
-	if enter == builder.VolumeData {
-		set = nil
-	}
-	if err := r.patchClusterAnnotations(ctx, c, map[string]*string{contract.AnnotationVolumeSet: set, contract.AnnotationBootstrap: bootstrap,
-		contract.AnnotationRestoreFence: nil}); err != nil {
-		return ctrl.Result{}, err
-	}
-	r.Recorder.Emit(rs, events.Normal, events.VolumeSetSwitched, "%s switched from volume set %s to %s; kept: %s", c.Name, leave, enter, orDefault(strings.Join(kept, ", "), "no volume"))
 	if back {
 		return r.rolledBack(ctx, rs, kept, fmt.Sprintf("rolled back: %s runs on volume set %s again", c.Name, enter))
 	}

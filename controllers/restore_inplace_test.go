@@ -429,3 +429,28 @@ func TestDeletedRestoreLiftsItsFence(t *testing.T) {
 	})
 	deletePod(t, running)
 }
+
+// A switch whose Restore status was not written is recognised on the next pass (the instances
+// may already run on the new set) and only recorded.
+func TestSwitchedTo(t *testing.T) {
+	on := func(ann map[string]string) *kurav1alpha1.MySQLCluster {
+		return &kurav1alpha1.MySQLCluster{ObjectMeta: metav1.ObjectMeta{Name: "shop", Annotations: ann}}
+	}
+	fencing := &kurav1alpha1.InPlaceRestoreStatus{Step: stepFencing, FromVolumeSet: "data", ToVolumeSet: "data-1a2b3c4d"}
+	rollingBack := &kurav1alpha1.InPlaceRestoreStatus{Step: stepRollingBack, FromVolumeSet: "data", ToVolumeSet: "data-1a2b3c4d"}
+	for _, tc := range []struct {
+		name string
+		c    *kurav1alpha1.MySQLCluster
+		ip   *kurav1alpha1.InPlaceRestoreStatus
+		want bool
+	}{
+		{"fenced on the old set", on(map[string]string{contract.AnnotationRestoreFence: "r"}), fencing, false},
+		{"switched, status not written", on(map[string]string{contract.AnnotationVolumeSet: "data-1a2b3c4d"}), fencing, true},
+		{"fenced on the new set for a rollback", on(map[string]string{contract.AnnotationVolumeSet: "data-1a2b3c4d", contract.AnnotationRestoreFence: "r"}), rollingBack, false},
+		{"switched back, status not written", on(nil), rollingBack, true},
+	} {
+		if got := switchedTo(tc.c, switchTarget(tc.ip)); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
