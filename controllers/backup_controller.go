@@ -195,9 +195,9 @@ func (r *BackupReconciler) start(ctx context.Context, b *kurav1alpha1.Backup) (c
 	st := statusOf(b)
 	now := metav1.NewTime(r.now())
 	st.Phase, st.JobName, st.SourceInstance, st.StartTime, st.Engine, st.Message = kurav1alpha1.BackupRunning, job.Name, src.Name, &now, builder.Engine(c), ""
-	// The lineage the backup is stored under (the cluster's UID), so a restore finds it
+	// The lineage the backup is stored under (builder.Lineage), so a restore finds it
 	// after the cluster is gone.
-	st.Lineage = string(c.UID)
+	st.Lineage = builder.Lineage(c)
 	if err := r.writeStatus(ctx, b, st); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -254,7 +254,7 @@ func method(b *kurav1alpha1.Backup) kurav1alpha1.BackupMethod {
 // backupRequest is the Job's --request: the backup, its source and storage; no secrets.
 func backupRequest(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster, src kurav1alpha1.InstanceStatus) (string, error) {
 	job := backuprun.Job{
-		Request: backuprun.Request{Name: b.Name, Namespace: b.Namespace, Cluster: c.Name, Lineage: string(c.UID), Engine: builder.Engine(c),
+		Request: backuprun.Request{Name: b.Name, Namespace: b.Namespace, Cluster: c.Name, Lineage: builder.Lineage(c), Engine: builder.Engine(c),
 			Method: method(b), Compression: b.Spec.Compression, Databases: b.Spec.Databases,
 			Source: backuprun.SourceInstance{Pod: src.Name, Host: fmt.Sprintf("%s.%s.%s.svc.cluster.local", src.Name, builder.HeadlessServiceName(c), c.Namespace),
 				SQLPort: contract.MySQLPort, AgentPort: contract.AgentPort, Role: string(src.Role)}},
@@ -545,7 +545,7 @@ func (r *BackupReconciler) withArchivePrune(ctx context.Context, reqJSON string,
 	var kept []gtid.Set
 	for _, o := range list.Items {
 		if o.Name == b.Name || o.Spec.Cluster != c.Name || o.Status.Phase != kurav1alpha1.BackupCompleted || !o.DeletionTimestamp.IsZero() ||
-			len(o.Spec.Databases) > 0 || (o.Status.Lineage != "" && o.Status.Lineage != string(c.UID)) {
+			len(o.Spec.Databases) > 0 || (o.Status.Lineage != "" && o.Status.Lineage != builder.Lineage(c)) {
 			continue
 		}
 		set, err := gtid.Parse(gtid.MariaDB, o.Status.GTIDPosition)

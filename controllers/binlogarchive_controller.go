@@ -325,7 +325,7 @@ func orText(s, def string) string {
 // storage; no secrets.
 func archiveRequest(c *kurav1alpha1.MySQLCluster) (string, error) {
 	spec := c.Spec.BinlogArchive
-	req := archive.Request{Namespace: c.Namespace, Cluster: c.Name, Lineage: string(c.UID), ServerID: builder.ArchiveServerID,
+	req := archive.Request{Namespace: c.Namespace, Cluster: c.Name, Lineage: builder.Lineage(c), ServerID: builder.ArchiveServerID,
 		AgentPasswordFile: contract.BackupCredentialsDir + "/" + contract.BackupAgentPasswordKey,
 		Storage:           storageConfig(spec.Storage), Listen: fmt.Sprintf(":%d", builder.ArchivePort)}
 	for i := range builder.Replicas(c) {

@@ -52,8 +52,16 @@ func (r *MySQLClusterReconciler) reconcileBootstrap(ctx context.Context, p *pass
 			return fmt.Errorf("ConfigMap %s holds no readable %s: %w", cm.Name, builder.BootstrapStorageKey, err)
 		}
 		p.bootstrapStorage = &st
+		_, pending := cm.Data[builder.BootstrapJobKey]
+		if !pending && currentBootstrap(c) == nil {
+			// A volume set seeded earlier that the cluster is switched back to (an in-place
+			// restore's rollback): its record says it is done.
+			p.bootstrap = &kurav1alpha1.BootstrapStatus{Phase: kurav1alpha1.BootstrapRestored, Backup: c.Spec.Bootstrap.Backup, VolumeSet: builder.VolumeSet(c),
+				Message: fmt.Sprintf("volume set %s was seeded from Backup %q earlier", builder.VolumeSet(c), c.Spec.Bootstrap.Backup)}
+			return nil
+		}
 		p.bootstrap = r.observeBootstrap(ctx, c)
-		if _, pending := cm.Data[builder.BootstrapJobKey]; pending && p.bootstrap.Phase == kurav1alpha1.BootstrapRestored {
+		if pending && p.bootstrap.Phase == kurav1alpha1.BootstrapRestored {
 			// Restored: the Job goes, so that no instance ever restores again (an instance
 			// that loses its volume later clones from the others).
 			return r.apply(ctx, builder.BootstrapConfigMap(c, nil, []byte(cm.Data[builder.BootstrapStorageKey])))
@@ -170,20 +178,37 @@ func bootstrapStatus(p *pass) *kurav1alpha1.BootstrapStatus {
 		if p.bootstrapRefusal.pending {
 			phase = kurav1alpha1.BootstrapPending
 		}
-		return &kurav1alpha1.BootstrapStatus{Phase: phase, Backup: c.Spec.Bootstrap.Backup, Message: p.bootstrapRefusal.message}
+		return &kurav1alpha1.BootstrapStatus{Phase: phase, Backup: c.Spec.Bootstrap.Backup, VolumeSet: builder.VolumeSet(c), Message: p.bootstrapRefusal.message}
 	}
 	return c.Status.Bootstrap
+}
+
+// currentBootstrap is status.bootstrap when it is about the cluster's current volume set
+// (an in-place restore seeds a new set: the former set's record does not count).
+func currentBootstrap(c *kurav1alpha1.MySQLCluster) *kurav1alpha1.BootstrapStatus {
+	cur := c.Status.Bootstrap
+	if cur == nil || orDefault(cur.VolumeSet, builder.VolumeData) != builder.VolumeSet(c) {
+		return nil
+	}
+	return cur
 }
 
 // observeBootstrap reads what the first instance's kura-init reported as its termination
 // message. Restored is final: a later restart of that instance does not restore again, and
 // reports nothing.
 func (r *MySQLClusterReconciler) observeBootstrap(ctx context.Context, c *kurav1alpha1.MySQLCluster) *kurav1alpha1.BootstrapStatus {
-	spec := c.Spec.Bootstrap
-	cur := c.Status.Bootstrap
+	cur := currentBootstrap(c)
 	if cur != nil && cur.Phase == kurav1alpha1.BootstrapRestored {
 		return cur
 	}
+	st := r.observeFirstInstance(ctx, c, cur)
+	st.VolumeSet = builder.VolumeSet(c)
+	return st
+}
+
+// observeFirstInstance is observeBootstrap's reading of the first instance's Pod.
+func (r *MySQLClusterReconciler) observeFirstInstance(ctx context.Context, c *kurav1alpha1.MySQLCluster, cur *kurav1alpha1.BootstrapStatus) *kurav1alpha1.BootstrapStatus {
+	spec := c.Spec.Bootstrap
 	first := builder.PodName(c, 0)
 	pod := &corev1.Pod{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: first}, pod); err != nil {

@@ -28,6 +28,7 @@ import (
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/events"
 )
 
@@ -98,7 +99,7 @@ type step struct {
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/status,verbs=patch
 // +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/finalizers,verbs=update
-// +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kura.dev,resources=backups;restores,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=configmaps;services;serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;delete
@@ -128,12 +129,34 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		return ctrl.Result{}, nil
 	}
-	// The clustering loop runs whatever happens to the steps below: a cluster whose reconcile
-	// is blocked (a bad Secret, a refused change) must still fail over.
-	if r.Loops != nil {
-		r.Loops.Ensure(ctx, c)
+	if builder.Fenced(c) {
+		gone, err := r.fenceGone(ctx, c)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if gone {
+			// The Restore that fenced the cluster was deleted: the fence goes with it, and
+			// the cluster runs on the volume set it is on.
+			c = c.DeepCopy()
+			delete(c.Annotations, contract.AnnotationRestoreFence)
+		}
 	}
+	// The clustering loop runs whatever happens to the steps below: a cluster whose reconcile
+	// is blocked (a bad Secret, a refused change) must still fail over. Only an in-place
+	// restore's fence stops it (docs/backup.md, "In-place restore"): nothing may act on the
+	// instances while their volumes are switched.
+	if r.Loops != nil {
+		if builder.Fenced(c) {
+			r.Loops.Forget(req.NamespacedName)
+		} else {
+			r.Loops.Ensure(ctx, c)
+		}
+	}
+	c, bootstrapErr := builder.WithInPlaceBootstrap(c)
 	p := &pass{cluster: c}
+	if bootstrapErr != nil {
+		return ctrl.Result{}, r.writeStatus(ctx, p, condBlocked(&errBlocked{reason: "InvalidBootstrapAnnotation", message: bootstrapErr.Error()}))
+	}
 	if c.Spec.Paused {
 		return ctrl.Result{}, r.writeStatus(ctx, p, condPaused())
 	}
@@ -170,7 +193,22 @@ func (r *MySQLClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			return ctrl.Result{}, fmt.Errorf("failed to reconcile %s: %w", s.name, err)
 		}
 	}
+	if builder.Fenced(c) {
+		return ctrl.Result{}, r.writeStatus(ctx, p, condFenced(c))
+	}
 	return ctrl.Result{RequeueAfter: p.requeueAfter}, r.writeStatus(ctx, p, condReconciled())
+}
+
+// fenceGone reports whether the Restore named by the cluster's fence no longer exists.
+func (r *MySQLClusterReconciler) fenceGone(ctx context.Context, c *kurav1alpha1.MySQLCluster) (bool, error) {
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Annotations[contract.AnnotationRestoreFence]}, &kurav1alpha1.Restore{})
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("failed to get the fencing Restore: %w", err)
+	}
+	return false, nil
 }
 
 // SetupWithManager watches the cluster and everything it owns, and credentials Secrets in the
@@ -212,6 +250,7 @@ func (r *MySQLClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingSecret)).
 		Watches(&kurav1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(r.clustersBootstrappedFrom)).
+		Watches(&kurav1alpha1.Restore{}, handler.EnqueueRequestsFromMapFunc(clusterRestoredInPlace)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(clusterOfPod), builderpkg.WithPredicates(predicate.Funcs{
 			CreateFunc: func(event.CreateEvent) bool { return false }, DeleteFunc: func(event.DeleteEvent) bool { return false },
 			GenericFunc: func(event.GenericEvent) bool { return false }, UpdateFunc: bootstrapPodChanged})).
@@ -240,6 +279,16 @@ func clusterChanged(e event.UpdateEvent) bool {
 		!ptr.Equal(o.Status.CurrentPrimaryIndex, n.Status.CurrentPrimaryIndex) ||
 		o.Status.KeepInstances != n.Status.KeepInstances ||
 		meta.FindStatusCondition(n.Status.Conditions, kurav1alpha1.ConditionReconciled) == nil
+}
+
+// clusterRestoredInPlace maps an in-place Restore to its cluster (a deleted Restore lifts its
+// fence).
+func clusterRestoredInPlace(_ context.Context, o client.Object) []reconcile.Request {
+	rs, ok := o.(*kurav1alpha1.Restore)
+	if !ok || rs.Spec.Target.ExistingCluster == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: rs.Namespace, Name: rs.Spec.Target.ExistingCluster}}}
 }
 
 func (r *MySQLClusterReconciler) clustersUsingSecret(ctx context.Context, o client.Object) []reconcile.Request {

@@ -159,6 +159,9 @@ func (r *MySQLClusterReconciler) recreateIfClaimTemplateChanged(ctx context.Cont
 	if len(live.Spec.VolumeClaimTemplates) == 0 {
 		return nil
 	}
+	if live.Spec.VolumeClaimTemplates[0].Name != desired.Spec.VolumeClaimTemplates[0].Name {
+		return r.switchVolumeSet(ctx, p, live, desired)
+	}
 	want := desired.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]
 	have := live.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]
 	if want.Cmp(have) <= 0 {
@@ -172,6 +175,26 @@ func (r *MySQLClusterReconciler) recreateIfClaimTemplateChanged(ctx context.Cont
 	}
 	r.Recorder.Emit(p.cluster, events.Normal, events.StorageExpanded, "volumes grow from %s to %s; StatefulSet re-created with the new claim template, Pods kept running", have.String(), want.String())
 	return &errWaiting{reason: "RecreatingStatefulSet", message: "StatefulSet deleted with orphan propagation; it is re-created with the grown volume claim template once gone"}
+}
+
+// switchVolumeSet re-creates the StatefulSet on another claim template: an in-place restore
+// switched the cluster to new volumes, or a rollback back to its old ones (docs/backup.md,
+// "In-place restore"). The Restore switches only once no instance runs; should one still
+// run, the switch waits, so an instance never moves to other volumes under a running server.
+func (r *MySQLClusterReconciler) switchVolumeSet(ctx context.Context, p *pass, live, desired *appsv1.StatefulSet) error {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(p.cluster.Namespace), client.MatchingLabels(builder.SelectorLabels(p.cluster))); err != nil {
+		return fmt.Errorf("failed to list Pods: %w", err)
+	}
+	from, to := live.Spec.VolumeClaimTemplates[0].Name, desired.Spec.VolumeClaimTemplates[0].Name
+	if len(pods.Items) > 0 {
+		return &errWaiting{reason: "SwitchingVolumeSet", message: fmt.Sprintf("waiting for %d instance(s) to stop before switching from volume set %s to %s", len(pods.Items), from, to)}
+	}
+	if err := r.Client.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationOrphan), client.Preconditions{UID: &live.UID}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to delete StatefulSet for re-creation: %w", err)
+	}
+	r.Recorder.Emit(p.cluster, events.Normal, events.VolumeSetSwitched, "instances switched from volume set %s to %s; StatefulSet re-created, the old volumes are left as they are", from, to)
+	return &errWaiting{reason: "RecreatingStatefulSet", message: fmt.Sprintf("StatefulSet deleted with orphan propagation; it is re-created on volume set %s once gone", to)}
 }
 
 // expandClaims raises the storage request of every data PVC of the cluster to size.

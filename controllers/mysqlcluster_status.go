@@ -11,6 +11,7 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/apply"
 	"github.com/kura-db/kura/internal/builder"
+	"github.com/kura-db/kura/internal/contract"
 )
 
 // StatusOwner is the field owner of the status fields this reconciler writes: the Reconciled
@@ -24,6 +25,12 @@ func condReconciled() metav1.Condition {
 
 func condPaused() metav1.Condition {
 	return metav1.Condition{Type: kurav1alpha1.ConditionReconciled, Status: metav1.ConditionFalse, Reason: "Paused", Message: "spec.paused is true: no object or topology changes are made"}
+}
+
+// condFenced: an in-place restore stopped the instances (docs/backup.md, "In-place restore").
+func condFenced(c *kurav1alpha1.MySQLCluster) metav1.Condition {
+	return metav1.Condition{Type: kurav1alpha1.ConditionReconciled, Status: metav1.ConditionFalse, Reason: "FencedByRestore",
+		Message: fmt.Sprintf("Restore %s fences the cluster: its instances are stopped and its clustering loop is off while its volumes are switched", c.Annotations[contract.AnnotationRestoreFence])}
 }
 
 func condBlocked(b *errBlocked) metav1.Condition {

@@ -27,7 +27,8 @@ import (
 // the request, copies the source cluster's credentials Secret, creates the MySQLCluster from
 // the source's spec with spec.bootstrap, and follows the new cluster's status.bootstrap and
 // Available condition. The data work is the new cluster's first instance's (kura init). It
-// is the only writer of a Restore's status. In-place restores are refused for now.
+// is the only writer of a Restore's status. A Restore into an existing cluster runs in place
+// (restore_inplace.go; docs/backup.md, "In-place restore").
 type RestoreReconciler struct {
 	Client client.Client
 	// APIReader reads the source's credentials Secret when it is a user's (the cache holds
@@ -39,10 +40,14 @@ type RestoreReconciler struct {
 
 // +kubebuilder:rbac:groups=kura.dev,resources=restores,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kura.dev,resources=restores/status,verbs=patch
-// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters,verbs=get;list;watch;create
+// An in-place restore annotates its cluster, clears the clustering records of its status,
+// labels the volumes it keeps and deletes them once confirmed or expired.
+// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=kura.dev,resources=mysqlclusters/status,verbs=patch
 // +kubebuilder:rbac:groups=kura.dev,resources=backups,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
 func (r *RestoreReconciler) now() time.Time {
 	if r.Now != nil {
@@ -64,11 +69,13 @@ func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.Client.Get(ctx, req.NamespacedName, rs); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if rs.Spec.Target.ExistingCluster != "" {
+		// An in-place restore goes on after it completed: its kept volumes wait for a
+		// confirmation, a rollback or their expiry.
+		return r.inPlace(ctx, rs)
+	}
 	if rs.Status.Phase == kurav1alpha1.RestoreCompleted || rs.Status.Phase == kurav1alpha1.RestoreFailed {
 		return ctrl.Result{}, nil
-	}
-	if rs.Spec.Target.ExistingCluster != "" {
-		return r.fail(ctx, rs, "InPlaceNotSupported", fmt.Sprintf("spec.target.existingCluster: restoring in place into %q is not supported yet; restore into a new cluster with spec.target.newCluster, then move the clients to it", rs.Spec.Target.ExistingCluster))
 	}
 	name := rs.Spec.Target.NewCluster
 	c := &kurav1alpha1.MySQLCluster{}
@@ -108,15 +115,9 @@ type restoreSource struct {
 // missing or unusable.
 func (r *RestoreReconciler) source(ctx context.Context, rs *kurav1alpha1.Restore) (restoreSource, *bootstrapRefusal, error) {
 	var out restoreSource
-	b := &kurav1alpha1.Backup{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: rs.Spec.Backup}, b); err != nil {
-		if apierrors.IsNotFound(err) {
-			return out, &bootstrapRefusal{reason: "BackupNotFound", message: fmt.Sprintf("spec.backup: Backup %q not found in namespace %s; name a completed Backup of this namespace", rs.Spec.Backup, rs.Namespace)}, nil
-		}
-		return out, nil, fmt.Errorf("failed to get Backup %s: %w", rs.Spec.Backup, err)
-	}
-	if b.Status.Phase != kurav1alpha1.BackupCompleted {
-		return out, &bootstrapRefusal{reason: "BackupNotCompleted", message: fmt.Sprintf("spec.backup: Backup %q is %s, not Completed; create the Restore again once it has completed, or name a completed Backup", b.Name, orDefault(string(b.Status.Phase), "Pending"))}, nil
+	b, refusal, err := r.completedBackup(ctx, rs)
+	if err != nil || refusal != nil {
+		return out, refusal, err
 	}
 	src := &kurav1alpha1.MySQLCluster{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: b.Spec.Cluster}, src); err != nil {
@@ -137,6 +138,21 @@ func (r *RestoreReconciler) source(ctx context.Context, rs *kurav1alpha1.Restore
 		return out, nil, fmt.Errorf("failed to get Secret %s: %w", name, err)
 	}
 	return restoreSource{backup: b, cluster: src, secret: secret}, nil, nil
+}
+
+// completedBackup reads spec.backup; a refusal when it is missing or not completed.
+func (r *RestoreReconciler) completedBackup(ctx context.Context, rs *kurav1alpha1.Restore) (*kurav1alpha1.Backup, *bootstrapRefusal, error) {
+	b := &kurav1alpha1.Backup{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: rs.Spec.Backup}, b); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &bootstrapRefusal{reason: "BackupNotFound", message: fmt.Sprintf("spec.backup: Backup %q not found in namespace %s; name a completed Backup of this namespace", rs.Spec.Backup, rs.Namespace)}, nil
+		}
+		return nil, nil, fmt.Errorf("failed to get Backup %s: %w", rs.Spec.Backup, err)
+	}
+	if b.Status.Phase != kurav1alpha1.BackupCompleted {
+		return nil, &bootstrapRefusal{reason: "BackupNotCompleted", message: fmt.Sprintf("spec.backup: Backup %q is %s, not Completed; create the Restore again once it has completed, or name a completed Backup", b.Name, orDefault(string(b.Status.Phase), "Pending"))}, nil
+	}
+	return b, nil, nil
 }
 
 // start checks the request, then creates the new cluster and its credentials Secret. Every
@@ -290,17 +306,31 @@ func (r *RestoreReconciler) writeStatus(ctx context.Context, rs *kurav1alpha1.Re
 	return apply.Status(ctx, r.Client, rs, st, StatusOwner)
 }
 
-// SetupWithManager watches Restores and the clusters they created (kura.dev/restore).
+// restoresOfCluster maps a cluster to the Restore that created it (kura.dev/restore) and to
+// the in-place Restores into it that are not settled.
+func (r *RestoreReconciler) restoresOfCluster(ctx context.Context, o client.Object) []reconcile.Request {
+	var out []reconcile.Request
+	if name := o.GetLabels()[contract.LabelRestore]; name != "" {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
+	}
+	var list kurav1alpha1.RestoreList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return out
+	}
+	for _, rs := range list.Items {
+		if ip := rs.Status.InPlace; rs.Spec.Target.ExistingCluster == o.GetName() && (ip == nil || !ip.KeptVolumesDeleted) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rs)})
+		}
+	}
+	return out
+}
+
+// SetupWithManager watches Restores, the clusters they created (kura.dev/restore) and the
+// clusters they restore in place.
 func (r *RestoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kurav1alpha1.Restore{}).
-		Watches(&kurav1alpha1.MySQLCluster{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			name := o.GetLabels()[contract.LabelRestore]
-			if name == "" {
-				return nil
-			}
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
-		})).
+		Watches(&kurav1alpha1.MySQLCluster{}, handler.EnqueueRequestsFromMapFunc(r.restoresOfCluster)).
 		Named("restore").
 		Complete(r)
 }

@@ -56,7 +56,7 @@ func firstInstanceReports(t *testing.T, ns, cluster string, state corev1.Contain
 		}
 		pod = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name, Labels: maps.Clone(sts.Spec.Template.Labels)},
 			Spec: *sts.Spec.Template.Spec.DeepCopy()}
-		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: builder.VolumeData, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: sts.Spec.VolumeClaimTemplates[0].Name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 		if err := k8s.Create(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
@@ -259,6 +259,11 @@ func TestBootstrapRefusesBackupsThatCannotSeedIt(t *testing.T) {
 	waitEvent(t, ns, "BootstrapInvalid")
 }
 
+// inPlace is a Restore of backup into the existing cluster target.
+func inPlace(ns, name, backup, target string, mut ...func(*kurav1alpha1.Restore)) *kurav1alpha1.Restore {
+	return newRestore(ns, name, backup, "", append([]func(*kurav1alpha1.Restore){func(r *kurav1alpha1.Restore) { r.Spec.Target.ExistingCluster = target }}, mut...)...)
+}
+
 func newRestore(ns, name, backup, target string, mut ...func(*kurav1alpha1.Restore)) *kurav1alpha1.Restore {
 	r := &kurav1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: kurav1alpha1.RestoreSpec{Backup: backup, Target: kurav1alpha1.RestoreTarget{NewCluster: target}}}
@@ -378,12 +383,27 @@ func TestRestoreRefusals(t *testing.T) {
 	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "stale-credentials"}}); err != nil {
 		t.Fatal(err)
 	}
+	// A backup of a former cluster of the same name that ran MySQL (spec.engine is immutable).
+	mysqlMade := completedBackupOf(t, ns, "mysql-made")
+	if err := k8s.Status().Patch(ctx, mysqlMade, client.RawPatch(types.MergePatchType, []byte(`{"status":{"engine":"mysql"}}`))); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*kurav1alpha1.MySQLCluster{newMySQLCluster(ns, "other"), newMySQLCluster(ns, "sleepy", func(c *kurav1alpha1.MySQLCluster) { c.Spec.Paused = true })} {
+		if err := k8s.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cases := []struct {
 		r            *kurav1alpha1.Restore
 		reason, want string
 	}{
-		{newRestore(ns, "in-place", "nightly", "", func(r *kurav1alpha1.Restore) { r.Spec.Target.ExistingCluster = "shop" }),
-			"InPlaceNotSupported", `spec.target.existingCluster: restoring in place into "shop" is not supported yet; restore into a new cluster with spec.target.newCluster`},
+		{inPlace(ns, "nowhere", "nightly", "gone"), "ClusterNotFound", `spec.target.existingCluster: MySQLCluster "gone" not found in namespace ` + ns},
+		{inPlace(ns, "asleep", "nightly", "sleepy"), "ClusterPaused", `spec.target.existingCluster: MySQLCluster "sleepy" is paused (spec.paused); an in-place restore stops and restarts its instances`},
+		{inPlace(ns, "early-in-place", "running", "shop"), "BackupNotCompleted", `spec.backup: Backup "running" is Running, not Completed`},
+		{inPlace(ns, "foreign", "nightly", "other"), "BackupOfAnotherCluster", `spec.backup: Backup "nightly" is of cluster "shop", not "other"; an in-place restore takes a backup of the cluster itself`},
+		{inPlace(ns, "cross-engine", "mysql-made", "shop"), "BootstrapEngineMismatch", `spec.backup: Backup "mysql-made" is of a mysql server and the cluster runs mariadb`},
+		{inPlace(ns, "no-archive", "nightly", "shop", func(r *kurav1alpha1.Restore) { r.Spec.PointInTime = &kurav1alpha1.PointInTime{GTID: "0-1000-50"} }),
+			"TargetNotRecoverable", `spec.pointInTime: MySQLCluster "shop" has no binary log archive (spec.binlogArchive)`},
 		{newRestore(ns, "taken", "nightly", "shop"), "ClusterExists", `spec.target.newCluster: MySQLCluster "shop" already exists in namespace ` + ns},
 		{newRestore(ns, "missing", "nope", "fresh1"), "BackupNotFound", `spec.backup: Backup "nope" not found in namespace ` + ns},
 		{newRestore(ns, "early", "running", "fresh2"), "BackupNotCompleted", `spec.backup: Backup "running" is Running, not Completed`},
@@ -407,6 +427,24 @@ func TestRestoreRefusals(t *testing.T) {
 		}
 	}
 	waitEvent(t, ns, "RestoreFailed")
+	for _, name := range []string{"shop", "other", "sleepy"} {
+		if c := getCluster(t, ns, name); len(c.Annotations) > 0 {
+			t.Errorf("a refused in-place Restore touched cluster %s: annotations %v", name, c.Annotations)
+		}
+	}
+
+	// A second in-place restore into a cluster another one is restoring.
+	if err := k8s.Create(ctx, inPlace(ns, "first", "nightly", "shop")); err != nil {
+		t.Fatal(err)
+	}
+	waitRestore(t, ns, "first", kurav1alpha1.RestoreRunning)
+	if err := k8s.Create(ctx, inPlace(ns, "second", "nightly", "shop")); err != nil {
+		t.Fatal(err)
+	}
+	if rs := waitRestore(t, ns, "second", kurav1alpha1.RestoreFailed); rs.Status.Conditions[0].Reason != "RestoreInProgress" ||
+		!strings.Contains(rs.Status.Message, `spec.target.existingCluster: MySQLCluster "shop" is in Restore "first", which is running or still keeps volumes`) {
+		t.Errorf("second in-place restore: %+v", rs.Status)
+	}
 
 	// The new cluster is deleted while it restores.
 	if err := k8s.Create(ctx, newRestore(ns, "vanish", "nightly", "shop-vanish")); err != nil {

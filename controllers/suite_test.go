@@ -62,6 +62,27 @@ func (l *recordingLoops) counts(k types.NamespacedName) (int, int) {
 	return l.ensured[k], l.forgot[k]
 }
 
+// restoreClock is the Restore reconciler's clock: the real time plus an offset a test moves
+// forward (an in-place restore's kept volumes expire).
+var restoreClock = &testClock{}
+
+type testClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
 // testInstanceOptions are the MySQLCluster reconciler's builder options: an operator in
 // kura-system with the chart's selector labels.
 var testInstanceOptions = builder.Options{KuraImage: "kura:test", OperatorNamespace: "kura-system",
@@ -108,7 +129,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := (&RestoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec}).SetupWithManager(mgr); err != nil {
+	if err := (&RestoreReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Now: restoreClock.Now}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -194,6 +194,10 @@ type BootstrapStatus struct {
 	Phase BootstrapPhase `json:"phase"`
 	// Backup is the backup restored.
 	Backup string `json:"backup"`
+	// VolumeSet is the claim template the backup was restored into (empty: "data"); an
+	// in-place restore seeds a new one.
+	// +optional
+	VolumeSet string `json:"volumeSet,omitempty"`
 	// Outcome is what the first instance reported.
 	RestoreOutcome `json:",inline"`
 	// Message explains a failure or the current step.

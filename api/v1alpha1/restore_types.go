@@ -13,9 +13,12 @@ type RestoreTarget struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +optional
 	NewCluster string `json:"newCluster,omitempty"`
-	// ExistingCluster restores in place into this MySQLCluster: its data is replaced. The
-	// cluster is paused for the duration and its current data is kept aside on the volumes
-	// until the restore is verified.
+	// ExistingCluster restores in place into this MySQLCluster, from a backup of that cluster:
+	// the cluster is fenced (its instances stopped), restored into new volumes, switched to
+	// them and opened once the restore is verified; its old volumes are kept, labelled
+	// kura.dev/kept-by-restore, until the Restore is confirmed (annotation kura.dev/confirm:
+	// "true") or keepOldVolumesFor has passed. Annotation kura.dev/rollback: "true" switches
+	// the cluster back to them (docs/backup.md, "In-place restore").
 	// +kubebuilder:validation:MinLength=1
 	// +optional
 	ExistingCluster string `json:"existingCluster,omitempty"`
@@ -32,6 +35,11 @@ type RestoreSpec struct {
 	PointInTime *PointInTime `json:"pointInTime,omitempty"`
 	// Target is where to restore.
 	Target RestoreTarget `json:"target"`
+	// KeepOldVolumesFor is how long an in-place restore keeps the volumes it switched away
+	// from once it has completed (or been rolled back), unless confirmed earlier.
+	// +kubebuilder:default="24h"
+	// +optional
+	KeepOldVolumesFor *metav1.Duration `json:"keepOldVolumesFor,omitempty"`
 }
 
 // RestorePhase is the lifecycle stage of a Restore.
@@ -43,7 +51,41 @@ const (
 	RestoreVerifying RestorePhase = "Verifying"
 	RestoreCompleted RestorePhase = "Completed"
 	RestoreFailed    RestorePhase = "Failed"
+	// RestoreRolledBack: an in-place restore switched the cluster back to its old volumes.
+	RestoreRolledBack RestorePhase = "RolledBack"
 )
+
+// InPlaceRestoreStatus is the state of an in-place restore (docs/backup.md, "In-place
+// restore").
+type InPlaceRestoreStatus struct {
+	// Step: Fencing, Restoring, Restored, RollingBack, RolledBack or Confirmed.
+	Step string `json:"step"`
+	// FromVolumeSet is the claim template the cluster ran on before; ToVolumeSet the one
+	// restored into.
+	FromVolumeSet string `json:"fromVolumeSet"`
+	ToVolumeSet   string `json:"toVolumeSet"`
+	// FromBootstrap is the cluster's kura.dev/bootstrap annotation before the switch, put
+	// back by a rollback.
+	// +optional
+	FromBootstrap string `json:"fromBootstrap,omitempty"`
+	// KeptVolumes are the PVCs kept (labelled kura.dev/kept-by-restore): the old ones, or
+	// after a rollback the restored ones.
+	// +optional
+	KeptVolumes []string `json:"keptVolumes,omitempty"`
+	// DeleteKeptVolumesAfter is when the kept volumes are deleted unless the cluster is
+	// switched to them before.
+	// +optional
+	DeleteKeptVolumesAfter *metav1.Time `json:"deleteKeptVolumesAfter,omitempty"`
+	// Switched is true once the cluster has left its old volumes.
+	// +optional
+	Switched bool `json:"switched,omitempty"`
+	// KeptVolumesDeleted is true once the kept volumes are gone.
+	// +optional
+	KeptVolumesDeleted bool `json:"keptVolumesDeleted,omitempty"`
+	// Hint says how to confirm or roll back.
+	// +optional
+	Hint string `json:"hint,omitempty"`
+}
 
 // RestoreVerification is what the restore checked at the end.
 type RestoreVerification struct {
@@ -62,7 +104,7 @@ type RestoreStatus struct {
 	// ObservedGeneration is the spec generation the operator last acted on.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Phase: Pending, Running, Verifying, Completed or Failed.
+	// Phase: Pending, Running, Verifying, Completed, Failed or RolledBack.
 	// +optional
 	Phase RestorePhase `json:"phase,omitempty"`
 	// Conditions: Complete and Failed.
@@ -80,6 +122,9 @@ type RestoreStatus struct {
 	Cluster string `json:"cluster,omitempty"`
 	// Outcome is what the restored cluster's first instance reported.
 	RestoreOutcome `json:",inline"`
+	// InPlace is the state of an in-place restore: its step, the volumes kept and until when.
+	// +optional
+	InPlace *InPlaceRestoreStatus `json:"inPlace,omitempty"`
 	// Verification is what was checked at the end.
 	// +optional
 	Verification *RestoreVerification `json:"verification,omitempty"`
@@ -95,7 +140,7 @@ type RestoreStatus struct {
 // +kubebuilder:resource:shortName=mrs,categories=kura
 // +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="spec is immutable; create a new Restore instead"
 // +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.spec.backup`
-// +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.target.newCluster`
+// +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.status.cluster`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Restore struct {

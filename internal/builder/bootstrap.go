@@ -20,8 +20,15 @@ const (
 // volumeBootstrap is the bootstrap ConfigMap's volume in instance Pods.
 const volumeBootstrap = "bootstrap"
 
-// BootstrapConfigMapName is the ConfigMap of a cluster with spec.bootstrap.
-func BootstrapConfigMapName(c *kurav1alpha1.MySQLCluster) string { return c.Name + "-bootstrap" }
+// BootstrapConfigMapName is the ConfigMap of a cluster with spec.bootstrap: one per volume set
+// (<cluster>-bootstrap, <cluster>-bootstrap-<suffix> for a set an in-place restore seeded), so
+// each set's seeding is resolved once and a rollback finds its set's record as it was.
+func BootstrapConfigMapName(c *kurav1alpha1.MySQLCluster) string {
+	if s := volumeSetSuffix(VolumeSet(c)); s != "" {
+		return c.Name + "-bootstrap-" + s
+	}
+	return c.Name + "-bootstrap"
+}
 
 // BootstrapConfigMap holds the restore Job (JSON) for the first instance's kura-init and the
 // storage it names. It is written when spec.bootstrap resolves; once the cluster is restored

@@ -77,7 +77,7 @@ func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash, tlsHash string, boots
 			},
 			Template: podTemplate(c, configHash, tlsHash, bootstrap, opts),
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
-				ObjectMeta: metav1.ObjectMeta{Name: VolumeData, Labels: SelectorLabels(c)},
+				ObjectMeta: metav1.ObjectMeta{Name: VolumeSet(c), Labels: SelectorLabels(c)},
 				Spec: corev1.PersistentVolumeClaimSpec{
 					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 					StorageClassName: c.Spec.Storage.StorageClassName,
@@ -88,6 +88,9 @@ func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash, tlsHash string, boots
 			}},
 		},
 	}
+	if set := VolumeSet(c); set != VolumeData {
+		useVolumeSet(&sts.Spec.Template.Spec, set)
+	}
 	StampHash(&sts.ObjectMeta, sts.Spec)
 	return sts
 }
@@ -95,8 +98,12 @@ func StatefulSet(c *kurav1alpha1.MySQLCluster, configHash, tlsHash string, boots
 // StatefulSetReplicas is spec.replicas, raised to keep the recorded primary's ordinal while a
 // scale-down waits for the clustering loop to switch over, and to status.keepInstances while a
 // replica being removed may hold the only copy of an acknowledged write (docs/clustering.md,
-// "Scale-down").
+// "Scale-down"). It is zero while an in-place restore fences the cluster (docs/backup.md,
+// "In-place restore").
 func StatefulSetReplicas(c *kurav1alpha1.MySQLCluster) int32 {
+	if Fenced(c) {
+		return 0
+	}
 	n := Replicas(c)
 	if p := c.Status.CurrentPrimaryIndex; p != nil && *p >= n {
 		n = *p + 1

@@ -22,6 +22,10 @@ const (
 	// LabelRestore is on the MySQLCluster a Restore created, and on its credentials Secret:
 	// the Restore's name.
 	LabelRestore = "kura.dev/restore"
+	// LabelKeptByRestore is on the data volumes an in-place Restore switched a cluster away
+	// from (docs/backup.md, "In-place restore"): the Restore's name. They are deleted once
+	// the Restore is confirmed or its keepOldVolumesFor has passed, never before.
+	LabelKeptByRestore = "kura.dev/kept-by-restore"
 
 	RolePrimary = "primary"
 	RoleReplica = "replica"
@@ -34,6 +38,24 @@ const (
 	// AnnotationAppliedHash on an owned object is the hash of what Kura last applied; an equal
 	// hash skips the write.
 	AnnotationAppliedHash = "kura.dev/applied-hash"
+
+	// In-place restores (docs/backup.md, "In-place restore"). The Restore controller writes
+	// these on the MySQLCluster; the MySQLCluster controller and the builders read them.
+	//
+	// AnnotationRestoreFence names the Restore that fenced the cluster: its instances are
+	// stopped (the StatefulSet is scaled to zero) and the clustering loop does not run.
+	AnnotationRestoreFence = "kura.dev/restore-fence"
+	// AnnotationVolumeSet is the name of the data volume claim template the instances run on
+	// (absent: "data", PVCs data-<cluster>-<n>).
+	AnnotationVolumeSet = "kura.dev/volume-set"
+	// AnnotationBootstrap is the BootstrapSpec (JSON) the current volume set was seeded from
+	// when an in-place restore seeded it; it stands in for spec.bootstrap.
+	AnnotationBootstrap = "kura.dev/bootstrap"
+	// AnnotationConfirm ("true") on an in-place Restore deletes the volumes it kept.
+	AnnotationConfirm = "kura.dev/confirm"
+	// AnnotationRollback ("true") on an in-place Restore switches the cluster back to the
+	// volumes it kept.
+	AnnotationRollback = "kura.dev/rollback"
 )
 
 // FieldOwner is the server-side apply field manager of everything Kura writes.

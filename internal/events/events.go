@@ -60,6 +60,13 @@ const (
 	RestoreStarted    = "RestoreStarted"
 	RestoreCompleted  = "RestoreCompleted"
 	RestoreFailed     = "RestoreFailed"
+	// In-place restores: the cluster fenced, switched between volume sets, the kept volumes
+	// deleted, a rollback.
+	RestoreFenced         = "RestoreFenced"
+	VolumeSetSwitched     = "VolumeSetSwitched"
+	RestoreVolumesKept    = "RestoreVolumesKept"
+	RestoreVolumesDeleted = "RestoreVolumesDeleted"
+	RestoreRolledBack     = "RestoreRolledBack"
 
 	// Verification by restore (a Backup's spec.verify or kura.dev/verify annotation).
 	BackupVerifying          = "BackupVerifying"

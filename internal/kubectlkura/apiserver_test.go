@@ -302,6 +302,9 @@ func TestCommandsAgainstAPIServer(t *testing.T) {
 		r.fails("give --time or --gtid, not both", "restore", "shop-done", "--to", "shop2", "--time", "2026-01-01T00:00:00Z", "--gtid", "0-1000-50")
 		r.fails("is not an RFC 3339 time", "restore", "shop-done", "--to", "shop2", "--time", "yesterday")
 		r.fails("cluster shop has no spec.binlogArchive", "restore", "shop-done", "--to", "shop2", "--gtid", "0-1000-50")
+		r.fails("give --to (a new cluster) or --into-existing (in place), not both", "restore", "shop-done", "--to", "shop2", "--into-existing", "shop")
+		r.fails(`cluster "gone" not found in namespace demo: --into-existing names the cluster to restore in place`, "restore", "shop-done", "--into-existing", "gone")
+		r.fails("cluster shop has no spec.binlogArchive", "restore", "shop-done", "--into-existing", "shop", "--gtid", "0-1000-50")
 		if l := restores(); len(l) != 0 {
 			t.Fatalf("refused restores created %d Restores", len(l))
 		}
@@ -316,6 +319,15 @@ func TestCommandsAgainstAPIServer(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("dry run output lacks %q:\n%s", want, out)
 			}
+		}
+		if l := restores(); len(l) != 0 {
+			t.Fatalf("a dry run created %d Restores", len(l))
+		}
+		// In place: the plan says what happens to the cluster's volumes.
+		out, stderr, code = r.run("restore", "shop-done", "--into-existing", "shop", "--dry-run")
+		if code != 0 || !strings.Contains(out, "into:    cluster demo/shop in place: its instances stop, it switches to new volumes seeded from the backup; the old volumes are kept") ||
+			!strings.Contains(out, "nothing was created") {
+			t.Errorf("in-place dry run: exit %d: %s%s", code, out, stderr)
 		}
 		if l := restores(); len(l) != 0 {
 			t.Fatalf("a dry run created %d Restores", len(l))

@@ -27,11 +27,7 @@ func TestRestorePointInTime(t *testing.T) {
 	needCluster(t)
 	ns := newNamespace(t, "restore")
 	ctx := context.Background()
-	s3 := s3test.StartAt(t, localcluster.HostIP, "backups")
-	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-keys"},
-		StringData: map[string]string{"AWS_ACCESS_KEY_ID": s3test.AccessKey, "AWS_SECRET_ACCESS_KEY": s3test.SecretKey}}); err != nil {
-		t.Fatal(err)
-	}
+	s3 := startS3(t, ns)
 	storage := kurav1alpha1.BackupStorage{S3: &kurav1alpha1.S3Storage{Endpoint: s3.Endpoint, Region: "us-east-1", Bucket: "backups",
 		CredentialsSecret: kurav1alpha1.S3CredentialsSecret{Name: "s3-keys"}}}
 	src := newCluster(ns, "shop", 2)
@@ -53,28 +49,7 @@ func TestRestorePointInTime(t *testing.T) {
 	host := serviceIP(t, ns, "shop-primary")
 	before := startWriter(host, 1)
 	before.waitFlowing(t)
-	kubectlRun(t, fmt.Sprintf(`apiVersion: kura.dev/v1alpha1
-kind: Backup
-metadata: {name: base, namespace: %s}
-spec:
-  cluster: shop
-  method: physical
-  storage:
-    s3: {endpoint: %q, region: us-east-1, bucket: backups, credentialsSecret: {name: s3-keys}}
-`, ns, s3.Endpoint), "apply", "-f", "-")
-	waitFor(t, "Backup base Completed", 4*time.Minute, func() error {
-		b := &kurav1alpha1.Backup{}
-		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "base"}, b); err != nil {
-			return err
-		}
-		if b.Status.Phase == kurav1alpha1.BackupFailed {
-			t.Fatalf("Backup base failed: %s", b.Status.Message)
-		}
-		if b.Status.Phase != kurav1alpha1.BackupCompleted {
-			return fmt.Errorf("phase %s", b.Status.Phase)
-		}
-		return nil
-	})
+	physicalBackup(t, ns, "base", s3.Endpoint)
 	atBackup := before.count()
 	// More writes after the backup, then T: commit times in the binary log are whole
 	// seconds, so T is a whole second after the last write before it, and the writes after it
@@ -140,6 +115,46 @@ spec:
 			len(got), head(got), tail(got), len(want), head(want), tail(want), len(afterAcked), firstAfter)
 	}
 	awaitCluster(t, ns, "shop-pitr", "the restored cluster's 2 instances healthy", 5*time.Minute, healthy(t, ns, "shop-pitr", 2))
+}
+
+// startS3 starts the S3 server on the host with bucket "backups" and puts its keys into
+// Secret s3-keys of namespace ns.
+func startS3(t *testing.T, ns string) *s3test.Server {
+	t.Helper()
+	s3 := s3test.StartAt(t, localcluster.HostIP, "backups")
+	if err := k8s.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-keys"},
+		StringData: map[string]string{"AWS_ACCESS_KEY_ID": s3test.AccessKey, "AWS_SECRET_ACCESS_KEY": s3test.SecretKey}}); err != nil {
+		t.Fatal(err)
+	}
+	return s3
+}
+
+// physicalBackup takes a physical Backup name of cluster shop into the S3 bucket "backups"
+// at endpoint, through kubectl, and waits for it to complete.
+func physicalBackup(t *testing.T, ns, name, endpoint string) {
+	t.Helper()
+	kubectlRun(t, fmt.Sprintf(`apiVersion: kura.dev/v1alpha1
+kind: Backup
+metadata: {name: %s, namespace: %s}
+spec:
+  cluster: shop
+  method: physical
+  storage:
+    s3: {endpoint: %q, region: us-east-1, bucket: backups, credentialsSecret: {name: s3-keys}}
+`, name, ns, endpoint), "apply", "-f", "-")
+	waitFor(t, "Backup "+name+" Completed", 4*time.Minute, func() error {
+		b := &kurav1alpha1.Backup{}
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, b); err != nil {
+			return err
+		}
+		if b.Status.Phase == kurav1alpha1.BackupFailed {
+			t.Fatalf("Backup %s failed: %s", name, b.Status.Message)
+		}
+		if b.Status.Phase != kurav1alpha1.BackupCompleted {
+			return fmt.Errorf("phase %s", b.Status.Phase)
+		}
+		return nil
+	})
 }
 
 func head(s []int64) []int64 { return s[:min(3, len(s))] }

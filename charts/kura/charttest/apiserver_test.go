@@ -197,7 +197,10 @@ func TestRBACGrantsOnlyWhatTheModeSays(t *testing.T) {
 		{"update", "kura.dev", "mysqlclusters", "team-a", false},
 		{"update", "", "pods", "team-a", false},
 		{"delete", "", "configmaps", "team-a", false},
-		{"delete", "", "persistentvolumeclaims", "team-a", false},
+		// An in-place restore deletes the volumes it kept once confirmed or expired
+		// (docs/backup.md, "In-place restore").
+		{"delete", "", "persistentvolumeclaims", "team-a", true},
+		{"update", "", "persistentvolumeclaims", "team-a", false},
 		{"update", "apps", "statefulsets", "team-b", false},
 		// The generated server certificate is renewed in place (docs/security.md, "TLS").
 		{"update", "", "secrets", "team-a", true},
