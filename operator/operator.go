@@ -51,6 +51,10 @@ type Options struct {
 	KuraImage              string
 	// MaxConcurrentReconciles is how many objects of one kind are reconciled at once.
 	MaxConcurrentReconciles int
+	// APIQPS and APIBurst bound the operator's requests to the API server (client-side rate
+	// limit); the server's own priority and fairness still applies.
+	APIQPS   float64
+	APIBurst int
 	ZapOptions              zap.Options
 
 	// skipNameValidation lets tests build more than one manager in a process.
@@ -79,6 +83,11 @@ func ParseFlags(args []string) (Options, error) {
 	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "", "folder holding tls.crt and tls.key for the metrics endpoint; empty: a self-signed certificate generated at start")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "how many objects of each kind are reconciled at once")
+	// controller-runtime's defaults (20/s, bursts of 30) hold a fleet back: creating one
+	// cluster takes about ten requests, so a thousand clusters queued for 8 minutes on the
+	// client's rate limiter alone (docs/benchmarks.md, "Fleet").
+	fs.Float64Var(&o.APIQPS, "kube-api-qps", 100, "requests per second the operator may make to the API server (client-side limit)")
+	fs.IntVar(&o.APIBurst, "kube-api-burst", 200, "requests the operator may make to the API server in a burst above --kube-api-qps")
 	fs.StringVar(&o.KuraImage, "kura-image", os.Getenv("KURA_IMAGE"), "image holding the kura binary at /kura, copied into every instance Pod (required)")
 	o.ZapOptions = zap.Options{Development: false, TimeEncoder: zapcore.RFC3339NanoTimeEncoder}
 	o.ZapOptions.BindFlags(fs)
@@ -98,6 +107,9 @@ func ParseFlags(args []string) (Options, error) {
 	}
 	if o.MaxConcurrentReconciles < 1 {
 		return o, fmt.Errorf("--max-concurrent-reconciles %d: use at least 1", o.MaxConcurrentReconciles)
+	}
+	if o.APIQPS <= 0 || o.APIBurst < 1 {
+		return o, fmt.Errorf("--kube-api-qps %g and --kube-api-burst %d: use a positive rate and a burst of at least 1", o.APIQPS, o.APIBurst)
 	}
 	if o.ClusteringInterval < 100*time.Millisecond {
 		return o, fmt.Errorf("--clustering-interval %s is too short; use at least 100ms", o.ClusteringInterval)
@@ -213,11 +225,13 @@ func Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("failed to load a kubeconfig: %w", err)
 	}
+	cfg.QPS, cfg.Burst = float32(o.APIQPS), o.APIBurst
 	mgr, err := NewManager(cfg, o)
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "namespaces", o.Namespaces, "clusteringInterval", o.ClusteringInterval, "kuraImage", o.KuraImage, "leaderElect", o.LeaderElect)
+	log.Info("starting", "namespaces", o.Namespaces, "clusteringInterval", o.ClusteringInterval, "kuraImage", o.KuraImage, "leaderElect", o.LeaderElect,
+		"kubeAPIQPS", o.APIQPS, "kubeAPIBurst", o.APIBurst)
 	return mgr.Start(ctx)
 }
 

@@ -39,6 +39,12 @@ func TestParseFlags(t *testing.T) {
 	if _, err := ParseFlags([]string{"--kura-image=x", "--leader-election-renew-deadline=10s"}); err == nil || !strings.Contains(err.Error(), "lease duration (8s) > renew deadline (10s)") {
 		t.Errorf("renew deadline beyond the lease: %v", err)
 	}
+	if o.APIQPS != 100 || o.APIBurst != 200 {
+		t.Errorf("API rate defaults %g/%d, want 100/200", o.APIQPS, o.APIBurst)
+	}
+	if _, err := ParseFlags([]string{"--kura-image=x", "--kube-api-qps=0"}); err == nil || !strings.Contains(err.Error(), "--kube-api-qps 0") {
+		t.Errorf("zero API rate: %v", err)
+	}
 }
 
 func freePort(t *testing.T) string {
