@@ -101,6 +101,8 @@ func TestMySQLClusterCreatesEveryOwnedObject(t *testing.T) {
 
 	objs := map[string]client.Object{
 		"shop-credentials": &corev1.Secret{},
+		"shop-agent-token": &corev1.Secret{}, // in the pass that created the credentials
+		"shop-tls":         &corev1.Secret{},
 		"shop-config":      &corev1.ConfigMap{},
 		"shop-mysql":       &corev1.ServiceAccount{},
 		"shop-instances":   &corev1.Service{},

