@@ -40,6 +40,23 @@ func TLSEnabled(c *kurav1alpha1.MySQLCluster) bool {
 	return c.Spec.TLS.Enabled == nil || *c.Spec.TLS.Enabled
 }
 
+// AgentServesTLS reports whether an instance Pod's agent serves its API over HTTPS: its
+// agent container mounts the server certificate's key. Pods of earlier versions mount the CA
+// alone there, and those with TLS disabled nothing: their agents serve plain HTTP.
+func AgentServesTLS(p *corev1.Pod) bool {
+	for _, v := range p.Spec.Volumes {
+		if v.Name != VolumeAgentTLS || v.Secret == nil {
+			continue
+		}
+		for _, it := range v.Secret.Items {
+			if it.Key == contract.TLSKeyKey {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // CASecretName is the generated CA's Secret (keys ca.crt, ca.key).
 func CASecretName(c *kurav1alpha1.MySQLCluster) string { return c.Name + "-ca" }
 
