@@ -72,6 +72,13 @@ func (r *MySQLClusterReconciler) userTLSSecret(ctx context.Context, c *kurav1alp
 		r.Recorder.Emit(c, events.Warning, events.TLSInvalid, "%s", msg)
 		return nil, &errBlocked{reason: "TLSSecretInvalid", recheck: true, message: msg}
 	}
+	// A certificate that cannot serve is reported, and the instances are not rolled onto it:
+	// the StatefulSet keeps the hash of the last good one.
+	if problem := builder.ServerCertificateProblem(c, s, time.Now()); problem != "" {
+		msg := fmt.Sprintf("spec.tls.secretName: Secret %q: %s; put a valid certificate for the instances' names, its key and its CA in the Secret", name, problem)
+		r.Recorder.Emit(c, events.Warning, events.TLSInvalid, "%s", msg)
+		return nil, &errBlocked{reason: "TLSCertificateInvalid", recheck: true, message: msg}
+	}
 	return s, nil
 }
 

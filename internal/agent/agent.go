@@ -168,10 +168,7 @@ func Run(ctx context.Context, addr, credDir string) error {
 		Backup: engine.BackupOptions{DefaultsFile: contract.ConfigFile, Endpoint: ep}, Guard: guard}
 	// With TLS on, the agent serves HTTPS with the instance's server certificate, re-read as
 	// it is renewed (docs/security.md, "The agent API").
-	tlsConfig, err := servingTLS(contract.TLSCertFile, contract.TLSKeyFile)
-	if err != nil {
-		return err
-	}
+	tlsConfig := servingTLS(contract.TLSCertFile, contract.TLSKeyFile, os.Stderr)
 	// No write timeout: a clone stream lasts as long as the copy.
 	srv := &http.Server{Addr: addr, Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
 	errc := make(chan error, 1)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
@@ -21,7 +22,11 @@ func ServerTLS(certFile, keyFile string) (*tls.Config, error) {
 	if _, err := f.get(nil); err != nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: f.get}, nil
+	return f.config(), nil
+}
+
+func (f *certFiles) config() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: f.get}
 }
 
 // certFiles is a key pair read from files, parsed again only when their contents change.
@@ -52,12 +57,18 @@ func (f *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 }
 
 // servingTLS is the agent's TLS configuration when its container mounts the server
-// certificate (spec.tls.enabled), nil otherwise: the agent then serves plain HTTP.
-func servingTLS(certFile, keyFile string) (*tls.Config, error) {
+// certificate (spec.tls.enabled), nil otherwise: the agent then serves plain HTTP. Files that
+// do not hold a valid pair yet (a user's broken certificate) are logged, not fatal: the agent
+// runs, and its handshakes fail until the files are fixed, never a crash loop.
+func servingTLS(certFile, keyFile string, log io.Writer) *tls.Config {
 	if engine.ExistingFile(certFile) == "" || engine.ExistingFile(keyFile) == "" {
-		return nil, nil
+		return nil
 	}
-	return ServerTLS(certFile, keyFile)
+	f := &certFiles{cert: certFile, key: keyFile}
+	if _, err := f.get(nil); err != nil {
+		fmt.Fprintf(log, "kura agent: %v; TLS handshakes fail until the files hold a valid certificate and key\n", err)
+	}
+	return f.config()
 }
 
 // readCA returns the cluster's CA certificate in caFile, nil when the Pod does not mount it

@@ -210,3 +210,35 @@ func writeFile(path, content string) error {
 	}
 	return os.Rename(path+".new", path)
 }
+
+// An agent started on files without a valid pair (a user's broken certificate) runs and
+// fails its handshakes, then serves the certificate once the files are fixed: no crash loop.
+func TestAgentStartsOnABrokenCertificate(t *testing.T) {
+	files := tlsCluster(t, "shop")
+	good, err := os.ReadFile(files.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(files.CertFile, "not a certificate"); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	cfg := servingTLS(files.CertFile, files.KeyFile, &log)
+	if cfg == nil || !strings.Contains(log.String(), "handshakes fail") {
+		t.Fatalf("config %v, log %q", cfg, log.String())
+	}
+	addr := serveAgent(t, (&Server{Instance: reachable{}, Token: "cluster-token", PodName: "shop-1"}).Handler(), cfg)
+	c := tlsAgentClient(t, addr, "cluster-token", files.CAPEM, shop1)
+	if _, err := c.State(context.Background()); err == nil {
+		t.Fatal("a handshake succeeded without a valid certificate")
+	}
+	if err := writeFile(files.CertFile, string(good)); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.State(context.Background()); err != nil || st.Pod != "shop-1" {
+		t.Errorf("after the files were fixed: %+v, %v", st, err)
+	}
+	if servingTLS(filepath.Join(t.TempDir(), "none.crt"), files.KeyFile, &log) != nil {
+		t.Error("an agent without the certificate mounted (TLS off) must serve plain HTTP")
+	}
+}
