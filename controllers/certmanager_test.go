@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/contract"
+	"github.com/kura-db/kura/internal/testenv"
 )
 
 var certManagerCRDs sync.Once
@@ -153,5 +156,23 @@ func TestMySQLClusterCertManagerIssuer(t *testing.T) {
 	}
 	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop-ca"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a Kura CA was generated although cert-manager issues the certificate: %v", err)
+	}
+}
+
+// Against an API server without cert-manager (its own, fresh, envtest), spec.tls.issuerRef
+// blocks the cluster with CertManagerNotInstalled, naming the kind and the fix, for an issuer
+// of cert-manager's own group and for an external issuer alike (the Certificate itself cannot
+// be created).
+func TestCertManagerNotInstalledIsReported(t *testing.T) {
+	e := testenv.Start(t)
+	r := &MySQLClusterReconciler{Client: e.Client, APIReader: e.Client}
+	c := newMySQLCluster("default", "shop")
+	for _, ref := range []*kurav1alpha1.TLSIssuerRef{{Name: "ca-issuer"}, {Name: "corp", Kind: "ClusterIssuer", Group: "issuers.example.com"}} {
+		c.Spec.TLS.IssuerRef = ref
+		_, err := r.certManagerSecret(context.Background(), c, ref)
+		var blocked *errBlocked
+		if !errors.As(err, &blocked) || blocked.reason != "CertManagerNotInstalled" || !strings.Contains(blocked.message, "install cert-manager") {
+			t.Errorf("issuer %+v without cert-manager: %v", ref, err)
+		}
 	}
 }
