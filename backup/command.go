@@ -14,6 +14,8 @@ import (
 
 	"github.com/kura-db/kura/backup/storage"
 	"github.com/kura-db/kura/internal/agent"
+	"github.com/kura-db/kura/internal/contract"
+	"github.com/kura-db/kura/internal/engine"
 )
 
 // StorageConfig says where the Job stores: an S3 bucket or a mounted directory. Secrets
@@ -217,6 +219,17 @@ func runJob(ctx context.Context, job Job, log io.Writer) (Manifest, storage.Stor
 	}
 	client := agent.NewClient(job.Source.Host, job.Source.AgentPort, token)
 	client.Legacy = password
+	if job.Source.AgentTLS {
+		ca, err := os.ReadFile(contract.TLSCAFile)
+		if err != nil {
+			return m, nil, fmt.Errorf("failed to read the CA to verify the source's agent: %w", err)
+		}
+		cfg, err := engine.ClientTLS(ca, job.Source.Host)
+		if err != nil {
+			return m, nil, fmt.Errorf("%s: %w", contract.TLSCAFile, err)
+		}
+		client.UseTLS(cfg)
+	}
 	// The frames undecoded (no gzip on the wire): the backup compresses them with zstd itself.
 	d := Deps{AgentPassword: password, Log: log, Copy: client.CloneFrames}
 	m, err = Run(ctx, job.Request, st, d)

@@ -46,6 +46,9 @@ type SourceInstance struct {
 	SQLPort   int    `json:"sqlPort"`
 	AgentPort int    `json:"agentPort"`
 	Role      string `json:"role,omitempty"`
+	// AgentTLS: the source's agent serves HTTPS; the Job verifies it with the cluster's CA
+	// (contract.TLSCAFile) for Host.
+	AgentTLS bool `json:"agentTLS,omitempty"`
 }
 
 // Copier opens the physical copy stream of the source (through its agent) as the frames

@@ -181,7 +181,11 @@ func (r *BackupReconciler) start(ctx context.Context, b *kurav1alpha1.Backup) (c
 	if err != nil {
 		return r.fail(ctx, b, "NoSource", err.Error()+"; create a new Backup when the cluster is healthy")
 	}
-	reqJSON, err := backupRequest(b, c, src)
+	agentTLS, err := r.agentServesTLS(ctx, c, src.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	reqJSON, err := backupRequest(b, c, src, agentTLS)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -251,13 +255,27 @@ func method(b *kurav1alpha1.Backup) kurav1alpha1.BackupMethod {
 	return b.Spec.Method
 }
 
-// backupRequest is the Job's --request: the backup, its source and storage; no secrets.
-func backupRequest(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster, src kurav1alpha1.InstanceStatus) (string, error) {
+// agentServesTLS reports whether the agent of the source instance serves HTTPS, as its Pod
+// says (builder.AgentServesTLS); without the Pod, as the cluster's spec says.
+func (r *BackupReconciler) agentServesTLS(ctx context.Context, c *kurav1alpha1.MySQLCluster, name string) (bool, error) {
+	pod := &corev1.Pod{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			return builder.TLSEnabled(c), nil
+		}
+		return false, fmt.Errorf("failed to get Pod %s: %w", name, err)
+	}
+	return builder.AgentServesTLS(pod), nil
+}
+
+// backupRequest is the Job's --request: the backup, its source (agentTLS: its agent serves
+// HTTPS) and storage; no secrets.
+func backupRequest(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster, src kurav1alpha1.InstanceStatus, agentTLS bool) (string, error) {
 	job := backuprun.Job{
 		Request: backuprun.Request{Name: b.Name, Namespace: b.Namespace, Cluster: c.Name, Lineage: builder.Lineage(c), Engine: builder.Engine(c),
 			Method: method(b), Compression: b.Spec.Compression, Databases: b.Spec.Databases,
-			Source: backuprun.SourceInstance{Pod: src.Name, Host: fmt.Sprintf("%s.%s.%s.svc.cluster.local", src.Name, builder.HeadlessServiceName(c), c.Namespace),
-				SQLPort: contract.MySQLPort, AgentPort: contract.AgentPort, Role: string(src.Role)}},
+			Source: backuprun.SourceInstance{Pod: src.Name, Host: builder.PodHost(c, src.Name),
+				SQLPort: contract.MySQLPort, AgentPort: contract.AgentPort, Role: string(src.Role), AgentTLS: agentTLS}},
 		AgentPasswordFile: contract.BackupCredentialsDir + "/" + contract.BackupAgentPasswordKey,
 		AgentTokenFile:    contract.BackupCredentialsDir + "/" + contract.KeyAgentToken,
 		Storage:           storageConfig(b.Spec.Storage),
@@ -478,7 +496,7 @@ func (r *BackupReconciler) deleteData(ctx context.Context, b *kurav1alpha1.Backu
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, job)
 	if apierrors.IsNotFound(err) {
 		src := kurav1alpha1.InstanceStatus{Name: b.Status.SourceInstance}
-		reqJSON, err := backupRequest(b, c, src)
+		reqJSON, err := backupRequest(b, c, src, false)
 		if err != nil {
 			return false, err
 		}

@@ -175,3 +175,74 @@ func TestMySQLClusterTLSDisabled(t *testing.T) {
 		t.Errorf("my.cnf configures TLS:\n%s", mycnf)
 	}
 }
+
+// TestMySQLClusterUserCertificateUnfit: a user's certificate that is expired, whose key does
+// not match it, or that does not cover the instances' names blocks the cluster with a
+// condition saying so, and the instances are never rolled onto it: the StatefulSet keeps the
+// last good certificate's hash.
+func TestMySQLClusterUserCertificateUnfit(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	probe := newMySQLCluster(ns, "shop")
+	probe.Namespace = ns
+	issue := func(c *kurav1alpha1.MySQLCluster, at time.Time) *corev1.Secret {
+		t.Helper()
+		ca, err := builder.CASecret(c, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := builder.ServerTLSSecret(c, ca, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	good := issue(probe, time.Now())
+	// Labelled for the cluster, so the operator sees each change at once (docs/security.md).
+	mine := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "my-cert", Labels: map[string]string{contract.LabelCluster: "shop"}}, Data: good.Data}
+	if err := k8s.Create(ctx, mine); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, newMySQLCluster(ns, "shop", func(c *kurav1alpha1.MySQLCluster) { c.Spec.TLS.SecretName = "my-cert" })); err != nil {
+		t.Fatal(err)
+	}
+	waitReconciled(t, ns, "shop", metav1.ConditionTrue, "Reconciled")
+	hash := getObject[appsv1.StatefulSet](t, ns, "shop").Spec.Template.Annotations[contract.AnnotationTLSHash]
+
+	elsewhere := probe.DeepCopy()
+	elsewhere.Namespace = "elsewhere"
+	expired := issue(probe, time.Now().Add(-2*builder.ServerLifetime))
+	other := issue(probe, time.Now())
+	for _, tc := range []struct {
+		name string
+		data map[string][]byte
+		want string
+	}{
+		{"expired", expired.Data, "expired at"},
+		{"another key", map[string][]byte{contract.TLSCertKey: good.Data[contract.TLSCertKey], contract.TLSKeyKey: other.Data[contract.TLSKeyKey], contract.TLSCAKey: good.Data[contract.TLSCAKey]}, "private key"},
+		{"another namespace's names", issue(elsewhere, time.Now()).Data, "does not cover shop-0.shop-instances." + ns},
+		{"another CA", map[string][]byte{contract.TLSCertKey: good.Data[contract.TLSCertKey], contract.TLSKeyKey: good.Data[contract.TLSKeyKey], contract.TLSCAKey: other.Data[contract.TLSCAKey]}, "does not verify"},
+	} {
+		mine = getObject[corev1.Secret](t, ns, "my-cert")
+		mine.Data = tc.data
+		if err := k8s.Update(ctx, mine); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, tc.name+" reported", func() error {
+			cond := reconciledCondition(getObject[kurav1alpha1.MySQLCluster](t, ns, "shop"))
+			if cond == nil || cond.Reason != "TLSCertificateInvalid" || !strings.Contains(cond.Message, tc.want) || !strings.Contains(cond.Message, `spec.tls.secretName: Secret "my-cert"`) {
+				return fmt.Errorf("condition %+v, want reason TLSCertificateInvalid naming the field, the Secret and %q", cond, tc.want)
+			}
+			return nil
+		})
+		if got := getObject[appsv1.StatefulSet](t, ns, "shop").Spec.Template.Annotations[contract.AnnotationTLSHash]; got != hash {
+			t.Errorf("%s: the instances were rolled onto the unfit certificate", tc.name)
+		}
+	}
+	mine = getObject[corev1.Secret](t, ns, "my-cert")
+	mine.Data = good.Data
+	if err := k8s.Update(ctx, mine); err != nil {
+		t.Fatal(err)
+	}
+	waitReconciled(t, ns, "shop", metav1.ConditionTrue, "Reconciled")
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/kura-db/kura/internal/builder"
 	"github.com/kura-db/kura/internal/clustering"
 	"github.com/kura-db/kura/internal/contract"
+	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/internal/events"
 	"github.com/kura-db/kura/internal/metrics"
 )
@@ -211,9 +212,32 @@ func (s *kubeSink) agentOf(ctx context.Context, c *kurav1alpha1.MySQLCluster, po
 	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.AgentTokenSecretName(c)}, token); err != nil {
 		return nil, fmt.Errorf("failed to get the agent token Secret: %w", err)
 	}
-	cl := agent.NewClient(pod.Status.PodIP, contract.AgentPort, string(token.Data[contract.KeyAgentToken]))
-	// An agent of an earlier version, until the cluster is rolled, takes the agent password.
-	cl.Legacy = string(secret.Data[contract.KeyAgentPassword])
+	var caPEM []byte
+	if builder.AgentServesTLS(pod) {
+		cm := &corev1.ConfigMap{}
+		if err := s.reader.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: builder.CAConfigMapName(c)}, cm); err != nil {
+			return nil, fmt.Errorf("failed to get the CA ConfigMap to verify the agent of %s: %w", pod.Name, err)
+		}
+		caPEM = []byte(cm.Data[contract.TLSCAKey])
+	}
+	return agentClient(c, pod, string(token.Data[contract.KeyAgentToken]), string(secret.Data[contract.KeyAgentPassword]), caPEM)
+}
+
+// agentClient is the operator's client for a Pod's agent: at the Pod IP with the token,
+// falling back to the agent password (legacy) for an agent of an earlier version. An agent
+// that serves HTTPS (builder.AgentServesTLS) is verified against caPEM for the instance's DNS
+// name; one that serves plain HTTP is asked over plain HTTP, never the other way round
+// (docs/security.md, "The agent API").
+func agentClient(c *kurav1alpha1.MySQLCluster, pod *corev1.Pod, token, legacy string, caPEM []byte) (*agent.Client, error) {
+	cl := agent.NewClient(pod.Status.PodIP, contract.AgentPort, token)
+	cl.Legacy = legacy
+	if builder.AgentServesTLS(pod) {
+		cfg, err := engine.ClientTLS(caPEM, builder.PodHost(c, pod.Name))
+		if err != nil {
+			return nil, fmt.Errorf("the agent of %s serves HTTPS; ConfigMap %s, key %s: %w", pod.Name, builder.CAConfigMapName(c), contract.TLSCAKey, err)
+		}
+		cl.UseTLS(cfg)
+	}
 	return cl, nil
 }
 

@@ -134,6 +134,8 @@ type MySQLClusterSpec struct {
 // TLSSpec says whether the instances serve TLS, with which certificate, and whether they
 // refuse clear-text connections.
 // +kubebuilder:validation:XValidation:rule="!has(self.requireSecureTransport) || !self.requireSecureTransport || !has(self.enabled) || self.enabled",message="spec.tls.requireSecureTransport needs spec.tls.enabled: true; set enabled to true or requireSecureTransport to false"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerRef) || !has(self.secretName) || size(self.secretName) == 0",message="spec.tls.secretName and spec.tls.issuerRef are mutually exclusive: name your own certificate Secret or a cert-manager issuer, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerRef) || !has(self.enabled) || self.enabled",message="spec.tls.issuerRef needs spec.tls.enabled: true; remove issuerRef or enable TLS"
 type TLSSpec struct {
 	// Enabled makes the instances serve TLS and the operator, the agents and replicas connect
 	// with it, verifying the cluster's CA (the default). false serves clear text only.
@@ -156,6 +158,34 @@ type TLSSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
+
+	// IssuerRef names a cert-manager Issuer or ClusterIssuer that issues the server
+	// certificate instead of Kura's own CA: the operator creates a cert-manager Certificate
+	// "<cluster>-tls" for the instances' names, and the instances serve the Secret
+	// "<cluster>-tls" that cert-manager writes, with the CA in its "ca.crt". Mutually
+	// exclusive with secretName.
+	// +optional
+	IssuerRef *TLSIssuerRef `json:"issuerRef,omitempty"`
+}
+
+// TLSIssuerRef names a cert-manager issuer.
+type TLSIssuerRef struct {
+	// Name of the Issuer (in the cluster's namespace) or of the ClusterIssuer.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Kind is Issuer (in the cluster's namespace) or ClusterIssuer.
+	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	// +kubebuilder:default=Issuer
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// Group is the issuer's API group: cert-manager.io, or an external issuer's own group.
+	// +kubebuilder:default=cert-manager.io
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group string `json:"group,omitempty"`
 }
 
 // NetworkPolicySpec says whether Kura restricts traffic to the instances, and whom it lets in.

@@ -166,11 +166,20 @@ func Run(ctx context.Context, addr, credDir string) error {
 	token := &credentialFile{dir: credDir, key: contract.KeyAgentToken, last: e.AgentToken}
 	api := &Server{Instance: inst, Engine: e.Engine, TokenFunc: token.Get, PodName: e.PodName, DataDir: contract.DataDir,
 		Backup: engine.BackupOptions{DefaultsFile: contract.ConfigFile, Endpoint: ep}, Guard: guard}
+	// With TLS on, the agent serves HTTPS with the instance's server certificate, re-read as
+	// it is renewed (docs/security.md, "The agent API").
+	tlsConfig := servingTLS(contract.TLSCertFile, contract.TLSKeyFile, os.Stderr)
 	// No write timeout: a clone stream lasts as long as the copy.
-	srv := &http.Server{Addr: addr, Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConfig}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	fmt.Fprintf(os.Stderr, "kura agent: serving on %s for %s\n", addr, e.PodName)
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		go func() { errc <- srv.ListenAndServeTLS("", "") }()
+	} else {
+		go func() { errc <- srv.ListenAndServe() }()
+	}
+	fmt.Fprintf(os.Stderr, "kura agent: serving %s on %s for %s\n", scheme, addr, e.PodName)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("failed to serve: %w", err)

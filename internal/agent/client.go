@@ -3,7 +3,9 @@ package agent
 import (
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +19,7 @@ import (
 
 // Client talks to one instance's agent.
 type Client struct {
-	// BaseURL is http://<host>:8080.
+	// BaseURL is http://<host>:8080, or https://<host>:8080 after UseTLS.
 	BaseURL string
 	// Token is the cluster's agent token (contract.KeyAgentToken).
 	Token string
@@ -25,35 +27,74 @@ type Client struct {
 	// earlier versions took as their token (a cluster being rolled to this version).
 	Legacy string
 	// HTTP is used for every request; nil means a client with a 2 s connect timeout and a
-	// 30 s response-header timeout (a clone's body may take hours).
+	// 30 s response-header timeout (a clone's body may take hours), over TLS after UseTLS.
 	HTTP *http.Client
+	// PlainFallback, with UseTLS: an agent that answers the TLS handshake in clear text (one
+	// of an earlier version, which serves plain HTTP) is asked again over plain HTTP. Only
+	// for peers inside a cluster being rolled onto this version (docs/security.md, "The
+	// agent API"); the operator and backup Jobs know each Pod's scheme and never fall back.
+	PlainFallback bool
+
+	// tlsHTTP and tlsFence are the HTTPS clients of UseTLS.
+	tlsHTTP, tlsFence *http.Client
 }
 
-// NewClient returns a client for the agent at host (name or IP) and port.
+// NewClient returns a client for the agent at host (name or IP) and port, over plain HTTP
+// until UseTLS.
 func NewClient(host string, port int, token string) *Client {
 	return &Client{BaseURL: "http://" + net.JoinHostPort(host, fmt.Sprint(port)), Token: token}
 }
 
-var defaultHTTP = &http.Client{Transport: &http.Transport{
-	DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	ResponseHeaderTimeout: 30 * time.Second,
-	DisableCompression:    true,
-	MaxIdleConnsPerHost:   2,
-}}
+// UseTLS makes the client speak HTTPS, verifying the agent's certificate with cfg (the
+// cluster's CA and the instance's DNS name: engine.ClientTLS).
+func (c *Client) UseTLS(cfg *tls.Config) {
+	c.BaseURL = "https://" + strings.TrimPrefix(c.BaseURL, "http://")
+	c.tlsHTTP = &http.Client{Transport: agentTransport(2*time.Second, 30*time.Second, cfg, false)}
+	c.tlsFence = &http.Client{Transport: agentTransport(time.Second, 0, cfg, true)}
+}
 
-func (c *Client) http() *http.Client {
-	if c.HTTP != nil {
+// agentTransport is the transport of the agent clients: connect timeout dial, response
+// header timeout header (0: none), TLS when cfg is set, without compression (the clone
+// stream compresses itself). Idle connections close after a minute, so a transport dropped
+// with its client leaves nothing behind.
+func agentTransport(dial, header time.Duration, cfg *tls.Config, noKeepAlive bool) *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
+		ResponseHeaderTimeout: header,
+		TLSClientConfig:       cfg,
+		DisableCompression:    true,
+		DisableKeepAlives:     noKeepAlive,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       time.Minute,
+	}
+}
+
+var defaultHTTP = &http.Client{Transport: agentTransport(2*time.Second, 30*time.Second, nil, false)}
+
+// fenceHTTP bounds the connect of a fence request to one second: the agent of a cut-off
+// primary must not hold up a failover.
+var fenceHTTP = &http.Client{Transport: agentTransport(time.Second, 0, nil, true)}
+
+func (c *Client) http(fence bool) *http.Client {
+	switch {
+	case c.HTTP != nil:
 		return c.HTTP
+	case c.tlsHTTP != nil && fence:
+		return c.tlsFence
+	case c.tlsHTTP != nil:
+		return c.tlsHTTP
+	case fence:
+		return fenceHTTP
 	}
 	return defaultHTTP
 }
 
 func (c *Client) do(ctx context.Context, method, path string) (*http.Response, error) {
-	return c.send(ctx, c.http(), method, path)
+	return c.send(ctx, false, method, path)
 }
 
 // send makes a request with the token, and once more with the legacy token after a 401.
-func (c *Client) send(ctx context.Context, hc *http.Client, method, path string) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, fence bool, method, path string) (*http.Response, error) {
 	var resp *http.Response
 	for _, token := range []string{c.Token, c.Legacy} {
 		if resp != nil {
@@ -62,19 +103,56 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path string)
 			}
 			_ = resp.Body.Close()
 		}
-		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, nil)
-		if err != nil {
-			return nil, fmt.Errorf("failed to build request: %w", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		if resp, err = hc.Do(req); err != nil {
-			return nil, fmt.Errorf("failed to call agent %s: %w", c.BaseURL, err)
+		var err error
+		if resp, err = c.request(ctx, fence, method, path, token); err != nil {
+			return nil, err
 		}
 		if resp.StatusCode != http.StatusUnauthorized {
 			break
 		}
 	}
 	return resp, nil
+}
+
+// request makes one request; with PlainFallback, an agent answering in clear text is asked
+// again over plain HTTP.
+func (c *Client) request(ctx context.Context, fence bool, method, path, token string) (*http.Response, error) {
+	base := strings.TrimSuffix(c.BaseURL, "/")
+	hc := c.http(fence)
+	for {
+		req, err := http.NewRequestWithContext(ctx, method, base+path, nil)
+		if err != nil {
+			return nil, fmt.Errorf("failed to build request: %w", err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			return resp, nil
+		}
+		plain, ok := strings.CutPrefix(base, "https://")
+		if !c.PlainFallback || !ok || !errors.Is(err, http.ErrSchemeMismatch) {
+			return nil, fmt.Errorf("failed to call agent %s: %w", base, err)
+		}
+		base, hc = "http://"+plain, defaultHTTP
+		if fence {
+			hc = fenceHTTP
+		}
+	}
+}
+
+// Healthz asks the agent whether it runs (no token): nil when it answered 200.
+func (c *Client) Healthz(ctx context.Context) error {
+	resp, err := c.request(ctx, false, http.MethodGet, "/healthz", "")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return statusError(resp)
+	}
+	return nil
 }
 
 // StatusError is a non-success answer of an agent.
@@ -202,21 +280,10 @@ func (c *Client) CloneFrames(ctx context.Context) (io.ReadCloser, error) {
 	}{gz, resp.Body}, nil
 }
 
-// fenceHTTP bounds the connect of a fence request to one second: the agent of a cut-off
-// primary must not hold up a failover.
-var fenceHTTP = &http.Client{Transport: &http.Transport{
-	DialContext:       (&net.Dialer{Timeout: time.Second}).DialContext,
-	DisableKeepAlives: true,
-}}
-
 // FenceOrStop asks the agent to fence its server, or to stop it when it no longer answers
 // after it last answered as a writable primary (a frozen primary; docs/clustering.md, rule 3c).
 func (c *Client) FenceOrStop(ctx context.Context) (FenceResult, error) {
-	hc := c.HTTP
-	if hc == nil {
-		hc = fenceHTTP
-	}
-	resp, err := c.send(ctx, hc, http.MethodPost, "/v1/fence")
+	resp, err := c.send(ctx, true, http.MethodPost, "/v1/fence")
 	if err != nil {
 		return FenceResult{}, err
 	}

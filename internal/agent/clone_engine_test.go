@@ -54,6 +54,19 @@ func donorAgent(t testing.TB, inst *enginetest.Instance, name string, log io.Wri
 	return srv, &Client{BaseURL: srv.URL, Token: enginetest.AgentPassword}
 }
 
+// donorAgentTLS serves the agent API of an instance over HTTPS with the cluster's server
+// certificate, as its agent container does with TLS on, and returns a client verifying it
+// against the cluster's CA for the instance's DNS name.
+func donorAgentTLS(t testing.TB, c *enginetest.Cluster, inst *enginetest.Instance, name string, log io.Writer) *Client {
+	t.Helper()
+	cfg, err := ServerTLS(c.TLS.CertFile, c.TLS.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveAgent(t, donorServer(t, inst, name, log).Handler(), cfg)
+	return tlsAgentClient(t, addr, enginetest.AgentPassword, c.TLS.CAPEM, "enginetest-0.enginetest-instances.test.svc.cluster.local")
+}
+
 func cloneOpts(inst *enginetest.Instance, log io.Writer) CloneOptions {
 	return CloneOptions{Engine: kurav1alpha1.EngineMariaDB, DefaultsFile: filepath.Join(inst.Dir, "my.cnf"),
 		OperatorPassword: enginetest.OperatorPassword, Log: log}
@@ -236,6 +249,43 @@ func TestCloneThroughAgent(t *testing.T) {
 		}
 	}
 	t.Logf("writer wrote %d rows; replica caught up at %s", last, final)
+}
+
+// A clone through an agent serving HTTPS, verified against the cluster's CA, between two
+// real servers: the receiver holds the donor's rows and GTID state.
+func TestCloneThroughAgentOverTLS(t *testing.T) {
+	requireBackupTools(t)
+	c := enginetest.Start(t, 2, enginetest.Options{})
+	donor, recv := c.Instances[0], c.Instances[1]
+	ddb := donor.DB()
+	seedData(t, ddb, 5000)
+	client := donorAgentTLS(t, c, donor, "shop-0", enginetest.Log{T: t})
+	recv.Stop()
+	if err := os.RemoveAll(recv.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	res, err := CloneInto(context.Background(), client, "shop-0", recv.DataDir, cloneOpts(recv, enginetest.Log{T: t}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cloned %d bytes over TLS in %s; state %s", res.Bytes, res.Duration, res.State)
+	recv.Restart()
+	rinst := recv.Open(engine.Options{})
+	if got, want := executed(t, rinst), executed(t, donor.Open(engine.Options{})); !got.Equal(want) || !got.Equal(res.State) {
+		t.Fatalf("receiver executed %q, donor %q, clone state %q", got, want, res.State)
+	}
+	for _, table := range []string{"app.t", "app.old"} {
+		if a, b := checksum(t, ddb, table), checksum(t, recv.DB(), table); a != b {
+			t.Errorf("CHECKSUM TABLE %s: donor %s, clone %s", table, a, b)
+		}
+	}
+	// A receiver that does not trust the cluster's CA gets nothing.
+	other := tlsCluster(t, "other")
+	untrusting := tlsAgentClient(t, strings.TrimPrefix(client.BaseURL, "https://"), enginetest.AgentPassword, other.CAPEM,
+		"enginetest-0.enginetest-instances.test.svc.cluster.local")
+	if _, err := CloneInto(context.Background(), untrusting, "shop-0", filepath.Join(t.TempDir(), "data"), cloneOpts(recv, enginetest.Log{T: t})); err == nil {
+		t.Fatal("a receiver that does not trust the CA cloned the donor")
+	}
 }
 
 // cutAfter proxies the donor's clone stream but ends it after n bytes.

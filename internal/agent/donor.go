@@ -133,9 +133,17 @@ func ChooseDonor(kind kurav1alpha1.Engine, states []PeerState, prefer string) (P
 }
 
 // agentClient is a client for a peer's agent with the cluster's agent token, falling back to
-// the agent password for a peer of an earlier version.
+// the agent password for a peer of an earlier version. With the cluster's CA it speaks HTTPS
+// verified for the peer's DNS name, and plain HTTP to a peer of an earlier version that
+// answers in clear text (docs/security.md, "The agent API").
 func (e Env) agentClient(host string, port int) *Client {
 	c := NewClient(host, port, e.AgentToken)
 	c.Legacy = e.AgentPassword
+	if len(e.CA) > 0 {
+		if cfg, err := engine.ClientTLS(e.CA, host); err == nil { // LoadEnv checked the CA
+			c.UseTLS(cfg)
+			c.PlainFallback = true
+		}
+	}
 	return c
 }

@@ -37,6 +37,9 @@ type Env struct {
 	// Bootstrap names the backup a cluster with spec.bootstrap is seeded from (empty
 	// otherwise).
 	Bootstrap string
+	// CA is the cluster's CA certificate when the Pod mounts it (contract.TLSCAFile, TLS
+	// enabled): the peers' agents are then asked over HTTPS, verified for their DNS names.
+	CA []byte
 }
 
 // Credentials are the accounts' passwords for engine.StandardAccounts.
@@ -72,6 +75,16 @@ func LoadEnv(credDir string, keys []string) (Env, error) {
 	}
 	if err := readCredentials(&e, credDir, keys); err != nil {
 		return e, err
+	}
+	ca, err := readCA(contract.TLSCAFile)
+	if err != nil {
+		return e, err
+	}
+	if ca != nil {
+		if _, err := engine.ClientTLS(ca, ""); err != nil {
+			return e, fmt.Errorf("%s: %w", contract.TLSCAFile, err)
+		}
+		e.CA = ca
 	}
 	rest, ok := strings.CutPrefix(e.PodName, e.Cluster+"-")
 	n, err := strconv.Atoi(rest)

@@ -3,9 +3,9 @@ package agent
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -31,8 +31,8 @@ type SelfFence struct {
 	Fencer engine.Instance
 	// OperatorUser is the account the operator connects with.
 	OperatorUser string
-	// Peers are the other instances' agent base URLs (http://host:port).
-	Peers []string
+	// Peers are the other instances' agents.
+	Peers []*Client
 	// Grace is the operator's failover grace period.
 	Grace time.Duration
 	// Interval between checks (default 250ms).
@@ -44,7 +44,6 @@ type SelfFence struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
-	client *http.Client
 	// lastOperator and lastPeer are when the operator last ran a statement here and when a
 	// peer last answered.
 	lastOperator, lastPeer time.Time
@@ -64,9 +63,6 @@ func (f *SelfFence) defaults() {
 	}
 	if f.Now == nil {
 		f.Now = time.Now
-	}
-	if f.client == nil {
-		f.client = &http.Client{Timeout: time.Second}
 	}
 }
 
@@ -169,24 +165,21 @@ func (f *SelfFence) replicaAcknowledged(ctx context.Context) bool {
 	return grew
 }
 
-// anyPeerAnswers asks every peer's agent for /healthz at once; any HTTP answer counts.
+// anyPeerAnswers asks every peer's agent for /healthz at once, within a second; any HTTP
+// answer counts.
 func (f *SelfFence) anyPeerAnswers(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	var wg sync.WaitGroup
 	answered := make(chan struct{}, len(f.Peers))
-	for _, base := range f.Peers {
+	for _, peer := range f.Peers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
-			if err != nil {
-				return
+			var se *StatusError
+			if err := peer.Healthz(ctx); err == nil || errors.As(err, &se) {
+				answered <- struct{}{}
 			}
-			resp, err := f.client.Do(req)
-			if err != nil {
-				return
-			}
-			_ = resp.Body.Close()
-			answered <- struct{}{}
 		}()
 	}
 	wg.Wait()
@@ -213,9 +206,9 @@ func startSelfFence(ctx context.Context, e Env, agentEP engine.Endpoint) (*SelfF
 		_ = observer.Close()
 		return nil, nil, fmt.Errorf("failed to open the local instance: %w", err)
 	}
-	var peers []string
+	var peers []*Client
 	for _, p := range PeersOf(e, contract.AgentPort) {
-		peers = append(peers, p.Client.BaseURL)
+		peers = append(peers, p.Client)
 	}
 	f := &SelfFence{Observer: observer, Fencer: fencer, OperatorUser: engine.OperatorUser, Peers: peers, Grace: grace,
 		PidFile: contract.PidFile, Log: os.Stderr}

@@ -62,7 +62,7 @@ func TestSelfFenceOfACutOffPrimary(t *testing.T) {
 
 	const grace = 1500 * time.Millisecond
 	f := &SelfFence{Observer: observer, Fencer: srv.Open(engine.Options{}), OperatorUser: engine.OperatorUser,
-		Peers: []string{peer.URL, "http://127.0.0.1:1"}, Grace: grace, Interval: 100 * time.Millisecond}
+		Peers: []*Client{{BaseURL: peer.URL}, {BaseURL: "http://127.0.0.1:1"}}, Grace: grace, Interval: 100 * time.Millisecond}
 	check := func() bool {
 		t.Helper()
 		fenced, err := f.Check(ctx)
@@ -168,7 +168,7 @@ func TestSelfFenceNeverWhileAReplicaAcknowledges(t *testing.T) {
 	})
 	const grace = 1500 * time.Millisecond
 	f := &SelfFence{Observer: observer, Fencer: src.Open(engine.Options{}), OperatorUser: engine.OperatorUser,
-		Peers: []string{"http://127.0.0.1:1"}, Grace: grace, Interval: 100 * time.Millisecond}
+		Peers: []*Client{{BaseURL: "http://127.0.0.1:1"}}, Grace: grace, Interval: 100 * time.Millisecond}
 	checkFor := func(d time.Duration) bool {
 		t.Helper()
 		for start := time.Now(); time.Since(start) < d; time.Sleep(100 * time.Millisecond) {

@@ -77,7 +77,12 @@ func PodName(c *kurav1alpha1.MySQLCluster, n int32) string { return fmt.Sprintf(
 
 // InstanceHost is the stable DNS name of instance n.
 func InstanceHost(c *kurav1alpha1.MySQLCluster, n int32) string {
-	return fmt.Sprintf("%s.%s.%s.svc.cluster.local", PodName(c, n), HeadlessServiceName(c), c.Namespace)
+	return PodHost(c, PodName(c, n))
+}
+
+// PodHost is the stable DNS name of the instance Pod named pod.
+func PodHost(c *kurav1alpha1.MySQLCluster, pod string) string {
+	return fmt.Sprintf("%s.%s.%s.svc.cluster.local", pod, HeadlessServiceName(c), c.Namespace)
 }
 
 // Engine returns the cluster's engine with the default applied.

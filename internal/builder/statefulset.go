@@ -134,10 +134,12 @@ func podTemplate(c *kurav1alpha1.MySQLCluster, configHash, tlsHash string, boots
 		credentialsVolume(c, VolumeMySQLDCredentials, contract.MySQLDCredentialKeys),
 	}
 	if TLSEnabled(c) {
-		volumes = append(volumes, tlsVolume(c, VolumeServerTLS, TLSKeys), tlsVolume(c, VolumeAgentTLS, []string{contract.TLSCAKey}))
+		volumes = append(volumes, tlsVolume(c, VolumeServerTLS, TLSKeys), tlsVolume(c, VolumeAgentTLS, TLSKeys))
 		initCtr.VolumeMounts = append(initCtr.VolumeMounts, tlsMount(VolumeServerTLS))
 		mysqld.VolumeMounts = append(mysqld.VolumeMounts, tlsMount(VolumeServerTLS))
+		// The agent serves its API over HTTPS with the server certificate (AgentServesTLS).
 		agent.VolumeMounts = append(agent.VolumeMounts, tlsMount(VolumeAgentTLS))
+		agent.LivenessProbe.HTTPGet.Scheme = corev1.URISchemeHTTPS
 		annotations[contract.AnnotationTLSHash] = tlsHash
 	}
 	if c.Spec.Bootstrap != nil && bootstrap != nil {

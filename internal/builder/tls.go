@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -38,6 +39,23 @@ var TLSKeys = []string{contract.TLSCertKey, contract.TLSKeyKey, contract.TLSCAKe
 // TLSEnabled reports whether the instances serve TLS: spec.tls.enabled, true when unset.
 func TLSEnabled(c *kurav1alpha1.MySQLCluster) bool {
 	return c.Spec.TLS.Enabled == nil || *c.Spec.TLS.Enabled
+}
+
+// AgentServesTLS reports whether an instance Pod's agent serves its API over HTTPS: its
+// agent container mounts the server certificate's key. Pods of earlier versions mount the CA
+// alone there, and those with TLS disabled nothing: their agents serve plain HTTP.
+func AgentServesTLS(p *corev1.Pod) bool {
+	for _, v := range p.Spec.Volumes {
+		if v.Name != VolumeAgentTLS || v.Secret == nil {
+			continue
+		}
+		for _, it := range v.Secret.Items {
+			if it.Key == contract.TLSKeyKey {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // CASecretName is the generated CA's Secret (keys ca.crt, ca.key).
@@ -197,6 +215,49 @@ func ServerRenewalReason(c *kurav1alpha1.MySQLCluster, tlsSecret, caSecret *core
 	}
 	if RenewalDue(cert.NotBefore, cert.NotAfter, now) {
 		return fmt.Sprintf("expires %s, within a third of its lifetime", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return ""
+}
+
+// ServerCertificateProblem says what makes a server certificate Secret that Kura did not
+// issue (spec.tls.secretName, cert-manager's) unfit to serve, "" when nothing does: tls.key
+// does not match tls.crt, the certificate is expired or not valid yet, ca.crt does not verify
+// it, or it does not cover an instance's DNS name or 127.0.0.1 (the agents' loopback).
+func ServerCertificateProblem(c *kurav1alpha1.MySQLCluster, s *corev1.Secret, now time.Time) string {
+	pair, err := tls.X509KeyPair(s.Data[contract.TLSCertKey], s.Data[contract.TLSKeyKey])
+	if err != nil {
+		return fmt.Sprintf("%s and %s are not a certificate and its private key: %v", contract.TLSCertKey, contract.TLSKeyKey, err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return fmt.Sprintf("%s: %v", contract.TLSCertKey, err)
+	}
+	switch {
+	case now.After(leaf.NotAfter):
+		return fmt.Sprintf("the certificate in %s expired at %s", contract.TLSCertKey, leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return fmt.Sprintf("the certificate in %s is not valid before %s", contract.TLSCertKey, leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(s.Data[contract.TLSCAKey]) {
+		return contract.TLSCAKey + " holds no PEM certificate"
+	}
+	for _, der := range pair.Certificate[1:] {
+		if cert, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(cert)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Sprintf("%s does not verify the certificate in %s: %v", contract.TLSCAKey, contract.TLSCertKey, err)
+	}
+	names := []string{"127.0.0.1"}
+	for n := int32(0); n < StatefulSetReplicas(c); n++ {
+		names = append(names, InstanceHost(c, n))
+	}
+	for _, name := range names {
+		if err := leaf.VerifyHostname(name); err != nil {
+			return fmt.Sprintf("the certificate in %s does not cover %s", contract.TLSCertKey, name)
+		}
 	}
 	return ""
 }

@@ -133,8 +133,8 @@ func TestTLSMountsAndConfig(t *testing.T) {
 	}
 	mounted([]string{contract.ContainerKuraInit, contract.ContainerMySQLD, contract.ContainerAgent})
 	for _, v := range on.Spec.Volumes {
-		if v.Name == VolumeAgentTLS && (len(v.Secret.Items) != 1 || v.Secret.Items[0].Key != contract.TLSCAKey) {
-			t.Errorf("agent gets more than the CA: %v", v.Secret.Items)
+		if v.Name == VolumeAgentTLS && len(v.Secret.Items) != len(TLSKeys) {
+			t.Errorf("the agent serves HTTPS with the server certificate: it needs %v, has %v", TLSKeys, v.Secret.Items)
 		}
 		if (v.Name == VolumeAgentTLS || v.Name == VolumeServerTLS) && (*v.Secret.DefaultMode != 0o400 || v.Secret.SecretName != "shop-tls") {
 			t.Errorf("volume %s: %v", v.Name, v.Secret)
@@ -143,6 +143,27 @@ func TestTLSMountsAndConfig(t *testing.T) {
 	off := StatefulSet(newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.TLS.Enabled = ptr.To(false) }), "h", "", nil, Options{}).Spec.Template
 	if _, ok := off.Annotations[contract.AnnotationTLSHash]; ok || len(off.Spec.Volumes) != len(on.Spec.Volumes)-2 {
 		t.Errorf("TLS disabled still mounts certificates: %d volumes", len(off.Spec.Volumes))
+	}
+	// The agent's scheme follows its mount; the kubelet probes it accordingly.
+	onPod, offPod := &corev1.Pod{Spec: on.Spec}, &corev1.Pod{Spec: off.Spec}
+	if !AgentServesTLS(onPod) || AgentServesTLS(offPod) {
+		t.Errorf("AgentServesTLS: on %v, off %v", AgentServesTLS(onPod), AgentServesTLS(offPod))
+	}
+	for tmpl, want := range map[*corev1.PodTemplateSpec]corev1.URIScheme{&on: corev1.URISchemeHTTPS, &off: ""} {
+		for _, ctr := range tmpl.Spec.Containers {
+			if ctr.Name == contract.ContainerAgent && ctr.LivenessProbe.HTTPGet.Scheme != want {
+				t.Errorf("agent probe scheme %q, want %q", ctr.LivenessProbe.HTTPGet.Scheme, want)
+			}
+		}
+	}
+	earlier := onPod.DeepCopy() // a Pod of an earlier version: the agent mounts the CA alone
+	for i, v := range earlier.Spec.Volumes {
+		if v.Name == VolumeAgentTLS {
+			earlier.Spec.Volumes[i].Secret.Items = []corev1.KeyToPath{{Key: contract.TLSCAKey, Path: contract.TLSCAKey}}
+		}
+	}
+	if AgentServesTLS(earlier) {
+		t.Error("an agent mounting the CA alone serves plain HTTP")
 	}
 	user := newCluster(func(c *kurav1alpha1.MySQLCluster) { c.Spec.TLS.SecretName = "own-cert" })
 	if TLSSecretName(user) != "own-cert" {

@@ -182,7 +182,7 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	root := t.TempDir()
 	c := &Cluster{}
 	if builder.TLSEnabled(clusterOrDefault(opts.Cluster)) {
-		if c.TLS, err = writeTLSFiles(clusterOrDefault(opts.Cluster), filepath.Join(root, "tls")); err != nil {
+		if c.TLS, err = WriteTLSFiles(clusterOrDefault(opts.Cluster), filepath.Join(root, "tls")); err != nil {
 			t.Fatal(err)
 		}
 		// The rendered my.cnf names the files' paths inside a Pod; the same settings point
@@ -230,9 +230,9 @@ func clusterOrDefault(c *kurav1alpha1.MySQLCluster) *kurav1alpha1.MySQLCluster {
 	return c
 }
 
-// writeTLSFiles issues a CA and a server certificate for c and writes them to dir, readable
+// WriteTLSFiles issues a CA and a server certificate for c and writes them to dir, readable
 // by the owner only as in a Pod.
-func writeTLSFiles(c *kurav1alpha1.MySQLCluster, dir string) (*TLSFiles, error) {
+func WriteTLSFiles(c *kurav1alpha1.MySQLCluster, dir string) (*TLSFiles, error) {
 	ca, err := builder.CASecret(c, time.Now())
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kura-db/kura/internal/contract"
+	"github.com/kura-db/kura/internal/engine"
 	"github.com/kura-db/kura/test/e2eutil"
 )
 
@@ -64,16 +65,35 @@ func TestNoPasswordInProcessEnvironmentOrArguments(t *testing.T) {
 		}
 	}
 
-	// The agents' API takes the cluster's token, not a database password (not even the
-	// agent account's), and answers nothing to a caller without it.
-	agentURL := "http://" + net.JoinHostPort(podIP(t, ns, name+"-0"), fmt.Sprint(contract.AgentPort)) + "/v1/state"
+	// The agents' API is HTTPS with the instance's certificate, verified against the
+	// cluster's CA for the Pod's DNS name; it takes the cluster's token, not a database
+	// password (not even the agent account's), and answers nothing to a caller without it.
+	cm := &corev1.ConfigMap{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name + "-ca"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	tlsConfig, err := engine.ClientTLS([]byte(cm.Data[contract.TLSCAKey]), fmt.Sprintf("%s-0.%s-instances.%s.svc.cluster.local", name, name, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifying := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}
+	agentURL := "https://" + net.JoinHostPort(podIP(t, ns, name+"-0"), fmt.Sprint(contract.AgentPort)) + "/v1/state"
+	if resp, err := http.Get(agentURL); err == nil { //nolint:noctx // a client that does not trust the CA
+		_ = resp.Body.Close()
+		t.Error("a client that does not trust the cluster's CA reached the agent")
+	}
+	if resp, err := http.Get(strings.Replace(agentURL, "https:", "http:", 1)); err != nil || resp.StatusCode != http.StatusBadRequest { //nolint:noctx // plain HTTP
+		t.Errorf("plain HTTP to the agent: %v, %v; want 400", resp, err)
+	} else {
+		_ = resp.Body.Close()
+	}
 	for _, tc := range []struct {
 		token string
 		want  int
 	}{{string(tok.Data[contract.KeyAgentToken]), http.StatusOK}, {string(s.Data[contract.KeyAgentPassword]), http.StatusUnauthorized}, {"", http.StatusUnauthorized}} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, agentURL, nil)
 		req.Header.Set("Authorization", "Bearer "+tc.token)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := verifying.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

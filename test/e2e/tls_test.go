@@ -73,7 +73,7 @@ func TestTLS(t *testing.T) {
 
 	// A new server certificate (forced here by deleting its Secret; renewal near expiry takes
 	// the same path) is reloaded by every server in place under writes: no Pod restarts, every
-	// instance presents the new certificate, nothing is lost; the CA stays, so clients keep
+	// instance and its agent present the new certificate, nothing is lost; the CA stays, so clients keep
 	// trusting the servers.
 	setupApp(t, ns, "shop")
 	w := startWriter(serviceIP(t, ns, "shop-primary"), 1)
@@ -98,6 +98,14 @@ func TestTLS(t *testing.T) {
 			}
 			if serial.Cmp(oldCert.SerialNumber) == 0 {
 				return fmt.Errorf("%s still presents the old certificate", name)
+			}
+			// Its agent serves the new certificate too, verified for the same name.
+			agentCert, err := e2eutil.ServedAgentCertificate(podIP(t, ns, name), name+".shop-instances."+ns+".svc", caPEM)
+			if err != nil {
+				return fmt.Errorf("the agent of %s: %w", name, err)
+			}
+			if agentCert.Cmp(serial) != 0 {
+				return fmt.Errorf("the agent of %s presents certificate %s, its server %s", name, agentCert, serial)
 			}
 		}
 		return healthy(t, ns, "shop", 2)()

@@ -4,12 +4,15 @@ import (
 	"crypto/tls"
 	"database/sql"
 	"math/big"
+	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/kura-db/kura/internal/contract"
 	"github.com/kura-db/kura/internal/engine"
 )
 
@@ -86,6 +89,21 @@ func ServedCertificate(host, serverName, user, password string, caPEM []byte) (*
 	mu.Lock()
 	defer mu.Unlock()
 	return serial, nil
+}
+
+// ServedAgentCertificate returns the serial number of the certificate the agent at host
+// serves on its port, verified against caPEM for serverName.
+func ServedAgentCertificate(host, serverName string, caPEM []byte) (*big.Int, error) {
+	cfg, err := engine.ClientTLS(caPEM, serverName)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: DefaultTimeouts.Dial}, "tcp", net.JoinHostPort(host, strconv.Itoa(contract.AgentPort)), cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = conn.Close() }()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber, nil
 }
 
 func openTLS(host, serverName, user, password string, caPEM []byte, to Timeouts, verify func(tls.ConnectionState) error) (*sql.DB, error) {
