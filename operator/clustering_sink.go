@@ -242,7 +242,7 @@ func agentClient(c *kurav1alpha1.MySQLCluster, pod *corev1.Pod, token, legacy st
 }
 
 // FenceThroughAgent asks the instance's agent to fence its server, or to kill it when it is
-// frozen (rule 3c). A cut-off agent costs at most the connect timeout of one second.
+// frozen (rule 3c). A cut-off agent costs at most its connect timeout (half a second).
 func (s *kubeSink) FenceThroughAgent(ctx context.Context, t clustering.Target) (string, error) {
 	c, err := s.fresh(ctx)
 	if err != nil {

@@ -50,7 +50,7 @@ func NewClient(host string, port int, token string) *Client {
 func (c *Client) UseTLS(cfg *tls.Config) {
 	c.BaseURL = "https://" + strings.TrimPrefix(c.BaseURL, "http://")
 	c.tlsHTTP = &http.Client{Transport: agentTransport(2*time.Second, 30*time.Second, cfg, false)}
-	c.tlsFence = &http.Client{Transport: agentTransport(time.Second, 0, cfg, true)}
+	c.tlsFence = &http.Client{Transport: agentTransport(fenceConnectTimeout, 0, cfg, true)}
 }
 
 // agentTransport is the transport of the agent clients: connect timeout dial, response
@@ -71,9 +71,13 @@ func agentTransport(dial, header time.Duration, cfg *tls.Config, noKeepAlive boo
 
 var defaultHTTP = &http.Client{Transport: agentTransport(2*time.Second, 30*time.Second, nil, false)}
 
-// fenceHTTP bounds the connect of a fence request to one second: the agent of a cut-off
-// primary must not hold up a failover.
-var fenceHTTP = &http.Client{Transport: agentTransport(time.Second, 0, nil, true)}
+// fenceConnectTimeout bounds the connect of a fence request: the agent of a cut-off primary
+// must not hold up a failover, whose first stage waits for it. The connect is the kernels'
+// handshake on the Pod network (no process needs to run for it), so half a second is ample
+// for an agent that can be reached; one that cannot costs the failover that much.
+const fenceConnectTimeout = 500 * time.Millisecond
+
+var fenceHTTP = &http.Client{Transport: agentTransport(fenceConnectTimeout, 0, nil, true)}
 
 func (c *Client) http(fence bool) *http.Client {
 	switch {
