@@ -401,7 +401,12 @@ func (r *RestoreReconciler) switchSets(ctx context.Context, rs *kurav1alpha1.Res
 			put = recordsToPutBack(ip.PreviousRecords, enter, c.Status.Term)
 		} else if ip.PreviousRecords == nil {
 			// Saved before they are cleared: a pass that stops in between finds them saved.
-			if saved := savedRecords(c, leave); saved != nil {
+			// Read from the API server: the cache may not hold the loop's last record yet.
+			fresh := &kurav1alpha1.MySQLCluster{}
+			if err := r.reader().Get(ctx, client.ObjectKeyFromObject(c), fresh); err != nil {
+				return ctrl.Result{}, fmt.Errorf("failed to get MySQLCluster %s: %w", c.Name, err)
+			}
+			if saved := savedRecords(fresh, leave); saved != nil {
 				st := rs.Status.DeepCopy()
 				st.InPlace.PreviousRecords = saved
 				if err := r.writeStatus(ctx, rs, *st); err != nil {
