@@ -369,7 +369,9 @@ func checkRecoverable(b *kurav1alpha1.Backup, c *kurav1alpha1.MySQLCluster, pit 
 // switchSets switches the fenced, stopped cluster between volume sets: to the Restore's new
 // set, or back to its old one (back). The volumes left are labelled kept-by-restore (and the
 // ones returned to lose the label), the clustering loop's records of the instances are
-// cleared (they describe the other set's data), and the cluster is unfenced on the set.
+// cleared (they describe the other set's data; saved first in status.inPlace.previousRecords)
+// or, on the way back, the old set's saved records put back, and the cluster is unfenced on
+// the set.
 func (r *RestoreReconciler) switchSets(ctx context.Context, rs *kurav1alpha1.Restore, c *kurav1alpha1.MySQLCluster, back bool) (ctrl.Result, error) {
 	ip := rs.Status.InPlace
 	leave, enter := ip.FromVolumeSet, ip.ToVolumeSet
@@ -394,7 +396,26 @@ func (r *RestoreReconciler) switchSets(ctx context.Context, rs *kurav1alpha1.Res
 		return ctrl.Result{}, err
 	}
 	if !switchedTo(c, enter) {
-		if err := r.clearClusteringRecords(ctx, c); err != nil {
+		var put *kurav1alpha1.ClusteringRecords
+		if back {
+			put = recordsToPutBack(ip.PreviousRecords, enter, c.Status.Term)
+		} else if ip.PreviousRecords == nil {
+			// Saved before they are cleared: a pass that stops in between finds them saved.
+			// Read from the API server: the cache may not hold the loop's last record yet.
+			fresh := &kurav1alpha1.MySQLCluster{}
+			if err := r.reader().Get(ctx, client.ObjectKeyFromObject(c), fresh); err != nil {
+				return ctrl.Result{}, fmt.Errorf("failed to get MySQLCluster %s: %w", c.Name, err)
+			}
+			if saved := savedRecords(fresh, leave); saved != nil {
+				st := rs.Status.DeepCopy()
+				st.InPlace.PreviousRecords = saved
+				if err := r.writeStatus(ctx, rs, *st); err != nil {
+					return ctrl.Result{}, err
+				}
+				rs.Status = *st
+			}
+		}
+		if err := r.setClusteringRecords(ctx, c, put); err != nil {
 			return ctrl.Result{}, err
 		}
 		set := &enter
@@ -553,18 +574,81 @@ func isOrdinal(s string) bool {
 	return true
 }
 
-// clearClusteringRecords drops the clustering loop's records of the instances from the
+// setClusteringRecords replaces the clustering loop's records of the instances in the
 // cluster's status (the recorded primary, per-instance GTID sets, re-clones, an open
-// asynchronous window): they describe the data of the set being left, and the loop, stopped
-// by the fence, starts again on the other set from nothing, as on a new cluster (instance 0
-// becomes the primary). The term and the history are kept. A JSON merge patch: the fields
-// belong to the loop's field manager.
-func (r *RestoreReconciler) clearClusteringRecords(ctx context.Context, c *kurav1alpha1.MySQLCluster) error {
-	patch := []byte(`{"status":{"currentPrimaryIndex":null,"currentPrimary":null,"keepInstances":null,"instances":null,"reclones":null,"asynchronousWindow":null}}`)
+// asynchronous window): they describe the data of the set being left. With put nil they are
+// cleared, and the loop, stopped by the fence, starts again on the other set from nothing, as
+// on a new cluster (instance 0 becomes the primary); a rollback puts back the old set's saved
+// records (recordsToPutBack), so the loop reopens its recorded primary under its reopen
+// guards. The term and the history are kept: the term never goes back. A JSON merge patch:
+// the fields belong to the loop's field manager.
+func (r *RestoreReconciler) setClusteringRecords(ctx context.Context, c *kurav1alpha1.MySQLCluster, put *kurav1alpha1.ClusteringRecords) error {
+	patch, err := recordsPatch(c, put)
+	if err != nil {
+		return err
+	}
 	if err := r.Client.Status().Patch(ctx, c, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return fmt.Errorf("failed to clear the clustering records of MySQLCluster %s: %w", c.Name, err)
+		return fmt.Errorf("failed to set the clustering records of MySQLCluster %s: %w", c.Name, err)
 	}
 	return nil
+}
+
+// savedRecords are the clustering records of c's status, of volume set set, to save before
+// they are cleared; nil when the loop recorded nothing.
+func savedRecords(c *kurav1alpha1.MySQLCluster, set string) *kurav1alpha1.ClusteringRecords {
+	st := c.Status
+	if st.CurrentPrimaryIndex == nil && len(st.Instances) == 0 && st.AsynchronousWindow == nil {
+		return nil
+	}
+	rec := &kurav1alpha1.ClusteringRecords{VolumeSet: set, Term: st.Term, CurrentPrimary: st.CurrentPrimary, AsynchronousWindow: st.AsynchronousWindow.DeepCopy()}
+	if p := st.CurrentPrimaryIndex; p != nil {
+		rec.CurrentPrimaryIndex = ptrTo(*p)
+	}
+	for _, in := range st.Instances {
+		rec.Instances = append(rec.Instances, kurav1alpha1.RecordedInstance{Name: in.Name, GTIDExecuted: in.GTIDExecuted, ErrantGTIDs: in.ErrantGTIDs})
+	}
+	return rec
+}
+
+// recordsToPutBack decides whether a rollback to volume set enter puts saved back: only the
+// records of that very set (they describe its volumes as they were fenced; nothing ran on
+// them since), and only under a term no lower than theirs (the term is the loop's fencing
+// token and never goes back; the current one is kept). Otherwise the records stay cleared.
+func recordsToPutBack(saved *kurav1alpha1.ClusteringRecords, enter string, term int64) *kurav1alpha1.ClusteringRecords {
+	if saved == nil || saved.VolumeSet != enter || term < saved.Term {
+		return nil
+	}
+	return saved
+}
+
+// recordsPatch is the status merge patch that sets the clustering records to put, or clears
+// them (put nil). The term is not part of it.
+func recordsPatch(c *kurav1alpha1.MySQLCluster, put *kurav1alpha1.ClusteringRecords) ([]byte, error) {
+	st := map[string]any{"currentPrimaryIndex": nil, "currentPrimary": nil, "keepInstances": nil, "instances": nil, "reclones": nil, "asynchronousWindow": nil}
+	if put != nil {
+		if put.CurrentPrimaryIndex != nil {
+			st["currentPrimaryIndex"] = *put.CurrentPrimaryIndex
+		}
+		if put.CurrentPrimary != "" {
+			st["currentPrimary"] = put.CurrentPrimary
+		}
+		if put.AsynchronousWindow != nil {
+			st["asynchronousWindow"] = put.AsynchronousWindow
+		}
+		var ins []kurav1alpha1.InstanceStatus
+		for _, in := range put.Instances {
+			ins = append(ins, kurav1alpha1.InstanceStatus{Name: in.Name, Role: kurav1alpha1.RoleUnknown, GTIDExecuted: in.GTIDExecuted, ErrantGTIDs: in.ErrantGTIDs,
+				Reason: fmt.Sprintf("recorded before Restore %s switched %s away from volume set %s; not observed since", c.Annotations[contract.AnnotationRestoreFence], c.Name, put.VolumeSet)})
+		}
+		if len(ins) > 0 {
+			st["instances"] = ins
+		}
+	}
+	raw, err := json.Marshal(map[string]any{"status": st})
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode the clustering records: %w", err)
+	}
+	return raw, nil
 }
 
 // patchClusterAnnotations sets (non-nil) or removes (nil) annotations of the cluster.

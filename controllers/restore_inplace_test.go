@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -128,7 +129,17 @@ func TestRestoreInPlace(t *testing.T) {
 	ctx := context.Background()
 	backupCluster(t, ns)
 	completedBackupOf(t, ns, "nightly")
-	loopRecords(t, ns)
+	// The old set's primary is shop-1; shop-0 is a lagging replica with an errant transaction.
+	oldInstances := []kurav1alpha1.InstanceStatus{
+		{Name: "shop-0", Role: kurav1alpha1.RoleErrant, Reachable: true, GTIDExecuted: "0-1000-40,1-2000-1", ErrantGTIDs: "1-2000-1"},
+		{Name: "shop-1", Role: kurav1alpha1.RolePrimary, Reachable: true, Healthy: true, GTIDExecuted: "0-1000-45"},
+	}
+	loopRecordsOf(t, ns, 4, 1, oldInstances...)
+	wantSaved := &kurav1alpha1.ClusteringRecords{VolumeSet: "data", Term: 4, CurrentPrimaryIndex: ptr.To[int32](1), CurrentPrimary: "shop-1",
+		Instances: recordedInstances(getCluster(t, ns, "shop"))}
+	if len(wantSaved.Instances) < 2 || wantSaved.Instances[0] != (kurav1alpha1.RecordedInstance{Name: "shop-0", GTIDExecuted: "0-1000-40,1-2000-1", ErrantGTIDs: "1-2000-1"}) {
+		t.Fatalf("old set's instance records %+v", wantSaved.Instances)
+	}
 	for _, name := range []string{"data-shop-0", "data-shop-1"} {
 		newClaim(t, ns, name)
 	}
@@ -174,8 +185,11 @@ func TestRestoreInPlace(t *testing.T) {
 		c.Annotations[contract.AnnotationVolumeSet] != set || c.Annotations[contract.AnnotationRestoreFence] != "" {
 		t.Fatalf("switched cluster annotations %v", c.Annotations)
 	}
-	if c.Status.CurrentPrimaryIndex != nil || len(c.Status.Instances) != 0 || c.Status.Term != 4 {
+	if c.Status.CurrentPrimaryIndex != nil || c.Status.CurrentPrimary != "" || len(c.Status.Instances) != 0 || c.Status.Term != 4 {
 		t.Fatalf("the clustering records of the old set must go (the term stays): %+v", c.Status)
+	}
+	if got := rs.Status.InPlace.PreviousRecords; !equality.Semantic.DeepEqual(got, wantSaved) {
+		t.Fatalf("saved records %+v, want %+v", got, wantSaved)
 	}
 	wantClaimLabel(t, ns, "data-shop-0", "undo")
 	wantClaimLabel(t, ns, "data-shop-1", "undo")
@@ -199,7 +213,8 @@ func TestRestoreInPlace(t *testing.T) {
 	if rs = waitInPlaceStep(t, ns, "undo", stepRestoring); rs.Status.Phase != kurav1alpha1.RestoreRunning {
 		t.Fatalf("completed before the cluster opened: %+v", rs.Status)
 	}
-	loopRecords(t, ns)
+	// The loop bootstraps the new set: a new term, shop-0 primary.
+	loopRecordsOf(t, ns, 5, 0, kurav1alpha1.InstanceStatus{Name: "shop-0", Role: kurav1alpha1.RolePrimary, Reachable: true, Healthy: true, GTIDExecuted: "0-1000-50"})
 	rs = waitRestore(t, ns, "undo", kurav1alpha1.RestoreCompleted)
 	ip := rs.Status.InPlace
 	if ip.Step != stepRestored || ip.DeleteKeptVolumesAfter == nil || rs.Status.GTIDReached != "0-1000-50" ||
@@ -226,8 +241,16 @@ func TestRestoreInPlace(t *testing.T) {
 	if ip := rs.Status.InPlace; ip.Step != stepRolledBack || !slices.Equal(ip.KeptVolumes, []string{set + "-shop-0"}) || ip.DeleteKeptVolumesAfter == nil {
 		t.Fatalf("rolled back status %+v", ip)
 	}
-	if c := getCluster(t, ns, "shop"); len(c.Annotations) != 0 {
+	c = getCluster(t, ns, "shop")
+	if len(c.Annotations) != 0 {
 		t.Fatalf("rolled back cluster annotations %v", c.Annotations)
+	}
+	// The old set's records are back, under the current term (never a lower one).
+	if p := c.Status.CurrentPrimaryIndex; p == nil || *p != 1 || c.Status.CurrentPrimary != "shop-1" || c.Status.Term != 5 {
+		t.Fatalf("rolled back: primary %v %q term %d, want shop-1 under term 5", p, c.Status.CurrentPrimary, c.Status.Term)
+	}
+	if got := recordedInstances(c); !slices.Equal(got, wantSaved.Instances) {
+		t.Fatalf("rolled back instance records %+v, want %+v", got, wantSaved.Instances)
 	}
 	wantClaimLabel(t, ns, "data-shop-0", "")
 	wantClaimLabel(t, ns, set+"-shop-0", "undo")
@@ -254,9 +277,12 @@ func TestRestoreInPlace(t *testing.T) {
 	if d := rs.Spec.KeepOldVolumesFor; d == nil || d.Duration != 24*time.Hour {
 		t.Errorf("keepOldVolumesFor default %v", d)
 	}
+	if c := getCluster(t, ns, "shop"); c.Status.CurrentPrimaryIndex != nil || len(c.Status.Instances) != 0 {
+		t.Fatalf("the old set's records were left on the new set: %+v", c.Status)
+	}
 	waitStatefulSetOn(t, ns, rs.Status.InPlace.ToVolumeSet)
 	firstInstanceReports(t, ns, "shop", corev1.ContainerState{Terminated: terminated(0, restoredResult)}, nil)
-	loopRecords(t, ns)
+	loopRecordsOf(t, ns, 6, 0, kurav1alpha1.InstanceStatus{Name: "shop-0", Role: kurav1alpha1.RolePrimary, Reachable: true, Healthy: true, GTIDExecuted: "0-1000-50"})
 	waitRestore(t, ns, "again", kurav1alpha1.RestoreCompleted)
 	if claimGone(t, ns, "data-shop-0") {
 		t.Fatal("old volumes deleted before confirmation")
@@ -267,14 +293,33 @@ func TestRestoreInPlace(t *testing.T) {
 		t.Fatalf("confirmed: %+v", rs.Status.InPlace)
 	}
 	waitEvent(t, ns, "RestoreVolumesDeleted")
+	// Confirmed: the new set keeps its own records, never the old set's.
+	c = getCluster(t, ns, "shop")
+	if p := c.Status.CurrentPrimaryIndex; p == nil || *p != 0 || slices.Equal(recordedInstances(c), wantSaved.Instances) || c.Status.Term != 6 {
+		t.Fatalf("confirmed: status %+v", c.Status)
+	}
 }
 
-// loopRecords plays the clustering loop: a recorded primary (shop-0), term 4, Available.
-func loopRecords(t *testing.T, ns string) {
+// recordedInstances are the recorded GTID sets of c's instances.
+func recordedInstances(c *kurav1alpha1.MySQLCluster) []kurav1alpha1.RecordedInstance {
+	var out []kurav1alpha1.RecordedInstance
+	for _, in := range c.Status.Instances {
+		out = append(out, kurav1alpha1.RecordedInstance{Name: in.Name, GTIDExecuted: in.GTIDExecuted, ErrantGTIDs: in.ErrantGTIDs})
+	}
+	return out
+}
+
+// loopRecordsOf plays the clustering loop: primary shop-<primary> recorded under term, the
+// instances' records, Available.
+func loopRecordsOf(t *testing.T, ns string, term int64, primary int32, instances ...kurav1alpha1.InstanceStatus) {
 	t.Helper()
 	c := getCluster(t, ns, "shop")
-	st := map[string]any{"currentPrimaryIndex": 0, "term": 4, "conditions": []metav1.Condition{{Type: kurav1alpha1.ConditionAvailable, Status: metav1.ConditionTrue,
-		Reason: "PrimaryWritable", Message: "shop-0 accepts writes", LastTransitionTime: metav1.Now()}}}
+	name := fmt.Sprintf("shop-%d", primary)
+	st := map[string]any{"currentPrimaryIndex": primary, "currentPrimary": name, "term": term, "conditions": []metav1.Condition{{Type: kurav1alpha1.ConditionAvailable, Status: metav1.ConditionTrue,
+		Reason: "PrimaryWritable", Message: name + " accepts writes", LastTransitionTime: metav1.Now()}}}
+	if len(instances) > 0 {
+		st["instances"] = instances
+	}
 	if err := apply.Status(context.Background(), k8s, c, st, "test-loop"); err != nil {
 		t.Fatal(err)
 	}
@@ -452,5 +497,78 @@ func TestSwitchedTo(t *testing.T) {
 		if got := switchedTo(tc.c, switchTarget(tc.ip)); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A rollback puts back only the records of the set it returns to, and never under a lower
+// term than theirs.
+func TestRecordsToPutBack(t *testing.T) {
+	saved := &kurav1alpha1.ClusteringRecords{VolumeSet: "data", Term: 4, CurrentPrimaryIndex: ptr.To[int32](1)}
+	for _, tc := range []struct {
+		name  string
+		saved *kurav1alpha1.ClusteringRecords
+		enter string
+		term  int64
+		want  bool
+	}{
+		{"back to the saved set, term moved on", saved, "data", 5, true},
+		{"back to the saved set, same term", saved, "data", 4, true},
+		{"nothing saved", nil, "data", 5, false},
+		{"another set", saved, "data-1a2b3c4d", 5, false},
+		{"a term lower than the records'", saved, "data", 3, false},
+	} {
+		if got := recordsToPutBack(tc.saved, tc.enter, tc.term); (got != nil) != tc.want {
+			t.Errorf("%s: put back %v, want %v", tc.name, got != nil, tc.want)
+		}
+	}
+}
+
+// savedRecords keeps the primary, the instances' GTID sets and an open window; nothing is
+// saved when the loop recorded nothing. recordsPatch puts them back without the term, or
+// clears them.
+func TestSavedRecordsAndPatch(t *testing.T) {
+	c := &kurav1alpha1.MySQLCluster{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}
+	if savedRecords(c, "data") != nil {
+		t.Fatal("records saved from an empty status")
+	}
+	c.Status = kurav1alpha1.MySQLClusterStatus{Term: 7, CurrentPrimaryIndex: ptr.To[int32](1), CurrentPrimary: "shop-1",
+		AsynchronousWindow: &kurav1alpha1.AsynchronousWindow{Since: "0-1000-9"},
+		Instances:          []kurav1alpha1.InstanceStatus{{Name: "shop-0", Role: kurav1alpha1.RoleReplica, GTIDExecuted: "0-1000-8", ErrantGTIDs: "1-2-3", Reason: "lag"}, {Name: "shop-1", GTIDExecuted: "0-1000-10"}}}
+	rec := savedRecords(c, "data")
+	want := &kurav1alpha1.ClusteringRecords{VolumeSet: "data", Term: 7, CurrentPrimaryIndex: ptr.To[int32](1), CurrentPrimary: "shop-1",
+		AsynchronousWindow: &kurav1alpha1.AsynchronousWindow{Since: "0-1000-9"},
+		Instances:          []kurav1alpha1.RecordedInstance{{Name: "shop-0", GTIDExecuted: "0-1000-8", ErrantGTIDs: "1-2-3"}, {Name: "shop-1", GTIDExecuted: "0-1000-10"}}}
+	if !equality.Semantic.DeepEqual(rec, want) {
+		t.Fatalf("saved %+v, want %+v", rec, want)
+	}
+	*c.Status.CurrentPrimaryIndex = 0
+	if *rec.CurrentPrimaryIndex != 1 {
+		t.Fatal("the saved records share the status's primary index")
+	}
+
+	var put struct {
+		Status kurav1alpha1.MySQLClusterStatus `json:"status"`
+	}
+	raw, err := recordsPatch(c, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &put); err != nil {
+		t.Fatal(err)
+	}
+	st := put.Status
+	if p := st.CurrentPrimaryIndex; p == nil || *p != 1 || st.CurrentPrimary != "shop-1" || st.Term != 0 || st.AsynchronousWindow == nil ||
+		len(st.Instances) != 2 || st.Instances[0].GTIDExecuted != "0-1000-8" || st.Instances[0].ErrantGTIDs != "1-2-3" || st.Instances[1].GTIDExecuted != "0-1000-10" {
+		t.Fatalf("put-back patch %s", raw)
+	}
+	if strings.Contains(string(raw), `"term"`) {
+		t.Fatalf("the patch writes the term: %s", raw)
+	}
+	raw, err = recordsPatch(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"status":{"asynchronousWindow":null,"currentPrimary":null,"currentPrimaryIndex":null,"instances":null,"keepInstances":null,"reclones":null}}`; string(raw) != want {
+		t.Fatalf("clearing patch %s, want %s", raw, want)
 	}
 }

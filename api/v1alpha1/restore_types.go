@@ -85,6 +85,44 @@ type InPlaceRestoreStatus struct {
 	// Hint says how to confirm or roll back.
 	// +optional
 	Hint string `json:"hint,omitempty"`
+	// PreviousRecords are the clustering loop's records of the old volume set, saved when the
+	// cluster left it and put back by a rollback to that same set.
+	// +optional
+	PreviousRecords *ClusteringRecords `json:"previousRecords,omitempty"`
+}
+
+// ClusteringRecords are the clustering loop's records of one volume set's instances, as they
+// were when the set was fenced: its primary, what each instance had executed, its errant
+// transactions and an open asynchronous window. The term is the one they were recorded under.
+type ClusteringRecords struct {
+	// VolumeSet is the set the records describe.
+	VolumeSet string `json:"volumeSet"`
+	// Term is status.term when the records were saved.
+	Term int64 `json:"term"`
+	// CurrentPrimaryIndex is the ordinal of the recorded primary.
+	// +optional
+	CurrentPrimaryIndex *int32 `json:"currentPrimaryIndex,omitempty"`
+	// CurrentPrimary is the Pod name of the recorded primary.
+	// +optional
+	CurrentPrimary string `json:"currentPrimary,omitempty"`
+	// Instances are the recorded GTID sets of each instance.
+	// +optional
+	Instances []RecordedInstance `json:"instances,omitempty"`
+	// AsynchronousWindow is the window open when the records were saved.
+	// +optional
+	AsynchronousWindow *AsynchronousWindow `json:"asynchronousWindow,omitempty"`
+}
+
+// RecordedInstance is what the clustering loop recorded of one instance's data.
+type RecordedInstance struct {
+	// Name of the instance's Pod.
+	Name string `json:"name"`
+	// GTIDExecuted is the instance's recorded executed GTID set.
+	// +optional
+	GTIDExecuted string `json:"gtidExecuted,omitempty"`
+	// ErrantGTIDs are its recorded errant transactions.
+	// +optional
+	ErrantGTIDs string `json:"errantGTIDs,omitempty"`
 }
 
 // RestoreVerification is what the restore checked at the end.

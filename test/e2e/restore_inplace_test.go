@@ -19,7 +19,9 @@ import (
 // An in-place restore end to end, through kubectl: rows, a physical backup, more rows; a
 // Restore into the cluster itself leaves exactly the backup's rows behind the primary Service
 // and keeps the old volumes, labelled; a rollback brings the rows written after the backup
-// back; a second in-place restore, confirmed, deletes the old volumes.
+// back, with the primary the old volumes had (shop-1, after a switchover) reopened by the
+// clustering loop from the records the Restore saved; a second in-place restore, confirmed,
+// deletes the old volumes.
 func TestRestoreInPlace(t *testing.T) {
 	needCluster(t)
 	ns := newNamespace(t, "inplace")
@@ -29,6 +31,19 @@ func TestRestoreInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitCluster(t, ns, "shop", "2 healthy instances", 5*time.Minute, healthy(t, ns, "shop", 2))
+	// The old volumes' primary is shop-1: a rollback from nothing would make shop-0 primary.
+	kubectlRun(t, "", "patch", "mysqlcluster", "shop", "-n", ns, "--type", "merge", "-p", `{"spec":{"switchover":{"target":1,"id":"e2e-inplace"}}}`)
+	awaitCluster(t, ns, "shop", "switchover to shop-1", 2*time.Minute, func() error {
+		c := &kurav1alpha1.MySQLCluster{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, c); err != nil {
+			return err
+		}
+		if c.Status.Switchover == nil || c.Status.Switchover.Phase != "Completed" || c.Status.CurrentPrimary != "shop-1" {
+			return fmt.Errorf("switchover %+v primary %s", c.Status.Switchover, c.Status.CurrentPrimary)
+		}
+		return nil
+	})
+	awaitCluster(t, ns, "shop", "2 healthy instances after the switchover", 2*time.Minute, healthy(t, ns, "shop", 2))
 	setupApp(t, ns, "shop")
 	rows := func() []int64 {
 		return tableIDs(t, serviceIP(t, ns, "shop-primary"), adminUser, adminPassword(t, ns, "shop"), math.MaxInt64)
@@ -74,11 +89,27 @@ spec:
 	}
 	awaitCluster(t, ns, "shop", "2 healthy instances on the restored volumes", 5*time.Minute, healthy(t, ns, "shop", 2))
 
+	if p := rs.Status.InPlace.PreviousRecords; p == nil || p.CurrentPrimary != "shop-1" || p.VolumeSet != "data" {
+		t.Errorf("saved records %+v", p)
+	}
+	restored := &kurav1alpha1.MySQLCluster{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, restored); err != nil {
+		t.Fatal(err)
+	}
+
 	kubectlRun(t, "", "annotate", "-n", ns, "restore", "undo", contract.AnnotationRollback+"=true")
 	awaitRestore(t, ns, "undo", kurav1alpha1.RestoreRolledBack)
 	awaitCluster(t, ns, "shop", "2 healthy instances on the old volumes", 5*time.Minute, healthy(t, ns, "shop", 2))
 	if got := rows(); !slices.Equal(got, all) {
 		t.Fatalf("after the rollback the cluster holds %d rows, want the %d it had", len(got), len(all))
+	}
+	back := &kurav1alpha1.MySQLCluster{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Status.CurrentPrimary != "shop-1" || back.Status.Term < restored.Status.Term {
+		t.Fatalf("after the rollback: primary %s term %d, want the old volumes' shop-1 reopened under a term of at least %d",
+			back.Status.CurrentPrimary, back.Status.Term, restored.Status.Term)
 	}
 	// The restored volumes go at once on confirmation; a new in-place restore waits for that.
 	kubectlRun(t, "", "annotate", "-n", ns, "restore", "undo", contract.AnnotationConfirm+"=true")
