@@ -53,9 +53,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// APIQPS and APIBurst bound the operator's requests to the API server (client-side rate
 	// limit); the server's own priority and fairness still applies.
-	APIQPS   float64
-	APIBurst int
-	ZapOptions              zap.Options
+	APIQPS     float64
+	APIBurst   int
+	ZapOptions zap.Options
 
 	// skipNameValidation lets tests build more than one manager in a process.
 	skipNameValidation bool
