@@ -18,6 +18,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kurav1alpha1 "github.com/kura-db/kura/api/v1alpha1"
 	backuprun "github.com/kura-db/kura/backup"
@@ -154,12 +156,40 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	job := &batchv1.Job{}
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: builder.BackupJobName(b)}, job)
 	switch {
+	case apierrors.IsNotFound(err) && b.Status.JobName != "":
+		return r.jobMissing(ctx, b)
 	case apierrors.IsNotFound(err):
 		return r.start(ctx, b)
 	case err != nil:
 		return ctrl.Result{}, fmt.Errorf("failed to get Job: %w", err)
 	}
 	return r.follow(ctx, b, job)
+}
+
+// jobMissing handles a running Backup whose Job the cache does not hold. A backup is never
+// run twice behind the user's back: the cache may be behind (the Job just created, or the
+// Backup already failed and its stuck Job deleted), so both are read from the API server;
+// a Job that is really gone fails the Backup.
+func (r *BackupReconciler) jobMissing(ctx context.Context, b *kurav1alpha1.Backup) (ctrl.Result, error) {
+	reader := client.Reader(r.Client)
+	if r.APIReader != nil {
+		reader = r.APIReader
+	}
+	live := &kurav1alpha1.Backup{}
+	if err := reader.Get(ctx, client.ObjectKeyFromObject(b), live); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if live.Status.Phase != kurav1alpha1.BackupRunning {
+		return ctrl.Result{}, nil // failed or completed meanwhile: the cache was behind
+	}
+	err := reader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: b.Status.JobName}, &batchv1.Job{})
+	switch {
+	case err == nil:
+		return ctrl.Result{RequeueAfter: time.Second}, nil // the cache is behind
+	case !apierrors.IsNotFound(err):
+		return ctrl.Result{}, fmt.Errorf("failed to get Job %s: %w", b.Status.JobName, err)
+	}
+	return r.fail(ctx, live, "JobDeleted", fmt.Sprintf("Job %s was deleted before the backup finished; create a new Backup", b.Status.JobName))
 }
 
 // start checks what the Job needs, picks the source and creates the Job. A problem the user
@@ -308,7 +338,9 @@ func (r *BackupReconciler) follow(ctx context.Context, b *kurav1alpha1.Backup, j
 			// or not yet in the cache): what it said is rebuilt from the Job.
 			st := statusFromJob(b, job)
 			st.Phase = kurav1alpha1.BackupRunning
-			return ctrl.Result{}, r.writeStatus(ctx, b, st)
+			// The write may change nothing (the status was there, the cache behind): look
+			// again on the timer as for any running backup.
+			return ctrl.Result{RequeueAfter: stuckCheckInterval}, r.writeStatus(ctx, b, st)
 		}
 		// A Pod that cannot start (a Secret deleted after the Job was created, an image
 		// that cannot be pulled) would wait forever: the Backup fails and the Job goes.
@@ -543,7 +575,17 @@ func (r *BackupReconciler) deleteData(ctx context.Context, b *kurav1alpha1.Backu
 
 // SetupWithManager registers the reconciler.
 func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).For(&kurav1alpha1.Backup{}).Owns(&batchv1.Job{}).Named("backup").Complete(r)
+	// A Job's Pod that cannot start changes no Job: its Pods are watched too, so a stuck one
+	// fails the Backup when it is seen, not on the next timed check.
+	podsOfBackups := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		name := o.GetLabels()[contract.LabelBackup]
+		if name == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+	})
+	return ctrl.NewControllerManagedBy(mgr).For(&kurav1alpha1.Backup{}).Owns(&batchv1.Job{}).
+		Watches(&corev1.Pod{}, podsOfBackups).Named("backup").Complete(r)
 }
 
 // withArchivePrune adds to a delete Job's request the position below which the cluster's

@@ -85,8 +85,13 @@ func getBackup(t *testing.T, ns, name string) *kurav1alpha1.Backup {
 
 func waitPhase(t *testing.T, ns, name string, phase kurav1alpha1.BackupPhase) *kurav1alpha1.Backup {
 	t.Helper()
+	return waitPhaseWithin(t, 20*time.Second, ns, name, phase)
+}
+
+func waitPhaseWithin(t *testing.T, timeout time.Duration, ns, name string, phase kurav1alpha1.BackupPhase) *kurav1alpha1.Backup {
+	t.Helper()
 	var b *kurav1alpha1.Backup
-	eventually(t, fmt.Sprintf("Backup %s %s", name, phase), func() error {
+	eventuallyWithin(t, timeout, fmt.Sprintf("Backup %s %s", name, phase), func() error {
 		b = getBackup(t, ns, name)
 		if b.Status.Phase != phase {
 			return fmt.Errorf("status %+v", b.Status)
@@ -352,7 +357,8 @@ func TestBackupPodThatCannotStartFails(t *testing.T) {
 	}
 	waitPhase(t, ns, "config-error", kurav1alpha1.BackupRunning)
 	pendingPod(t, ns, "config-error-backup", "CreateContainerConfigError")
-	if b := waitPhase(t, ns, "config-error", kurav1alpha1.BackupFailed); !strings.Contains(b.Status.Message, "cannot start container backup: CreateContainerConfigError") {
+	// The stuck Pod is noticed on the controller's next check, up to stuckCheckInterval later.
+	if b := waitPhaseWithin(t, 3*stuckCheckInterval, ns, "config-error", kurav1alpha1.BackupFailed); !strings.Contains(b.Status.Message, "cannot start container backup: CreateContainerConfigError") {
 		t.Errorf("message %q", b.Status.Message)
 	}
 	eventually(t, "the stuck Job to be deleted", func() error {
@@ -377,7 +383,7 @@ func TestBackupPodThatCannotStartFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	pendingPod(t, ns, "secret-gone-backup", "")
-	if b := waitPhase(t, ns, "secret-gone", kurav1alpha1.BackupFailed); !strings.Contains(b.Status.Message, `spec.storage.s3.credentialsSecret: Secret "other-keys" not found`) {
+	if b := waitPhaseWithin(t, 3*stuckCheckInterval, ns, "secret-gone", kurav1alpha1.BackupFailed); !strings.Contains(b.Status.Message, `spec.storage.s3.credentialsSecret: Secret "other-keys" not found`) {
 		t.Errorf("message %q", b.Status.Message)
 	}
 }
@@ -510,5 +516,31 @@ func TestBackupDeletionPrunesTheArchiveBelowTheOldestKeptBackup(t *testing.T) {
 	}
 	if got := prunes("wed"); got != "" {
 		t.Errorf("deleting the last base (a partial backup is none) prunes below %q, want nothing", got)
+	}
+}
+
+// A running backup whose Job is deleted fails, saying so; it is never started again.
+func TestBackupWhoseJobIsDeletedFails(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	backupCluster(t, ns)
+	if err := k8s.Create(ctx, newBackupObject(ns, "job-gone")); err != nil {
+		t.Fatal(err)
+	}
+	b := waitPhase(t, ns, "job-gone", kurav1alpha1.BackupRunning)
+	job := &batchv1.Job{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: b.Status.JobName}, job); err != nil {
+		t.Fatal(err)
+	}
+	bg := metav1.DeletePropagationBackground
+	if err := k8s.Delete(ctx, job, &client.DeleteOptions{PropagationPolicy: &bg}); err != nil {
+		t.Fatal(err)
+	}
+	if b := waitPhase(t, ns, "job-gone", kurav1alpha1.BackupFailed); !strings.Contains(b.Status.Message, "Job job-gone-backup was deleted before the backup finished") {
+		t.Errorf("message %q", b.Status.Message)
+	}
+	err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: b.Status.JobName}, &batchv1.Job{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("a Job exists again after the Backup failed: %v", err)
 	}
 }

@@ -169,7 +169,14 @@ func newNamespace(t *testing.T) string {
 // error.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	eventuallyWithin(t, 20*time.Second, what, cond)
+}
+
+// eventuallyWithin is eventually with its own deadline, for conditions a controller checks
+// on a timer (a stuck backup Pod: every stuckCheckInterval).
+func eventuallyWithin(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	var err error
 	for time.Now().Before(deadline) {
 		if err = cond(); err == nil {
