@@ -136,24 +136,7 @@ func TestTLS(t *testing.T) {
 	if err := plain.Ping(); err != nil {
 		t.Fatalf("clear-text client refused without requireSecureTransport: %v", err)
 	}
-	before := get(t, ns, "shop").Status.ConfigHash
-	update(t, ns, "shop", func(c *kurav1alpha1.MySQLCluster) { c.Spec.TLS.RequireSecureTransport = true })
-	awaitCluster(t, ns, "shop", "the instances rolled with require_secure_transport and healthy", 10*time.Minute, func() error {
-		c := get(t, ns, "shop")
-		if c.Status.ConfigHash == before {
-			return fmt.Errorf("config hash unchanged")
-		}
-		var pods corev1.PodList
-		if err := k8s.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{contract.LabelCluster: "shop"}); err != nil {
-			return err
-		}
-		for _, p := range pods.Items {
-			if h := p.Annotations[contract.AnnotationConfigHash]; h != c.Status.ConfigHash {
-				return fmt.Errorf("%s still runs config %s", p.Name, h)
-			}
-		}
-		return healthy(t, ns, "shop", 2)()
-	})
+	rollTLS(t, ns, "the instances rolled with require_secure_transport and healthy", func(c *kurav1alpha1.MySQLCluster) { c.Spec.TLS.RequireSecureTransport = true })
 	waitFor(t, "a clear-text client refused", time.Minute, func() error {
 		db := openDB(serviceIP(t, ns, "shop-primary"), adminUser, admin)
 		defer func() { _ = db.Close() }()
@@ -170,6 +153,56 @@ func TestTLS(t *testing.T) {
 	primary = tlsDB(serviceIP(t, ns, "shop-primary"), primaryName)
 	checkTLS(t, primary, "the primary Service under requireSecureTransport")
 	replicaCipher(t, ns, primary, caPEM)
+
+	// Turning TLS off is a rolling change in the safe order that loses nothing: clear text
+	// allowed again first, then TLS off under a clear-text writer.
+	rollTLS(t, ns, "the instances rolled without require_secure_transport", func(c *kurav1alpha1.MySQLCluster) { c.Spec.TLS.RequireSecureTransport = false })
+	w = startWriter(serviceIP(t, ns, "shop-primary"), 1_000_000)
+	w.waitFlowing(t)
+	off := false
+	rollTLS(t, ns, "the instances rolled with TLS off", func(c *kurav1alpha1.MySQLCluster) { c.Spec.TLS.Enabled = &off })
+	w.waitAckedSince(t, time.Now(), "after TLS was turned off", 2*time.Minute)
+	acked = w.halt()
+	if lost := missingOnPrimary(t, ns, "shop", acked); len(lost) > 0 {
+		t.Fatalf("%d of %d acknowledged writes lost while TLS was turned off: %v", len(lost), len(acked), lost)
+	}
+	var haveSSL string
+	waitFor(t, "the primary without TLS", time.Minute, func() error {
+		db := openDB(serviceIP(t, ns, "shop-primary"), adminUser, admin)
+		defer func() { _ = db.Close() }()
+		if err := db.QueryRow("SELECT @@have_ssl").Scan(&haveSSL); err != nil {
+			return err
+		}
+		if haveSSL == "YES" {
+			return fmt.Errorf("have_ssl %s", haveSSL)
+		}
+		return nil
+	})
+	t.Logf("TLS turned off under writes: have_ssl %s, %d acknowledged writes, none lost", haveSSL, len(acked))
+}
+
+// rollTLS changes spec.tls and waits until every instance runs the new configuration and the
+// cluster is healthy again.
+func rollTLS(t *testing.T, ns, what string, change func(*kurav1alpha1.MySQLCluster)) {
+	t.Helper()
+	before := get(t, ns, "shop").Status.ConfigHash
+	update(t, ns, "shop", change)
+	awaitCluster(t, ns, "shop", what, 10*time.Minute, func() error {
+		c := get(t, ns, "shop")
+		if c.Status.ConfigHash == before {
+			return fmt.Errorf("config hash unchanged")
+		}
+		var pods corev1.PodList
+		if err := k8s.List(context.Background(), &pods, client.InNamespace(ns), client.MatchingLabels{contract.LabelCluster: "shop"}); err != nil {
+			return err
+		}
+		for _, p := range pods.Items {
+			if h := p.Annotations[contract.AnnotationConfigHash]; h != c.Status.ConfigHash {
+				return fmt.Errorf("%s still runs config %s", p.Name, h)
+			}
+		}
+		return healthy(t, ns, "shop", 2)()
+	})
 }
 
 // podUIDs maps the cluster's Pods to their UIDs.
