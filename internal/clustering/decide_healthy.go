@@ -184,7 +184,12 @@ func (d *decider) primaryReachable(primary Instance) {
 	}
 	if why := d.primaryUnsafeToReopen(primary); why != "" {
 		// Rule 15a: a restarted primary is reopened only once every replica that may hold an
-		// acknowledged write has been seen. Nothing is changed meanwhile.
+		// acknowledged write has been seen. Nothing is changed meanwhile, and status keeps
+		// what it recorded the primary held, so primaryBehind still sees what it lost when
+		// the replicas answer.
+		if rec, ok := d.o.Recorded.Executed[primary.Ordinal]; ok {
+			pst.Executed = pst.Executed.Union(rec)
+		}
 		d.setStatuses(pst, verdicts)
 		d.state(StateDegraded, "PrimaryRestarted", "%s", why)
 		return
@@ -265,10 +270,10 @@ func (d *decider) primaryBehind(primary Instance) string {
 			// this one, or a former one whose writes this primary had applied before it was
 			// promoted (the failover waited for them) and lost in its restart. Its own writes
 			// the primary lacks are errant, reported as such.
+			// What status recorded as errant is not left out: a replica flagged errant for a
+			// former primary's transaction while this primary was held read-only (the pass
+			// that found it restarted) would otherwise hide the very write it lost.
 			lost = in.SQL.holds().Subtract(in.SQL.holds().FromServer(in.SQL.ServerID)).Subtract(primary.SQL.Executed)
-			if e := d.recordedErrant(in.Ordinal); e != nil {
-				lost = lost.Subtract(*e)
-			}
 		}
 		if !lost.IsEmpty() {
 			ahead = append(ahead, fmt.Sprintf("%s has %s", in.Name, lost))

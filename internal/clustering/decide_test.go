@@ -203,6 +203,20 @@ var decideCases = []struct {
 		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
 			steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
 			check: messageHas("came back without transactions it had committed (db-2 has 0-1001-50)")}},
+	// The chaos suite's second double fault: the only copy of the old primary's last
+	// acknowledged write was on db-2, which the pass that found the primary restarted (and held
+	// it read-only) had reported errant; the next pass left it out and reopened the primary.
+	{"read-only primary lacking a former primary's transaction a replica holds, already reported errant: failover stage 1", cluster(3).primary(0).readOnly(0).has(2, "0-1000-100,0-1001-50", "0-1000-100,0-1001-50").recordedErrant(2, "0-1001-50"),
+		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
+			steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
+			check: messageHas("came back without transactions it had committed (db-2 has 0-1001-50)")}},
+	{"read-only primary held while a replica is unobservable: status keeps the set recorded for it", cluster(3).primary(0).readOnly(0).down(2, 2*s, "connection refused").recordedExecuted(0, "0-1000-120"),
+		want{state: StateDegraded, reason: "PrimaryRestarted", primary: ord(0), term: 1, check: func(t *testing.T, p Plan) {
+			st, _ := p.InstanceStatus(0)
+			if !st.Executed.Contains(set("0-1000-120")) {
+				t.Errorf("status of the held primary: executed %s, want it to keep 0-1000-120", st.Executed)
+			}
+		}}},
 	{"read-only primary lacking what it was promoted holding: failover stage 1", cluster(3).primary(0).readOnly(0).recordedExecuted(0, "0-1000-100,0-1001-50"),
 		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
 			steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
