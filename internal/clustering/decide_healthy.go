@@ -190,6 +190,23 @@ func (d *decider) primaryReachable(primary Instance) {
 		if rec, ok := d.o.Recorded.Executed[primary.Ordinal]; ok {
 			pst.Executed = pst.Executed.Union(rec)
 		}
+		// Nor is a replica holding what the primary lacks reported errant yet: the primary
+		// may be the one that lost it, and a replica recorded errant is never a failover
+		// candidate (a double fault in the chaos suite was left waiting for a person so).
+		for o, v := range verdicts {
+			if v.status.Role != RoleErrant {
+				continue
+			}
+			if rec := d.recordedErrant(o); rec != nil && rec.Contains(v.status.Errant) {
+				continue // known before the restart
+			}
+			v.status.Role, v.status.Errant = RoleReplica, gtid.Set{}
+			if rec := d.recordedErrant(o); rec != nil {
+				v.status.Errant = *rec
+			}
+			v.status.Reason = "holds transactions the restarted primary lacks; judged once every replica answers"
+			verdicts[o] = v
+		}
 		d.setStatuses(pst, verdicts)
 		d.state(StateDegraded, "PrimaryRestarted", "%s", why)
 		return

@@ -217,6 +217,13 @@ var decideCases = []struct {
 				t.Errorf("status of the held primary: executed %s, want it to keep 0-1000-120", st.Executed)
 			}
 		}}},
+	{"read-only primary held while a replica is unobservable: a replica holding more is not reported errant yet", cluster(3).primary(0).readOnly(0).down(2, 2*s, "connection refused").has(1, "0-1000-100,0-1001-50", "0-1000-100,0-1001-50"),
+		want{state: StateDegraded, reason: "PrimaryRestarted", primary: ord(0), term: 1, check: func(t *testing.T, p Plan) {
+			st, _ := p.InstanceStatus(1)
+			if st.Role == RoleErrant || !st.Errant.IsEmpty() {
+				t.Errorf("db-1 reported %s with errant %q while the primary is held", st.Role, st.Errant)
+			}
+		}}},
 	{"read-only primary lacking what it was promoted holding: failover stage 1", cluster(3).primary(0).readOnly(0).recordedExecuted(0, "0-1000-100,0-1001-50"),
 		want{state: StateFailed, reason: "Fencing", primary: ord(0), term: 1, cont: true,
 			steps: []string{"optional fence-through-agent(0)", "fence-io-threads(1)", "fence-io-threads(2)"}, events: []string{EventFailoverStarted}, labels: map[int]string{0: LabelNone},
